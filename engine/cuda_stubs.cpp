@@ -1,0 +1,17 @@
+// When retort is built without CUDA, the runtime surface answers "no GPU" or fails clearly.
+#ifndef RETORT_WITH_CUDA
+#include "kernels/cuda/cuda_api.h"
+
+namespace retort::cuda {
+namespace {
+[[noreturn]] void no_cuda() { fail("this retort was built without CUDA (nvcc was not found at build time)"); }
+}  // namespace
+int device_count() { return 0; }
+std::string unavailable_reason() { return "this retort was built without CUDA (nvcc was not found at build time)"; }
+void* device_alloc(size_t, int) { no_cuda(); }
+void device_free(void*, int) {}
+void memcpy_any(void*, bool, const void*, bool, size_t) { no_cuda(); }
+void synchronize() {}
+void set_device(int) { no_cuda(); }
+}  // namespace retort::cuda
+#endif

@@ -1,0 +1,129 @@
+// The op list: every differentiable operation of the engine, on CPU and CUDA with the same
+// semantics. Each family lives in engine/ops/<family>.cpp (shape checks, autograd wiring,
+// dispatch) with kernels in kernels/cpu/<family>.* and kernels/cuda/<family>.*.
+// Binary ops broadcast like NumPy; both operands must share dtype and device.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <vector>
+#include "engine/tensor.h"
+
+namespace retort {
+
+class Generator;
+
+enum class Reduction { none, mean, sum, batchmean };
+
+// ---- elementwise (engine/ops/elementwise.cpp)
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor add(const Tensor& a, double s);
+Tensor mul(const Tensor& a, double s);
+Tensor rsub(double s, const Tensor& a);  // s - a
+Tensor rdiv(double s, const Tensor& a);  // s / a
+Tensor neg(const Tensor& a);
+Tensor exp(const Tensor& a);
+Tensor log(const Tensor& a);
+Tensor sqrt(const Tensor& a);
+Tensor pow(const Tensor& a, double exponent);
+Tensor abs(const Tensor& a);
+Tensor clamp(const Tensor& a, double lo, double hi);  // use +-infinity for one-sided
+Tensor relu(const Tensor& a);
+Tensor gelu(const Tensor& a);  // exact: x * 0.5 * (1 + erf(x / sqrt(2)))
+Tensor sigmoid(const Tensor& a);
+Tensor tanh(const Tensor& a);
+Tensor maximum(const Tensor& a, const Tensor& b);  // gradient to the larger (a on ties)
+
+inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+inline Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+inline Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+inline Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+inline Tensor operator+(const Tensor& a, double s) { return add(a, s); }
+inline Tensor operator-(const Tensor& a, double s) { return add(a, -s); }
+inline Tensor operator*(const Tensor& a, double s) { return mul(a, s); }
+inline Tensor operator/(const Tensor& a, double s) { return mul(a, 1.0 / s); }
+inline Tensor operator+(double s, const Tensor& a) { return add(a, s); }
+inline Tensor operator-(double s, const Tensor& a) { return rsub(s, a); }
+inline Tensor operator*(double s, const Tensor& a) { return mul(a, s); }
+inline Tensor operator/(double s, const Tensor& a) { return rdiv(s, a); }
+inline Tensor operator-(const Tensor& a) { return neg(a); }
+
+// ---- comparisons and selection (engine/ops/select.cpp); masks are u8 (0/1)
+Tensor gt(const Tensor& a, double s);                                   // u8 mask a > s
+Tensor eq(const Tensor& a, const Tensor& b);                           // u8 mask, broadcast
+Tensor where(const Tensor& mask, const Tensor& a, const Tensor& b);   // mask ? a : b (broadcast)
+Tensor masked_fill(const Tensor& a, const Tensor& mask, double value);
+Tensor index_select(const Tensor& a, int64_t dim, const Tensor& index);  // index: i64 [K]
+Tensor gather(const Tensor& a, int64_t dim, const Tensor& index);        // torch.gather semantics
+
+// ---- reductions (engine/ops/reduce.cpp); empty dims = all dims
+Tensor sum(const Tensor& a, const std::vector<int64_t>& dims = {}, bool keepdim = false);
+Tensor mean(const Tensor& a, const std::vector<int64_t>& dims = {}, bool keepdim = false);
+Tensor max(const Tensor& a, const std::vector<int64_t>& dims = {}, bool keepdim = false);  // grad to first max
+Tensor var(const Tensor& a, const std::vector<int64_t>& dims = {}, bool keepdim = false, bool unbiased = true);
+Tensor argmax(const Tensor& a, int64_t dim, bool keepdim = false);  // i64, no grad
+Tensor softmax(const Tensor& a, int64_t dim);
+Tensor log_softmax(const Tensor& a, int64_t dim);
+
+// ---- linear algebra (engine/ops/matmul.cpp): cuBLAS(Lt) on GPU, OpenBLAS on CPU
+Tensor matmul(const Tensor& a, const Tensor& b);  // [..., m, k] x [..., k, n], batch dims broadcast
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());  // x W^T + b
+
+// ---- convolution and pooling (engine/ops/conv.cpp, engine/ops/pool.cpp); NCHW
+struct Conv2dOptions {
+  std::array<int64_t, 2> stride{1, 1};
+  std::array<int64_t, 2> padding{0, 0};
+  std::array<int64_t, 2> dilation{1, 1};
+  int64_t groups = 1;
+};
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), const Conv2dOptions& opt = {});
+Tensor max_pool2d(const Tensor& x, std::array<int64_t, 2> kernel, std::array<int64_t, 2> stride,
+                  std::array<int64_t, 2> padding = {0, 0});
+Tensor avg_pool2d(const Tensor& x, std::array<int64_t, 2> kernel, std::array<int64_t, 2> stride,
+                  std::array<int64_t, 2> padding = {0, 0}, bool count_include_pad = true);
+Tensor adaptive_avg_pool2d(const Tensor& x, std::array<int64_t, 2> output_size);
+
+// ---- normalisation (engine/ops/norm.cpp)
+// Training: normalises with batch statistics and updates running_mean/var in place
+// (momentum, unbiased var for the running estimate, like PyTorch). Eval: uses running stats.
+Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
+                    Tensor running_var, bool training, double momentum = 0.1, double eps = 1e-5);
+// Normalises over the last dim; weight/bias [C] (either may be undefined).
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps = 1e-5);
+
+// ---- attention (engine/ops/attention.cpp): q [B, H, Lq, D], k/v [B, H, Lk, D]
+// softmax(q k^T * scale) v; scale <= 0 means 1/sqrt(D). Fused flash-style kernel on CUDA.
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal = false,
+                                    double scale = 0.0);
+
+// ---- losses (engine/ops/loss.cpp)
+// logits [N, C], target i64 [N]; fused log-softmax; label smoothing eps mixes in uniform/C.
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_smoothing = 0.0,
+                     Reduction reduction = Reduction::mean);
+// KL(p || q) with input = log q and target = p (or log p when log_target), PyTorch's kl_div.
+Tensor kl_div(const Tensor& log_q, const Tensor& target, Reduction reduction = Reduction::batchmean,
+              bool log_target = false);
+Tensor mse_loss(const Tensor& a, const Tensor& b, Reduction reduction = Reduction::mean);
+Tensor smooth_l1_loss(const Tensor& a, const Tensor& b, double beta = 1.0, Reduction reduction = Reduction::mean);
+
+// ---- geometry (engine/ops/geometry.cpp)
+Tensor l2_normalize(const Tensor& x, int64_t dim, double eps = 1e-12);  // x / max(||x||, eps)
+Tensor pairwise_sq_dist(const Tensor& a, const Tensor& b);              // [N, D], [M, D] -> [N, M]
+
+// ---- shape ops (engine/ops/shape.cpp)
+Tensor concat(const std::vector<Tensor>& xs, int64_t dim);
+Tensor stack(const std::vector<Tensor>& xs, int64_t dim);
+std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim);
+std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim);
+// pads = {left, right} for the last dim, then {top, bottom} for the one before (PyTorch order).
+Tensor pad(const Tensor& x, const std::vector<int64_t>& pads, double value = 0.0);
+
+// ---- random (engine/ops/random.cpp); counter-based, identical bits on CPU and CUDA
+Tensor dropout(const Tensor& x, double p, bool training, Generator& gen);
+Tensor randn(const Shape& shape, Generator& gen, DType dtype = DType::f32, Device device = Device::cpu());
+Tensor rand(const Shape& shape, Generator& gen, DType dtype = DType::f32, Device device = Device::cpu());
+
+}  // namespace retort

@@ -1,0 +1,64 @@
+// sum over dims (keepdim): the reduction every backward needs. Moves the reduced dims last,
+// then reduces contiguous rows on CPU or CUDA.
+#include <algorithm>
+#include "engine/autograd.h"
+#include "engine/ops.h"
+#include "engine/ops/reduce_util.h"
+#include "kernels/cpu/reduce.h"
+#include "kernels/cuda/cuda_api.h"
+#include "kernels/cuda/reduce.h"
+
+namespace retort {
+
+ReducePlan plan_reduction(const Tensor& a, const std::vector<int64_t>& dims_in, bool keepdim, const char* op) {
+  ReducePlan p;
+  std::vector<bool> reduced(size_t(a.dim()), dims_in.empty());
+  for (int64_t d : dims_in) {
+    int64_t w = wrap_dim(d, a.dim(), op);
+    RETORT_CHECK(!reduced[size_t(w)] || dims_in.empty(), "{}: dim {} listed twice", op, d);
+    reduced[size_t(w)] = true;
+  }
+  std::vector<int64_t> perm;
+  p.outer = 1;
+  p.inner = 1;
+  for (int64_t d = 0; d < a.dim(); ++d)
+    if (!reduced[size_t(d)]) {
+      perm.push_back(d);
+      p.outer *= a.shape()[size_t(d)];
+      p.out_shape.push_back(a.shape()[size_t(d)]);
+      p.keep_shape.push_back(a.shape()[size_t(d)]);
+    } else {
+      p.keep_shape.push_back(1);
+    }
+  for (int64_t d = 0; d < a.dim(); ++d)
+    if (reduced[size_t(d)]) {
+      perm.push_back(d);
+      p.inner *= a.shape()[size_t(d)];
+    }
+  if (keepdim) p.out_shape = p.keep_shape;
+  NoGradGuard ng;
+  p.rows = a.detach().permute(perm).contiguous();
+  return p;
+}
+
+Tensor reduce_rows(ReduceOp op, const ReducePlan& p, DType dtype, Device device) {
+  Tensor out = Tensor::empty(p.out_shape, dtype, device);
+  if (device.is_cpu()) cpu::reduce_rows(op, dtype, p.rows.raw_data(), out.raw_data(), p.outer, p.inner);
+  else RETORT_CUDA_CALL(cuda::reduce_rows(op, dtype, p.rows.raw_data(), out.raw_data(), p.outer, p.inner));
+  return out;
+}
+
+Tensor sum(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
+  RETORT_CHECK(a.defined(), "sum: undefined operand");
+  ReducePlan p = plan_reduction(a, dims, keepdim, "sum");
+  Tensor out = reduce_rows(ReduceOp::sum, p, a.dtype(), a.device());
+  if (needs_grad({&a})) {
+    Shape keep = p.keep_shape, in_shape = a.shape();
+    record(out, "sum", {a}, [keep, in_shape](const Tensor& g) {
+      return std::vector<Tensor>{g.reshape(keep).expand(in_shape)};
+    });
+  }
+  return out;
+}
+
+}  // namespace retort

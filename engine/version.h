@@ -1,0 +1,5 @@
+// retort's version string.
+#pragma once
+namespace retort {
+const char* version();
+}

@@ -1,0 +1,85 @@
+// CPU strided copy / cast / fill: the reference for kernels/cuda/copy.cu.
+#include "kernels/cpu/copy.h"
+#include <cstring>
+#include "engine/error.h"
+
+namespace retort::cpu {
+namespace {
+
+template <typename T>
+double load(const void* p, int64_t i) { return double(static_cast<const T*>(p)[i]); }
+template <typename T>
+void store(void* p, int64_t i, double v) { static_cast<T*>(p)[i] = T(v); }
+template <>
+void store<bf16>(void* p, int64_t i, double v) { static_cast<bf16*>(p)[i] = bf16(float(v)); }
+template <>
+double load<bf16>(const void* p, int64_t i) { return double(float(static_cast<const bf16*>(p)[i])); }
+
+using LoadFn = double (*)(const void*, int64_t);
+using StoreFn = void (*)(void*, int64_t, double);
+LoadFn loader(DType t) {
+  switch (t) {
+    case DType::f32: return load<float>;
+    case DType::f64: return load<double>;
+    case DType::bf16: return load<bf16>;
+    case DType::i64: return load<int64_t>;
+    case DType::u8: return load<uint8_t>;
+  }
+  return nullptr;
+}
+StoreFn storer(DType t) {
+  switch (t) {
+    case DType::f32: return store<float>;
+    case DType::f64: return store<double>;
+    case DType::bf16: return store<bf16>;
+    case DType::i64: return store<int64_t>;
+    case DType::u8: return store<uint8_t>;
+  }
+  return nullptr;
+}
+
+template <typename Word>
+void copy_same(Word* dst, const Layout& dl, const Word* src, const Layout& sl, int64_t n) {
+#pragma omp parallel for if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) dst[dl.offset_of(i)] = src[sl.offset_of(i)];
+}
+
+bool is_dense(const Layout& l) {
+  int64_t expect = 1;
+  for (int d = l.ndim - 1; d >= 0; --d) {
+    if (l.shape[d] != 1 && l.strides[d] != expect) return false;
+    expect *= l.shape[d];
+  }
+  return true;
+}
+
+}  // namespace
+
+void strided_copy(void* dst, DType dt, const Layout& dl, const void* src, DType st, const Layout& sl) {
+  const int64_t n = dl.numel();
+  if (n == 0) return;
+  if (dt == st) {
+    size_t es = dtype_size(dt);
+    if (is_dense(dl) && is_dense(sl)) {
+      std::memcpy(dst, src, size_t(n) * es);
+      return;
+    }
+    switch (es) {
+      case 1: copy_same(static_cast<uint8_t*>(dst), dl, static_cast<const uint8_t*>(src), sl, n); return;
+      case 2: copy_same(static_cast<uint16_t*>(dst), dl, static_cast<const uint16_t*>(src), sl, n); return;
+      case 4: copy_same(static_cast<uint32_t*>(dst), dl, static_cast<const uint32_t*>(src), sl, n); return;
+      case 8: copy_same(static_cast<uint64_t*>(dst), dl, static_cast<const uint64_t*>(src), sl, n); return;
+    }
+  }
+  LoadFn ld = loader(st);
+  StoreFn sto = storer(dt);
+#pragma omp parallel for if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) sto(dst, dl.offset_of(i), ld(src, sl.offset_of(i)));
+}
+
+void fill(void* dst, DType t, int64_t n, double v) {
+  StoreFn sto = storer(t);
+  for (int64_t i = 0; i < n; ++i) sto(dst, i, v);
+}
+
+}  // namespace retort::cpu

@@ -1,0 +1,45 @@
+// CPU broadcast binary kernels (add, sub, mul, div, maximum): reference for CUDA.
+#include "kernels/cpu/dispatch.h"
+#include "kernels/cpu/elementwise.h"
+
+namespace retort::cpu {
+namespace {
+template <typename A>
+inline A apply(BinaryOp op, A x, A y) {
+  switch (op) {
+    case BinaryOp::add: return x + y;
+    case BinaryOp::sub: return x - y;
+    case BinaryOp::mul: return x * y;
+    case BinaryOp::div: return x / y;
+    case BinaryOp::maximum: return x >= y ? x : y;
+  }
+  return x;
+}
+bool dense(const Layout& l) {
+  int64_t expect = 1;
+  for (int d = l.ndim - 1; d >= 0; --d) {
+    if (l.shape[d] != 1 && l.strides[d] != expect) return false;
+    expect *= l.shape[d];
+  }
+  return true;
+}
+}  // namespace
+
+void binary(BinaryOp op, DType type, const void* a, const Layout& la, const void* b, const Layout& lb, void* out,
+            int64_t n) {
+  RETORT_CPU_DISPATCH_FLOAT(type, "binary op", [&] {
+    const scalar_t* pa = static_cast<const scalar_t*>(a);
+    const scalar_t* pb = static_cast<const scalar_t*>(b);
+    scalar_t* po = static_cast<scalar_t*>(out);
+    if (dense(la) && dense(lb)) {
+      _Pragma("omp parallel for if (n > 32768)")
+      for (int64_t i = 0; i < n; ++i) po[i] = scalar_t(apply<acc_t>(op, acc_t(pa[i]), acc_t(pb[i])));
+    } else {
+      _Pragma("omp parallel for if (n > 32768)")
+      for (int64_t i = 0; i < n; ++i)
+        po[i] = scalar_t(apply<acc_t>(op, acc_t(pa[la.offset_of(i)]), acc_t(pb[lb.offset_of(i)])));
+    }
+  });
+}
+
+}  // namespace retort::cpu

@@ -1,0 +1,69 @@
+// CUDA strided copy with dtype conversion, and fill. Reference: kernels/cpu/copy.cpp.
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/copy.h"
+
+namespace retort::cuda {
+namespace {
+
+__device__ double load_any(const void* p, DType t, int64_t i) {
+  switch (t) {
+    case DType::f32: return static_cast<const float*>(p)[i];
+    case DType::f64: return static_cast<const double*>(p)[i];
+    case DType::bf16: return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
+    case DType::i64: return double(static_cast<const int64_t*>(p)[i]);
+    case DType::u8: return static_cast<const uint8_t*>(p)[i];
+  }
+  return 0;
+}
+__device__ void store_any(void* p, DType t, int64_t i, double v) {
+  switch (t) {
+    case DType::f32: static_cast<float*>(p)[i] = float(v); break;
+    case DType::f64: static_cast<double*>(p)[i] = v; break;
+    case DType::bf16: static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16(float(v)); break;
+    case DType::i64: static_cast<int64_t*>(p)[i] = int64_t(v); break;
+    case DType::u8: static_cast<uint8_t*>(p)[i] = uint8_t(v); break;
+  }
+}
+
+template <typename Word>
+__global__ void copy_same_kernel(Word* dst, Layout dl, const Word* src, Layout sl, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    dst[dl.offset_of(i)] = src[sl.offset_of(i)];
+}
+
+__global__ void copy_cast_kernel(void* dst, DType dt, Layout dl, const void* src, DType st, Layout sl, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    store_any(dst, dt, dl.offset_of(i), load_any(src, st, sl.offset_of(i)));
+}
+
+__global__ void fill_kernel(void* dst, DType t, int64_t n, double v) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    store_any(dst, t, i, v);
+}
+
+}  // namespace
+
+void strided_copy(void* dst, DType dt, const Layout& dl, const void* src, DType st, const Layout& sl) {
+  int64_t n = dl.numel();
+  if (n == 0) return;
+  unsigned grid = grid_for(n);
+  if (dt == st) {
+    switch (dtype_size(dt)) {
+      case 1: copy_same_kernel<<<grid, 256, 0, stream()>>>((uint8_t*)dst, dl, (const uint8_t*)src, sl, n); break;
+      case 2: copy_same_kernel<<<grid, 256, 0, stream()>>>((uint16_t*)dst, dl, (const uint16_t*)src, sl, n); break;
+      case 4: copy_same_kernel<<<grid, 256, 0, stream()>>>((uint32_t*)dst, dl, (const uint32_t*)src, sl, n); break;
+      default: copy_same_kernel<<<grid, 256, 0, stream()>>>((uint64_t*)dst, dl, (const uint64_t*)src, sl, n); break;
+    }
+  } else {
+    copy_cast_kernel<<<grid, 256, 0, stream()>>>(dst, dt, dl, src, st, sl, n);
+  }
+  RETORT_CUDA_LAUNCH_CHECK();
+}
+
+void fill(void* dst, DType t, int64_t n, double v) {
+  if (n == 0) return;
+  fill_kernel<<<grid_for(n), 256, 0, stream()>>>(dst, t, n, v);
+  RETORT_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace retort::cuda

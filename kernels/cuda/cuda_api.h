@@ -1,0 +1,26 @@
+// The CUDA runtime surface the engine uses: device discovery, pooled memory, copies, stream.
+// Declarations only (no CUDA headers), so CPU-only code can include it. Call through
+// RETORT_CUDA_CALL so a build without CUDA fails with a clear message instead of a link error.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include "engine/error.h"
+
+namespace retort::cuda {
+
+int device_count();                    // 0 when no driver or no GPU; never throws
+std::string unavailable_reason();      // why device_count() is 0 ("" when a GPU is usable)
+void* device_alloc(size_t bytes, int device);   // cudaMallocAsync from a retained pool
+void device_free(void* ptr, int device);
+void memcpy_any(void* dst, bool dst_gpu, const void* src, bool src_gpu, size_t bytes);
+void synchronize();
+void set_device(int device);
+
+}  // namespace retort::cuda
+
+#ifdef RETORT_WITH_CUDA
+#define RETORT_CUDA_CALL(...) (__VA_ARGS__)
+#else
+#define RETORT_CUDA_CALL(...) ::retort::fail("this retort was built without CUDA (nvcc was not found at build time)")
+#endif
