@@ -1,0 +1,137 @@
+// The `retort` command line: run a recipe, evaluate weights, list what is built in.
+// Every error exits non-zero with a one-line reason.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
+#include "engine/data/loader.h"
+#include "engine/data/registry.h"
+#include "engine/device.h"
+#include "engine/error.h"
+#include "engine/version.h"
+#include "models/registry.h"
+#include "recipes/recipe.h"
+#include "recipes/recipe_catalog.h"
+#include "recipes/runner.h"
+#include "recipes/trainer.h"
+#include "transfer/loss_term.h"
+
+namespace retort {
+std::map<std::string, Tensor> load_model_weights(const std::string& path);
+}
+
+using namespace retort;
+
+namespace {
+
+int cmd_run(const std::string& recipe_path, const std::vector<std::string>& sets, RunOptions opts) {
+  transfer::register_builtin_losses();
+  Recipe recipe = load_recipe(recipe_path, sets);
+  check_recipe_files(recipe);
+  RunResult r = run_recipe(recipe, opts);
+  std::printf("%s\n", (std::filesystem::path(r.run_dir) / "summary.json").c_str());
+  return r.completed ? 0 : 3;
+}
+
+int cmd_eval(const std::string& arch, const std::string& weights, const std::string& dataset, const std::string& root,
+             const std::string& device_name, int64_t batch_size, int64_t image_size, int64_t channels) {
+  Device device = resolve_device(device_name);
+  const auto& info = data::dataset_info(dataset);
+  data::DatasetRequest req;
+  req.name = dataset;
+  req.dir = root;
+  req.train = false;
+  req.channels = channels > 0 ? channels : (info.channels > 0 ? info.channels : 3);
+  req.height = req.width = image_size > 0 ? image_size : (info.height > 0 ? info.height : 32);
+  auto test = std::make_shared<const data::Dataset>(data::load_dataset(req));
+  models::ModelConfig cfg;
+  cfg.in_channels = test->channels;
+  cfg.num_classes = test->num_classes;
+  cfg.image_size = req.height;
+  auto model = models::create_model(arch, cfg);
+  model->load_state_dict(load_model_weights(weights), true);
+  model->to(device);
+  data::LoaderOptions lo;
+  lo.batch_size = batch_size;
+  lo.shuffle = false;
+  if (test->height != req.height) lo.transforms.push_back(data::resize_transform(req.height, req.width));
+  if (!info.mean.empty()) lo.transforms.push_back(data::normalize_transform(info.mean, info.std));
+  data::DataLoader loader(data::DatasetView(test), lo);
+  EvalResult r = evaluate(*model, loader, device);
+  std::printf("%s on %s test (%lld images): top1 %.2f%%  top5 %.2f%%  loss %.4f  (%.0f images/s on %s)\n", arch.c_str(),
+              dataset.c_str(), (long long)r.images, r.top1, r.top5, r.loss, r.images_per_s, device.str().c_str());
+  return 0;
+}
+
+int cmd_list(const std::string& what) {
+  if (what == "models") {
+    std::printf("%-22s %-16s %12s  taps (for 1x28x28 input, 10 classes)\n", "model", "family", "parameters");
+    for (const auto& m : models::list_models()) {
+      std::string taps;
+      for (const auto& t : m.taps) taps += (taps.empty() ? "" : " ") + t.name + shape_str(t.shape);
+      std::printf("%-22s %-16s %12lld  %s\n", m.name.c_str(), m.family.c_str(), (long long)m.num_parameters, taps.c_str());
+    }
+  } else if (what == "datasets") {
+    for (const auto& d : data::dataset_registry())
+      std::printf("%-16s %s%s\n", d.name.c_str(), d.description.c_str(),
+                  d.default_dir.empty() ? "" : (" (default: " + d.default_dir + ")").c_str());
+  } else if (what == "losses") {
+    transfer::register_builtin_losses();
+    for (const auto& l : transfer::list_losses()) std::printf("%-14s %s\n", l.name.c_str(), l.help.c_str());
+  } else if (what == "recipes") {
+    for (const auto& r : list_builtin_recipes()) std::printf("%-36s %s\n", r.path.c_str(), r.description.c_str());
+  } else {
+    fail("list: unknown kind '{}': use models, datasets, losses or recipes", what);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"retort: knowledge transfer from large models into small, fast ones"};
+  app.set_version_flag("--version", std::string(retort::version()));
+  app.require_subcommand(1);
+
+  auto* run = app.add_subcommand("run", "Run every stage of a recipe (TOML)");
+  std::string recipe_path;
+  std::vector<std::string> sets;
+  RunOptions ro;
+  run->add_option("recipe", recipe_path, "Recipe file, e.g. recipes/fmnist_kd.toml")->required();
+  run->add_option("--set", sets, "Override a recipe value: key=value (e.g. stages.0.epochs=3); repeatable");
+  run->add_option("--device", ro.device, "auto | cpu | cuda | cuda:N (default: the recipe's run.device)");
+  run->add_option("--out", ro.out_dir, "Run directory (default: <run.out_dir>/<run.name>)");
+  run->add_flag("--resume", ro.resume, "Continue the run in --out from its last checkpoints");
+  run->add_option("--checkpoint-every", ro.checkpoint_every_steps, "Also checkpoint every N steps (0: per epoch)");
+  run->add_flag("--quiet", ro.quiet, "No progress bar");
+
+  auto* eval = app.add_subcommand("eval", "Evaluate a model's weights on a test split");
+  std::string arch, weights, dataset = "fashion-mnist", root, device = "auto";
+  int64_t batch = 256, image_size = 0, channels = 0;
+  eval->add_option("--model", arch, "Architecture, e.g. resnet20 (see `retort list models`)")->required();
+  eval->add_option("--weights", weights, "safetensors file: a model state dict or a retort checkpoint")->required();
+  eval->add_option("--data", dataset, "Dataset name (see `retort list datasets`)");
+  eval->add_option("--root", root, "Dataset directory (default: the dataset's own)");
+  eval->add_option("--device", device, "auto | cpu | cuda | cuda:N");
+  eval->add_option("--batch-size", batch, "Evaluation batch size");
+  eval->add_option("--image-size", image_size, "Resize images to this size (default: the dataset's)");
+  eval->add_option("--channels", channels, "Image channels for folder data (default: the dataset's)");
+
+  auto* list = app.add_subcommand("list", "List built-in models, datasets, losses or recipes");
+  std::string what;
+  list->add_option("what", what, "models | datasets | losses | recipes")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    if (*run) return cmd_run(recipe_path, sets, ro);
+    if (*eval) return cmd_eval(arch, weights, dataset, root, device, batch, image_size, channels);
+    if (*list) return cmd_list(what);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "retort: error: %s\n", e.what());
+    return 2;
+  }
+  return 0;
+}

@@ -1,0 +1,68 @@
+// One stage of a recipe: trains one model with a weighted sum of loss terms, teachers
+// frozen, evaluating on the test split, checkpointing atomically, and resuming from the
+// last checkpoint bit-identically on the CPU.
+#pragma once
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+#include <nlohmann/json.hpp>
+#include "engine/data/loader.h"
+#include "models/model.h"
+#include "recipes/recipe.h"
+#include "transfer/loss_term.h"
+
+namespace retort {
+
+struct EvalResult {
+  double loss = 0, top1 = 0, top5 = 0;  // CE loss; accuracies in percent
+  double images_per_s = 0;
+  int64_t images = 0;
+};
+
+// Progress of a stage as the trainer reports it to the terminal.
+struct StepReport {
+  std::string stage, model;
+  int64_t epoch = 0, epochs = 0, batch = 0, batches = 0, step = 0;
+  double loss = 0, train_top1 = 0, images_per_s = 0, lr = 0;
+};
+
+struct StageHooks {
+  std::function<void(const nlohmann::json&)> metrics;  // one JSON object per evaluation
+  std::function<void(const StepReport&)> progress;     // after each step
+  std::function<void(const std::string&)> log;         // one-line messages
+};
+
+struct StageOptions {
+  std::string checkpoint_dir;        // where <stage>.ckpt.safetensors lives
+  bool resume = false;               // continue from the stage's checkpoint when present
+  int64_t checkpoint_every_steps = 0;  // 0: only at the end of each epoch
+  int64_t stop_after_steps = 0;      // testing aid: stop (as if killed) after this many steps
+  int64_t max_batches_per_epoch = 0;   // 0: all (smoke tests)
+};
+
+struct StageResult {
+  EvalResult test;
+  double wall_s = 0;
+  int64_t steps = 0;
+  int64_t parameters = 0;
+  bool completed = true;  // false when stop_after_steps cut it short
+};
+
+struct StageDatasets {
+  data::DatasetView train;  // what the stage trains on
+  data::DatasetView test;   // what it evaluates on
+  std::vector<data::BatchTransform> train_transforms, eval_transforms;
+  bool labelled = true;     // false: batches carry no labels for the losses
+  int workers = 2;
+};
+
+// Evaluates `model` (eval mode, no grad) on a loader: CE loss, top-1, top-5.
+EvalResult evaluate(models::Model& model, data::DataLoader& loader, Device device, int64_t max_batches = 0);
+
+StageResult train_stage(const Recipe& recipe, const StageSpec& stage, std::shared_ptr<models::Model> student,
+                        const std::map<std::string, std::shared_ptr<models::Model>>& teachers, const StageDatasets& data,
+                        Device device, const StageOptions& options, const StageHooks& hooks);
+
+}  // namespace retort

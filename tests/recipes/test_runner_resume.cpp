@@ -1,0 +1,106 @@
+// End-to-end runner tests on real Fashion-MNIST (a small labelled subset): a run writes its
+// run directory, and a run killed mid-stage resumes from its last checkpoint to the very same
+// weights as an uninterrupted run (bit-identical on the CPU).
+#include <filesystem>
+#include <fstream>
+#include "engine/io/safetensors.h"
+#include "helpers.h"
+#include "recipes/recipe.h"
+#include "recipes/runner.h"
+#include "transfer/loss_term.h"
+
+using namespace retort;
+namespace fs = std::filesystem;
+
+namespace {
+const char* kTinyRecipe = R"(
+[run]
+name = "tiny"
+seed = 3
+device = "cpu"
+
+[data]
+dataset = "fashion-mnist"
+labelled_per_class = 6
+workers = 2
+augment = { random_crop_padding = 2, hflip = true }
+
+[models.teacher]
+arch = "resnet8"
+
+[models.student]
+arch = "resnet8"
+
+[[stages]]
+name = "teacher"
+train = "teacher"
+epochs = 2
+batch_size = 12
+optimizer = { type = "sgd", lr = 0.05, momentum = 0.9, nesterov = true, weight_decay = 5e-4 }
+schedule = { type = "cosine" }
+
+[[stages]]
+name = "kd"
+train = "student"
+teachers = ["teacher"]
+epochs = 2
+batch_size = 12
+optimizer = { type = "adamw", lr = 1e-3 }
+losses = [ { name = "ce", weight = 0.1 }, { name = "kd", teacher = "teacher", weight = 0.9, T = 4.0 } ]
+)";
+
+fs::path fresh_dir(const std::string& name) {
+  fs::path p = fs::temp_directory_path() / ("retort_test_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(p);
+  return p;
+}
+
+std::map<std::string, std::vector<double>> weights_of(const fs::path& file) {
+  std::map<std::string, std::vector<double>> out;
+  for (auto& [name, t] : read_safetensors(file.string()).tensors) out[name] = t.to_vector();
+  return out;
+}
+}  // namespace
+
+TEST_CASE("runner: a killed run resumes to bit-identical weights") {
+  transfer::register_builtin_losses();
+  Recipe recipe = parse_recipe(kTinyRecipe, "tiny.toml");
+  RunOptions base;
+  base.quiet = true;
+  base.max_batches_per_epoch = 0;
+  base.checkpoint_every_steps = 2;
+
+  fs::path a = fresh_dir("uninterrupted");
+  RunOptions oa = base;
+  oa.out_dir = a.string();
+  RunResult ra = run_recipe(recipe, oa);
+  REQUIRE(ra.completed);
+
+  fs::path b = fresh_dir("killed");
+  RunOptions ob = base;
+  ob.out_dir = b.string();
+  ob.stop_after_steps = 9;  // 5 steps per epoch in "teacher": killed in epoch 2; last checkpoint at step 8
+  RunResult rb = run_recipe(recipe, ob);
+  CHECK_FALSE(rb.completed);
+  CHECK_FALSE(fs::exists(b / "summary.json"));
+  ob.stop_after_steps = 0;
+  ob.resume = true;
+  RunResult rb2 = run_recipe(recipe, ob);
+  REQUIRE(rb2.completed);
+
+  for (const char* model : {"teacher", "student"}) {
+    auto wa = weights_of(a / "models" / (std::string(model) + ".safetensors"));
+    auto wb = weights_of(b / "models" / (std::string(model) + ".safetensors"));
+    REQUIRE(wa.size() == wb.size());
+    REQUIRE(wa.size() > 10);
+    for (auto& [name, va] : wa) {
+      INFO(model << " tensor " << name);
+      CHECK(va == wb.at(name));  // exact equality: bit-identical
+    }
+  }
+  // The run directory holds what the issue asks for.
+  for (const char* f : {"resolved.toml", "metrics.jsonl", "summary.json"}) CHECK(fs::exists(a / f));
+  CHECK(ra.summary.dump().find("\"top1\"") != std::string::npos);
+  fs::remove_all(a);
+  fs::remove_all(b);
+}

@@ -1,0 +1,58 @@
+// The built-in loss terms: cross-entropy with the labels ("ce") and Hinton KD ("kd").
+// Each method of transfer/ adds its registration here.
+#include <mutex>
+#include "engine/error.h"
+#include "engine/ops.h"
+#include "transfer/kd.h"
+#include "transfer/loss_term.h"
+
+namespace retort::transfer {
+namespace {
+
+class CrossEntropyLoss : public Loss {
+ public:
+  explicit CrossEntropyLoss(double smoothing) : smoothing_(smoothing) {}
+  Tensor compute(const StepInputs& in) override {
+    RETORT_CHECK(in.labels.defined(), "loss 'ce' needs labels, but this stage's data is unlabelled");
+    return cross_entropy(in.student_tap("logits"), in.labels, smoothing_);
+  }
+  bool needs_labels() const override { return true; }
+
+ private:
+  double smoothing_;
+};
+
+class KdLoss : public Loss {
+ public:
+  KdLoss(std::string teacher, double temperature) : teacher_(std::move(teacher)), temperature_(temperature) {}
+  Tensor compute(const StepInputs& in) override {
+    return kd_loss(in.student_tap("logits"), in.teacher_tap(teacher_, "logits"), temperature_);
+  }
+  std::vector<std::string> teachers() const override { return {teacher_}; }
+
+ private:
+  std::string teacher_;
+  double temperature_;
+};
+
+}  // namespace
+
+void register_builtin_losses() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    register_loss("ce", {ParamSpec("label_smoothing", ValueKind::number, 0.0, "uniform mass mixed into the target")},
+                  "cross-entropy with the labels (fused log-softmax, optional label smoothing)",
+                  [](const BuildContext& c) {
+                    return std::make_unique<CrossEntropyLoss>(c.term->number("label_smoothing"));
+                  });
+    register_loss("kd",
+                  {ParamSpec("teacher", ValueKind::model, kRequired, "the teacher model whose logits are matched"),
+                   ParamSpec("T", ValueKind::number, kKdDefaultTemperature, "softmax temperature")},
+                  "Hinton KD: T^2 * KL(softmax(z_t/T) || softmax(z_s/T)), batch mean",
+                  [](const BuildContext& c) {
+                    return std::make_unique<KdLoss>(c.term->string("teacher"), c.term->number("T"));
+                  });
+  });
+}
+
+}  // namespace retort::transfer

@@ -1,0 +1,55 @@
+// Loss registry: schemas go to the recipe validator, factories build the terms.
+#include "transfer/loss_term.h"
+#include <mutex>
+#include "engine/error.h"
+
+namespace retort::transfer {
+namespace {
+struct Entry {
+  std::string help;
+  LossFactory factory;
+};
+std::map<std::string, Entry>& entries() {
+  static std::map<std::string, Entry> e;
+  return e;
+}
+}  // namespace
+
+const models::Taps& StepInputs::teacher(const std::string& name) const {
+  RETORT_CHECK(teachers, "loss reads teacher '{}' but the stage has no teachers", name);
+  auto it = teachers->find(name);
+  RETORT_CHECK(it != teachers->end(), "loss reads teacher '{}', which is not a teacher of this stage", name);
+  return it->second;
+}
+const Tensor& StepInputs::student_tap(const std::string& tap) const {
+  auto it = student->find(tap);
+  RETORT_CHECK(it != student->end(), "loss reads student tap '{}', which the student did not produce", tap);
+  return it->second;
+}
+const Tensor& StepInputs::teacher_tap(const std::string& name, const std::string& tap) const {
+  const auto& taps = teacher(name);
+  auto it = taps.find(tap);
+  RETORT_CHECK(it != taps.end(), "loss reads tap '{}' of teacher '{}', which it did not produce", tap, name);
+  return it->second;
+}
+
+void register_loss(const std::string& name, std::vector<ParamSpec> params, std::string help, LossFactory factory) {
+  register_loss_schema(name, std::move(params), help);
+  entries()[name] = Entry{std::move(help), std::move(factory)};
+}
+
+std::unique_ptr<Loss> build_loss(const BuildContext& ctx) {
+  RETORT_CHECK(ctx.term, "build_loss without a loss term");
+  auto it = entries().find(ctx.term->name);
+  RETORT_CHECK(it != entries().end(), "{}: unknown loss '{}'", ctx.recipe ? ctx.recipe->where(ctx.term->pos) : "",
+               ctx.term->name);
+  return it->second.factory(ctx);
+}
+
+std::vector<LossInfo> list_losses() {
+  std::vector<LossInfo> out;
+  for (auto& [name, e] : entries()) out.push_back({name, e.help});
+  return out;
+}
+
+}  // namespace retort::transfer

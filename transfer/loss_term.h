@@ -1,0 +1,71 @@
+// The interface every transfer loss implements, and the registry that builds them from a
+// recipe's loss terms. A loss reads the student's and the teachers' named taps (see
+// models/model.h) and returns one scalar; learned parts (regressors, projection heads, AFT's
+// rho) are exposed through parameters() so the stage's optimizer trains them.
+#pragma once
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+#include "engine/nn/module.h"
+#include "models/model.h"
+#include "recipes/recipe.h"
+
+namespace retort::transfer {
+
+// What one training step hands to each loss term.
+struct StepInputs {
+  Tensor images;                                // the batch, on the device
+  Tensor labels;                                // i64 [B]; undefined on unlabelled data
+  const models::Taps* student = nullptr;       // includes "logits"
+  const std::map<std::string, models::Taps>* teachers = nullptr;  // by recipe model name
+
+  const models::Taps& teacher(const std::string& name) const;
+  const Tensor& student_tap(const std::string& tap) const;
+  const Tensor& teacher_tap(const std::string& teacher, const std::string& tap) const;
+};
+
+// What a loss may need when it is built: the models it will read, and the device.
+struct BuildContext {
+  const Recipe* recipe = nullptr;
+  const LossTerm* term = nullptr;
+  std::shared_ptr<models::Model> student;
+  std::map<std::string, std::shared_ptr<models::Model>> teachers;
+  Shape input_shape;  // [1, C, H, W] of the stage's data
+  Device device;
+  uint64_t seed = 0;
+};
+
+class Loss {
+ public:
+  virtual ~Loss() = default;
+  virtual Tensor compute(const StepInputs& in) = 0;
+  // Learned parameters of the loss itself (trained with the student), with dotted names.
+  virtual nn::NamedTensors parameters() const { return {}; }
+  // Buffers (running statistics of adapters) saved in checkpoints with the parameters.
+  virtual nn::NamedTensors buffers() const { return {}; }
+  virtual void train(bool on) { (void)on; }
+  // True when the term needs labels (skipped steps on unlabelled data are an error).
+  virtual bool needs_labels() const { return false; }
+  // Teacher model names the term reads (must be among the stage's teachers).
+  virtual std::vector<std::string> teachers() const { return {}; }
+  // Taps the term reads from the student / each teacher (a forward computes only what is asked).
+  virtual std::vector<std::string> student_taps() const { return {"logits"}; }
+  virtual std::vector<std::string> teacher_taps() const { return {"logits"}; }
+};
+
+using LossFactory = std::function<std::unique_ptr<Loss>(const BuildContext&)>;
+
+// Registers a loss kind: its recipe schema (keys, types, defaults) and its factory.
+void register_loss(const std::string& name, std::vector<ParamSpec> params, std::string help, LossFactory factory);
+// Registers every built-in loss (idempotent); called before recipes are parsed.
+void register_builtin_losses();
+std::unique_ptr<Loss> build_loss(const BuildContext& ctx);
+struct LossInfo {
+  std::string name;
+  std::string help;
+};
+std::vector<LossInfo> list_losses();
+
+}  // namespace retort::transfer
