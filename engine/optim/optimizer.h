@@ -1,0 +1,88 @@
+// Optimizer base: parameter groups (lr, weight decay, optional per-group overrides),
+// step() under no_grad with one fused kernel per parameter, zero_grad(), per-group lr,
+// and state export/import (named tensors + scalars) for checkpoints.
+#pragma once
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+#include "engine/tensor.h"
+
+namespace retort {
+
+struct ParamGroup {
+  std::vector<Tensor> params;
+  double lr = 1e-3;
+  double weight_decay = 0.0;
+  // Per-group overrides of the optimizer's defaults (unset: use the optimizer's value).
+  std::optional<double> momentum;  // SGD
+  std::optional<bool> nesterov;    // SGD
+  std::optional<double> beta1;     // AdamW
+  std::optional<double> beta2;     // AdamW
+  std::optional<double> eps;       // AdamW
+  // Optional: parameter names (same order as params), used in error messages.
+  std::vector<std::string> names;
+  std::string name;  // optional group label ("decay", "no_decay", ...)
+  double initial_lr = 0.0;  // set by the optimizer to lr at construction; schedules scale it
+};
+
+// Splits named parameters (those that require grad) into groups. With
+// no_decay_on_norm_and_bias, names ending in ".bias" and 1-d parameters (norm scales and
+// shifts) go to a "no_decay" group with weight_decay 0; the rest form a "decay" group.
+// Empty groups are left out.
+std::vector<ParamGroup> make_param_groups(const std::vector<std::pair<std::string, Tensor>>& named_params, double lr,
+                                          double weight_decay, bool no_decay_on_norm_and_bias = true);
+
+// An optimizer's state: tensors named "group<g>.param<p>.<key>" (e.g. "group0.param3.exp_avg")
+// and scalars with the same naming, plus "group<g>.lr" and "group<g>.weight_decay".
+struct OptimizerState {
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  std::map<std::string, double> scalars;
+};
+
+class Optimizer {
+ public:
+  explicit Optimizer(std::vector<ParamGroup> groups, std::string name);
+  virtual ~Optimizer() = default;
+  Optimizer(const Optimizer&) = delete;
+  Optimizer& operator=(const Optimizer&) = delete;
+
+  // One update of every parameter that has a gradient (others are skipped), in place, under no_grad.
+  void step();
+  // Drops every parameter's gradient.
+  void zero_grad();
+
+  size_t num_groups() const { return groups_.size(); }
+  const std::vector<ParamGroup>& groups() const { return groups_; }
+  double lr(size_t group) const;
+  void set_lr(size_t group, double lr);
+  void set_lr(double lr);  // every group
+  const std::string& name() const { return name_; }
+
+  // State for checkpoints. import_state checks every name against the groups and every
+  // tensor's shape against its parameter, and reports all problems in one retort::Error.
+  OptimizerState export_state() const;
+  void import_state(const OptimizerState& state);
+
+ protected:
+  // Per-parameter state, created lazily on a parameter's first update.
+  struct ParamState {
+    std::map<std::string, Tensor> tensors;
+    std::map<std::string, double> scalars;
+  };
+  // Updates one parameter (contiguous, f32/f64) with its gradient (same shape/dtype/device, contiguous).
+  virtual void update(const ParamGroup& group, Tensor& param, const Tensor& grad, ParamState& state) = 0;
+  // Names of the per-parameter state this optimizer keeps (for import checks).
+  virtual std::vector<std::string> tensor_state_keys() const = 0;
+  virtual std::vector<std::string> scalar_state_keys() const = 0;
+
+  std::string param_label(size_t group, size_t index) const;
+
+ private:
+  std::string name_;
+  std::vector<ParamGroup> groups_;
+  std::vector<std::vector<ParamState>> state_;  // [group][param]
+};
+
+}  // namespace retort
