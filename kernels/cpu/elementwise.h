@@ -5,7 +5,8 @@
 #include "kernels/layout.h"
 
 namespace retort {
-enum class BinaryOp { add, sub, mul, div, maximum };
+// ge_mask: 1 where a >= b else 0, in the operands' dtype (the mask maximum's backward uses).
+enum class BinaryOp { add, sub, mul, div, maximum, ge_mask };
 }
 
 namespace retort::cpu {

@@ -1,4 +1,4 @@
-// CPU broadcast binary kernels (add, sub, mul, div, maximum): reference for CUDA.
+// CPU broadcast binary kernels (add, sub, mul, div, maximum, ge_mask): reference for CUDA.
 #include "kernels/cpu/dispatch.h"
 #include "kernels/cpu/elementwise.h"
 
@@ -11,7 +11,8 @@ inline A apply(BinaryOp op, A x, A y) {
     case BinaryOp::sub: return x - y;
     case BinaryOp::mul: return x * y;
     case BinaryOp::div: return x / y;
-    case BinaryOp::maximum: return x >= y ? x : y;
+    case BinaryOp::maximum: return (x >= y || x != x) ? x : y;  // NaN propagates
+    case BinaryOp::ge_mask: return x >= y ? A(1) : A(0);
   }
   return x;
 }

@@ -1,4 +1,4 @@
-// CUDA broadcast binary kernels (add, sub, mul, div, maximum). Reference: kernels/cpu/elementwise_binary.cpp.
+// CUDA broadcast binary kernels (add, sub, mul, div, maximum, ge_mask). Reference: kernels/cpu/elementwise_binary.cpp.
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/elementwise.h"
 
@@ -11,7 +11,8 @@ __device__ __forceinline__ A apply(BinaryOp op, A x, A y) {
     case BinaryOp::sub: return x - y;
     case BinaryOp::mul: return x * y;
     case BinaryOp::div: return x / y;
-    case BinaryOp::maximum: return x >= y ? x : y;
+    case BinaryOp::maximum: return (x >= y || x != x) ? x : y;  // NaN propagates
+    case BinaryOp::ge_mask: return x >= y ? A(1) : A(0);
   }
   return x;
 }

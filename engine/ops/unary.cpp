@@ -1,0 +1,62 @@
+// Elementwise unary ops (exp, log, sqrt, pow, abs, clamp, relu, gelu, sigmoid, tanh): checks,
+// autograd (one fused backward kernel per op) and dispatch to kernels/cpu|cuda/unary.
+#include <cmath>
+#include "engine/autograd.h"
+#include "engine/error.h"
+#include "engine/ops.h"
+#include "engine/ops/unary_util.h"
+#include "kernels/cuda/cuda_api.h"
+#include "kernels/cuda/unary.h"
+
+namespace retort {
+namespace {
+Tensor unary_raw(UnaryOp op, const Tensor& a, UnaryParams prm) {
+  Tensor out = Tensor::empty(a.shape(), a.dtype(), a.device());
+  Layout l = make_layout(a.shape(), a.strides());
+  if (a.device().is_cpu()) cpu::unary(op, prm, a.dtype(), a.raw_data(), l, out.raw_data(), out.numel());
+  else RETORT_CUDA_CALL(cuda::unary(op, prm, a.dtype(), a.raw_data(), l, out.raw_data(), out.numel()));
+  return out;
+}
+Tensor unary_grad(UnaryOp op, const Tensor& g, const Tensor& saved, UnaryParams prm) {
+  Tensor gi = Tensor::empty(saved.shape(), saved.dtype(), saved.device());
+  Layout lg = make_layout(g.shape(), g.strides()), ls = make_layout(saved.shape(), saved.strides());
+  if (saved.device().is_cpu())
+    cpu::unary_backward(op, prm, saved.dtype(), g.raw_data(), lg, saved.raw_data(), ls, gi.raw_data(), gi.numel());
+  else
+    RETORT_CUDA_CALL(cuda::unary_backward(op, prm, saved.dtype(), g.raw_data(), lg, saved.raw_data(), ls,
+                                          gi.raw_data(), gi.numel()));
+  return gi;
+}
+}  // namespace
+
+Tensor unary_op(UnaryOp op, const Tensor& a, const char* name, UnaryParams prm) {
+  RETORT_CHECK(a.defined(), "{}: the operand is undefined", name);
+  RETORT_CHECK(is_floating(a.dtype()), "{}: the operand must be floating (f32, f64 or bf16), got {}", name, a.str());
+  Tensor out = unary_raw(op, a, prm);
+  if (needs_grad({&a})) {
+    Tensor saved = unary_grad_uses_output(op) ? out.detach() : a.detach();
+    record(out, name, {a}, [op, prm, saved](const Tensor& g) {
+      RETORT_CHECK(g.dtype() == saved.dtype() && g.device() == saved.device(),
+                   "backward: gradient {} does not match the saved {}", g.str(), saved.str());
+      return std::vector<Tensor>{unary_grad(op, g, saved, prm)};
+    });
+  }
+  return out;
+}
+
+Tensor exp(const Tensor& a) { return unary_op(UnaryOp::exp, a, "exp"); }
+Tensor log(const Tensor& a) { return unary_op(UnaryOp::log, a, "log"); }
+Tensor sqrt(const Tensor& a) { return unary_op(UnaryOp::sqrt, a, "sqrt"); }
+Tensor pow(const Tensor& a, double exponent) { return unary_op(UnaryOp::pow, a, "pow", {exponent, 0.0}); }
+Tensor abs(const Tensor& a) { return unary_op(UnaryOp::abs, a, "abs"); }
+Tensor clamp(const Tensor& a, double lo, double hi) {
+  RETORT_CHECK(!(lo > hi), "clamp: lo {} is greater than hi {}", lo, hi);
+  RETORT_CHECK(!std::isnan(lo) && !std::isnan(hi), "clamp: bounds must not be NaN (use +-infinity for one-sided)");
+  return unary_op(UnaryOp::clamp, a, "clamp", {lo, hi});
+}
+Tensor relu(const Tensor& a) { return unary_op(UnaryOp::relu, a, "relu"); }
+Tensor gelu(const Tensor& a) { return unary_op(UnaryOp::gelu, a, "gelu"); }
+Tensor sigmoid(const Tensor& a) { return unary_op(UnaryOp::sigmoid, a, "sigmoid"); }
+Tensor tanh(const Tensor& a) { return unary_op(UnaryOp::tanh, a, "tanh"); }
+
+}  // namespace retort
