@@ -1,0 +1,129 @@
+// Losses: cross_entropy (fused log-softmax kernel with label smoothing), kl_div (PyTorch
+// semantics, batchmean divides by size(0)), mse_loss, smooth_l1_loss; shared reductions.
+#include "engine/autograd.h"
+#include "engine/ops.h"
+#include "kernels/cpu/loss.h"
+#include "kernels/cuda/cuda_api.h"
+#include "kernels/cuda/loss.h"
+
+namespace retort {
+namespace {
+// none: as is; sum: total; mean: total / numel; batchmean: total / size(0).
+Tensor reduce_loss(const Tensor& terms, Reduction reduction) {
+  switch (reduction) {
+    case Reduction::none: return terms;
+    case Reduction::sum: return sum(terms);
+    case Reduction::mean: return mean(terms);
+    case Reduction::batchmean: {
+      const int64_t n = terms.dim() == 0 ? 1 : terms.size(0);
+      return mul(sum(terms), 1.0 / double(n));
+    }
+  }
+  return terms;
+}
+
+void check_pair(const Tensor& a, const Tensor& b, const char* op, const char* first, const char* second) {
+  RETORT_CHECK(a.defined() && b.defined(), "{}: undefined operand", op);
+  RETORT_CHECK(is_floating(a.dtype()), "{}: {} must be floating, got {}", op, first, a.str());
+  RETORT_CHECK(a.dtype() == b.dtype(), "{}: dtype mismatch: {} is {}, {} is {}", op, first, a.str(), second, b.str());
+  RETORT_CHECK(a.device() == b.device(), "{}: device mismatch: {} is {}, {} is {}", op, first, a.str(), second,
+               b.str());
+  RETORT_CHECK(a.shape() == b.shape(), "{}: shapes differ: {} is {}, {} is {}", op, first, shape_str(a.shape()), second,
+               shape_str(b.shape()));
+}
+
+// Elementwise loss terms with their fused backward kernel.
+Tensor pointwise_loss(PointwiseLoss kind, const Tensor& a_in, const Tensor& b_in, double beta, const char* op) {
+  Tensor a = a_in.detach().contiguous(), b = b_in.detach().contiguous();
+  Tensor out = Tensor::empty(a.shape(), a.dtype(), a.device());
+  if (a.device().is_cpu())
+    cpu::pointwise_loss_forward(kind, a.dtype(), a.raw_data(), b.raw_data(), out.raw_data(), a.numel(), beta);
+  else
+    RETORT_CUDA_CALL(
+        cuda::pointwise_loss_forward(kind, a.dtype(), a.raw_data(), b.raw_data(), out.raw_data(), a.numel(), beta));
+  if (needs_grad({&a_in, &b_in})) {
+    bool need_a = a_in.requires_grad(), need_b = b_in.requires_grad();
+    record(out, op, {a_in, b_in}, [=](const Tensor& g_in) {
+      Tensor g = g_in.contiguous();
+      Tensor ga = need_a ? Tensor::empty(a.shape(), a.dtype(), a.device()) : Tensor();
+      Tensor gb = need_b ? Tensor::empty(a.shape(), a.dtype(), a.device()) : Tensor();
+      void* pa = need_a ? ga.raw_data() : nullptr;
+      void* pb = need_b ? gb.raw_data() : nullptr;
+      if (a.device().is_cpu())
+        cpu::pointwise_loss_backward(kind, a.dtype(), a.raw_data(), b.raw_data(), g.raw_data(), pa, pb, a.numel(), beta);
+      else
+        RETORT_CUDA_CALL(cuda::pointwise_loss_backward(kind, a.dtype(), a.raw_data(), b.raw_data(), g.raw_data(), pa,
+                                                       pb, a.numel(), beta));
+      return std::vector<Tensor>{ga, gb};
+    });
+  }
+  return out;
+}
+}  // namespace
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_smoothing, Reduction reduction) {
+  RETORT_CHECK(logits.defined() && target.defined(), "cross_entropy: undefined operand");
+  RETORT_CHECK(logits.dim() == 2 && is_floating(logits.dtype()),
+               "cross_entropy: logits must be a floating [N, C] tensor, got {}", logits.str());
+  RETORT_CHECK(target.dtype() == DType::i64 && target.dim() == 1 && target.size(0) == logits.size(0),
+               "cross_entropy: target must be i64 [N] with N = {} (logits {}), got {}", logits.size(0), logits.str(),
+               target.str());
+  RETORT_CHECK(target.device() == logits.device(), "cross_entropy: target is on {}, logits on {}",
+               target.device().str(), logits.device().str());
+  RETORT_CHECK(logits.size(1) > 0, "cross_entropy: logits {} have no classes", logits.str());
+  RETORT_CHECK(label_smoothing >= 0.0 && label_smoothing <= 1.0,
+               "cross_entropy: label_smoothing must be in [0, 1], got {}", label_smoothing);
+  const int64_t rows = logits.size(0), classes = logits.size(1);
+  const Device dev = logits.device();
+  Tensor x = logits.detach().contiguous(), t = target.detach().contiguous();
+  Tensor loss = Tensor::empty({rows}, x.dtype(), dev);
+  Tensor lse = Tensor::empty({rows}, x.dtype() == DType::f64 ? DType::f64 : DType::f32, dev);
+  Tensor bad = Tensor::full({1}, double(rows), DType::i64, dev);
+  if (dev.is_cpu())
+    cpu::cross_entropy_forward(x.dtype(), x.raw_data(), t.data<int64_t>(), loss.raw_data(), lse.raw_data(), rows,
+                               classes, label_smoothing, bad.data<int64_t>());
+  else
+    RETORT_CUDA_CALL(cuda::cross_entropy_forward(x.dtype(), x.raw_data(), t.data<int64_t>(), loss.raw_data(),
+                                                 lse.raw_data(), rows, classes, label_smoothing, bad.data<int64_t>()));
+  const int64_t bad_row = bad.to_i64_vector()[0];
+  if (bad_row < rows) {
+    const int64_t label = t.slice(0, bad_row, bad_row + 1).to_i64_vector()[0];
+    fail("cross_entropy: target label {} at row {} is out of range [0, {}) for logits {}", label, bad_row, classes,
+         logits.str());
+  }
+  if (needs_grad({&logits})) {
+    record(loss, "cross_entropy", {logits}, [x, t, lse, rows, classes, label_smoothing](const Tensor& g_in) {
+      Tensor g = g_in.contiguous();
+      Tensor dx = Tensor::empty(x.shape(), x.dtype(), x.device());
+      if (x.device().is_cpu())
+        cpu::cross_entropy_backward(x.dtype(), x.raw_data(), t.data<int64_t>(), lse.raw_data(), g.raw_data(),
+                                    dx.raw_data(), rows, classes, label_smoothing);
+      else
+        RETORT_CUDA_CALL(cuda::cross_entropy_backward(x.dtype(), x.raw_data(), t.data<int64_t>(), lse.raw_data(),
+                                                      g.raw_data(), dx.raw_data(), rows, classes, label_smoothing));
+      return std::vector<Tensor>{dx};
+    });
+  }
+  return reduce_loss(loss, reduction);
+}
+
+Tensor kl_div(const Tensor& log_q, const Tensor& target, Reduction reduction, bool log_target) {
+  check_pair(log_q, target, "kl_div", "input (log q)", "target");
+  Tensor terms = pointwise_loss(log_target ? PointwiseLoss::kl_div_log_target : PointwiseLoss::kl_div, log_q, target,
+                                0.0, "kl_div");
+  return reduce_loss(terms, reduction);
+}
+
+Tensor mse_loss(const Tensor& a, const Tensor& b, Reduction reduction) {
+  check_pair(a, b, "mse_loss", "input", "target");
+  Tensor d = sub(a, b);
+  return reduce_loss(mul(d, d), reduction);
+}
+
+Tensor smooth_l1_loss(const Tensor& a, const Tensor& b, double beta, Reduction reduction) {
+  check_pair(a, b, "smooth_l1_loss", "input", "target");
+  RETORT_CHECK(beta >= 0.0, "smooth_l1_loss: beta must be >= 0, got {}", beta);
+  return reduce_loss(pointwise_loss(PointwiseLoss::smooth_l1, a, b, beta, "smooth_l1_loss"), reduction);
+}
+
+}  // namespace retort
