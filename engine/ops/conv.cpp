@@ -1,0 +1,117 @@
+// conv2d (NCHW, groups incl. depthwise, stride/padding/dilation): shape checks, autograd,
+// dispatch to the CPU im2col + GEMM kernels or cuDNN. bf16 on the CPU is computed in f32.
+// The backward pieces (input and weight gradients) are first-order only.
+#include "engine/autograd.h"
+#include "engine/ops.h"
+#include "engine/ops/broadcast.h"
+#include "kernels/cpu/conv.h"
+#include "kernels/cuda/conv_cudnn.h"
+#include "kernels/cuda/cuda_api.h"
+
+namespace retort {
+namespace {
+
+Conv2dGeometry geometry(const Shape& xs, const Shape& ws, const Conv2dOptions& opt) {
+  Conv2dGeometry g;
+  g.n = xs[0], g.c = xs[1], g.h = xs[2], g.w = xs[3];
+  g.oc = ws[0], g.kh = ws[2], g.kw = ws[3];
+  g.stride_h = opt.stride[0], g.stride_w = opt.stride[1];
+  g.pad_h = opt.padding[0], g.pad_w = opt.padding[1];
+  g.dil_h = opt.dilation[0], g.dil_w = opt.dilation[1];
+  g.groups = opt.groups;
+  g.oh = (g.h + 2 * g.pad_h - g.dil_h * (g.kh - 1) - 1) / g.stride_h + 1;
+  g.ow = (g.w + 2 * g.pad_w - g.dil_w * (g.kw - 1) - 1) / g.stride_w + 1;
+  return g;
+}
+
+Conv2dGeometry check_conv(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dOptions& opt) {
+  RETORT_CHECK(x.defined() && w.defined(), "conv2d: undefined operand");
+  check_same(x, w, "conv2d");
+  RETORT_CHECK(is_floating(x.dtype()), "conv2d: dtype {} is not supported (floating dtypes only)", dtype_name(x.dtype()));
+  RETORT_CHECK(x.dim() == 4, "conv2d: input (x) must be 4-D [N, C, H, W], got shape {}", shape_str(x.shape()));
+  RETORT_CHECK(w.dim() == 4, "conv2d: weight must be 4-D [OC, C/groups, KH, KW], got shape {}", shape_str(w.shape()));
+  RETORT_CHECK(opt.groups >= 1, "conv2d: groups must be >= 1, got {}", opt.groups);
+  for (int i = 0; i < 2; ++i) {
+    RETORT_CHECK(opt.stride[size_t(i)] >= 1, "conv2d: stride must be >= 1, got [{}, {}]", opt.stride[0], opt.stride[1]);
+    RETORT_CHECK(opt.dilation[size_t(i)] >= 1, "conv2d: dilation must be >= 1, got [{}, {}]", opt.dilation[0],
+                 opt.dilation[1]);
+    RETORT_CHECK(opt.padding[size_t(i)] >= 0, "conv2d: padding must be >= 0, got [{}, {}]", opt.padding[0],
+                 opt.padding[1]);
+  }
+  const int64_t c = x.size(1), oc = w.size(0);
+  RETORT_CHECK(c % opt.groups == 0 && oc % opt.groups == 0,
+               "conv2d: input channels {} (x {}) and output channels {} (weight {}) must both divide by groups = {}", c,
+               shape_str(x.shape()), oc, shape_str(w.shape()), opt.groups);
+  RETORT_CHECK(w.size(1) * opt.groups == c,
+               "conv2d: channel mismatch: input (x) {} has {} channels but weight {} with groups = {} expects {}",
+               shape_str(x.shape()), c, shape_str(w.shape()), opt.groups, w.size(1) * opt.groups);
+  if (bias.defined()) {
+    check_same(x, bias, "conv2d (bias)");
+    RETORT_CHECK(bias.dim() == 1 && bias.size(0) == oc, "conv2d: bias must be [{}] for weight {}, got shape {}", oc,
+                 shape_str(w.shape()), shape_str(bias.shape()));
+  }
+  Conv2dGeometry g = geometry(x.shape(), w.shape(), opt);
+  RETORT_CHECK(g.oh >= 1 && g.ow >= 1,
+               "conv2d: input (x) {} is too small for kernel {}x{} with padding [{}, {}] and dilation [{}, {}]",
+               shape_str(x.shape()), g.kh, g.kw, g.pad_h, g.pad_w, g.dil_h, g.dil_w);
+  return g;
+}
+
+// Runs one of the three kernels on either device; operands contiguous, no autograd.
+Tensor conv_forward_raw(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dGeometry& g) {
+  if (x.device().is_cpu() && x.dtype() == DType::bf16) {
+    Tensor b32 = bias.defined() ? bias.to(DType::f32) : Tensor();
+    return conv_forward_raw(x.to(DType::f32), w.to(DType::f32), b32, g).to(DType::bf16);
+  }
+  Tensor xc = x.contiguous(), wc = w.contiguous(), bc = bias.defined() ? bias.contiguous() : Tensor();
+  Tensor y = Tensor::empty({g.n, g.oc, g.oh, g.ow}, x.dtype(), x.device());
+  const void* bp = bc.defined() ? bc.raw_data() : nullptr;
+  if (x.device().is_cpu()) cpu::conv2d_forward(x.dtype(), g, xc.raw_data(), wc.raw_data(), bp, y.raw_data());
+  else RETORT_CUDA_CALL(cuda::conv2d_forward(x.dtype(), g, xc.raw_data(), wc.raw_data(), bp, y.raw_data()));
+  return y;
+}
+
+Tensor conv_backward_input(const Tensor& gy, const Tensor& w, const Conv2dGeometry& g) {
+  if (gy.device().is_cpu() && gy.dtype() == DType::bf16)
+    return conv_backward_input(gy.to(DType::f32), w.to(DType::f32), g).to(DType::bf16);
+  Tensor gyc = gy.contiguous(), wc = w.contiguous();
+  Tensor gx = Tensor::empty({g.n, g.c, g.h, g.w}, gy.dtype(), gy.device());
+  if (gy.device().is_cpu()) cpu::conv2d_backward_input(gy.dtype(), g, gyc.raw_data(), wc.raw_data(), gx.raw_data());
+  else RETORT_CUDA_CALL(cuda::conv2d_backward_input(gy.dtype(), g, gyc.raw_data(), wc.raw_data(), gx.raw_data()));
+  return gx;
+}
+
+Tensor conv_backward_weight(const Tensor& x, const Tensor& gy, const Conv2dGeometry& g) {
+  if (gy.device().is_cpu() && gy.dtype() == DType::bf16)
+    return conv_backward_weight(x.to(DType::f32), gy.to(DType::f32), g).to(DType::bf16);
+  Tensor xc = x.contiguous(), gyc = gy.contiguous();
+  Tensor gw = Tensor::empty({g.oc, g.c / g.groups, g.kh, g.kw}, gy.dtype(), gy.device());
+  if (gy.device().is_cpu()) cpu::conv2d_backward_weight(gy.dtype(), g, xc.raw_data(), gyc.raw_data(), gw.raw_data());
+  else RETORT_CUDA_CALL(cuda::conv2d_backward_weight(gy.dtype(), g, xc.raw_data(), gyc.raw_data(), gw.raw_data()));
+  return gw;
+}
+
+}  // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opt) {
+  const Conv2dGeometry g = check_conv(x, weight, bias, opt);
+  Tensor out;
+  {
+    NoGradGuard ng;
+    out = conv_forward_raw(x.detach(), weight.detach(), bias.defined() ? bias.detach() : Tensor(), g);
+  }
+  if (needs_grad({&x, &weight, &bias})) {
+    Tensor xd = x.detach(), wd = weight.detach();
+    bool gx = x.requires_grad(), gw = weight.requires_grad(), gb = bias.defined() && bias.requires_grad();
+    record(out, "conv2d", {x, weight, bias}, [xd, wd, gx, gw, gb, g](const Tensor& gy) {
+      std::vector<Tensor> grads(3);
+      if (gx) grads[0] = conv_backward_input(gy, wd, g);
+      if (gw) grads[1] = conv_backward_weight(xd, gy, g);
+      if (gb) grads[2] = sum(gy, {0, 2, 3});
+      return grads;
+    });
+  }
+  return out;
+}
+
+}  // namespace retort

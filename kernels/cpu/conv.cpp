@@ -1,0 +1,213 @@
+// CPU convolution: the batch is processed in chunks; for each chunk and group the input is
+// unfolded (im2col, OpenMP over samples x channels) into a column matrix [Cg*kh*kw, chunk*oh*ow]
+// so that one large OpenBLAS GEMM per group does the work (OpenBLAS threads it; OpenMP and
+// OpenBLAS never nest). col2im folds column gradients back (each thread owns whole planes).
+#include "kernels/cpu/conv.h"
+#include <cblas.h>
+#include <algorithm>
+#include <cstring>
+#include <vector>
+#include "engine/error.h"
+
+namespace retort::cpu {
+namespace {
+
+void gemm_rm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+             const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, blasint(m), blasint(n),
+              blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc));
+}
+void gemm_rm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda,
+             const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, blasint(m), blasint(n),
+              blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc));
+}
+
+// Derived sizes of one convolution.
+struct Plan {
+  int64_t cg, ocg, ck, l;  // channels per group, out channels per group, rows of col, out pixels
+  int64_t chunk;           // samples per chunk
+};
+template <typename T>
+Plan make_plan(const Conv2dGeometry& g) {
+  Plan p;
+  p.cg = g.c / g.groups;
+  p.ocg = g.oc / g.groups;
+  p.ck = p.cg * g.kh * g.kw;
+  p.l = g.oh * g.ow;
+  // Keep the column buffer near 8 MiB so it stays in the last-level cache.
+  const int64_t per_sample = std::max<int64_t>(p.ck * p.l * int64_t(sizeof(T)), 1);
+  p.chunk = std::clamp<int64_t>((int64_t(8) << 20) / per_sample, 1, std::max<int64_t>(g.n, 1));
+  return p;
+}
+
+// col[(ci * kh + ki) * kw + kj][s * l + oy * ow + ox] for samples n0 .. n0 + nb of group grp.
+template <typename T>
+void im2col(const Conv2dGeometry& g, const Plan& p, const T* x, int64_t n0, int64_t nb, int64_t grp, T* col) {
+  const int64_t ld = nb * p.l;
+  const int64_t tasks = nb * p.cg;
+#pragma omp parallel for if (tasks > 1 && ld * p.ck > 16384)
+  for (int64_t t = 0; t < tasks; ++t) {
+    const int64_t s = t / p.cg, ci = t % p.cg;
+    const T* plane = x + ((n0 + s) * g.c + grp * p.cg + ci) * g.h * g.w;
+    for (int64_t ki = 0; ki < g.kh; ++ki)
+      for (int64_t kj = 0; kj < g.kw; ++kj) {
+        T* row = col + ((ci * g.kh + ki) * g.kw + kj) * ld + s * p.l;
+        for (int64_t oy = 0; oy < g.oh; ++oy) {
+          T* out = row + oy * g.ow;
+          const int64_t iy = oy * g.stride_h - g.pad_h + ki * g.dil_h;
+          if (iy < 0 || iy >= g.h) {
+            std::fill(out, out + g.ow, T(0));
+            continue;
+          }
+          const T* in = plane + iy * g.w;
+          const int64_t x0 = kj * g.dil_w - g.pad_w;
+          if (g.stride_w == 1 && x0 >= 0 && x0 + g.ow <= g.w) {
+            std::memcpy(out, in + x0, size_t(g.ow) * sizeof(T));
+            continue;
+          }
+          for (int64_t ox = 0; ox < g.ow; ++ox) {
+            const int64_t ix = ox * g.stride_w + x0;
+            out[ox] = (ix >= 0 && ix < g.w) ? in[ix] : T(0);
+          }
+        }
+      }
+  }
+}
+
+// Adds the column gradient back into gx (the inverse scatter of im2col).
+template <typename T>
+void col2im(const Conv2dGeometry& g, const Plan& p, const T* col, int64_t n0, int64_t nb, int64_t grp, T* gx) {
+  const int64_t ld = nb * p.l;
+  const int64_t tasks = nb * p.cg;
+#pragma omp parallel for if (tasks > 1 && ld * p.ck > 16384)
+  for (int64_t t = 0; t < tasks; ++t) {
+    const int64_t s = t / p.cg, ci = t % p.cg;
+    T* plane = gx + ((n0 + s) * g.c + grp * p.cg + ci) * g.h * g.w;
+    for (int64_t ki = 0; ki < g.kh; ++ki)
+      for (int64_t kj = 0; kj < g.kw; ++kj) {
+        const T* row = col + ((ci * g.kh + ki) * g.kw + kj) * ld + s * p.l;
+        for (int64_t oy = 0; oy < g.oh; ++oy) {
+          const int64_t iy = oy * g.stride_h - g.pad_h + ki * g.dil_h;
+          if (iy < 0 || iy >= g.h) continue;
+          const T* in = row + oy * g.ow;
+          T* out = plane + iy * g.w;
+          const int64_t x0 = kj * g.dil_w - g.pad_w;
+          for (int64_t ox = 0; ox < g.ow; ++ox) {
+            const int64_t ix = ox * g.stride_w + x0;
+            if (ix >= 0 && ix < g.w) out[ix] += in[ox];
+          }
+        }
+      }
+  }
+}
+
+// dy of group grp for samples n0 .. n0 + nb as a matrix [ocg, nb * l].
+template <typename T>
+void gather_dy(const Conv2dGeometry& g, const Plan& p, const T* gy, int64_t n0, int64_t nb, int64_t grp, T* out) {
+  const int64_t tasks = nb * p.ocg;
+#pragma omp parallel for if (tasks * p.l > 65536)
+  for (int64_t t = 0; t < tasks; ++t) {
+    const int64_t s = t / p.ocg, o = t % p.ocg;
+    std::memcpy(out + o * nb * p.l + s * p.l, gy + ((n0 + s) * g.oc + grp * p.ocg + o) * p.l, size_t(p.l) * sizeof(T));
+  }
+}
+
+template <typename T>
+void forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+  const Plan p = make_plan<T>(g);
+  std::vector<T> col(size_t(p.ck * p.chunk * p.l)), prod(size_t(p.ocg * p.chunk * p.l));
+  for (int64_t n0 = 0; n0 < g.n; n0 += p.chunk) {
+    const int64_t nb = std::min(p.chunk, g.n - n0), ld = nb * p.l;
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      im2col(g, p, x, n0, nb, grp, col.data());
+      gemm_rm(false, false, p.ocg, ld, p.ck, T(1), w + grp * p.ocg * p.ck, p.ck, col.data(), ld, T(0), prod.data(), ld);
+      const int64_t tasks = nb * p.ocg;
+#pragma omp parallel for if (tasks * p.l > 65536)
+      for (int64_t t = 0; t < tasks; ++t) {
+        const int64_t s = t / p.ocg, o = t % p.ocg;
+        const T b = bias ? bias[grp * p.ocg + o] : T(0);
+        const T* src = prod.data() + o * ld + s * p.l;
+        T* dst = y + ((n0 + s) * g.oc + grp * p.ocg + o) * p.l;
+        for (int64_t i = 0; i < p.l; ++i) dst[i] = src[i] + b;
+      }
+    }
+  }
+}
+
+template <typename T>
+void backward_input(const Conv2dGeometry& g, const T* gy, const T* w, T* gx) {
+  const Plan p = make_plan<T>(g);
+  std::fill(gx, gx + g.n * g.c * g.h * g.w, T(0));
+  std::vector<T> col(size_t(p.ck * p.chunk * p.l)), dy(size_t(p.ocg * p.chunk * p.l));
+  for (int64_t n0 = 0; n0 < g.n; n0 += p.chunk) {
+    const int64_t nb = std::min(p.chunk, g.n - n0), ld = nb * p.l;
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      gather_dy(g, p, gy, n0, nb, grp, dy.data());
+      // dcol [ck, ld] = w_g^T [ck, ocg] dy [ocg, ld]
+      gemm_rm(true, false, p.ck, ld, p.ocg, T(1), w + grp * p.ocg * p.ck, p.ck, dy.data(), ld, T(0), col.data(), ld);
+      col2im(g, p, col.data(), n0, nb, grp, gx);
+    }
+  }
+}
+
+template <typename T>
+void backward_weight(const Conv2dGeometry& g, const T* x, const T* gy, T* gw) {
+  const Plan p = make_plan<T>(g);
+  std::fill(gw, gw + g.oc * p.ck, T(0));
+  std::vector<T> col(size_t(p.ck * p.chunk * p.l)), dy(size_t(p.ocg * p.chunk * p.l));
+  for (int64_t n0 = 0; n0 < g.n; n0 += p.chunk) {
+    const int64_t nb = std::min(p.chunk, g.n - n0), ld = nb * p.l;
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      im2col(g, p, x, n0, nb, grp, col.data());
+      gather_dy(g, p, gy, n0, nb, grp, dy.data());
+      // gw_g [ocg, ck] += dy [ocg, ld] col^T [ld, ck]
+      gemm_rm(false, true, p.ocg, p.ck, ld, T(1), dy.data(), ld, col.data(), ld, T(1), gw + grp * p.ocg * p.ck, p.ck);
+    }
+  }
+}
+
+void check_type(DType type, const char* what) {
+  RETORT_CHECK(type == DType::f32 || type == DType::f64,
+               "{}: dtype {} is not supported by the CPU kernel (f32, f64; bf16 goes through f32)", what,
+               dtype_name(type));
+}
+bool empty_problem(const Conv2dGeometry& g) { return g.n == 0 || g.oc == 0 || g.oh == 0 || g.ow == 0; }
+}  // namespace
+
+void conv2d_forward(DType type, const Conv2dGeometry& g, const void* x, const void* weight, const void* bias,
+                    void* y) {
+  check_type(type, "conv2d");
+  if (empty_problem(g)) return;
+  if (type == DType::f32)
+    forward(g, static_cast<const float*>(x), static_cast<const float*>(weight), static_cast<const float*>(bias),
+            static_cast<float*>(y));
+  else
+    forward(g, static_cast<const double*>(x), static_cast<const double*>(weight), static_cast<const double*>(bias),
+            static_cast<double*>(y));
+}
+
+void conv2d_backward_input(DType type, const Conv2dGeometry& g, const void* gy, const void* weight, void* gx) {
+  check_type(type, "conv2d backward");
+  if (type == DType::f32) {
+    if (empty_problem(g)) std::fill_n(static_cast<float*>(gx), g.n * g.c * g.h * g.w, 0.f);
+    else backward_input(g, static_cast<const float*>(gy), static_cast<const float*>(weight), static_cast<float*>(gx));
+  } else {
+    if (empty_problem(g)) std::fill_n(static_cast<double*>(gx), g.n * g.c * g.h * g.w, 0.0);
+    else backward_input(g, static_cast<const double*>(gy), static_cast<const double*>(weight), static_cast<double*>(gx));
+  }
+}
+
+void conv2d_backward_weight(DType type, const Conv2dGeometry& g, const void* x, const void* gy, void* gw) {
+  check_type(type, "conv2d backward");
+  const int64_t nw = g.oc * (g.c / g.groups) * g.kh * g.kw;
+  if (type == DType::f32) {
+    if (empty_problem(g)) std::fill_n(static_cast<float*>(gw), nw, 0.f);
+    else backward_weight(g, static_cast<const float*>(x), static_cast<const float*>(gy), static_cast<float*>(gw));
+  } else {
+    if (empty_problem(g)) std::fill_n(static_cast<double*>(gw), nw, 0.0);
+    else backward_weight(g, static_cast<const double*>(x), static_cast<const double*>(gy), static_cast<double*>(gw));
+  }
+}
+
+}  // namespace retort::cpu

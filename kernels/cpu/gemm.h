@@ -1,0 +1,29 @@
+// Batched GEMM arguments shared by the CPU (OpenBLAS) and CUDA (cuBLAS) backends, and the
+// CPU entry point. All matrices are row-major views with a leading dimension; a transposed
+// operand (trans_* = true) is stored as the row-major transpose, i.e. column-major.
+#pragma once
+#include <cstdint>
+#include "engine/dtype.h"
+
+namespace retort {
+
+struct GemmArgs {
+  DType dtype = DType::f32;
+  int64_t batch = 1, m = 0, n = 0, k = 0;
+  const void* a = nullptr;  // op(A) is [m, k]
+  bool trans_a = false;
+  int64_t lda = 0, stride_a = 0;  // stride_a: elements between batch entries (0 = shared)
+  const void* b = nullptr;  // op(B) is [k, n]
+  bool trans_b = false;
+  int64_t ldb = 0, stride_b = 0;
+  void* c = nullptr;  // C is [m, n] row-major, never transposed
+  int64_t ldc = 0, stride_c = 0;
+  double alpha = 1.0, beta = 0.0;  // C = alpha op(A) op(B) + beta C
+};
+
+}  // namespace retort
+
+namespace retort::cpu {
+// f32 (sgemm) and f64 (dgemm); bf16 is computed in f32 by the caller.
+void gemm(const GemmArgs& g);
+}  // namespace retort::cpu
