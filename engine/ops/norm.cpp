@@ -1,0 +1,165 @@
+// batch_norm2d and layer_norm: shape checks, running-statistics update, autograd wiring and
+// dispatch to the fused kernels in kernels/cpu/norm.* and kernels/cuda/norm.*.
+// batch_norm2d accepts [N, C, H, W] (and, like BatchNorm1d, [N, C] or [N, C, L]).
+#include "engine/autograd.h"
+#include "engine/ops.h"
+#include "kernels/cpu/norm.h"
+#include "kernels/cuda/cuda_api.h"
+#include "kernels/cuda/norm.h"
+
+namespace retort {
+namespace {
+
+// Statistics and parameter gradients are kept in the accumulation dtype of the kernels.
+DType stat_dtype(DType t) { return t == DType::f64 ? DType::f64 : DType::f32; }
+
+void check_input(const Tensor& x, const char* op) {
+  RETORT_CHECK(x.defined(), "{}: the input is undefined", op);
+  RETORT_CHECK(is_floating(x.dtype()), "{}: input must be f32, f64 or bf16, got {}", op, x.str());
+}
+
+// A per-channel tensor: undefined, or [C] on x's device (of x's dtype when same_dtype).
+void check_channel_tensor(const Tensor& p, const Tensor& x, int64_t C, const char* what, const char* op,
+                          bool same_dtype) {
+  if (!p.defined()) return;
+  RETORT_CHECK(p.dim() == 1 && p.size(0) == C, "{}: {} must have shape [{}] to match input {}, got {}", op, what, C,
+               shape_str(x.shape()), shape_str(p.shape()));
+  RETORT_CHECK(p.device() == x.device(), "{}: {} is on {} but the input is on {}", op, what, p.device().str(),
+               x.device().str());
+  if (same_dtype)
+    RETORT_CHECK(p.dtype() == x.dtype(), "{}: {} has dtype {} but the input has {}", op, what, dtype_name(p.dtype()),
+                 dtype_name(x.dtype()));
+  else
+    RETORT_CHECK(is_floating(p.dtype()), "{}: {} must be a floating tensor, got {}", op, what, p.str());
+}
+
+const void* ptr_or_null(const Tensor& t) { return t.defined() ? t.raw_data() : nullptr; }
+void* mut_ptr_or_null(const Tensor& t) { return t.defined() ? t.raw_data() : nullptr; }
+
+// Brings a kernel's accumulation-dtype parameter gradient to the parameter's dtype.
+Tensor as_param_grad(const Tensor& g, const Tensor& param) {
+  if (!g.defined()) return g;
+  return g.dtype() == param.dtype() ? g : g.to(param.dtype());
+}
+
+}  // namespace
+
+Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
+                    Tensor running_var, bool training, double momentum, double eps) {
+  const char* op = "batch_norm2d";
+  check_input(x, op);
+  RETORT_CHECK(x.dim() >= 2 && x.dim() <= 4, "{}: input must be [N, C, H, W] (or [N, C], [N, C, L]), got {}", op,
+               shape_str(x.shape()));
+  const int64_t N = x.size(0), C = x.size(1);
+  RETORT_CHECK(N > 0 && C > 0, "{}: input {} is empty", op, shape_str(x.shape()));
+  const int64_t S = x.numel() / (N * C);
+  check_channel_tensor(weight, x, C, "weight", op, true);
+  check_channel_tensor(bias, x, C, "bias", op, true);
+  RETORT_CHECK(running_mean.defined() == running_var.defined(),
+               "{}: running_mean and running_var must both be given or both be undefined", op);
+  check_channel_tensor(running_mean, x, C, "running_mean", op, false);
+  check_channel_tensor(running_var, x, C, "running_var", op, false);
+  const bool batch_stats = training || !running_mean.defined();
+  RETORT_CHECK(!batch_stats || N * S > 1, "{}: batch statistics need more than one value per channel, got input {}",
+               op, shape_str(x.shape()));
+
+  const DType sd = stat_dtype(x.dtype());
+  Tensor xc = x.detach().contiguous();
+  Tensor wc = weight.defined() ? weight.detach().contiguous() : Tensor();
+  Tensor bc = bias.defined() ? bias.detach().contiguous() : Tensor();
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  Tensor mean = Tensor::empty({C}, sd, x.device()), var = Tensor::empty({C}, sd, x.device());
+  Tensor invstd = Tensor::empty({C}, sd, x.device());
+  if (!batch_stats) {
+    mean.copy_(running_mean.detach());
+    var.copy_(running_var.detach());
+  }
+  if (x.device().is_cpu())
+    cpu::batch_norm_forward(x.dtype(), xc.raw_data(), ptr_or_null(wc), ptr_or_null(bc), N, C, S, batch_stats, eps,
+                            mean.raw_data(), var.raw_data(), invstd.raw_data(), y.raw_data());
+  else
+    RETORT_CUDA_CALL(cuda::batch_norm_forward(x.dtype(), xc.raw_data(), ptr_or_null(wc), ptr_or_null(bc), N, C, S,
+                                              batch_stats, eps, mean.raw_data(), var.raw_data(), invstd.raw_data(),
+                                              y.raw_data()));
+
+  if (training && running_mean.defined()) {
+    NoGradGuard ng;
+    const double M = double(N * S);
+    Tensor rm = running_mean.detach(), rv = running_var.detach();
+    rm.copy_(add(mul(rm, 1.0 - momentum), mul(mean.to(rm.dtype()), momentum)));
+    rv.copy_(add(mul(rv, 1.0 - momentum), mul(var.to(rv.dtype()), momentum * M / (M - 1.0))));
+  }
+
+  if (needs_grad({&x, &weight, &bias})) {
+    const bool gx = x.requires_grad(), gw = weight.defined() && weight.requires_grad(),
+               gb = bias.defined() && bias.requires_grad();
+    Tensor wd = weight.defined() ? weight.detach() : Tensor(), bd = bias.defined() ? bias.detach() : Tensor();
+    record(y, op, {x, weight, bias}, [=](const Tensor& g) {
+      Tensor gc = g.contiguous();
+      Tensor dx = gx ? Tensor::empty(xc.shape(), xc.dtype(), xc.device()) : Tensor();
+      Tensor dw = gw ? Tensor::empty({C}, sd, xc.device()) : Tensor();
+      Tensor db = gb ? Tensor::empty({C}, sd, xc.device()) : Tensor();
+      if (xc.device().is_cpu())
+        cpu::batch_norm_backward(xc.dtype(), gc.raw_data(), xc.raw_data(), ptr_or_null(wc), mean.raw_data(),
+                                 invstd.raw_data(), N, C, S, batch_stats, mut_ptr_or_null(dx), mut_ptr_or_null(dw),
+                                 mut_ptr_or_null(db));
+      else
+        RETORT_CUDA_CALL(cuda::batch_norm_backward(xc.dtype(), gc.raw_data(), xc.raw_data(), ptr_or_null(wc),
+                                                   mean.raw_data(), invstd.raw_data(), N, C, S, batch_stats,
+                                                   mut_ptr_or_null(dx), mut_ptr_or_null(dw), mut_ptr_or_null(db)));
+      return std::vector<Tensor>{dx, as_param_grad(dw, wd), as_param_grad(db, bd)};
+    });
+  }
+  return y;
+}
+
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
+  const char* op = "layer_norm";
+  check_input(x, op);
+  RETORT_CHECK(x.dim() >= 1 && x.size(-1) > 0, "{}: input must have a non-empty last dim, got {}", op,
+               shape_str(x.shape()));
+  const int64_t C = x.size(-1), rows = x.numel() / C;
+  check_channel_tensor(weight, x, C, "weight", op, true);
+  check_channel_tensor(bias, x, C, "bias", op, true);
+
+  const DType sd = stat_dtype(x.dtype());
+  Tensor xc = x.detach().contiguous();
+  Tensor wc = weight.defined() ? weight.detach().contiguous() : Tensor();
+  Tensor bc = bias.defined() ? bias.detach().contiguous() : Tensor();
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  Tensor mean = Tensor::empty({rows}, sd, x.device()), rstd = Tensor::empty({rows}, sd, x.device());
+  if (rows > 0) {
+    if (x.device().is_cpu())
+      cpu::layer_norm_forward(x.dtype(), xc.raw_data(), ptr_or_null(wc), ptr_or_null(bc), rows, C, eps, y.raw_data(),
+                              mean.raw_data(), rstd.raw_data());
+    else
+      RETORT_CUDA_CALL(cuda::layer_norm_forward(x.dtype(), xc.raw_data(), ptr_or_null(wc), ptr_or_null(bc), rows, C,
+                                                eps, y.raw_data(), mean.raw_data(), rstd.raw_data()));
+  }
+
+  if (needs_grad({&x, &weight, &bias})) {
+    const bool gx = x.requires_grad(), gw = weight.defined() && weight.requires_grad(),
+               gb = bias.defined() && bias.requires_grad();
+    Tensor wd = weight.defined() ? weight.detach() : Tensor(), bd = bias.defined() ? bias.detach() : Tensor();
+    record(y, op, {x, weight, bias}, [=](const Tensor& g) {
+      Tensor gc = g.contiguous();
+      Tensor dx = gx ? Tensor::empty(xc.shape(), xc.dtype(), xc.device()) : Tensor();
+      Tensor dw = gw ? Tensor::zeros({C}, sd, xc.device()) : Tensor();
+      Tensor db = gb ? Tensor::zeros({C}, sd, xc.device()) : Tensor();
+      if (rows > 0) {
+        if (xc.device().is_cpu())
+          cpu::layer_norm_backward(xc.dtype(), gc.raw_data(), xc.raw_data(), ptr_or_null(wc), mean.raw_data(),
+                                   rstd.raw_data(), rows, C, mut_ptr_or_null(dx), mut_ptr_or_null(dw),
+                                   mut_ptr_or_null(db));
+        else
+          RETORT_CUDA_CALL(cuda::layer_norm_backward(xc.dtype(), gc.raw_data(), xc.raw_data(), ptr_or_null(wc),
+                                                     mean.raw_data(), rstd.raw_data(), rows, C, mut_ptr_or_null(dx),
+                                                     mut_ptr_or_null(dw), mut_ptr_or_null(db)));
+      }
+      return std::vector<Tensor>{dx, as_param_grad(dw, wd), as_param_grad(db, bd)};
+    });
+  }
+  return y;
+}
+
+}  // namespace retort

@@ -1,0 +1,28 @@
+// CPU reference kernels for batch norm (per channel) and layer norm (per row). All tensors
+// are contiguous. Statistics (mean, var, invstd/rstd) and weight/bias gradients are in the
+// accumulation dtype: f64 for f64 inputs, f32 otherwise. weight/bias (the input dtype) may be
+// nullptr (no affine transform); any gradient pointer may be nullptr (not wanted).
+#pragma once
+#include <cstdint>
+#include "engine/dtype.h"
+
+namespace retort::cpu {
+
+// x, y: [N, C, S]. use_batch_stats: mean and var (biased) are computed from x and written;
+// otherwise mean and var are read (the running statistics). invstd = 1/sqrt(var + eps) is written.
+void batch_norm_forward(DType type, const void* x, const void* weight, const void* bias, int64_t N, int64_t C,
+                        int64_t S, bool use_batch_stats, double eps, void* mean, void* var, void* invstd, void* y);
+// Closed-form backward; with use_batch_stats the statistics' dependence on x is included
+// (dx = w*invstd/M * (M*g - sum(g) - xhat*sum(g*xhat)), M = N*S), otherwise dx = g*w*invstd.
+void batch_norm_backward(DType type, const void* grad_y, const void* x, const void* weight, const void* mean,
+                         const void* invstd, int64_t N, int64_t C, int64_t S, bool use_batch_stats, void* grad_x,
+                         void* grad_weight, void* grad_bias);
+
+// x, y: [rows, cols], normalised over cols; mean and rstd: [rows].
+void layer_norm_forward(DType type, const void* x, const void* weight, const void* bias, int64_t rows,
+                        int64_t cols, double eps, void* y, void* mean, void* rstd);
+void layer_norm_backward(DType type, const void* grad_y, const void* x, const void* weight, const void* mean,
+                         const void* rstd, int64_t rows, int64_t cols, void* grad_x, void* grad_weight,
+                         void* grad_bias);
+
+}  // namespace retort::cpu
