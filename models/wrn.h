@@ -1,0 +1,60 @@
+// Wide ResNet (RepDistiller wrn.py, Zagoruyko & Komodakis) with its parameter names:
+// conv1, blockS.layer.B.{bn1, conv1, bn2, conv2, convShortcut}, bn1, fc. Pre-activation
+// blocks: BN - ReLU - conv3x3(stride) - BN - ReLU - [dropout] - conv3x3, + identity or a 1x1
+// conv shortcut (applied to the activated input) when the width changes. Widths 16, 16k,
+// 32k, 64k; (depth - 4) / 6 blocks per stage; final BN - ReLU - global average pool - fc.
+// Taps: "stem" (conv1 output), "stage<i>.preact" = the next BN applied to stage i's output
+// (the next stage's first bn1, or the final bn1; RepDistiller's is_feat features), "stage<i>"
+// = its ReLU, "pooled", "logits". Both are computed inside the normal forward, once.
+#pragma once
+#include <memory>
+#include <vector>
+#include "engine/nn/layers.h"
+#include "models/model.h"
+
+namespace retort::models {
+
+class WideBasicBlock : public nn::Module {
+ public:
+  WideBasicBlock(int64_t in_planes, int64_t out_planes, int64_t stride, double drop, Generator& gen);
+  std::string type_name() const override { return "BasicBlock"; }
+  Tensor forward(const Tensor& x) override { return forward(x, nullptr, nullptr); }
+  // normed_in / act_in receive bn1(x) and relu(bn1(x)) when non-null.
+  Tensor forward(const Tensor& x, Tensor* normed_in, Tensor* act_in);
+
+  bool equal_in_out;
+  std::shared_ptr<nn::BatchNorm2d> bn1, bn2;
+  std::shared_ptr<nn::Conv2d> conv1, conv2, conv_shortcut;  // conv_shortcut null when equal_in_out
+  std::shared_ptr<nn::Dropout> drop;                        // null when drop == 0
+};
+
+// RepDistiller's NetworkBlock: a Sequential named "layer".
+class NetworkBlock : public nn::Module {
+ public:
+  NetworkBlock(int64_t blocks, int64_t in_planes, int64_t out_planes, int64_t stride, double drop, Generator& gen);
+  std::string type_name() const override { return "NetworkBlock"; }
+  Tensor forward(const Tensor& x) override { return layer->forward(x); }
+  std::shared_ptr<nn::Sequential> layer;
+};
+
+class WideResNet : public Model {
+ public:
+  WideResNet(const std::string& name, int64_t depth, int64_t widen_factor, const ModelConfig& cfg);
+  std::string type_name() const override { return "WideResNet"; }
+  std::string family() const override { return "wrn"; }
+  using Model::forward;
+  Tensor forward(const Tensor& x, Taps* taps) override;
+  std::vector<TapInfo> tap_info(const Shape& input) const override;
+
+  std::shared_ptr<nn::Conv2d> conv1;
+  std::vector<std::shared_ptr<NetworkBlock>> blocks;  // block1..block3
+  std::shared_ptr<nn::BatchNorm2d> bn1;
+  std::shared_ptr<nn::Linear> fc;
+
+ private:
+  std::string name_;
+  std::vector<int64_t> widths_;
+  ModelConfig cfg_;
+};
+
+}  // namespace retort::models
