@@ -277,7 +277,7 @@ Recipe parse_tree(const toml::table& root, ParseContext& ctx, const std::string&
     }
   }
   if (recipe.models.empty() && !top.has("models"))
-    ctx.error(&root, "the recipe defines no models: add a [models.<name>] table with arch = \"...\"");
+    ctx.error(nullptr, "the recipe defines no models: add a [models.<name>] table with arch = \"...\"");
   if (const toml::array* stages = top.array("stages")) {
     for (size_t i = 0; i < stages->size(); ++i) {
       const toml::node& node = *stages->get(i);
@@ -289,7 +289,7 @@ Recipe parse_tree(const toml::table& root, ParseContext& ctx, const std::string&
     }
   }
   if (recipe.stages.empty() && ctx.ok())
-    ctx.error(&root, "the recipe has no stages: add at least one [[stages]] table with train = \"<model>\"");
+    ctx.error(nullptr, "the recipe has no stages: add at least one [[stages]] table with train = \"<model>\"");
   return recipe;
 }
 

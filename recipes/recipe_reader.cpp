@@ -42,7 +42,7 @@ std::string describe_node(const toml::node& node) {
     case toml::node_type::integer: os << "integer " << *node.as_integer(); break;
     case toml::node_type::floating_point: os << "number " << *node.as_floating_point(); break;
     case toml::node_type::boolean: os << "boolean " << (node.as_boolean()->get() ? "true" : "false"); break;
-    case toml::node_type::string: os << "string " << *node.as_string(); break;  // quoted by toml++
+    case toml::node_type::string: os << "string \"" << node.as_string()->get() << '"'; break;
     case toml::node_type::array: os << "array " << *node.as_array(); break;
     case toml::node_type::table: os << "a table"; break;
     default: os << "a date/time"; break;

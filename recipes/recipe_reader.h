@@ -21,6 +21,7 @@ class ParseContext {
   // "file:line" for a node from the file, "--set a.b=v" for a node an override created.
   std::string where(const toml::node* node) const;
   int line(const toml::node* node) const;
+  // Records "where(at): message"; a null `at` means the whole file.
   void error(const toml::node* at, const std::string& message);
   bool ok() const { return errors_.empty(); }
   const std::vector<std::string>& errors() const { return errors_; }
