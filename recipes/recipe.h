@@ -1,0 +1,165 @@
+// The typed recipe: what a `retort run RECIPE` file says (run, data, models, stages, losses),
+// with every default filled in, plus loading (with --set overrides), validation and writing
+// the resolved recipe back as TOML. Parsing lives in recipe.cpp/recipe_parse_*.cpp,
+// overrides in recipe_overrides.cpp, writing in recipe_writer.cpp.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+#include "recipes/recipe_schema.h"
+
+namespace retort {
+
+// Where something came from in the recipe file. Positions never take part in equality, so a
+// recipe re-parsed from its resolved TOML compares equal to the original.
+struct SourcePos {
+  int line = 0;  // 1-based; 0 when unknown (defaults, --set values)
+  bool operator==(const SourcePos&) const { return true; }
+};
+
+enum class DatasetKind { fashion_mnist, cifar10, cifar100, folder };
+enum class OptimizerKind { sgd, adamw };
+enum class ScheduleKind { multistep, cosine, constant };
+enum class StageData { labelled, unlabelled, all };
+
+const char* to_string(DatasetKind kind);
+const char* to_string(OptimizerKind kind);
+const char* to_string(ScheduleKind kind);
+const char* to_string(StageData kind);
+
+struct RunSettings {
+  std::string name;             // default: the recipe file's stem
+  int64_t seed = 0;
+  std::string device = "auto";  // auto | cpu | cuda | cuda:N
+  std::string out_dir = "runs";
+  bool operator==(const RunSettings&) const = default;
+};
+
+struct AugmentSettings {
+  int64_t random_crop_padding = 0;
+  bool hflip = false;
+  bool operator==(const AugmentSettings&) const = default;
+};
+
+struct DataSettings {
+  DatasetKind dataset = DatasetKind::fashion_mnist;
+  std::string root;            // fashion-mnist default: /usr/share/datasets/fashion-mnist
+  int64_t image_size = 0;      // defaults: 28 fashion-mnist, 32 cifar
+  int64_t channels = 0;        // defaults: 1 fashion-mnist, 3 otherwise
+  std::vector<double> mean;    // one per channel; defaults are the dataset's statistics
+  std::vector<double> std;
+  AugmentSettings augment;
+  int64_t labelled_per_class = 0;  // 0 = every labelled image
+  int64_t val_size = 0;            // images held out of the training set for validation
+  int64_t workers = 2;
+  std::string extra_unlabelled_folder;  // images added to the unlabelled transfer set
+  bool operator==(const DataSettings&) const = default;
+};
+
+struct ModelSpec {
+  std::string name;
+  std::string arch;
+  std::string weights;     // safetensors file to start from ("" = none)
+  std::string from_stage;  // an earlier stage that trained this model ("" = none)
+  bool frozen = false;     // never trained by any stage
+  std::map<std::string, double> options;  // width / depth / patch ... overrides
+  SourcePos pos;
+  bool operator==(const ModelSpec&) const = default;
+};
+
+struct OptimizerSettings {
+  OptimizerKind type = OptimizerKind::sgd;
+  double lr = 0.05;            // adamw default 1e-3
+  double momentum = 0.9;       // sgd only
+  bool nesterov = false;       // sgd only
+  double weight_decay = 5e-4;  // adamw default 1e-2
+  std::vector<double> betas = {0.9, 0.999};  // adamw only
+  double eps = 1e-8;                         // adamw only
+  bool no_decay_norm_bias = false;  // no weight decay on norm weights and biases
+  bool operator==(const OptimizerSettings&) const = default;
+};
+
+struct ScheduleSettings {
+  ScheduleKind type = ScheduleKind::constant;
+  std::vector<int64_t> milestones;  // multistep: epochs where lr *= gamma
+  double gamma = 0.1;               // multistep only
+  double warmup_epochs = 0;         // linear warm-up, any schedule
+  double min_lr = 0;                // cosine only
+  bool operator==(const ScheduleSettings&) const = default;
+};
+
+struct LossParam {
+  ParamValue value;
+  SourcePos pos;
+  bool operator==(const LossParam&) const = default;
+};
+
+// One weighted term of a stage's loss. `params` holds the loss-specific keys, validated
+// against the registered schema for `name` with its defaults filled.
+struct LossTerm {
+  std::string name;
+  double weight = 1.0;
+  std::map<std::string, LossParam> params;
+  SourcePos pos;
+  bool operator==(const LossTerm&) const = default;
+
+  bool has(std::string_view key) const;
+  double number(std::string_view key) const;
+  int64_t integer(std::string_view key) const;
+  bool boolean(std::string_view key) const;
+  const std::string& string(std::string_view key) const;  // string or model
+  const std::vector<double>& numbers(std::string_view key) const;
+  const std::vector<std::string>& strings(std::string_view key) const;  // strings or models
+};
+
+struct StageSpec {
+  std::string name;                   // default: stage<index>
+  std::string train;                  // the model this stage trains
+  std::vector<std::string> teachers;  // models frozen during the stage
+  int64_t epochs = 1;
+  int64_t batch_size = 128;
+  int64_t eval_every = 1;             // epochs between evaluations
+  OptimizerSettings optimizer;
+  ScheduleSettings schedule;
+  double clip_grad_norm = 0;          // 0 = no clipping
+  StageData data = StageData::labelled;
+  std::vector<LossTerm> losses;       // default: one "ce" term
+  SourcePos pos;
+  bool operator==(const StageSpec&) const = default;
+};
+
+struct Recipe {
+  std::string source;  // the file it came from ("" when parsed from text); not compared
+  RunSettings run;
+  DataSettings data;
+  std::map<std::string, ModelSpec> models;
+  std::vector<StageSpec> stages;
+
+  bool operator==(const Recipe& other) const {
+    return run == other.run && data == other.data && models == other.models && stages == other.stages;
+  }
+  const ModelSpec& model(std::string_view name) const;  // throws when absent
+  const StageSpec& stage(std::string_view name) const;  // throws when absent
+  // "file:line" for error messages of later phases (trainer, model builder).
+  std::string where(const SourcePos& pos) const;
+};
+
+// Reads a recipe file, applies `--set key=value` overrides (in order), and validates it.
+// Throws retort::Error listing every problem, each as "file:line: what; did you mean ...".
+Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides = {});
+// The same from text; `source_name` is used in messages and as the default run name.
+Recipe parse_recipe(std::string_view text, const std::string& source_name,
+                    const std::vector<std::string>& overrides = {});
+
+// The resolved recipe (all defaults filled) as TOML that parses back to an equal Recipe.
+std::string to_toml(const Recipe& recipe);
+
+// Checks that the files a recipe names exist (data root, weights, extra folder); throws an
+// Error naming each missing one with its recipe line. Separate from parsing so recipes can
+// be parsed and resolved on machines without the data.
+void check_recipe_files(const Recipe& recipe);
+
+}  // namespace retort

@@ -1,0 +1,151 @@
+// Writes a Recipe back as TOML with every default filled in (the run directory's
+// resolved.toml). The output parses back to an equal Recipe.
+#include <sstream>
+#include <fmt/format.h>
+#include <toml++/toml.h>
+#include "recipes/recipe.h"
+
+namespace retort {
+namespace {
+
+// A TOML basic string: quoted, with backslash escapes.
+std::string str(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (c < 0x20 || c == 0x7f) out += fmt::format("\\u{:04X}", c);
+        else out += char(c);
+    }
+  }
+  return out + "\"";
+}
+
+// The shortest text that reads back as the same double, always a TOML float ("4.0").
+std::string num(double d) {
+  std::string s = fmt::format("{}", d);
+  if (s.find_first_of(".eni") == std::string::npos) s += ".0";
+  return s;
+}
+std::string num(int64_t i) { return fmt::format("{}", i); }
+std::string boolean(bool b) { return b ? "true" : "false"; }
+
+template <typename T, typename F>
+std::string list(const std::vector<T>& values, F format) {
+  std::string out = "[";
+  for (size_t i = 0; i < values.size(); ++i) out += (i ? ", " : "") + format(values[i]);
+  return out + "]";
+}
+
+// A bare key when TOML allows it, else a quoted one.
+std::string key(const std::string& k) {
+  bool bare = !k.empty();
+  for (char c : k)
+    bare = bare && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-');
+  return bare ? k : str(k);
+}
+
+std::string param_text(const ParamValue& value) {
+  return std::visit(
+      [](const auto& v) -> std::string {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, bool>) return boolean(v);
+        else if constexpr (std::is_same_v<T, int64_t>) return num(v);
+        else if constexpr (std::is_same_v<T, double>) return num(v);
+        else if constexpr (std::is_same_v<T, std::string>) return str(v);
+        else if constexpr (std::is_same_v<T, std::vector<double>>) return list(v, [](double d) { return num(d); });
+        else return list(v, [](const std::string& s) { return str(s); });
+      },
+      value);
+}
+
+std::string optimizer_text(const OptimizerSettings& o) {
+  std::string s = fmt::format("{{ type = {}, lr = {}", str(to_string(o.type)), num(o.lr));
+  if (o.type == OptimizerKind::sgd)
+    s += fmt::format(", momentum = {}, nesterov = {}", num(o.momentum), boolean(o.nesterov));
+  else
+    s += fmt::format(", betas = {}, eps = {}", list(o.betas, [](double d) { return num(d); }), num(o.eps));
+  return s + fmt::format(", weight_decay = {}, no_decay_norm_bias = {} }}", num(o.weight_decay),
+                         boolean(o.no_decay_norm_bias));
+}
+
+std::string schedule_text(const ScheduleSettings& s) {
+  std::string out = fmt::format("{{ type = {}", str(to_string(s.type)));
+  if (s.type == ScheduleKind::multistep)
+    out += fmt::format(", milestones = {}, gamma = {}", list(s.milestones, [](int64_t m) { return num(m); }),
+                       num(s.gamma));
+  if (s.type == ScheduleKind::cosine) out += fmt::format(", min_lr = {}", num(s.min_lr));
+  return out + fmt::format(", warmup_epochs = {} }}", num(s.warmup_epochs));
+}
+
+std::string loss_text(const LossTerm& term) {
+  std::string out = fmt::format("{{ name = {}, weight = {}", str(term.name), num(term.weight));
+  for (const auto& [k, p] : term.params) out += fmt::format(", {} = {}", key(k), param_text(p.value));
+  return out + " }";
+}
+
+}  // namespace
+
+std::string to_toml(const Recipe& r) {
+  std::string out;
+  auto line = [&](const std::string& k, const std::string& v) { out += key(k) + " = " + v + "\n"; };
+  out += "# Resolved recipe: every default filled in";
+  out += r.source.empty() ? ".\n" : fmt::format(" (from {}).\n", r.source);
+
+  out += "\n[run]\n";
+  line("name", str(r.run.name));
+  line("seed", num(r.run.seed));
+  line("device", str(r.run.device));
+  line("out_dir", str(r.run.out_dir));
+
+  const DataSettings& d = r.data;
+  out += "\n[data]\n";
+  line("dataset", str(to_string(d.dataset)));
+  line("root", str(d.root));
+  line("image_size", num(d.image_size));
+  line("channels", num(d.channels));
+  line("mean", list(d.mean, [](double v) { return num(v); }));
+  line("std", list(d.std, [](double v) { return num(v); }));
+  line("augment", fmt::format("{{ random_crop_padding = {}, hflip = {} }}", num(d.augment.random_crop_padding),
+                              boolean(d.augment.hflip)));
+  line("labelled_per_class", num(d.labelled_per_class));
+  line("val_size", num(d.val_size));
+  line("workers", num(d.workers));
+  line("extra_unlabelled_folder", str(d.extra_unlabelled_folder));
+
+  for (const auto& [name, m] : r.models) {
+    out += fmt::format("\n[models.{}]\n", key(name));
+    line("arch", str(m.arch));
+    line("weights", str(m.weights));
+    line("from_stage", str(m.from_stage));
+    line("frozen", boolean(m.frozen));
+    std::string options = "{";
+    for (const auto& [k, v] : m.options) options += fmt::format("{} {} = {}", options.size() > 1 ? "," : "", key(k), num(v));
+    line("options", options + (m.options.empty() ? "}" : " }"));
+  }
+
+  for (const StageSpec& s : r.stages) {
+    out += "\n[[stages]]\n";
+    line("name", str(s.name));
+    line("train", str(s.train));
+    line("teachers", list(s.teachers, [](const std::string& t) { return str(t); }));
+    line("epochs", num(s.epochs));
+    line("batch_size", num(s.batch_size));
+    line("eval_every", num(s.eval_every));
+    line("optimizer", optimizer_text(s.optimizer));
+    line("schedule", schedule_text(s.schedule));
+    line("clip_grad_norm", num(s.clip_grad_norm));
+    line("data", str(to_string(s.data)));
+    out += "losses = [\n";
+    for (const LossTerm& term : s.losses) out += "  " + loss_text(term) + ",\n";
+    out += "]\n";
+  }
+  return out;
+}
+
+}  // namespace retort
