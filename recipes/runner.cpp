@@ -13,6 +13,7 @@
 #include "models/registry.h"
 #include "recipes/progress.h"
 #include "recipes/run_dir.h"
+#include "recipes/results_table.h"
 #include "recipes/trainer.h"
 #include "transfer/loss_term.h"
 
@@ -94,11 +95,10 @@ RunResult run_recipe(const Recipe& recipe, const RunOptions& options) {
   transfer::register_builtin_losses();
   const auto started = std::chrono::steady_clock::now();
   Device device = resolve_device(options.device.empty() ? recipe.run.device : options.device);
-  RunDir run_dir(options.out_dir.empty() ? (fs::path(recipe.run.out_dir) / recipe.run.name).string() : options.out_dir,
-                 /*resume=*/options.resume);
-  run_dir.write_resolved_recipe(recipe);
+  const std::string dir = options.out_dir;
+  RunDir run_dir = options.resume ? RunDir::open(recipe, dir) : RunDir::create(recipe, dir);
   auto say = [&](const std::string& s) { std::fprintf(stderr, "[retort] %s\n", s.c_str()); };
-  say(fmt::format("run '{}' on {} -> {}", recipe.run.name, device.str(), run_dir.path()));
+  say(fmt::format("run '{}' on {} -> {}", recipe.run.name, device.str(), run_dir.path().string()));
 
   LoadedData data = load_data(recipe);
   say(fmt::format("data: {} train ({} labelled, {} unlabelled), {} test", data.train_all.size(), data.labelled.size(),
@@ -127,12 +127,10 @@ RunResult run_recipe(const Recipe& recipe, const RunOptions& options) {
 
   // ---- stages
   RunResult result;
-  result.run_dir = run_dir.path();
-  Summary summary(recipe.run.name, device.str());
-  Progress progress(!options.quiet);
-  bool stopped = false;
+  result.run_dir = run_dir.path().string();
+  const fs::path models_dir = run_dir.path() / "models";
+  fs::create_directories(models_dir);
   for (const auto& stage : recipe.stages) {
-    if (stopped) break;
     auto student = models_by_name.at(stage.train);
     std::map<std::string, std::shared_ptr<models::Model>> teachers;
     for (const auto& t : stage.teachers) teachers[t] = models_by_name.at(t);
@@ -152,42 +150,80 @@ RunResult run_recipe(const Recipe& recipe, const RunOptions& options) {
       case StageData::all: sd.train = data.train_all; sd.labelled = false; break;
     }
     StageOptions so;
-    so.checkpoint_dir = run_dir.checkpoint_dir();
+    so.checkpoint_dir = (run_dir.path() / "checkpoints").string();
     so.resume = options.resume;
     so.checkpoint_every_steps = options.checkpoint_every_steps;
     so.stop_after_steps = options.stop_after_steps;
     so.max_batches_per_epoch = options.max_batches_per_epoch;
+
+    std::unique_ptr<Progress> bar;
+    int64_t bar_epoch = -1;
     StageHooks hooks;
-    hooks.metrics = [&](const nlohmann::json& j) {
-      run_dir.append_metrics(j);
-      progress.finish_line();
-      say(fmt::format("{} / {} epoch {}: test top1 {:.2f}%  top5 {:.2f}%  loss {:.4f}  ({:.0f} img/s train)",
-                      j["stage"].get<std::string>(), j["model"].get<std::string>(), j["epoch"].get<int64_t>(),
-                      j["top1"].get<double>(), j["top5"].get<double>(), j["loss"].get<double>(),
-                      j["images_per_s"].get<double>()));
-    };
-    hooks.progress = [&](const StepReport& r) { progress.update(r); };
     hooks.log = say;
+    hooks.progress = [&](const StepReport& r) {
+      if (options.quiet) return;
+      if (!bar) bar = std::make_unique<Progress>(r.stage + "/" + r.model, r.epochs, r.batches);
+      if (r.epoch != bar_epoch) {
+        if (bar_epoch >= 0) bar->end_epoch();
+        bar->start_epoch(r.epoch + 1);
+        bar_epoch = r.epoch;
+      }
+      bar->update(r.batch, r.loss, r.train_top1, r.batch_images);
+    };
+    hooks.metrics = [&](const nlohmann::json& j) {
+      EvalRecord rec;
+      rec.stage = j["stage"];
+      rec.model = j["model"];
+      rec.epoch = j["epoch"];
+      rec.step = j["step"];
+      rec.split = j["split"];
+      rec.loss = j["loss"];
+      rec.top1 = j["top1"];
+      rec.top5 = j["top5"];
+      rec.images_per_s = j["images_per_s"];
+      rec.wall_s = j["wall_s"];
+      run_dir.append_metrics(rec);
+      std::string line = fmt::format("{} / {} epoch {}: test top1 {:.2f}%  top5 {:.2f}%  loss {:.4f}  ({:.0f} img/s train)",
+                                     rec.stage, rec.model, rec.epoch, rec.top1, rec.top5, rec.loss, rec.images_per_s);
+      if (bar) {
+        bar->end_epoch();
+        bar_epoch = -1;
+        bar->message(line);
+      } else {
+        say(line);
+      }
+    };
     say(fmt::format("stage '{}': training '{}' for {} epochs{}", stage.name, stage.train, stage.epochs,
                     stage.teachers.empty() ? "" : fmt::format(" with teachers {}", fmt::join(stage.teachers, ", "))));
-    StageResult sr = train_stage(recipe, stage, student, teachers, sd, device, so, hooks);
-    progress.finish_line();
-    if (!sr.completed) {
-      stopped = true;
-      result.completed = false;
-      say(fmt::format("stage '{}' stopped after {} steps (stop_after_steps)", stage.name, sr.steps));
-      break;
+    StageResult sr;
+    try {
+      sr = train_stage(recipe, stage, student, teachers, sd, device, so, hooks);
+    } catch (const std::exception& e) {
+      run_dir.set_status(std::string("failed: ") + e.what());
+      throw;
     }
-    summary.add_stage(stage.name, stage.train, recipe.models.at(stage.train).arch, sr.test.top1, sr.test.top5,
-                      sr.test.loss, sr.wall_s, sr.parameters, sr.steps);
-    run_dir.write_model(stage.train, student->state_dict());
-    run_dir.write_summary(summary.json(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()));
+    bar.reset();
+    if (!sr.completed) {
+      result.completed = false;
+      say(fmt::format("stage '{}' stopped after {} steps (as asked)", stage.name, sr.steps));
+      return result;
+    }
+    ModelResult mr;
+    mr.stage = stage.name;
+    mr.model = stage.train;
+    mr.test_top1 = sr.test.top1;
+    mr.test_top5 = sr.test.top5;
+    mr.wall_s = sr.wall_s;
+    mr.parameters = sr.parameters;
+    run_dir.record_result(mr);
+    write_safetensors((models_dir / (stage.train + ".safetensors")).string(), student->state_dict(),
+                      {{"arch", recipe.models.at(stage.train).arch}, {"stage", stage.name}});
   }
-  result.summary = summary.json(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-  if (result.completed) {
-    run_dir.write_summary(result.summary);
-    std::fprintf(stderr, "%s", summary.table().c_str());
-  }
+  run_dir.set_status("finished");
+  result.summary = nlohmann::json::parse(read_text_file(run_dir.file("summary.json")));
+  std::fprintf(stderr, "%s", results_table(run_dir.results(), recipe, device,
+                                           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count())
+                                 .c_str());
   return result;
 }
 

@@ -235,7 +235,7 @@ StageResult train_stage(const Recipe& recipe, const StageSpec& stage, std::share
       if (hooks.progress) {
         StepReport r{stage.name, stage.train, epoch, stage.epochs, progress.batch_in_epoch, steps_per_epoch, progress.step,
                      loss_acc / double(progress.batch_in_epoch), seen ? 100.0 * double(hits) / double(seen) : 0.0,
-                     double(seen) / std::max(seconds_since(epoch_start), 1e-9), optimizer->lr(0)};
+                     double(seen) / std::max(seconds_since(epoch_start), 1e-9), optimizer->lr(0), x.size(0)};
         hooks.progress(r);
       }
       if (options.checkpoint_every_steps > 0 && progress.step % options.checkpoint_every_steps == 0) save();

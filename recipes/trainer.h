@@ -26,6 +26,7 @@ struct StepReport {
   std::string stage, model;
   int64_t epoch = 0, epochs = 0, batch = 0, batches = 0, step = 0;
   double loss = 0, train_top1 = 0, images_per_s = 0, lr = 0;
+  int64_t batch_images = 0;
 };
 
 struct StageHooks {
