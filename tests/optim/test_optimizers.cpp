@@ -211,7 +211,7 @@ TEST_CASE("optimizers: exported state continues bit-exactly and import checks na
     return out;
   };
   for (bool adamw : {false, true}) {
-    INFO((adamw ? "AdamW" : "SGD"));
+    INFO(std::string(adamw ? "AdamW" : "SGD"));
     CHECK(run(adamw, false) == run(adamw, true));  // bit-exact
   }
 
