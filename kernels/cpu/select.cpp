@@ -1,0 +1,138 @@
+// CPU comparisons and selection (gt, eq, where, index_select/index_add, gather/scatter_add):
+// the reference for kernels/cuda/select.cu. Index checks run in a serial pass before the
+// parallel loops (an exception must not leave an OpenMP region).
+#include "kernels/cpu/select.h"
+#include <cstring>
+#include "kernels/cpu/dispatch.h"
+#include "kernels/index_math.h"
+
+namespace retort::cpu {
+namespace {
+// Runs fn(T{}) with T the C++ type of any dtype.
+template <typename Fn>
+void dispatch_any(DType t, Fn&& fn) {
+  switch (t) {
+    case DType::f32: fn(float{}); return;
+    case DType::f64: fn(double{}); return;
+    case DType::bf16: fn(bf16{}); return;
+    case DType::i64: fn(int64_t{}); return;
+    case DType::u8: fn(uint8_t{}); return;
+  }
+}
+template <typename T> double as_double(T v) { return double(v); }
+template <> double as_double<bf16>(bf16 v) { return double(float(v)); }
+template <typename T> bool same(T x, T y) { return x == y; }
+template <> bool same<bf16>(bf16 x, bf16 y) { return float(x) == float(y); }
+
+// Word type of an element size, for dtype-agnostic copies.
+template <typename Fn>
+void dispatch_size(size_t elem_size, Fn&& fn) {
+  switch (elem_size) {
+    case 1: fn(uint8_t{}); return;
+    case 2: fn(uint16_t{}); return;
+    case 4: fn(uint32_t{}); return;
+    case 8: fn(uint64_t{}); return;
+  }
+  fail("select kernels: unsupported element size {}", elem_size);
+}
+
+void check_index(int64_t j, int64_t size, const char* op) {
+  RETORT_CHECK(j >= 0 && j < size, "{}: index {} is out of range for a dim of size {}", op, j, size);
+}
+}  // namespace
+
+void gt_scalar(DType type, const void* in, const Layout& l, double s, uint8_t* out, int64_t n) {
+  dispatch_any(type, [&](auto tag) {
+    using T = decltype(tag);
+    const T* p = static_cast<const T*>(in);
+    _Pragma("omp parallel for if (n > 32768)")
+    for (int64_t i = 0; i < n; ++i) out[i] = as_double(p[l.offset_of(i)]) > s ? 1 : 0;
+  });
+}
+
+void eq(DType type, const void* a, const Layout& la, const void* b, const Layout& lb, uint8_t* out, int64_t n) {
+  dispatch_any(type, [&](auto tag) {
+    using T = decltype(tag);
+    const T* pa = static_cast<const T*>(a);
+    const T* pb = static_cast<const T*>(b);
+    _Pragma("omp parallel for if (n > 32768)")
+    for (int64_t i = 0; i < n; ++i) out[i] = same(pa[la.offset_of(i)], pb[lb.offset_of(i)]) ? 1 : 0;
+  });
+}
+
+void where(size_t elem_size, const uint8_t* mask, const Layout& lm, const void* a, const Layout& la, const void* b,
+           const Layout& lb, void* out, int64_t n) {
+  dispatch_size(elem_size, [&](auto tag) {
+    using W = decltype(tag);
+    const W* pa = static_cast<const W*>(a);
+    const W* pb = static_cast<const W*>(b);
+    W* po = static_cast<W*>(out);
+    _Pragma("omp parallel for if (n > 32768)")
+    for (int64_t i = 0; i < n; ++i) po[i] = mask[lm.offset_of(i)] ? pa[la.offset_of(i)] : pb[lb.offset_of(i)];
+  });
+}
+
+void index_select(size_t elem_size, const void* in, int64_t outer, int64_t src_size, int64_t inner,
+                  const int64_t* index, int64_t num_index, void* out) {
+  for (int64_t k = 0; k < num_index; ++k) check_index(index[k], src_size, "index_select");
+  const char* src = static_cast<const char*>(in);
+  char* dst = static_cast<char*>(out);
+  const size_t row = size_t(inner) * elem_size;
+  const int64_t rows = outer * num_index;
+  _Pragma("omp parallel for if (rows * inner > 32768)")
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t o = r / num_index, k = r % num_index;
+    std::memcpy(dst + size_t(r) * row, src + size_t(o * src_size + index[k]) * row, row);
+  }
+}
+
+void index_add(DType type, const void* src, int64_t outer, int64_t num_index, int64_t inner, const int64_t* index,
+               int64_t dst_size, void* out) {
+  for (int64_t k = 0; k < num_index; ++k) check_index(index[k], dst_size, "index_add");
+  RETORT_CPU_DISPATCH_FLOAT(type, "index_add", [&] {
+    const scalar_t* s = static_cast<const scalar_t*>(src);
+    scalar_t* d = static_cast<scalar_t*>(out);
+    // Parallel over outer: each o owns its own destination slab, so no two threads collide.
+    _Pragma("omp parallel for if (outer * num_index * inner > 32768)")
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t k = 0; k < num_index; ++k) {
+        const scalar_t* srow = s + (o * num_index + k) * inner;
+        scalar_t* drow = d + (o * dst_size + index[k]) * inner;
+        for (int64_t i = 0; i < inner; ++i) drow[i] = scalar_t(acc_t(drow[i]) + acc_t(srow[i]));
+      }
+  });
+}
+
+void gather(size_t elem_size, const void* in, const Layout& la, int dim, const int64_t* index, const Layout& li,
+            void* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) check_index(index[li.offset_of(i)], la.shape[dim], "gather");
+  dispatch_size(elem_size, [&](auto tag) {
+    using W = decltype(tag);
+    const W* src = static_cast<const W*>(in);
+    W* dst = static_cast<W*>(out);
+    _Pragma("omp parallel for if (n > 32768)")
+    for (int64_t i = 0; i < n; ++i) {
+      int64_t io, ao;
+      gather_offsets(li, la, dim, i, io, ao);
+      dst[i] = src[ao + index[io] * la.strides[dim]];
+    }
+  });
+}
+
+void scatter_add(DType type, const void* src, const int64_t* index, const Layout& li, int dim, void* out,
+                 const Layout& lo, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) check_index(index[li.offset_of(i)], lo.shape[dim], "scatter_add");
+  RETORT_CPU_DISPATCH_FLOAT(type, "scatter_add", [&] {
+    const scalar_t* s = static_cast<const scalar_t*>(src);
+    scalar_t* d = static_cast<scalar_t*>(out);
+    // Serial: different elements may land on the same destination.
+    for (int64_t i = 0; i < n; ++i) {
+      int64_t io, oo;
+      gather_offsets(li, lo, dim, i, io, oo);
+      scalar_t& t = d[oo + index[io] * lo.strides[dim]];
+      t = scalar_t(acc_t(t) + acc_t(s[i]));
+    }
+  });
+}
+
+}  // namespace retort::cpu

@@ -1,0 +1,182 @@
+// Comparisons and selection: gt, eq, where, masked_fill, index_select, gather. Hand-computed
+// values, f64 gradchecks (repeated indices included), error messages and CUDA parity.
+#include <cmath>
+#include "helpers.h"
+#include "ops/op_test_util.h"
+
+using namespace retort;
+using retort::test::check_close;
+using retort::test::check_cuda_parity;
+using retort::test::gradcheck;
+using retort::test::max_rel_error;
+using retort::test::random_tensor;
+
+namespace {
+using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
+Tensor f64(const std::vector<double>& v, const Shape& s) { return Tensor::from_vector(v, s, DType::f64); }
+Tensor u8(const std::vector<double>& v, const Shape& s) { return Tensor::from_vector(v, s, DType::u8); }
+}  // namespace
+
+TEST_CASE("gt and eq give u8 masks") {
+  Tensor m = gt(f64({-1, 0.5, 2}, {3}), 0.5);
+  CHECK(m.dtype() == DType::u8);
+  check_close(m, {0, 0, 1}, 0);
+  check_close(gt(Tensor::from_i64({1, 2, 3}, {3}), 1.5), {0, 1, 1}, 0);
+  check_close(gt(f64({1, 2, 3, 4}, {2, 2}).transpose(0, 1), 1.5), {0, 1, 1, 1}, 0);
+  check_close(eq(f64({1, 2, 3, 2}, {2, 2}), f64({2}, {1})), {0, 1, 0, 1}, 0);
+  // accuracy from argmax-like i64 predictions against labels
+  Tensor hits = eq(Tensor::from_i64({3, 1, 2, 0}, {4}), Tensor::from_i64({3, 0, 2, 0}, {4}));
+  CHECK(hits.dtype() == DType::u8);
+  check_close(hits, {1, 0, 1, 1}, 0);
+  CHECK(sum(hits.to(DType::f32)).item() == 3.0);
+  check_close(eq(Tensor::from_i64({1, 2}, {2, 1}), Tensor::from_i64({1, 2, 3}, {1, 3})), {1, 0, 0, 0, 1, 0}, 0);
+}
+
+TEST_CASE("where and masked_fill with broadcasting") {
+  Tensor a = f64({1, 2, 3, 4, 5, 6}, {2, 3});
+  Tensor mask = u8({1, 0}, {2, 1});
+  check_close(where(mask, a, Tensor::scalar(-1, DType::f64)), {1, 2, 3, -1, -1, -1}, 0);
+  check_close(where(u8({0, 1, 0}, {3}), a, f64({7, 8, 9}, {3})), {7, 2, 9, 7, 5, 9}, 0);
+  Tensor wi = where(u8({1, 0}, {2}), Tensor::from_i64({5, 6}, {2}), Tensor::from_i64({-5, -6}, {2}));
+  CHECK(wi.dtype() == DType::i64);
+  CHECK(wi.to_i64_vector() == std::vector<int64_t>{5, -6});
+  check_close(masked_fill(a, u8({0, 1, 1}, {3}), -100), {1, -100, -100, 4, -100, -100}, 0);
+  auto v = masked_fill(a.to(DType::f32), u8({1, 0}, {2, 1}), -INFINITY).to_vector();
+  CHECK(std::isinf(v[0]));
+  CHECK(v[0] < 0);
+  CHECK(v[3] == 4.0);
+  // gradients: where routes g to a where mask, else to b (summed over broadcast dims)
+  Tensor x = f64({1, 2, 3, 4, 5, 6}, {2, 3}).requires_grad_();
+  Tensor y = f64({0, 0, 0}, {3}).requires_grad_();
+  sum(where(u8({1, 0, 1}, {3}), x, y)).backward();
+  check_close(x.grad(), {1, 0, 1, 1, 0, 1}, 0);
+  check_close(y.grad(), {0, 2, 0}, 0);
+}
+
+TEST_CASE("index_select and gather values") {
+  Tensor a = f64({0, 1, 2, 3, 10, 11, 12, 13, 20, 21, 22, 23}, {3, 4});
+  Tensor rows = index_select(a, 0, Tensor::from_i64({2, 0, 2}, {3}));
+  CHECK(rows.shape() == Shape{3, 4});
+  check_close(rows, {20, 21, 22, 23, 0, 1, 2, 3, 20, 21, 22, 23}, 0);
+  check_close(index_select(a, -1, Tensor::from_i64({3, 1}, {2})), {3, 1, 13, 11, 23, 21}, 0);
+  check_close(index_select(a.transpose(0, 1), 1, Tensor::from_i64({1}, {1})), {10, 11, 12, 13}, 0);
+  CHECK(index_select(Tensor::from_i64({7, 8, 9}, {3}), 0, Tensor::from_i64({2, 2}, {2})).to_i64_vector() ==
+        std::vector<int64_t>{9, 9});
+  // torch.gather docs example
+  Tensor t = f64({1, 2, 3, 4}, {2, 2});
+  check_close(gather(t, 1, Tensor::from_i64({0, 0, 1, 0}, {2, 2})), {1, 1, 4, 3}, 0);
+  check_close(gather(t, 0, Tensor::from_i64({0, 1, 1, 0}, {2, 2})), {1, 4, 3, 2}, 0);
+  // index smaller than the input in the other dims; picks one class per row like a loss does
+  Tensor picked = gather(a, 1, Tensor::from_i64({3, 0}, {2, 1}));
+  CHECK(picked.shape() == Shape{2, 1});
+  check_close(picked, {3, 10}, 0);
+  check_close(gather(a.transpose(0, 1), 0, Tensor::from_i64({2, 1, 0}, {1, 3})), {2, 11, 20}, 0);
+}
+
+TEST_CASE("index_select and gather gradients accumulate repeated indices") {
+  Tensor a = f64({1, 2, 3, 4, 5, 6}, {3, 2}).requires_grad_();
+  sum(index_select(a, 0, Tensor::from_i64({2, 0, 2}, {3}))).backward();
+  check_close(a.grad(), {1, 1, 0, 0, 2, 2}, 0);
+  Tensor b = f64({1, 2, 3, 4}, {2, 2}).requires_grad_();
+  sum(gather(b, 1, Tensor::from_i64({1, 1, 1, 0, 0, 0}, {2, 3}))).backward();
+  check_close(b.grad(), {0, 3, 3, 0}, 0);
+}
+
+TEST_CASE("gradcheck: where, masked_fill, index_select, gather") {
+  Tensor mask = gt(random_tensor({3, 5}, 31), 0.0);
+  auto a = random_tensor({3, 5}, 32), b = random_tensor({5}, 33);
+  gradcheck([mask](const std::vector<Tensor>& in) { return where(mask, in[0], in[1]); }, {a, b});
+  gradcheck([mask](const std::vector<Tensor>& in) { return masked_fill(in[0], mask, 2.5); }, {a});
+  Tensor idx = Tensor::from_i64({4, 0, 4, 2}, {4});
+  auto x = random_tensor({3, 5, 3}, 34);
+  gradcheck([idx](const std::vector<Tensor>& in) { return index_select(in[0], 1, idx); }, {x});
+  Tensor idx0 = Tensor::from_i64({2, 0, 2, 2, 0, 1, 2, 1, 0}, {3, 3}).select(1, 2);  // strided index [2, 1, 0]
+  gradcheck([idx0](const std::vector<Tensor>& in) { return index_select(in[0], 0, idx0); }, {x});
+  Tensor gidx = Tensor::from_i64({0, 4, 4, 1, 2, 2, 2, 3, 1, 0, 0, 4}, {3, 4});
+  gradcheck([gidx](const std::vector<Tensor>& in) { return gather(in[0], 1, gidx); }, {random_tensor({3, 5}, 35)});
+  gradcheck([gidx](const std::vector<Tensor>& in) { return gather(in[0].transpose(0, 1), 1, gidx.slice(0, 0, 2)); },
+            {random_tensor({5, 3}, 36)});
+  Tensor gidx0 = Tensor::from_i64({2, 0, 1, 1, 1, 0}, {2, 3});
+  gradcheck([gidx0](const std::vector<Tensor>& in) { return gather(in[0], 0, gidx0); }, {random_tensor({3, 4}, 37)});
+}
+
+TEST_CASE("selection errors name the op and the operands") {
+  Tensor a = f64({1, 2, 3, 4, 5, 6}, {2, 3});
+  CHECK_THROWS_WITH_AS(eq(Tensor::from_i64({1, 2, 3}, {3}), Tensor::ones({3})),
+                       doctest::Contains("eq: dtype mismatch, first operand i64[3] on cpu vs second operand f32[3]"),
+                       Error);
+  CHECK_THROWS_WITH_AS(where(Tensor::ones({3}), a, a), doctest::Contains("where: the mask must be u8"), Error);
+  CHECK_THROWS_WITH_AS(where(u8({1, 0, 1}, {3}), a, Tensor::ones({3})),
+                       doctest::Contains("where: dtype mismatch, a f64[2, 3] on cpu vs b f32[3] on cpu"), Error);
+  CHECK_THROWS_WITH_AS(where(u8({1, 0}, {2}), a, a), doctest::Contains("where: shapes mask [2], a [2, 3] and b [2, 3]"),
+                       Error);
+  CHECK_THROWS_WITH_AS(masked_fill(a, u8({1, 0}, {2}), 0), doctest::Contains("masked_fill: mask [2] does not broadcast"),
+                       Error);
+  CHECK_THROWS_WITH_AS(index_select(a, 1, Tensor::from_i64({3}, {1})),
+                       doctest::Contains("index_select: index 3 is out of range for a dim of size 3"), Error);
+  CHECK_THROWS_WITH_AS(index_select(a, 0, Tensor::from_i64({-1}, {1})), doctest::Contains("index -1 is out of range"),
+                       Error);
+  CHECK_THROWS_WITH_AS(index_select(a, 0, Tensor::ones({1})), doctest::Contains("index_select: the index must be i64"),
+                       Error);
+  CHECK_THROWS_WITH_AS(index_select(a, 2, Tensor::from_i64({0}, {1})), doctest::Contains("index_select: dim 2 out of range"),
+                       Error);
+  CHECK_THROWS_WITH_AS(gather(a, 1, Tensor::from_i64({0, 5}, {1, 2})),
+                       doctest::Contains("gather: index 5 is out of range for a dim of size 3"), Error);
+  CHECK_THROWS_WITH_AS(gather(a, 1, Tensor::from_i64({0}, {1})), doctest::Contains("must have as many dims"), Error);
+  CHECK_THROWS_WITH_AS(gather(a, 1, Tensor::from_i64({0, 0, 0}, {3, 1})),
+                       doctest::Contains("gather: index [3, 1] is larger than the input [2, 3] in dim 0"), Error);
+}
+
+TEST_SUITE("gpu") {
+TEST_CASE("cuda parity: gt, eq, where, masked_fill") {
+  RETORT_REQUIRE_GPU();
+  const Device gpu = Device::cuda();
+  for (DType dt : {DType::f32, DType::bf16, DType::f64}) {
+    for (Shape s : {Shape{1}, Shape{7, 3}, Shape{33, 65}}) {
+      check_cuda_parity([](const std::vector<Tensor>& in) { return gt(in[0], 0.25); }, {s}, dt, -1, 1, false);
+      check_cuda_parity([](const std::vector<Tensor>& in) { return eq(in[0], clamp(in[0], -0.3, 0.3)); }, {s}, dt, -1,
+                        1, false);
+      check_cuda_parity([](const std::vector<Tensor>& in) { return where(gt(in[0], 0.0), in[0], in[1]); },
+                        {s, Shape{s.back()}}, dt, -1, 1);
+      check_cuda_parity(
+          [](const std::vector<Tensor>& in) { return masked_fill(in[0], gt(in[1], 0.2), -3.5); }, {s, Shape{s.back()}},
+          dt, -1, 1);
+    }
+  }
+  Tensor p = Tensor::from_i64({3, 1, 2, 0, 9, 9, 4}, {7}), l = Tensor::from_i64({3, 0, 2, 0, 9, 8, 4}, {7});
+  CHECK(eq(p.to(gpu), l.to(gpu)).to(Device::cpu()).to_vector() == eq(p, l).to_vector());
+  CHECK(gt(p.to(gpu), 2.0).to(Device::cpu()).to_vector() == gt(p, 2.0).to_vector());
+}
+
+TEST_CASE("cuda parity: index_select and gather") {
+  RETORT_REQUIRE_GPU();
+  Generator g(5);
+  auto random_index = [&g](int64_t count, int64_t bound) {
+    std::vector<int64_t> v(static_cast<size_t>(count));
+    for (auto& x : v) x = g.randint(bound);
+    return v;
+  };
+  for (DType dt : {DType::f32, DType::bf16, DType::f64}) {
+    // odd sizes and many repeated indices so the atomic accumulation is exercised
+    Tensor idx = Tensor::from_i64(random_index(301, 7), {301});
+    for (int64_t dim : {0, 1, 2}) {
+      Shape s{7, 7, 7};
+      check_cuda_parity([idx, dim](const std::vector<Tensor>& in) {
+        return index_select(in[0], dim, idx.to(in[0].device()));
+      }, {s}, dt, -1, 1);
+    }
+    Shape gs{5, 257, 3};
+    Tensor gidx = Tensor::from_i64(random_index(5 * 300 * 3, 257), {5, 300, 3});
+    check_cuda_parity([gidx](const std::vector<Tensor>& in) { return gather(in[0], 1, gidx.to(in[0].device())); },
+                      {gs}, dt, -1, 1);
+    Tensor gidx2 = Tensor::from_i64(random_index(4 * 9, 3), {4, 9});
+    check_cuda_parity([gidx2](const std::vector<Tensor>& in) {
+      return gather(in[0].transpose(0, 1), 1, gidx2.to(in[0].device()));
+    }, {Shape{11, 5}}, dt, -1, 1);
+  }
+  Tensor ii = Tensor::from_i64({4, 0, 4}, {3});
+  Tensor src = Tensor::from_i64({10, 11, 12, 13, 14}, {5});
+  CHECK(index_select(src.to(Device::cuda()), 0, ii.to(Device::cuda())).to_i64_vector() ==
+        std::vector<int64_t>{14, 10, 14});
+}
+}
