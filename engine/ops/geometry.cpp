@@ -1,6 +1,7 @@
 // Geometry ops: l2_normalize (torch F.normalize: x / max(||x||, eps) along a dim) and
 // pairwise_sq_dist (squared Euclidean distances between the rows of two matrices).
 #include "engine/autograd.h"
+#include "engine/error.h"
 #include "engine/ops.h"
 #include "kernels/cpu/geometry.h"
 #include "kernels/cuda/cuda_api.h"

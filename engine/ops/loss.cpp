@@ -1,6 +1,7 @@
 // Losses: cross_entropy (fused log-softmax kernel with label smoothing), kl_div (PyTorch
 // semantics, batchmean divides by size(0)), mse_loss, smooth_l1_loss; shared reductions.
 #include "engine/autograd.h"
+#include "engine/error.h"
 #include "engine/ops.h"
 #include "kernels/cpu/loss.h"
 #include "kernels/cuda/cuda_api.h"

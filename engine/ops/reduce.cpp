@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 #include "engine/autograd.h"
+#include "engine/error.h"
 #include "engine/ops.h"
 #include "engine/ops/reduce_util.h"
 #include "kernels/cpu/reduce_arg.h"

@@ -1,6 +1,7 @@
 // softmax and log_softmax over any dim: the dim is moved last and made contiguous, the fused
 // row kernels run forward and backward, and the result is laid back out in the input's order.
 #include "engine/autograd.h"
+#include "engine/error.h"
 #include "engine/ops.h"
 #include "kernels/cpu/softmax.h"
 #include "kernels/cuda/cuda_api.h"
