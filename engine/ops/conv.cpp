@@ -91,6 +91,16 @@ Tensor conv_backward_weight(const Tensor& x, const Tensor& gy, const Conv2dGeome
   return gw;
 }
 
+Tensor conv_backward_bias(const Tensor& gy) {
+  if (gy.device().is_cpu() && gy.dtype() == DType::bf16) return conv_backward_bias(gy.to(DType::f32)).to(DType::bf16);
+  Tensor gyc = gy.contiguous();
+  const int64_t n = gy.size(0), c = gy.size(1), plane = gy.size(2) * gy.size(3);
+  Tensor gb = Tensor::empty({c}, gy.dtype(), gy.device());
+  if (gy.device().is_cpu()) cpu::conv2d_backward_bias(gy.dtype(), gyc.raw_data(), gb.raw_data(), n, c, plane);
+  else RETORT_CUDA_CALL(cuda::conv2d_backward_bias(gy.dtype(), gyc.raw_data(), gb.raw_data(), n, c, plane));
+  return gb;
+}
+
 }  // namespace
 
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opt) {
@@ -103,11 +113,12 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   if (needs_grad({&x, &weight, &bias})) {
     Tensor xd = x.detach(), wd = weight.detach();
     bool gx = x.requires_grad(), gw = weight.requires_grad(), gb = bias.defined() && bias.requires_grad();
-    record(out, "conv2d", {x, weight, bias}, [xd, wd, gx, gw, gb, g](const Tensor& gy) {
+    record(out, "conv2d", {x, weight, bias}, [xd, wd, gx, gw, gb, g](const Tensor& gy_in) {
+      const Tensor gy = gy_in.contiguous();  // once for all three gradients
       std::vector<Tensor> grads(3);
       if (gx) grads[0] = conv_backward_input(gy, wd, g);
       if (gw) grads[1] = conv_backward_weight(xd, gy, g);
-      if (gb) grads[2] = sum(gy, {0, 2, 3});
+      if (gb) grads[2] = conv_backward_bias(gy);
       return grads;
     });
   }

@@ -1,12 +1,17 @@
-// CPU convolution: the batch is processed in chunks; for each chunk and group the input is
-// unfolded (im2col, OpenMP over samples x channels) into a column matrix [Cg*kh*kw, chunk*oh*ow]
-// so that one large OpenBLAS GEMM per group does the work (OpenBLAS threads it; OpenMP and
-// OpenBLAS never nest). col2im folds column gradients back (each thread owns whole planes).
+// CPU convolution: the batch is cut into chunks of a few samples, spread over OpenMP threads;
+// each thread owns its column buffer. For each chunk and group the input is unfolded (im2col)
+// into a column matrix [Cg*kh*kw, chunk*oh*ow] and one single-threaded OpenBLAS GEMM does the
+// work (OpenBLAS runs with one thread, see cpu::blas_init: its spinning workers would fight the
+// OpenMP team on a small CPU). col2im folds column gradients back. The weight gradient sums
+// per-thread partials in thread order (deterministic for a fixed thread count).
 #include "kernels/cpu/conv.h"
 #include <cblas.h>
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
+#include <omp.h>
+#include "kernels/cpu/gemm.h"
 #include "engine/error.h"
 
 namespace retort::cpu {
@@ -27,6 +32,7 @@ void gemm_rm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, co
 struct Plan {
   int64_t cg, ocg, ck, l;  // channels per group, out channels per group, rows of col, out pixels
   int64_t chunk;           // samples per chunk
+  int64_t chunks;          // number of chunks
 };
 template <typename T>
 Plan make_plan(const Conv2dGeometry& g) {
@@ -35,9 +41,12 @@ Plan make_plan(const Conv2dGeometry& g) {
   p.ocg = g.oc / g.groups;
   p.ck = p.cg * g.kh * g.kw;
   p.l = g.oh * g.ow;
-  // Keep the column buffer near 8 MiB so it stays in the last-level cache.
+  // Each thread's column buffer stays near 2 MiB (cache-sized); every thread gets a chunk.
   const int64_t per_sample = std::max<int64_t>(p.ck * p.l * int64_t(sizeof(T)), 1);
-  p.chunk = std::clamp<int64_t>((int64_t(8) << 20) / per_sample, 1, std::max<int64_t>(g.n, 1));
+  const int64_t threads = std::max(1, omp_get_max_threads());
+  const int64_t fair = std::max<int64_t>((g.n + threads - 1) / threads, 1);
+  p.chunk = std::clamp<int64_t>((int64_t(2) << 20) / per_sample, 1, fair);
+  p.chunks = (g.n + p.chunk - 1) / p.chunk;
   return p;
 }
 
@@ -46,7 +55,6 @@ template <typename T>
 void im2col(const Conv2dGeometry& g, const Plan& p, const T* x, int64_t n0, int64_t nb, int64_t grp, T* col) {
   const int64_t ld = nb * p.l;
   const int64_t tasks = nb * p.cg;
-#pragma omp parallel for if (tasks > 1 && ld * p.ck > 16384)
   for (int64_t t = 0; t < tasks; ++t) {
     const int64_t s = t / p.cg, ci = t % p.cg;
     const T* plane = x + ((n0 + s) * g.c + grp * p.cg + ci) * g.h * g.w;
@@ -80,7 +88,6 @@ template <typename T>
 void col2im(const Conv2dGeometry& g, const Plan& p, const T* col, int64_t n0, int64_t nb, int64_t grp, T* gx) {
   const int64_t ld = nb * p.l;
   const int64_t tasks = nb * p.cg;
-#pragma omp parallel for if (tasks > 1 && ld * p.ck > 16384)
   for (int64_t t = 0; t < tasks; ++t) {
     const int64_t s = t / p.cg, ci = t % p.cg;
     T* plane = gx + ((n0 + s) * g.c + grp * p.cg + ci) * g.h * g.w;
@@ -106,65 +113,81 @@ void col2im(const Conv2dGeometry& g, const Plan& p, const T* col, int64_t n0, in
 template <typename T>
 void gather_dy(const Conv2dGeometry& g, const Plan& p, const T* gy, int64_t n0, int64_t nb, int64_t grp, T* out) {
   const int64_t tasks = nb * p.ocg;
-#pragma omp parallel for if (tasks * p.l > 65536)
   for (int64_t t = 0; t < tasks; ++t) {
     const int64_t s = t / p.ocg, o = t % p.ocg;
     std::memcpy(out + o * nb * p.l + s * p.l, gy + ((n0 + s) * g.oc + grp * p.ocg + o) * p.l, size_t(p.l) * sizeof(T));
   }
 }
 
+// Runs body(n0, nb, col, buf) for every chunk, chunks spread over the OpenMP team; col and
+// buf are the calling thread's buffers of ck * chunk * l and ocg * chunk * l elements.
+template <typename T, typename Body>
+void for_each_chunk(const Conv2dGeometry& g, const Plan& p, Body&& body) {
+  const bool parallel = p.chunks > 1 && g.n * p.ocg * p.ck * p.l > 65536;
+#pragma omp parallel if (parallel)
+  {
+    std::vector<T> col(size_t(p.ck * p.chunk * p.l)), buf(size_t(p.ocg * p.chunk * p.l));
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < p.chunks; ++c) {
+      const int64_t n0 = c * p.chunk;
+      body(n0, std::min(p.chunk, g.n - n0), col.data(), buf.data());
+    }
+  }
+}
+
 template <typename T>
 void forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
   const Plan p = make_plan<T>(g);
-  std::vector<T> col(size_t(p.ck * p.chunk * p.l)), prod(size_t(p.ocg * p.chunk * p.l));
-  for (int64_t n0 = 0; n0 < g.n; n0 += p.chunk) {
-    const int64_t nb = std::min(p.chunk, g.n - n0), ld = nb * p.l;
+  for_each_chunk<T>(g, p, [&](int64_t n0, int64_t nb, T* col, T* prod) {
+    const int64_t ld = nb * p.l;
     for (int64_t grp = 0; grp < g.groups; ++grp) {
-      im2col(g, p, x, n0, nb, grp, col.data());
-      gemm_rm(false, false, p.ocg, ld, p.ck, T(1), w + grp * p.ocg * p.ck, p.ck, col.data(), ld, T(0), prod.data(), ld);
-      const int64_t tasks = nb * p.ocg;
-#pragma omp parallel for if (tasks * p.l > 65536)
-      for (int64_t t = 0; t < tasks; ++t) {
-        const int64_t s = t / p.ocg, o = t % p.ocg;
-        const T b = bias ? bias[grp * p.ocg + o] : T(0);
-        const T* src = prod.data() + o * ld + s * p.l;
-        T* dst = y + ((n0 + s) * g.oc + grp * p.ocg + o) * p.l;
-        for (int64_t i = 0; i < p.l; ++i) dst[i] = src[i] + b;
-      }
+      im2col(g, p, x, n0, nb, grp, col);
+      gemm_rm(false, false, p.ocg, ld, p.ck, T(1), w + grp * p.ocg * p.ck, p.ck, col, ld, T(0), prod, ld);
+      for (int64_t s = 0; s < nb; ++s)
+        for (int64_t o = 0; o < p.ocg; ++o) {
+          const T b = bias ? bias[grp * p.ocg + o] : T(0);
+          const T* src = prod + o * ld + s * p.l;
+          T* dst = y + ((n0 + s) * g.oc + grp * p.ocg + o) * p.l;
+          for (int64_t i = 0; i < p.l; ++i) dst[i] = src[i] + b;
+        }
     }
-  }
+  });
 }
 
 template <typename T>
 void backward_input(const Conv2dGeometry& g, const T* gy, const T* w, T* gx) {
   const Plan p = make_plan<T>(g);
-  std::fill(gx, gx + g.n * g.c * g.h * g.w, T(0));
-  std::vector<T> col(size_t(p.ck * p.chunk * p.l)), dy(size_t(p.ocg * p.chunk * p.l));
-  for (int64_t n0 = 0; n0 < g.n; n0 += p.chunk) {
-    const int64_t nb = std::min(p.chunk, g.n - n0), ld = nb * p.l;
+  for_each_chunk<T>(g, p, [&](int64_t n0, int64_t nb, T* col, T* dy) {
+    const int64_t ld = nb * p.l;
+    std::fill(gx + n0 * g.c * g.h * g.w, gx + (n0 + nb) * g.c * g.h * g.w, T(0));
     for (int64_t grp = 0; grp < g.groups; ++grp) {
-      gather_dy(g, p, gy, n0, nb, grp, dy.data());
+      gather_dy(g, p, gy, n0, nb, grp, dy);
       // dcol [ck, ld] = w_g^T [ck, ocg] dy [ocg, ld]
-      gemm_rm(true, false, p.ck, ld, p.ocg, T(1), w + grp * p.ocg * p.ck, p.ck, dy.data(), ld, T(0), col.data(), ld);
-      col2im(g, p, col.data(), n0, nb, grp, gx);
+      gemm_rm(true, false, p.ck, ld, p.ocg, T(1), w + grp * p.ocg * p.ck, p.ck, dy, ld, T(0), col, ld);
+      col2im(g, p, col, n0, nb, grp, gx);
     }
-  }
+  });
 }
 
 template <typename T>
 void backward_weight(const Conv2dGeometry& g, const T* x, const T* gy, T* gw) {
   const Plan p = make_plan<T>(g);
-  std::fill(gw, gw + g.oc * p.ck, T(0));
-  std::vector<T> col(size_t(p.ck * p.chunk * p.l)), dy(size_t(p.ocg * p.chunk * p.l));
-  for (int64_t n0 = 0; n0 < g.n; n0 += p.chunk) {
-    const int64_t nb = std::min(p.chunk, g.n - n0), ld = nb * p.l;
+  const int64_t nw = g.oc * p.ck;
+  const int64_t threads = std::max(1, omp_get_max_threads());
+  std::vector<T> partial(size_t(threads * nw), T(0));
+  for_each_chunk<T>(g, p, [&](int64_t n0, int64_t nb, T* col, T* dy) {
+    const int64_t ld = nb * p.l;
+    T* mine = partial.data() + int64_t(omp_get_thread_num()) * nw;
     for (int64_t grp = 0; grp < g.groups; ++grp) {
-      im2col(g, p, x, n0, nb, grp, col.data());
-      gather_dy(g, p, gy, n0, nb, grp, dy.data());
+      im2col(g, p, x, n0, nb, grp, col);
+      gather_dy(g, p, gy, n0, nb, grp, dy);
       // gw_g [ocg, ck] += dy [ocg, ld] col^T [ld, ck]
-      gemm_rm(false, true, p.ocg, p.ck, ld, T(1), dy.data(), ld, col.data(), ld, T(1), gw + grp * p.ocg * p.ck, p.ck);
+      gemm_rm(false, true, p.ocg, p.ck, ld, T(1), dy, ld, col, ld, T(1), mine + grp * p.ocg * p.ck, p.ck);
     }
-  }
+  });
+  std::copy(partial.begin(), partial.begin() + nw, gw);
+  for (int64_t t = 1; t < threads; ++t)
+    for (int64_t i = 0; i < nw; ++i) gw[i] += partial[size_t(t * nw + i)];
 }
 
 void check_type(DType type, const char* what) {
@@ -178,6 +201,7 @@ bool empty_problem(const Conv2dGeometry& g) { return g.n == 0 || g.oc == 0 || g.
 void conv2d_forward(DType type, const Conv2dGeometry& g, const void* x, const void* weight, const void* bias,
                     void* y) {
   check_type(type, "conv2d");
+  blas_init();
   if (empty_problem(g)) return;
   if (type == DType::f32)
     forward(g, static_cast<const float*>(x), static_cast<const float*>(weight), static_cast<const float*>(bias),
@@ -189,6 +213,7 @@ void conv2d_forward(DType type, const Conv2dGeometry& g, const void* x, const vo
 
 void conv2d_backward_input(DType type, const Conv2dGeometry& g, const void* gy, const void* weight, void* gx) {
   check_type(type, "conv2d backward");
+  blas_init();
   if (type == DType::f32) {
     if (empty_problem(g)) std::fill_n(static_cast<float*>(gx), g.n * g.c * g.h * g.w, 0.f);
     else backward_input(g, static_cast<const float*>(gy), static_cast<const float*>(weight), static_cast<float*>(gx));
@@ -200,6 +225,7 @@ void conv2d_backward_input(DType type, const Conv2dGeometry& g, const void* gy, 
 
 void conv2d_backward_weight(DType type, const Conv2dGeometry& g, const void* x, const void* gy, void* gw) {
   check_type(type, "conv2d backward");
+  blas_init();
   const int64_t nw = g.oc * (g.c / g.groups) * g.kh * g.kw;
   if (type == DType::f32) {
     if (empty_problem(g)) std::fill_n(static_cast<float*>(gw), nw, 0.f);
@@ -208,6 +234,26 @@ void conv2d_backward_weight(DType type, const Conv2dGeometry& g, const void* x, 
     if (empty_problem(g)) std::fill_n(static_cast<double*>(gw), nw, 0.0);
     else backward_weight(g, static_cast<const double*>(x), static_cast<const double*>(gy), static_cast<double*>(gw));
   }
+}
+
+void conv2d_backward_bias(DType type, const void* gy, void* gb, int64_t n, int64_t c, int64_t plane) {
+  check_type(type, "conv2d backward");
+  auto run = [&](auto* out, const auto* in) {
+    using T = std::remove_pointer_t<decltype(out)>;
+#pragma omp parallel for if (n * c * plane > 65536)
+    for (int64_t ch = 0; ch < c; ++ch) {
+      double acc = 0;  // plane sums in T, channel total in double
+      for (int64_t s = 0; s < n; ++s) {
+        const T* p = in + (s * c + ch) * plane;
+        T part = 0;
+        for (int64_t i = 0; i < plane; ++i) part += p[i];
+        acc += double(part);
+      }
+      out[ch] = T(acc);
+    }
+  };
+  if (type == DType::f32) run(static_cast<float*>(gb), static_cast<const float*>(gy));
+  else run(static_cast<double*>(gb), static_cast<const double*>(gy));
 }
 
 }  // namespace retort::cpu

@@ -24,4 +24,6 @@ void conv2d_forward(DType type, const Conv2dGeometry& g, const void* x, const vo
 void conv2d_backward_input(DType type, const Conv2dGeometry& g, const void* gy, const void* weight, void* gx);
 // gw = d(loss)/dweight; gw is overwritten.
 void conv2d_backward_weight(DType type, const Conv2dGeometry& g, const void* x, const void* gy, void* gw);
+// gb[c] = sum over n and pixels of gy[n, c, :] (gy contiguous [n, c, plane]).
+void conv2d_backward_bias(DType type, const void* gy, void* gb, int64_t n, int64_t c, int64_t plane);
 }  // namespace retort::cpu

@@ -217,7 +217,37 @@ __global__ void add_channel_bias(T* y, const T* bias, int64_t total, int64_t cha
     st(y, i, ld(y, i) + ld(bias, c));
   }
 }
+// One block per channel: sums gy[:, c, :] in the accumulation type.
+template <typename T>
+__global__ void channel_sum(const T* gy, T* gb, int64_t n, int64_t c, int64_t plane) {
+  using A = typename Acc<T>::type;
+  __shared__ A warp_acc[32];
+  const int64_t ch = blockIdx.x;
+  A acc = 0;
+  for (int64_t s = 0; s < n; ++s) {
+    const T* p = gy + (s * c + ch) * plane;
+    for (int64_t i = threadIdx.x; i < plane; i += blockDim.x) acc += ld(p, i);
+  }
+  for (int off = 16; off > 0; off >>= 1) acc += __shfl_down_sync(0xffffffffu, acc, off);
+  if ((threadIdx.x & 31) == 0) warp_acc[threadIdx.x >> 5] = acc;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    acc = threadIdx.x < (blockDim.x >> 5) ? warp_acc[threadIdx.x] : A(0);
+    for (int off = 16; off > 0; off >>= 1) acc += __shfl_down_sync(0xffffffffu, acc, off);
+    if (threadIdx.x == 0) st(gb, ch, acc);
+  }
+}
 }  // namespace
+
+void conv2d_backward_bias(DType type, const void* gy, void* gb, int64_t n, int64_t c, int64_t plane) {
+  if (c == 0) return;
+  RETORT_CHECK(c <= INT32_MAX, "conv2d: {} channels exceed the grid limit", c);
+  RETORT_CUDA_DISPATCH_FLOAT(type, "conv2d bias gradient", [&] {
+    channel_sum<scalar_t><<<unsigned(c), 256, 0, stream()>>>(static_cast<const scalar_t*>(gy),
+                                                             static_cast<scalar_t*>(gb), n, c, plane);
+    RETORT_CUDA_LAUNCH_CHECK();
+  });
+}
 
 void conv2d_forward(DType type, const Conv2dGeometry& g, const void* x, const void* weight, const void* bias,
                     void* y) {
