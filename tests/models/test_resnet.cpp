@@ -140,7 +140,7 @@ TEST_CASE("resnet: forward output and tap shapes match tap_info for each family"
                           {"resnet18", cfg_of(1, 10, 28), {2, 1, 28, 28}},
                           {"resnet50", cfg_of(3, 4, 32), {1, 3, 32, 32}}};
   for (auto& c : cases) {
-    INFO(c.name);
+    INFO(std::string(c.name));
     auto model = create_model(c.name, c.cfg);
     Taps taps;
     Tensor logits = model->forward(random_tensor(c.input, 5, -1, 1, DType::f32), &taps);
