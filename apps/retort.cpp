@@ -10,7 +10,7 @@
 #include "engine/version.h"
 #include "models/registry.h"
 #include "recipes/recipe.h"
-#include "recipes/recipe_catalog.h"
+#include "recipes/catalog.h"
 #include "recipes/runner.h"
 #include "recipes/trainer.h"
 #include "transfer/loss_term.h"
@@ -25,7 +25,7 @@ namespace {
 
 int cmd_run(const std::string& recipe_path, const std::vector<std::string>& sets, RunOptions opts) {
   transfer::register_builtin_losses();
-  Recipe recipe = load_recipe(recipe_path, sets);
+  Recipe recipe = load_recipe(resolve_recipe(recipe_path).string(), sets);
   check_recipe_files(recipe);
   RunResult r = run_recipe(recipe, opts);
   std::printf("%s\n", (std::filesystem::path(r.run_dir) / "summary.json").c_str());
@@ -78,7 +78,7 @@ int cmd_list(const std::string& what) {
     transfer::register_builtin_losses();
     for (const auto& l : transfer::list_losses()) std::printf("%-14s %s\n", l.name.c_str(), l.help.c_str());
   } else if (what == "recipes") {
-    for (const auto& r : list_builtin_recipes()) std::printf("%-36s %s\n", r.path.c_str(), r.description.c_str());
+    std::printf("%s", format_recipe_list(list_recipes()).c_str());
   } else {
     fail("list: unknown kind '{}': use models, datasets, losses or recipes", what);
   }

@@ -86,6 +86,43 @@ RunDir RunDir::create(const Recipe& recipe, const std::string& explicit_dir) {
   return run;
 }
 
+RunDir RunDir::open(const Recipe& recipe, const std::string& dir) {
+  RETORT_CHECK(!dir.empty(), "--resume needs the run directory to continue (--out DIR)");
+  RETORT_CHECK(fs::is_directory(dir), "cannot resume: run directory '{}' does not exist", dir);
+  RunDir run;
+  run.path_ = dir;
+  run.recipe_name_ = recipe.run.name;
+  run.recipe_source_ = recipe.source;
+  run.started_utc_ = utc_stamp(true);
+  const fs::path summary = run.file("summary.json");
+  if (fs::exists(summary)) {
+    std::ifstream in(summary);
+    nlohmann::json j;
+    try {
+      in >> j;
+    } catch (const std::exception& e) {
+      fail("cannot resume: '{}' is not valid JSON: {}", summary.string(), e.what());
+    }
+    run.started_utc_ = j.value("started_utc", run.started_utc_);
+    for (const auto& r : j.value("results", nlohmann::json::array())) {
+      ModelResult m;
+      m.stage = r.value("stage", "");
+      m.model = r.value("model", "");
+      m.test_top1 = r["test_top1"].is_number() ? r["test_top1"].get<double>() : NAN;
+      m.test_top5 = r["test_top5"].is_number() ? r["test_top5"].get<double>() : NAN;
+      m.wall_s = r["wall_s"].is_number() ? r["wall_s"].get<double>() : NAN;
+      m.parameters = r.value("parameters", int64_t(0));
+      run.results_.push_back(m);
+    }
+  }
+  write_file_atomic(run.file("resolved.toml"), to_toml(recipe));
+  {
+    std::lock_guard lock(run.mutex_);
+    run.write_summary();
+  }
+  return run;
+}
+
 fs::path RunDir::checkpoint_path(const std::string& stage, const std::string& model) const {
   fs::path dir = path_ / "checkpoints";
   fs::create_directories(dir);

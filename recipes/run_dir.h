@@ -47,6 +47,9 @@ class RunDir {
   // or `explicit_dir` which must be absent or empty) and writes resolved.toml and an
   // initial summary.json with status "running".
   static RunDir create(const Recipe& recipe, const std::string& explicit_dir = "");
+  // Re-opens an existing run directory to resume it: the results already in its
+  // summary.json are kept, resolved.toml is rewritten, the status goes back to "running".
+  static RunDir open(const Recipe& recipe, const std::string& dir);
 
   const std::filesystem::path& path() const { return path_; }
   std::filesystem::path file(const std::string& name) const { return path_ / name; }
