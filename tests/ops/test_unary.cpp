@@ -74,6 +74,15 @@ TEST_CASE("unary ops read strided views") {
   CHECK(exp(t).is_contiguous());
 }
 
+TEST_CASE("unary backward reads a broadcast (stride 0) gradient") {
+  Tensor x = vec({0.5, -1, 2}).requires_grad_();
+  sum(exp(x)).backward();  // the gradient reaching exp is ones expanded from a 0-d tensor
+  check_close(x.grad(), {std::exp(0.5), std::exp(-1.0), std::exp(2.0)}, 1e-12);
+  Tensor y = vec({0.5, -1, 2}).requires_grad_();
+  sum(relu(y)).backward();
+  check_close(y.grad(), {1, 0, 1}, 0);
+}
+
 TEST_CASE("maximum: broadcast values and gradient routing") {
   Tensor a = Tensor::from_vector({1, 5, 3, 2}, {2, 2}, DType::f64);
   Tensor b = vec({2, 4});
