@@ -1,6 +1,7 @@
 // CPU batch norm and layer norm kernels (the reference for kernels/cuda/norm.cu).
 // Batch norm: one channel per OpenMP iteration, two-pass mean/variance. Layer norm: one row
-// per iteration; weight/bias gradients reduce over rows one column at a time.
+// per iteration; weight/bias gradients reduce over rows one column at a time. Sums accumulate
+// in double so the reference stays accurate for long rows and large batches.
 #include <cmath>
 #include "kernels/cpu/dispatch.h"
 #include "kernels/cpu/norm.h"
@@ -111,15 +112,15 @@ void layer_norm_forward(DType type, const void* x_, const void* weight_, const v
     _Pragma("omp parallel for if (rows * cols > 32768)")
     for (int64_t r = 0; r < rows; ++r) {
       const scalar_t* p = x + r * cols;
-      acc_t s = 0;
-      for (int64_t i = 0; i < cols; ++i) s += acc_t(p[i]);
-      const acc_t mu = s / acc_t(cols);
-      acc_t sq = 0;
+      double s = 0;
+      for (int64_t i = 0; i < cols; ++i) s += double(acc_t(p[i]));
+      const acc_t mu = acc_t(s / double(cols));
+      double sq = 0;
       for (int64_t i = 0; i < cols; ++i) {
-        const acc_t d = acc_t(p[i]) - mu;
+        const double d = double(acc_t(p[i])) - double(mu);
         sq += d * d;
       }
-      const acc_t rs = acc_t(1) / std::sqrt(sq / acc_t(cols) + acc_t(eps));
+      const acc_t rs = acc_t(1) / std::sqrt(acc_t(sq / double(cols)) + acc_t(eps));
       mean[r] = mu;
       rstd[r] = rs;
       scalar_t* q = y + r * cols;
@@ -151,13 +152,13 @@ void layer_norm_backward(DType type, const void* grad_y_, const void* x_, const 
         const scalar_t* gr = g + r * cols;
         const scalar_t* xr = x + r * cols;
         const acc_t mu = mean[r], rs = rstd[r];
-        acc_t sum_gw = 0, sum_gwx = 0;  // sums of (g*w) and (g*w*xhat) over the row
+        double sum_gw = 0, sum_gwx = 0;  // sums of (g*w) and (g*w*xhat) over the row
         for (int64_t i = 0; i < cols; ++i) {
           const acc_t gwi = acc_t(gr[i]) * (w ? acc_t(w[i]) : acc_t(1));
-          sum_gw += gwi;
-          sum_gwx += gwi * (acc_t(xr[i]) - mu) * rs;
+          sum_gw += double(gwi);
+          sum_gwx += double(gwi * ((acc_t(xr[i]) - mu) * rs));
         }
-        const acc_t mean_gw = sum_gw / acc_t(cols), mean_gwx = sum_gwx / acc_t(cols);
+        const acc_t mean_gw = acc_t(sum_gw / double(cols)), mean_gwx = acc_t(sum_gwx / double(cols));
         scalar_t* out = gx + r * cols;
         for (int64_t i = 0; i < cols; ++i) {
           const acc_t gwi = acc_t(gr[i]) * (w ? acc_t(w[i]) : acc_t(1));
@@ -169,14 +170,14 @@ void layer_norm_backward(DType type, const void* grad_y_, const void* x_, const 
     if (gw || gb) {
       _Pragma("omp parallel for if (rows * cols > 32768)")
       for (int64_t i = 0; i < cols; ++i) {
-        acc_t sw = 0, sb = 0;
+        double sw = 0, sb = 0;
         for (int64_t r = 0; r < rows; ++r) {
           const acc_t gi = acc_t(g[r * cols + i]);
-          sw += gi * (acc_t(x[r * cols + i]) - mean[r]) * rstd[r];
-          sb += gi;
+          sw += double(gi * ((acc_t(x[r * cols + i]) - mean[r]) * rstd[r]));
+          sb += double(gi);
         }
-        if (gw) gw[i] = sw;
-        if (gb) gb[i] = sb;
+        if (gw) gw[i] = acc_t(sw);
+        if (gb) gb[i] = acc_t(sb);
       }
     }
   });

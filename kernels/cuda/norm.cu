@@ -153,7 +153,7 @@ __global__ void ln_backward_dx_kernel(const T* g, const T* x, const T* w, const 
   for (int64_t i = lane; i < cols; i += 32) {
     const A gwi = ld(gr, i) * (w ? ld(w, i) : A(1));
     sum_gw += gwi;
-    sum_gwx += gwi * (ld(xr, i) - mu) * rs;
+    sum_gwx += gwi * ((ld(xr, i) - mu) * rs);
   }
   const A mean_gw = warp_sum(sum_gw) / A(cols), mean_gwx = warp_sum(sum_gwx) / A(cols);
   for (int64_t i = lane; i < cols; i += 32) {
@@ -176,7 +176,7 @@ __global__ void ln_backward_partial_kernel(const T* g, const T* x, const typenam
   if (col < cols)
     for (int64_t r = int64_t(blockIdx.y) * 8 + threadIdx.y; r < rows; r += int64_t(gridDim.y) * 8) {
       const A gi = ld(g, r * cols + col);
-      sw += gi * (ld(x, r * cols + col) - mean[r]) * rstd[r];
+      sw += gi * ((ld(x, r * cols + col) - mean[r]) * rstd[r]);
       sb += gi;
     }
   sw_s[threadIdx.y][threadIdx.x] = sw;
