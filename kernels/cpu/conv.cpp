@@ -50,6 +50,14 @@ Plan make_plan(const Conv2dGeometry& g) {
   return p;
 }
 
+// Output columns [lo, hi) whose input column ox * stride + x0 lies inside [0, w).
+inline void valid_range(int64_t x0, int64_t stride, int64_t w, int64_t ow, int64_t& lo, int64_t& hi) {
+  lo = x0 >= 0 ? 0 : (-x0 + stride - 1) / stride;
+  hi = x0 > w - 1 ? 0 : std::min(ow, (w - 1 - x0) / stride + 1);
+  lo = std::min(lo, ow);
+  hi = std::max(hi, lo);
+}
+
 // col[(ci * kh + ki) * kw + kj][s * l + oy * ow + ox] for samples n0 .. n0 + nb of group grp.
 template <typename T>
 void im2col(const Conv2dGeometry& g, const Plan& p, const T* x, int64_t n0, int64_t nb, int64_t grp, T* col) {
@@ -70,14 +78,15 @@ void im2col(const Conv2dGeometry& g, const Plan& p, const T* x, int64_t n0, int6
           }
           const T* in = plane + iy * g.w;
           const int64_t x0 = kj * g.dil_w - g.pad_w;
-          if (g.stride_w == 1 && x0 >= 0 && x0 + g.ow <= g.w) {
-            std::memcpy(out, in + x0, size_t(g.ow) * sizeof(T));
-            continue;
+          int64_t lo, hi;
+          valid_range(x0, g.stride_w, g.w, g.ow, lo, hi);
+          std::fill(out, out + lo, T(0));
+          if (g.stride_w == 1) {
+            std::copy(in + lo + x0, in + hi + x0, out + lo);
+          } else {
+            for (int64_t ox = lo; ox < hi; ++ox) out[ox] = in[ox * g.stride_w + x0];
           }
-          for (int64_t ox = 0; ox < g.ow; ++ox) {
-            const int64_t ix = ox * g.stride_w + x0;
-            out[ox] = (ix >= 0 && ix < g.w) ? in[ix] : T(0);
-          }
+          std::fill(out + hi, out + g.ow, T(0));
         }
       }
   }
@@ -100,10 +109,9 @@ void col2im(const Conv2dGeometry& g, const Plan& p, const T* col, int64_t n0, in
           const T* in = row + oy * g.ow;
           T* out = plane + iy * g.w;
           const int64_t x0 = kj * g.dil_w - g.pad_w;
-          for (int64_t ox = 0; ox < g.ow; ++ox) {
-            const int64_t ix = ox * g.stride_w + x0;
-            if (ix >= 0 && ix < g.w) out[ix] += in[ox];
-          }
+          int64_t lo, hi;
+          valid_range(x0, g.stride_w, g.w, g.ow, lo, hi);
+          for (int64_t ox = lo; ox < hi; ++ox) out[ox * g.stride_w + x0] += in[ox];
         }
       }
   }

@@ -64,7 +64,9 @@ std::vector<ConvCase> option_cases() {
           {{2, 3, 6, 5}, {3, 1, 3, 3}, opts({1, 1}, {1, 1}, {1, 1}, 3), "depthwise"},
           {{1, 3, 7, 6}, {6, 1, 3, 3}, opts({2, 1}, {1, 0}, {1, 1}, 3), "depthwise multiplier 2, stride (2, 1)"},
           {{2, 3, 7, 5}, {2, 3, 2, 3}, opts({2, 1}, {1, 2}, {2, 1}, 1), "asymmetric kernel/stride/pad/dilation"},
-          {{1, 3, 5, 5}, {5, 3, 1, 1}, opts({1, 1}, {0, 0}, {1, 1}, 1), "1x1"}};
+          {{1, 3, 5, 5}, {5, 3, 1, 1}, opts({1, 1}, {0, 0}, {1, 1}, 1), "1x1"},
+          {{2, 4, 7, 7}, {6, 4, 1, 1}, opts({2, 2}, {0, 0}, {1, 1}, 1), "1x1 stride 2 (downsample shortcut)"},
+          {{1, 2, 9, 8}, {2, 2, 3, 3}, opts({3, 2}, {1, 1}, {1, 2}, 1), "stride 3, dilation (1, 2)"}};
 }
 }  // namespace
 
