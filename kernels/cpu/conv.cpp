@@ -1,5 +1,5 @@
 // CPU convolution: the batch is cut into chunks of a few samples, spread over OpenMP threads;
-// each thread owns its column buffer. For each chunk and group the input is unfolded (im2col)
+// each thread owns its column buffer (dynamic schedule, static for the weight gradient). For each chunk and group the input is unfolded (im2col)
 // into a column matrix [Cg*kh*kw, chunk*oh*ow] and one single-threaded OpenBLAS GEMM does the
 // work (OpenBLAS runs with one thread, see cpu::blas_init: its spinning workers would fight the
 // OpenMP team on a small CPU). col2im folds column gradients back. The weight gradient sums
@@ -129,16 +129,24 @@ void gather_dy(const Conv2dGeometry& g, const Plan& p, const T* gy, int64_t n0, 
 
 // Runs body(n0, nb, col, buf) for every chunk, chunks spread over the OpenMP team; col and
 // buf are the calling thread's buffers of ck * chunk * l and ocg * chunk * l elements.
+// Dynamic scheduling keeps both cores busy when one is preempted (a shared machine); bodies
+// that accumulate per thread ask for a static schedule so the sum order stays fixed.
 template <typename T, typename Body>
-void for_each_chunk(const Conv2dGeometry& g, const Plan& p, Body&& body) {
+void for_each_chunk(const Conv2dGeometry& g, const Plan& p, bool static_schedule, Body&& body) {
   const bool parallel = p.chunks > 1 && g.n * p.ocg * p.ck * p.l > 65536;
 #pragma omp parallel if (parallel)
   {
     std::vector<T> col(size_t(p.ck * p.chunk * p.l)), buf(size_t(p.ocg * p.chunk * p.l));
-#pragma omp for schedule(static)
-    for (int64_t c = 0; c < p.chunks; ++c) {
+    auto run = [&](int64_t c) {
       const int64_t n0 = c * p.chunk;
       body(n0, std::min(p.chunk, g.n - n0), col.data(), buf.data());
+    };
+    if (static_schedule) {
+#pragma omp for schedule(static)
+      for (int64_t c = 0; c < p.chunks; ++c) run(c);
+    } else {
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t c = 0; c < p.chunks; ++c) run(c);
     }
   }
 }
@@ -146,7 +154,7 @@ void for_each_chunk(const Conv2dGeometry& g, const Plan& p, Body&& body) {
 template <typename T>
 void forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
   const Plan p = make_plan<T>(g);
-  for_each_chunk<T>(g, p, [&](int64_t n0, int64_t nb, T* col, T* prod) {
+  for_each_chunk<T>(g, p, false, [&](int64_t n0, int64_t nb, T* col, T* prod) {
     const int64_t ld = nb * p.l;
     for (int64_t grp = 0; grp < g.groups; ++grp) {
       im2col(g, p, x, n0, nb, grp, col);
@@ -165,7 +173,7 @@ void forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* 
 template <typename T>
 void backward_input(const Conv2dGeometry& g, const T* gy, const T* w, T* gx) {
   const Plan p = make_plan<T>(g);
-  for_each_chunk<T>(g, p, [&](int64_t n0, int64_t nb, T* col, T* dy) {
+  for_each_chunk<T>(g, p, false, [&](int64_t n0, int64_t nb, T* col, T* dy) {
     const int64_t ld = nb * p.l;
     std::fill(gx + n0 * g.c * g.h * g.w, gx + (n0 + nb) * g.c * g.h * g.w, T(0));
     for (int64_t grp = 0; grp < g.groups; ++grp) {
@@ -183,7 +191,7 @@ void backward_weight(const Conv2dGeometry& g, const T* x, const T* gy, T* gw) {
   const int64_t nw = g.oc * p.ck;
   const int64_t threads = std::max(1, omp_get_max_threads());
   std::vector<T> partial(size_t(threads * nw), T(0));
-  for_each_chunk<T>(g, p, [&](int64_t n0, int64_t nb, T* col, T* dy) {
+  for_each_chunk<T>(g, p, true, [&](int64_t n0, int64_t nb, T* col, T* dy) {
     const int64_t ld = nb * p.l;
     T* mine = partial.data() + int64_t(omp_get_thread_num()) * nw;
     for (int64_t grp = 0; grp < g.groups; ++grp) {
