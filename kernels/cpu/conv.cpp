@@ -1,11 +1,12 @@
-// CPU convolution: the batch is cut into chunks of a few samples, spread over OpenMP threads;
-// each thread owns its column buffer (dynamic schedule, static for the weight gradient). For each chunk and group the input is unfolded (im2col)
-// into a column matrix [Cg*kh*kw, chunk*oh*ow] and one single-threaded OpenBLAS GEMM does the
-// work (OpenBLAS runs with one thread, see cpu::blas_init: its spinning workers would fight the
-// OpenMP team on a small CPU). col2im folds column gradients back. The weight gradient sums
-// per-thread partials in thread order (deterministic for a fixed thread count).
+// CPU convolution: the batch is cut into chunks of a few samples spread over the OpenMP team
+// (dynamic schedule; static for the weight gradient), each thread with its own column buffer.
+// For each chunk and group the input is unfolded (im2col) into a column matrix
+// [Cg*kh*kw, chunk*oh*ow] and one single-threaded OpenBLAS GEMM does the work (see
+// cpu::blas_init: OpenBLAS's spinning workers would fight the OpenMP team on a small CPU;
+// a lone chunk splits its GEMMs over the team instead).
+// col2im folds column gradients back. The weight gradient sums per-thread partials in thread
+// order (deterministic for a fixed thread count).
 #include "kernels/cpu/conv.h"
-#include <cblas.h>
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
@@ -17,15 +18,19 @@
 namespace retort::cpu {
 namespace {
 
-void gemm_rm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
-             const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, blasint(m), blasint(n),
-              blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc));
-}
-void gemm_rm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda,
-             const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, blasint(m), blasint(n),
-              blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc));
+// Row-major GEMM through cpu::gemm: one BLAS call inside a chunk worker, split over the
+// team when called outside a parallel region (a batch of one sample).
+template <typename T>
+void gemm_rm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
+             int64_t ldb, T beta, T* c, int64_t ldc) {
+  GemmArgs args;
+  args.dtype = std::is_same_v<T, float> ? DType::f32 : DType::f64;
+  args.m = m, args.n = n, args.k = k;
+  args.a = a, args.trans_a = ta, args.lda = lda;
+  args.b = b, args.trans_b = tb, args.ldb = ldb;
+  args.c = c, args.ldc = ldc;
+  args.alpha = double(alpha), args.beta = double(beta);
+  gemm(args);
 }
 
 // Derived sizes of one convolution.
@@ -217,7 +222,6 @@ bool empty_problem(const Conv2dGeometry& g) { return g.n == 0 || g.oc == 0 || g.
 void conv2d_forward(DType type, const Conv2dGeometry& g, const void* x, const void* weight, const void* bias,
                     void* y) {
   check_type(type, "conv2d");
-  blas_init();
   if (empty_problem(g)) return;
   if (type == DType::f32)
     forward(g, static_cast<const float*>(x), static_cast<const float*>(weight), static_cast<const float*>(bias),
@@ -229,7 +233,6 @@ void conv2d_forward(DType type, const Conv2dGeometry& g, const void* x, const vo
 
 void conv2d_backward_input(DType type, const Conv2dGeometry& g, const void* gy, const void* weight, void* gx) {
   check_type(type, "conv2d backward");
-  blas_init();
   if (type == DType::f32) {
     if (empty_problem(g)) std::fill_n(static_cast<float*>(gx), g.n * g.c * g.h * g.w, 0.f);
     else backward_input(g, static_cast<const float*>(gy), static_cast<const float*>(weight), static_cast<float*>(gx));
@@ -241,7 +244,6 @@ void conv2d_backward_input(DType type, const Conv2dGeometry& g, const void* gy, 
 
 void conv2d_backward_weight(DType type, const Conv2dGeometry& g, const void* x, const void* gy, void* gw) {
   check_type(type, "conv2d backward");
-  blas_init();
   const int64_t nw = g.oc * (g.c / g.groups) * g.kh * g.kw;
   if (type == DType::f32) {
     if (empty_problem(g)) std::fill_n(static_cast<float*>(gw), nw, 0.f);
