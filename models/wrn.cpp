@@ -69,23 +69,19 @@ Tensor WideResNet::forward(const Tensor& x, Taps* taps) {
   check_image_input(name_, x, cfg_.in_channels);
   Tensor h = conv1->forward(x);
   put_tap(taps, "stem", h);
-  Tensor normed, act;  // the BN/ReLU of the previous stage's output, computed by the next block
+  Tensor normed;  // the BN of the previous stage's output, computed by the next block
   for (size_t s = 0; s < blocks.size(); ++s) {
     auto& layer = *blocks[s]->layer;
     for (size_t b = 0; b < layer.size(); ++b) {
       bool first_of_later_stage = (b == 0 && s > 0 && taps);
-      h = layer.at<WideBasicBlock>(b)->forward(h, first_of_later_stage ? &normed : nullptr,
-                                               first_of_later_stage ? &act : nullptr);
-      if (first_of_later_stage) {
-        put_tap(taps, "stage" + std::to_string(s), act);
-        put_tap(taps, "stage" + std::to_string(s) + ".preact", normed);
-      }
+      h = layer.at<WideBasicBlock>(b)->forward(h, first_of_later_stage ? &normed : nullptr, nullptr);
+      if (first_of_later_stage) put_tap(taps, "stage" + std::to_string(s) + ".preact", normed);
     }
+    put_tap(taps, "stage" + std::to_string(s + 1), h);
   }
   normed = bn1->forward(h);
-  act = relu(normed);
-  put_tap(taps, "stage3", act);
   put_tap(taps, "stage3.preact", normed);
+  Tensor act = relu(normed);
   Tensor pooled = mean(act, {2, 3});
   put_tap(taps, "pooled", pooled);
   Tensor logits = fc->forward(pooled);

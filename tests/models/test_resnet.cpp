@@ -241,3 +241,23 @@ TEST_CASE("resnet: state dict round trip reproduces the outputs; same seed same 
   CHECK(m2->forward(x).to_vector() == m1->forward(x).to_vector());
   CHECK(m2->find_tensor("bn1.num_batches_tracked")->item() == 1);
 }
+
+TEST_CASE("wrn: taps follow RepDistiller (stage = block output, preact = the next BN of it)") {
+  auto model = create_model("wrn_16_1", cfg_of(1, 3, 8));
+  auto& wrn = dynamic_cast<WideResNet&>(*model);
+  model->eval();  // eval: applying a BN again gives the same values
+  Taps taps;
+  Tensor x = random_tensor({2, 1, 8, 8}, 60, -1, 1, DType::f32);
+  model->forward(x, &taps);
+  auto first_bn = [&](int stage) { return wrn.blocks[size_t(stage)]->layer->at<WideBasicBlock>(0)->bn1; };
+  test::check_close(taps["stage1"], wrn.blocks[0]->forward(wrn.conv1->forward(x)).to_vector(), 1e-6);
+  test::check_close(taps["stage1.preact"], first_bn(1)->forward(taps["stage1"]).to_vector(), 1e-6);
+  test::check_close(taps["stage2.preact"], first_bn(2)->forward(taps["stage2"]).to_vector(), 1e-6);
+  test::check_close(taps["stage3.preact"], wrn.bn1->forward(taps["stage3"]).to_vector(), 1e-6);
+  test::check_close(taps["pooled"], mean(relu(taps["stage3.preact"]), {2, 3}).to_vector(), 1e-6);
+  // In training mode each BN still runs once per forward.
+  model->train();
+  model->forward(x, &taps);
+  CHECK(model->find_tensor("block2.layer.0.bn1.num_batches_tracked")->item() == 1);
+  CHECK(model->find_tensor("bn1.num_batches_tracked")->item() == 1);
+}
