@@ -19,7 +19,9 @@ void check_index_tensor(const Tensor& index, const Tensor& a, const char* op) {
 }
 
 // index_add into zeros of `shape`: the adjoint of index_select (no autograd of its own).
+// bf16 accumulates in f32 (then rounds once), so repeated indices do not lose precision.
 Tensor index_add_zeros(const Shape& shape, int64_t dim, const Tensor& index, const Tensor& src) {
+  if (src.dtype() == DType::bf16) return index_add_zeros(shape, dim, index, src.to(DType::f32)).to(DType::bf16);
   Tensor out = Tensor::zeros(shape, src.dtype(), src.device());
   Tensor s = src.contiguous(), idx = index.contiguous();
   int64_t outer = 1, inner = 1;
@@ -33,7 +35,9 @@ Tensor index_add_zeros(const Shape& shape, int64_t dim, const Tensor& index, con
 }
 
 // scatter_add into zeros of `shape`: the adjoint of gather (no autograd of its own).
+// bf16 accumulates in f32 (then rounds once), so repeated indices do not lose precision.
 Tensor scatter_add_zeros(const Shape& shape, int64_t dim, const Tensor& index, const Tensor& src) {
+  if (src.dtype() == DType::bf16) return scatter_add_zeros(shape, dim, index, src.to(DType::f32)).to(DType::bf16);
   Tensor out = Tensor::zeros(shape, src.dtype(), src.device());
   Tensor s = src.contiguous();
   Layout li = make_layout(index.shape(), index.strides()), lo = make_layout(out.shape(), out.strides());

@@ -82,6 +82,16 @@ TEST_CASE("index_select and gather gradients accumulate repeated indices") {
   check_close(b.grad(), {0, 3, 3, 0}, 0);
 }
 
+TEST_CASE("index_select and gather gradients in bf16 accumulate in f32") {
+  // 300 ones summed one by one in bf16 would stall at 256 (256 + 1 rounds back to 256)
+  Tensor a = Tensor::ones({2}, DType::bf16).requires_grad_();
+  sum(index_select(a, 0, Tensor::from_i64(std::vector<int64_t>(300, 1), {300}))).backward();
+  check_close(a.grad(), {0, 300}, 0);
+  Tensor b = Tensor::ones({1, 2}, DType::bf16).requires_grad_();
+  sum(gather(b, 1, Tensor::from_i64(std::vector<int64_t>(300, 0), {1, 300}))).backward();
+  check_close(b.grad(), {300, 0}, 0);
+}
+
 TEST_CASE("gradcheck: where, masked_fill, index_select, gather") {
   Tensor mask = gt(random_tensor({3, 5}, 31), 0.0);
   auto a = random_tensor({3, 5}, 32), b = random_tensor({5}, 33);
@@ -138,9 +148,10 @@ TEST_CASE("cuda parity: gt, eq, where, masked_fill") {
                         1, false);
       check_cuda_parity([](const std::vector<Tensor>& in) { return where(gt(in[0], 0.0), in[0], in[1]); },
                         {s, Shape{s.back()}}, dt, -1, 1);
+      Tensor mask = gt(random_tensor({s.back()}, 3), 0.2);
       check_cuda_parity(
-          [](const std::vector<Tensor>& in) { return masked_fill(in[0], gt(in[1], 0.2), -3.5); }, {s, Shape{s.back()}},
-          dt, -1, 1);
+          [mask](const std::vector<Tensor>& in) { return masked_fill(in[0], mask.to(in[0].device()), -3.5); }, {s}, dt,
+          -1, 1);
     }
   }
   Tensor p = Tensor::from_i64({3, 1, 2, 0, 9, 9, 4}, {7}), l = Tensor::from_i64({3, 0, 2, 0, 9, 8, 4}, {7});

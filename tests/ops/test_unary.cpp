@@ -179,7 +179,7 @@ TEST_CASE("cuda parity: unary ops") {
   for (const auto& c : cases)
     for (Shape s : {Shape{1, 1}, Shape{7, 1}, Shape{33, 65}, Shape{3, 1031}})
       for (DType dt : {DType::f32, DType::bf16, DType::f64}) {
-        INFO(c.name << " on " << shape_str(s) << " " << dtype_name(dt));
+        INFO(std::string(c.name) << " on " << shape_str(s) << " " << std::string(dtype_name(dt)));
         check_cuda_parity(c.f, {s}, dt, c.lo, c.hi);
       }
 }

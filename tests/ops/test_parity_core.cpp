@@ -1,0 +1,127 @@
+// CPU/CUDA parity for the core kernels: strided copy and casts (Tensor::to, contiguous on
+// views), fill, the broadcast binary ops with their gradients, and sum (reduce_rows). Plus a
+// CPU check of casts between every dtype pair through strided views.
+#include "helpers.h"
+#include "ops/op_test_util.h"
+
+using namespace retort;
+using retort::test::check_close;
+using retort::test::check_cuda_parity;
+using retort::test::max_rel_error;
+using retort::test::random_tensor;
+
+namespace {
+using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
+const DType kAllTypes[] = {DType::f32, DType::f64, DType::bf16, DType::i64, DType::u8};
+}  // namespace
+
+TEST_CASE("casts between every dtype pair through strided views (CPU)") {
+  // small non-negative integers are exact in every dtype
+  Tensor base = Tensor::from_vector({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, {3, 4}, DType::f64);
+  for (DType from : kAllTypes)
+    for (DType to : kAllTypes) {
+      INFO(std::string(dtype_name(from)) << " -> " << std::string(dtype_name(to)));
+      Tensor src = base.to(from).transpose(0, 1).slice(0, 1, 4, 2);  // [[1, 5, 9], [3, 7, 11]]
+      CHECK_FALSE(src.is_contiguous());
+      Tensor out = src.to(to);
+      CHECK(out.dtype() == to);
+      if (from != to) CHECK(out.is_contiguous());  // same dtype: to() returns the view itself
+      check_close(out, {1, 5, 9, 3, 7, 11}, 0);
+    }
+}
+
+TEST_SUITE("gpu") {
+TEST_CASE("cuda parity: copy, cast and contiguous") {
+  RETORT_REQUIRE_GPU();
+  const Device gpu = Device::cuda();
+  for (Shape s : {Shape{1}, Shape{7, 3}, Shape{33, 65}, Shape{5, 9, 31}}) {
+    // values in [0, 200) so that i64 and u8 casts are defined
+    Tensor x = random_tensor(s, 61, 0.0, 200.0);
+    Tensor xg = x.to(gpu);
+    CHECK(xg.to(Device::cpu()).to_vector() == x.to_vector());
+    for (DType from : kAllTypes)
+      for (DType to : kAllTypes) {
+        INFO(shape_str(s) << " " << std::string(dtype_name(from)) << " -> " << std::string(dtype_name(to)));
+        Tensor c = x.to(from), g = xg.to(from);
+        CHECK(g.to(to).to(Device::cpu()).to_vector() == c.to(to).to_vector());
+        Tensor ct = c.transpose(0, -1), gt_view = g.transpose(0, -1);
+        CHECK(gt_view.to(to).to(Device::cpu()).to_vector() == ct.to(to).to_vector());
+      }
+    // contiguous() of strided views: transpose, stepped slice, expand, permute
+    Tensor t = x.transpose(0, -1), tg = xg.transpose(0, -1);
+    CHECK(tg.contiguous().to(Device::cpu()).to_vector() == t.contiguous().to_vector());
+    Tensor sl = x.slice(0, 0, s[0], 2), slg = xg.slice(0, 0, s[0], 2);
+    CHECK(slg.contiguous().to(Device::cpu()).to_vector() == sl.contiguous().to_vector());
+    Shape big = s;
+    big.insert(big.begin(), 3);
+    CHECK(xg.expand(big).contiguous().to(Device::cpu()).to_vector() == x.expand(big).contiguous().to_vector());
+    if (s.size() == 3) {
+      CHECK(xg.permute({2, 0, 1}).contiguous().to(Device::cpu()).to_vector() ==
+            x.permute({2, 0, 1}).contiguous().to_vector());
+    }
+    // copy_ into a strided destination on the device
+    Tensor dst = Tensor::zeros(t.shape(), DType::f64, gpu), dst_c = Tensor::zeros(t.shape(), DType::f64);
+    dst.transpose(0, -1).copy_(xg);
+    dst_c.transpose(0, -1).copy_(x);
+    CHECK(dst.to(Device::cpu()).to_vector() == dst_c.to_vector());
+  }
+}
+
+TEST_CASE("cuda parity: fill") {
+  RETORT_REQUIRE_GPU();
+  const Device gpu = Device::cuda();
+  for (DType dt : kAllTypes)
+    for (double v : {0.0, 1.0, 3.0, 117.0}) {
+      INFO(std::string(dtype_name(dt)) << " fill " << v);
+      for (Shape s : {Shape{}, Shape{1}, Shape{1031}, Shape{33, 65}})
+        CHECK(Tensor::full(s, v, dt, gpu).to(Device::cpu()).to_vector() == Tensor::full(s, v, dt).to_vector());
+      // fill_ of a strided view goes through the broadcast copy
+      Tensor a = Tensor::zeros({9, 7}, dt, gpu), b = Tensor::zeros({9, 7}, dt);
+      a.slice(1, 1, 7, 2).fill_(v);
+      b.slice(1, 1, 7, 2).fill_(v);
+      CHECK(a.to(Device::cpu()).to_vector() == b.to_vector());
+    }
+  for (double v : {-2.5, 0.1, 1e30})
+    for (DType dt : {DType::f32, DType::f64, DType::bf16})
+      CHECK(Tensor::full({5, 3}, v, dt, gpu).to(Device::cpu()).to_vector() == Tensor::full({5, 3}, v, dt).to_vector());
+}
+
+TEST_CASE("cuda parity: add, sub, mul, div with broadcasting") {
+  RETORT_REQUIRE_GPU();
+  std::vector<std::pair<const char*, Fn>> ops = {
+      {"add", [](const std::vector<Tensor>& in) { return add(in[0], in[1]); }},
+      {"sub", [](const std::vector<Tensor>& in) { return sub(in[0], in[1]); }},
+      {"mul", [](const std::vector<Tensor>& in) { return mul(in[0], in[1]); }},
+      {"div", [](const std::vector<Tensor>& in) { return div(in[0], in[1]); }},
+  };
+  std::vector<std::vector<Shape>> shape_pairs = {
+      {{1}, {1}}, {{33, 65}, {65}}, {{7, 1, 5}, {1, 3, 5}}, {{1}, {1031}}, {{5, 9, 31}, {9, 1}}};
+  for (DType dt : {DType::f32, DType::bf16, DType::f64}) {
+    for (const auto& [name, f] : ops)
+      for (const auto& shapes : shape_pairs) {
+        INFO(std::string(name) << " " << shape_str(shapes[0]) << " x " << shape_str(shapes[1]) << " "
+                               << std::string(dtype_name(dt)));
+        check_cuda_parity(f, shapes, dt, 0.5, 2.0);  // positive: div stays away from 0
+      }
+    // strided operands: a transposed view against a contiguous one
+    check_cuda_parity([](const std::vector<Tensor>& in) { return div(in[0].transpose(0, 1), in[1]); },
+                      {Shape{65, 33}, Shape{33, 65}}, dt, 0.5, 2.0);
+  }
+}
+
+TEST_CASE("cuda parity: sum") {
+  RETORT_REQUIRE_GPU();
+  struct Case { Shape shape; std::vector<int64_t> dims; bool keepdim; };
+  std::vector<Case> cases = {
+      {{1}, {}, false},          {{1031}, {}, false},        {{33, 65}, {1}, false},   {{33, 65}, {0}, true},
+      {{5, 9, 31}, {0, 2}, true}, {{5, 9, 31}, {1}, false},  {{3, 100003}, {1}, false}, {{7, 1, 5}, {}, true},
+  };
+  for (const auto& c : cases)
+    for (DType dt : {DType::f32, DType::bf16, DType::f64}) {
+      INFO(shape_str(c.shape) << " dims " << c.dims.size() << " " << std::string(dtype_name(dt)));
+      // positive inputs: sums far from 0, so the relative tolerance measures rounding, not cancellation
+      check_cuda_parity([c](const std::vector<Tensor>& in) { return sum(in[0], c.dims, c.keepdim); }, {c.shape}, dt,
+                        0.5, 1.5);
+    }
+}
+}
