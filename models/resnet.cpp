@@ -1,5 +1,6 @@
 // ResNet blocks and the CIFAR/ImageNet ResNet model (see resnet.h).
 #include "models/resnet.h"
+#include <optional>
 #include "engine/error.h"
 #include "engine/nn/init.h"
 #include "engine/ops.h"
@@ -82,6 +83,8 @@ ResNet::ResNet(const ResNetSpec& spec, const ModelConfig& cfg) : spec_(spec), cf
   RETORT_CHECK(cfg.in_channels > 0 && cfg.num_classes > 0, "{}: in_channels and num_classes must be positive",
                spec.name);
   Generator gen(cfg.seed);
+  // Layers are built without their default init: the model initialises every tensor below.
+  std::optional<nn::SkipInitGuard> building(std::in_place);
   int64_t expansion = spec.bottleneck ? Bottleneck::expansion : BasicBlock::expansion;
   if (spec.imagenet_stem)
     conv1 = register_module("conv1", conv(cfg.in_channels, spec.stem_width, 7, 2, 3, gen));
@@ -105,9 +108,11 @@ ResNet::ResNet(const ResNetSpec& spec, const ModelConfig& cfg) : spec_(spec), cf
   fc = register_module("fc", std::make_shared<nn::Linear>(in_planes, cfg.num_classes, gen));
 
   // torchvision and RepDistiller: convs kaiming_normal(fan_out, relu); BN weight 1, bias 0
-  // (already so); fc keeps the Linear default.
+  // (set by BatchNorm2d); fc the Linear default.
+  building.reset();
   for (auto& [name, m] : named_modules())
     if (auto* c = dynamic_cast<nn::Conv2d*>(m)) nn::kaiming_normal_(c->weight, gen, 0.0, nn::FanMode::fan_out);
+  fc->reset_parameters(gen);
 }
 
 Tensor ResNet::forward(const Tensor& x, Taps* taps) {

@@ -1,5 +1,6 @@
 // Vision Transformer (see vit.h).
 #include "models/vit.h"
+#include <optional>
 #include "engine/error.h"
 #include "engine/nn/init.h"
 #include "engine/ops.h"
@@ -49,6 +50,8 @@ VisionTransformer::VisionTransformer(const ViTSpec& spec, const ModelConfig& cfg
   RETORT_CHECK(spec.depth > 0, "{}: depth must be positive", spec.name);
   grid_ = cfg.image_size / spec.patch;
   Generator gen(cfg.seed);
+  // Layers are built without their default init: the model initialises every tensor below.
+  std::optional<nn::SkipInitGuard> building(std::in_place);
   int64_t D = spec.dim;
   patch_embed = register_module("patch_embed", std::make_shared<PatchEmbed>(cfg.in_channels, D, spec.patch, gen));
   cls_token = Tensor::empty({1, 1, D});
@@ -64,6 +67,8 @@ VisionTransformer::VisionTransformer(const ViTSpec& spec, const ModelConfig& cfg
 
   // timm init_weights(''): pos_embed trunc_normal(.02), cls_token normal(1e-6), every Linear
   // trunc_normal(.02) with zero bias; convs and LayerNorms keep their defaults.
+  building.reset();
+  patch_embed->proj->reset_parameters(gen);
   nn::trunc_normal_(pos_embed, gen, 0.0, 0.02);
   nn::normal_(cls_token, gen, 0.0, 1e-6);
   for (auto& [name, m] : named_modules())

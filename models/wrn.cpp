@@ -1,5 +1,6 @@
 // Wide ResNet blocks and model (see wrn.h).
 #include "models/wrn.h"
+#include <optional>
 #include "engine/error.h"
 #include "engine/nn/init.h"
 #include "engine/ops.h"
@@ -50,6 +51,8 @@ WideResNet::WideResNet(const std::string& name, int64_t depth, int64_t k, const 
   RETORT_CHECK(k >= 1, "{}: widen factor {} must be >= 1", name, k);
   RETORT_CHECK(cfg.in_channels > 0 && cfg.num_classes > 0, "{}: in_channels and num_classes must be positive", name);
   Generator gen(cfg.seed);
+  // Layers are built without their default init: the model initialises every tensor below.
+  std::optional<nn::SkipInitGuard> building(std::in_place);
   int64_t n = (depth - 4) / 6;
   widths_ = {16, 16 * k, 32 * k, 64 * k};
   conv1 = register_module("conv1", conv(cfg.in_channels, widths_[0], 3, 1, 1, gen));
@@ -60,8 +63,10 @@ WideResNet::WideResNet(const std::string& name, int64_t depth, int64_t k, const 
   bn1 = register_module("bn1", std::make_shared<nn::BatchNorm2d>(widths_[3]));
   fc = register_module("fc", std::make_shared<nn::Linear>(widths_[3], cfg.num_classes, gen));
   // wrn.py: conv weights N(0, sqrt(2 / (k*k*out))) = kaiming_normal(fan_out); BN 1/0; fc bias 0.
+  building.reset();
   for (auto& [mname, m] : named_modules())
     if (auto* c = dynamic_cast<nn::Conv2d*>(m)) nn::kaiming_normal_(c->weight, gen, 0.0, nn::FanMode::fan_out);
+  fc->reset_parameters(gen);
   nn::constant_(fc->bias, 0.0);
 }
 
@@ -69,23 +74,19 @@ Tensor WideResNet::forward(const Tensor& x, Taps* taps) {
   check_image_input(name_, x, cfg_.in_channels);
   Tensor h = conv1->forward(x);
   put_tap(taps, "stem", h);
-  Tensor normed, act;  // the BN/ReLU of the previous stage's output, computed by the next block
+  Tensor normed;  // the BN of the previous stage's output, computed by the next block
   for (size_t s = 0; s < blocks.size(); ++s) {
     auto& layer = *blocks[s]->layer;
     for (size_t b = 0; b < layer.size(); ++b) {
       bool first_of_later_stage = (b == 0 && s > 0 && taps);
-      h = layer.at<WideBasicBlock>(b)->forward(h, first_of_later_stage ? &normed : nullptr,
-                                               first_of_later_stage ? &act : nullptr);
-      if (first_of_later_stage) {
-        put_tap(taps, "stage" + std::to_string(s), act);
-        put_tap(taps, "stage" + std::to_string(s) + ".preact", normed);
-      }
+      h = layer.at<WideBasicBlock>(b)->forward(h, first_of_later_stage ? &normed : nullptr, nullptr);
+      if (first_of_later_stage) put_tap(taps, "stage" + std::to_string(s) + ".preact", normed);
     }
+    put_tap(taps, "stage" + std::to_string(s + 1), h);
   }
   normed = bn1->forward(h);
-  act = relu(normed);
-  put_tap(taps, "stage3", act);
   put_tap(taps, "stage3.preact", normed);
+  Tensor act = relu(normed);
   Tensor pooled = mean(act, {2, 3});
   put_tap(taps, "pooled", pooled);
   Tensor logits = fc->forward(pooled);

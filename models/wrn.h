@@ -3,9 +3,11 @@
 // blocks: BN - ReLU - conv3x3(stride) - BN - ReLU - [dropout] - conv3x3, + identity or a 1x1
 // conv shortcut (applied to the activated input) when the width changes. Widths 16, 16k,
 // 32k, 64k; (depth - 4) / 6 blocks per stage; final BN - ReLU - global average pool - fc.
-// Taps: "stem" (conv1 output), "stage<i>.preact" = the next BN applied to stage i's output
-// (the next stage's first bn1, or the final bn1; RepDistiller's is_feat features), "stage<i>"
-// = its ReLU, "pooled", "logits". Both are computed inside the normal forward, once.
+// Taps, as RepDistiller's is_feat features: "stem" (conv1 output), "stage<i>" = the raw
+// output of block i (a residual sum: pre-activation blocks end without ReLU),
+// "stage<i>.preact" = RepDistiller's preact=True feature, the next BN applied to it (the next
+// stage's first bn1, or the final bn1; computed once inside the normal forward, so running
+// statistics are not updated twice), "pooled", "logits".
 #pragma once
 #include <memory>
 #include <vector>

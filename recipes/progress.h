@@ -38,6 +38,8 @@ class Progress {
   Progress(std::string label, int64_t epochs, int64_t batches_per_epoch, std::FILE* out = stderr,
            ProgressOptions options = {});
   ~Progress();
+  Progress(const Progress&) = delete;
+  Progress& operator=(const Progress&) = delete;
 
   void start_epoch(int64_t epoch);  // 1-based
   // After batch `batch` (1-based) of the current epoch, with the epoch's running loss and

@@ -74,6 +74,15 @@ bool is_text_key(const Level& level, const std::string& key) {
   return false;
 }
 
+// Keys whose value is a list of names: a bare "a,b" becomes ["a", "b"].
+bool is_name_list_key(const Level& level, const std::string& key) {
+  if (level.where == Where::stage) return key == "teachers";
+  if (level.where == Where::loss)
+    if (const LossSchema* s = find_loss_schema(level.loss_name))
+      if (const ParamSpec* p = s->find(key)) return p->kind == ValueKind::strings || p->kind == ValueKind::models;
+  return false;
+}
+
 Where child_where(Where parent, const std::string& key) {
   switch (parent) {
     case Where::root:
@@ -120,25 +129,37 @@ size_t element_index(const std::string& assignment, const Level& level, const st
        int64_t(arr.size()) - 1, suggestion_suffix(seg, names, "names"));
 }
 
-// The value text as a TOML node whose source path is "--set <assignment>".
-toml::table parse_value(const std::string& assignment, const std::string& text, bool text_key) {
+std::string quote(const std::string& text) {
+  std::ostringstream quoted;
+  quoted << toml::value<std::string>(text);
+  return quoted.str();
+}
+
+// The value text as a TOML node whose source path is "--set <assignment>". Text that is not
+// TOML is a bare string (or, for name lists, comma-separated names); text keys keep their
+// text even when it looks like a number.
+toml::table parse_value(const std::string& assignment, const std::string& text, bool text_key, bool name_list) {
   const std::string source = "--set " + assignment;
-  if (!text_key) {
-    try {
-      toml::table parsed = toml::parse("v = " + text, source);
-      if (parsed.size() == 1 && parsed.contains("v")) return parsed;
-    } catch (const toml::parse_error&) {
-    }
-  }
-  std::string literal = text;
-  try {  // already a quoted TOML string?
+  try {
     toml::table parsed = toml::parse("v = " + text, source);
-    if (parsed.size() == 1 && parsed.get("v") && parsed.get("v")->is_string()) return parsed;
+    if (parsed.size() == 1 && parsed.contains("v") && (!text_key || parsed.get("v")->is_string())) return parsed;
   } catch (const toml::parse_error&) {
   }
-  std::ostringstream quoted;
-  quoted << toml::value<std::string>(literal);
-  return toml::parse("v = " + quoted.str(), source);
+  if (name_list) {
+    std::string items;
+    size_t start = 0;
+    while (start <= text.size()) {
+      size_t comma = text.find(',', start);
+      if (comma == std::string::npos) comma = text.size();
+      std::string item = text.substr(start, comma - start);
+      item.erase(0, item.find_first_not_of(' '));
+      item.erase(item.find_last_not_of(' ') + 1);
+      if (!item.empty()) items += (items.empty() ? "" : ", ") + quote(item);
+      start = comma + 1;
+    }
+    return toml::parse("v = [" + items + "]", source);
+  }
+  return toml::parse("v = " + quote(text), source);
 }
 
 }  // namespace
@@ -161,7 +182,7 @@ void apply_override(toml::table& root, const std::string& assignment) {
       size_t idx = element_index(assignment, level, seg);
       toml::array& arr = *level.node->as_array();
       if (last) {
-        toml::table value = parse_value(assignment, text, false);
+        toml::table value = parse_value(assignment, text, false, false);
         RETORT_CHECK(value.get("v")->is_table(), "--set {}: an entry of [{}] must be set to a table {{...}}",
                      assignment, level.display);
         arr.erase(arr.begin() + long(idx));
@@ -188,7 +209,7 @@ void apply_override(toml::table& root, const std::string& assignment) {
       fail("--set {}: unknown key '{}' in [{}]{}", assignment, seg, level.display, suggestion_suffix(seg, keys));
     }
     if (last) {
-      toml::table value = parse_value(assignment, text, is_text_key(level, seg));
+      toml::table value = parse_value(assignment, text, is_text_key(level, seg), is_name_list_key(level, seg));
       table.insert_or_assign(seg, std::move(*value.get("v")));
       return;
     }

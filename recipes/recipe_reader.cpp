@@ -216,11 +216,8 @@ std::optional<ParamValue> TableReader::param(std::string_view key, ValueKind kin
       return std::nullopt;
     case ValueKind::model: {
       const toml::node* n = table_.get(key);
-      if (n && !n->is_string()) {
-        type_error(key, describe_kind(kind));
-        return std::nullopt;
-      }
-      if (auto v = string(key)) return ParamValue(*v);
+      if (n && n->is_string()) return ParamValue(n->as_string()->get());
+      if (n) type_error(key, describe_kind(kind));
       return std::nullopt;
     }
     case ValueKind::numbers:
@@ -230,13 +227,8 @@ std::optional<ParamValue> TableReader::param(std::string_view key, ValueKind kin
     case ValueKind::models: {
       const toml::node* n = table_.get(key);
       const toml::array* a = n ? n->as_array() : nullptr;
-      if (n && (!a || !a->is_homogeneous(toml::node_type::string))) {
-        if (!a || !a->empty()) {
-          type_error(key, describe_kind(kind));
-          return std::nullopt;
-        }
-      }
-      if (auto v = strings(key)) return ParamValue(*v);
+      if (a && (a->empty() || a->is_homogeneous(toml::node_type::string))) return ParamValue(*strings(key));
+      if (n) type_error(key, describe_kind(kind));
       return std::nullopt;
     }
   }

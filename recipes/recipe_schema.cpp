@@ -144,6 +144,59 @@ std::vector<std::string> registered_model_archs() {
   return reg.archs;
 }
 
+std::string param_to_toml(const ParamValue& value) {
+  auto num = [](double d) {
+    std::string t = fmt::format("{}", d);
+    if (t.find_first_of(".eni") == std::string::npos) t += ".0";
+    return t;
+  };
+  auto quoted = [](const std::string& s) {
+    std::string out = "\"";
+    for (unsigned char c : s) {
+      if (c == '"' || c == '\\') out += '\\', out += char(c);
+      else if (c == '\n') out += "\\n";
+      else if (c == '\t') out += "\\t";
+      else if (c == '\r') out += "\\r";
+      else if (c < 0x20 || c == 0x7f) out += fmt::format("\\u{:04X}", c);
+      else out += char(c);
+    }
+    return out + "\"";
+  };
+  return std::visit(
+      [&](const auto& v) -> std::string {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, bool>) return v ? "true" : "false";
+        else if constexpr (std::is_same_v<T, int64_t>) return fmt::format("{}", v);
+        else if constexpr (std::is_same_v<T, double>) return num(v);
+        else if constexpr (std::is_same_v<T, std::string>) return quoted(v);
+        else {
+          std::string out = "[";
+          for (size_t i = 0; i < v.size(); ++i) {
+            if (i) out += ", ";
+            if constexpr (std::is_same_v<T, std::vector<double>>) out += num(v[i]);
+            else out += quoted(v[i]);
+          }
+          return out + "]";
+        }
+      },
+      value);
+}
+
+std::string describe_loss_schemas() {
+  std::string out;
+  for (const auto& name : registered_losses()) {
+    const LossSchema* s = find_loss_schema(name);
+    out += fmt::format("{}{}{}\n", name, s->help.empty() ? "" : "  ", s->help);
+    out += fmt::format("    {:<16} {}\n", "weight", "a number, default 1.0");
+    for (const auto& p : s->params) {
+      std::string type = describe_kind(p.kind);
+      type += p.required ? ", required" : p.default_value ? ", default " + param_to_toml(*p.default_value) : ", optional";
+      out += fmt::format("    {:<16} {}{}{}\n", p.key, type, p.help.empty() ? "" : "  ", p.help);
+    }
+  }
+  return out;
+}
+
 // ---- key sets -------------------------------------------------------------------------
 
 namespace recipe_keys {

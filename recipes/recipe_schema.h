@@ -57,6 +57,13 @@ void register_loss_schema(std::string name, std::vector<ParamSpec> params, std::
 const LossSchema* find_loss_schema(std::string_view name);
 std::vector<std::string> registered_losses();  // sorted
 
+// Every registered loss with its keys, types, defaults and help, for `retort list losses`:
+//   kd  Hinton KD: ...
+//       T        number, default 4.0   softmax temperature
+std::string describe_loss_schemas();
+// A parameter value as TOML text ("4.0", "\"mse\"", "[1, 2]").
+std::string param_to_toml(const ParamValue& value);
+
 // Model architectures known to the model registry. While none are registered, recipes may
 // name any architecture; once some are, an unknown `arch` is an error with a suggestion.
 void register_model_arch(std::string name);

@@ -8,30 +8,9 @@
 namespace retort {
 namespace {
 
-// A TOML basic string: quoted, with backslash escapes.
-std::string str(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      default:
-        if (c < 0x20 || c == 0x7f) out += fmt::format("\\u{:04X}", c);
-        else out += char(c);
-    }
-  }
-  return out + "\"";
-}
-
-// The shortest text that reads back as the same double, always a TOML float ("4.0").
-std::string num(double d) {
-  std::string s = fmt::format("{}", d);
-  if (s.find_first_of(".eni") == std::string::npos) s += ".0";
-  return s;
-}
+// TOML text of strings and floats ("4.0", shortest round-trip digits), shared with loss params.
+std::string str(const std::string& s) { return param_to_toml(ParamValue(s)); }
+std::string num(double d) { return param_to_toml(ParamValue(d)); }
 std::string num(int64_t i) { return fmt::format("{}", i); }
 std::string boolean(bool b) { return b ? "true" : "false"; }
 
@@ -50,19 +29,7 @@ std::string key(const std::string& k) {
   return bare ? k : str(k);
 }
 
-std::string param_text(const ParamValue& value) {
-  return std::visit(
-      [](const auto& v) -> std::string {
-        using T = std::decay_t<decltype(v)>;
-        if constexpr (std::is_same_v<T, bool>) return boolean(v);
-        else if constexpr (std::is_same_v<T, int64_t>) return num(v);
-        else if constexpr (std::is_same_v<T, double>) return num(v);
-        else if constexpr (std::is_same_v<T, std::string>) return str(v);
-        else if constexpr (std::is_same_v<T, std::vector<double>>) return list(v, [](double d) { return num(d); });
-        else return list(v, [](const std::string& s) { return str(s); });
-      },
-      value);
-}
+std::string param_text(const ParamValue& value) { return param_to_toml(value); }
 
 std::string optimizer_text(const OptimizerSettings& o) {
   std::string s = fmt::format("{{ type = {}, lr = {}", str(to_string(o.type)), num(o.lr));

@@ -40,7 +40,10 @@ IdxImages load_idx_images(const std::string& path) {
   out.count = dims[0], out.rows = dims[1], out.cols = dims[2];
   RETORT_CHECK(out.rows > 0 && out.cols > 0, "{}: byte 8: image size {}x{}, expected both sides > 0", path, out.rows,
                out.cols);
-  const size_t payload = size_t(out.count) * size_t(out.rows) * size_t(out.cols);
+  size_t payload = 0;
+  const bool overflow = __builtin_mul_overflow(size_t(out.count), size_t(out.rows) * size_t(out.cols), &payload);
+  RETORT_CHECK(!overflow, "{}: byte 4: header promises {} images of {}x{}, more bytes than can exist", path, out.count,
+               out.rows, out.cols);
   check_payload(path, bytes.size(), 16, payload, fmt::format("{} images of {}x{}", out.count, out.rows, out.cols));
   out.pixels.assign(bytes.begin() + 16, bytes.end());
   return out;
@@ -54,8 +57,8 @@ std::vector<int64_t> load_idx_labels(const std::string& path, int64_t num_classe
   std::vector<int64_t> labels(count);
   for (size_t i = 0; i < count; ++i) {
     const int64_t v = bytes[8 + i];
-    RETORT_CHECK(v < num_classes, "{}: byte {}: label {} is out of range, expected < {} (label {})", path, 8 + i, v,
-                 num_classes, i);
+    RETORT_CHECK(v < num_classes, "{}: byte {}: label {} is out of range, expected < {} (entry {} of {})", path, 8 + i,
+                 v, num_classes, i, count);
     labels[i] = v;
   }
   return labels;

@@ -19,9 +19,7 @@ bool is_image_file(const fs::path& p) {
 
 }  // namespace
 
-Dataset load_image_folder(const std::string& root, int64_t channels, int64_t height, int64_t width, std::string name) {
-  RETORT_CHECK(channels == 1 || channels == 3, "image folder {}: channels must be 1 or 3, got {}", root, channels);
-  RETORT_CHECK(height > 0 && width > 0, "image folder {}: image size {}x{} must be positive", root, height, width);
+std::vector<std::string> list_class_folders(const std::string& root) {
   RETORT_CHECK(fs::is_directory(root), "image folder {}: no such directory (expected root/<class_name>/<images>)", root);
   std::vector<std::string> classes;
   for (const auto& entry : fs::directory_iterator(root)) {
@@ -29,6 +27,13 @@ Dataset load_image_folder(const std::string& root, int64_t channels, int64_t hei
     if (entry.is_directory() && !n.empty() && n[0] != '.') classes.push_back(n);
   }
   std::sort(classes.begin(), classes.end());
+  return classes;
+}
+
+Dataset load_image_folder(const std::string& root, int64_t channels, int64_t height, int64_t width, std::string name) {
+  RETORT_CHECK(channels == 1 || channels == 3, "image folder {}: channels must be 1 or 3, got {}", root, channels);
+  RETORT_CHECK(height > 0 && width > 0, "image folder {}: image size {}x{} must be positive", root, height, width);
+  const std::vector<std::string> classes = list_class_folders(root);
   RETORT_CHECK(!classes.empty(), "image folder {}: no class folders found (expected root/<class_name>/<images>)", root);
 
   std::vector<std::string> files;

@@ -2,9 +2,13 @@
 // image decoded to the requested channels and resized to height x width.
 #pragma once
 #include <string>
+#include <vector>
 #include "engine/data/dataset.h"
 
 namespace retort::data {
+
+// The class folder names under root (non-hidden directories), sorted: the class order.
+std::vector<std::string> list_class_folders(const std::string& root);
 
 Dataset load_image_folder(const std::string& root, int64_t channels, int64_t height, int64_t width,
                           std::string name = "");

@@ -48,8 +48,17 @@ Dataset load_dataset(const DatasetRequest& request) {
     else if (fs::is_directory(fs::path(dir) / "val")) root = (fs::path(dir) / "val").string();
     else fail("image folder {}: no test/ or val/ subfolder for the test split", dir);
   }
-  return load_image_folder(root, request.channels, request.height, request.width,
-                           fmt::format("folder:{}/{}", fs::path(dir).filename().string(), request.train ? "train" : "test"));
+  Dataset ds = load_image_folder(root, request.channels, request.height, request.width,
+                                 fmt::format("folder:{}/{}", fs::path(dir).filename().string(), request.train ? "train" : "test"));
+  // Labels are class positions in sorted order: the test split must have the same classes.
+  const fs::path train_dir = fs::path(dir) / "train";
+  if (!request.train && fs::is_directory(train_dir)) {
+    const auto train_classes = list_class_folders(train_dir.string());
+    RETORT_CHECK(train_classes == ds.class_names,
+                 "image folder {}: {} has classes [{}] but train/ has [{}]; labels would not match", dir, root,
+                 fmt::join(ds.class_names, ", "), fmt::join(train_classes, ", "));
+  }
+  return ds;
 }
 
 }  // namespace retort::data

@@ -182,6 +182,7 @@ const Tensor& SafetensorsContents::at(const std::string& name) const {
 }
 
 void write_safetensors(const std::string& path, const NamedTensors& tensors, const StringMap& metadata) {
+  RETORT_CHECK(!path.empty(), "write_safetensors: empty path");
   check_names(tensors, path);
   // Header first: every tensor's dtype and byte range, in list order.
   ojson header = ojson::object();
@@ -196,7 +197,12 @@ void write_safetensors(const std::string& path, const NamedTensors& tensors, con
     header[name] = {{"dtype", safetensors_dtype_name(t.dtype())}, {"shape", t.shape()}, {"data_offsets", {offset, offset + n}}};
     offset += n;
   }
-  std::string text = header.dump();
+  std::string text;
+  try {
+    text = header.dump();
+  } catch (const nlohmann::json::exception& e) {  // e.g. a name or metadata value that is not UTF-8
+    fail("write_safetensors '{}': cannot encode the header: {}", path, e.what());
+  }
   text.append((8 - text.size() % 8) % 8, ' ');  // pad so the data starts 8-byte aligned
   uint64_t header_len = text.size();
 
@@ -223,12 +229,27 @@ SafetensorsContents read_safetensors(const std::string& path) {
   in.read_at(8, text.data(), text.size());
   const uint64_t data_start = 8 + header_len, data_size = size - data_start;
 
+  // Top-level keys must be unique (a JSON object with a repeated key would silently keep one).
+  struct DuplicateKey {
+    std::string key;
+  };
+  std::set<std::string> top_keys;
+  auto reject_duplicates = [&](int depth, ojson::parse_event_t event, ojson& parsed) {
+    if (event == ojson::parse_event_t::key && depth == 1 && !top_keys.insert(parsed.get<std::string>()).second)
+      throw DuplicateKey{parsed.get<std::string>()};
+    return true;
+  };
   ojson header;
   try {
-    header = ojson::parse(text);
+    header = ojson::parse(text, reject_duplicates);
   } catch (const nlohmann::json::parse_error& e) {
     uint64_t pos = e.byte > 0 ? uint64_t(e.byte) - 1 : 0;
     in.corrupt(8 + std::min<uint64_t>(pos, header_len), "header is not valid JSON: {}", json_error_detail(e.what()));
+  } catch (const DuplicateKey& d) {
+    std::string quoted = ojson(d.key).dump();
+    auto first = text.find(quoted);
+    auto second = first == std::string::npos ? first : text.find(quoted, first + 1);
+    in.corrupt(8 + (second == std::string::npos ? 0 : second), "the name '{}' appears twice in the header", d.key);
   }
   if (!header.is_object()) in.corrupt(8, "header is a JSON {}, not an object", header.type_name());
 

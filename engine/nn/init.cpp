@@ -1,7 +1,6 @@
 // Initialisation schemes: host draws from the Generator, one copy into the tensor.
 #include "engine/nn/init.h"
 #include <cmath>
-#include <functional>
 #include <vector>
 #include "engine/error.h"
 
@@ -10,12 +9,25 @@ namespace retort::nn {
 namespace {
 thread_local bool g_skip_init = false;
 
-void fill_with(Tensor& t, const std::function<double()>& draw) {
+// Element i gets draw(i); draws depend only on (seed, counter), so the fill runs in parallel
+// and gives the same bits as a sequential loop. Values are made in f32 (f64 for f64 tensors)
+// on the host, then copied (and converted) into t.
+template <class Draw>
+void fill_indexed(Tensor& t, const Draw& draw) {
   RETORT_CHECK(t.defined(), "init: tensor is undefined");
   if (g_skip_init) return;
-  std::vector<double> v(size_t(t.numel()));
-  for (auto& x : v) x = draw();
-  t.copy_(Tensor::from_vector(v, t.shape(), t.dtype()));
+  const int64_t n = t.numel();
+  Tensor host = Tensor::empty(t.shape(), t.dtype() == DType::f64 ? DType::f64 : DType::f32);
+  if (host.dtype() == DType::f64) {
+    double* p = host.data<double>();
+#pragma omp parallel for if (n > 65536)
+    for (int64_t i = 0; i < n; ++i) p[i] = draw(i);
+  } else {
+    float* p = host.data<float>();
+#pragma omp parallel for if (n > 65536)
+    for (int64_t i = 0; i < n; ++i) p[i] = float(draw(i));
+  }
+  t.copy_(host);
 }
 
 int64_t receptive_field(const Tensor& w) {
@@ -34,19 +46,23 @@ int64_t fan_in(const Tensor& w) { return w.size(1) * receptive_field(w); }
 int64_t fan_out(const Tensor& w) { return w.size(0) * receptive_field(w); }
 
 void uniform_(Tensor& t, Generator& gen, double lo, double hi) {
-  fill_with(t, [&] { return lo + (hi - lo) * gen.uniform(); });
+  const uint64_t seed = gen.seed(), base = gen.advance(uint64_t(t.numel()));
+  fill_indexed(t, [=](int64_t i) { return lo + (hi - lo) * uniform01(seed, base + uint64_t(i)); });
 }
 
 void normal_(Tensor& t, Generator& gen, double mean, double std) {
-  fill_with(t, [&] { return mean + std * gen.normal(); });
+  const uint64_t seed = gen.seed(), base = gen.advance(uint64_t(t.numel()));
+  fill_indexed(t, [=](int64_t i) { return mean + std * normal01(seed, base + uint64_t(i)); });
 }
 
 void trunc_normal_(Tensor& t, Generator& gen, double mean, double std, double lo, double hi) {
   RETORT_CHECK(lo < hi && lo <= mean + 3 * std && hi >= mean - 3 * std,
                "trunc_normal_: bounds [{}, {}] leave almost no mass of N({}, {})", lo, hi, mean, std);
-  fill_with(t, [&] {
-    for (;;) {
-      double x = mean + std * gen.normal();
+  const uint64_t seed = gen.seed(), base = gen.advance(uint64_t(t.numel()));
+  fill_indexed(t, [=](int64_t i) {
+    // Redraw k uses a seed derived from k, so every element's sequence is its own.
+    for (uint64_t k = 0;; ++k) {
+      double x = mean + std * normal01(k == 0 ? seed : hash64(seed, k), base + uint64_t(i));
       if (x >= lo && x <= hi) return x;
     }
   });

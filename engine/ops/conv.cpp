@@ -1,6 +1,10 @@
 // conv2d (NCHW, groups incl. depthwise, stride/padding/dilation): shape checks, autograd,
-// dispatch to the CPU im2col + GEMM kernels or cuDNN. bf16 on the CPU is computed in f32.
+// dispatch to the CPU im2col + GEMM kernels or cuDNN. bf16 on the CPU is computed in f32
+// (and on CUDA too if cuDNN turns bf16 down).
 // The backward pieces (input and weight gradients) are first-order only.
+#include <atomic>
+#include <cstdio>
+#include <string>
 #include "engine/autograd.h"
 #include "engine/ops.h"
 #include "engine/ops/broadcast.h"
@@ -57,38 +61,65 @@ Conv2dGeometry check_conv(const Tensor& x, const Tensor& w, const Tensor& bias, 
   return g;
 }
 
-// Runs one of the three kernels on either device; operands contiguous, no autograd.
+// bf16 goes through f32 on the CPU (OpenBLAS has no bf16 GEMM) and on CUDA when cuDNN turns
+// a bf16 convolution down (NOT_SUPPORTED / no algorithm); other errors propagate.
+std::atomic<bool> g_cudnn_bf16_refused{false};
+template <typename Native, typename ViaF32>
+Tensor bf16_or_f32(const Tensor& ref, Native native, ViaF32 via_f32) {
+  if (ref.dtype() != DType::bf16) return native();
+  if (ref.device().is_cpu() || g_cudnn_bf16_refused.load()) return via_f32();
+  try {
+    return native();
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    if (what.find("NOT_SUPPORTED") == std::string::npos && what.find("no algorithm") == std::string::npos) throw;
+    if (!g_cudnn_bf16_refused.exchange(true))
+      std::fprintf(stderr, "retort: cuDNN refused a bf16 convolution (%s); conv2d runs bf16 through f32 from now on\n",
+                   what.c_str());
+    return via_f32();
+  }
+}
+
+// Runs one of the three kernels on either device; no autograd.
 Tensor conv_forward_raw(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dGeometry& g) {
-  if (x.device().is_cpu() && x.dtype() == DType::bf16) {
+  auto native = [&] {
+    Tensor xc = x.contiguous(), wc = w.contiguous(), bc = bias.defined() ? bias.contiguous() : Tensor();
+    Tensor y = Tensor::empty({g.n, g.oc, g.oh, g.ow}, x.dtype(), x.device());
+    const void* bp = bc.defined() ? bc.raw_data() : nullptr;
+    if (x.device().is_cpu()) cpu::conv2d_forward(x.dtype(), g, xc.raw_data(), wc.raw_data(), bp, y.raw_data());
+    else RETORT_CUDA_CALL(cuda::conv2d_forward(x.dtype(), g, xc.raw_data(), wc.raw_data(), bp, y.raw_data()));
+    return y;
+  };
+  return bf16_or_f32(x, native, [&] {
     Tensor b32 = bias.defined() ? bias.to(DType::f32) : Tensor();
     return conv_forward_raw(x.to(DType::f32), w.to(DType::f32), b32, g).to(DType::bf16);
-  }
-  Tensor xc = x.contiguous(), wc = w.contiguous(), bc = bias.defined() ? bias.contiguous() : Tensor();
-  Tensor y = Tensor::empty({g.n, g.oc, g.oh, g.ow}, x.dtype(), x.device());
-  const void* bp = bc.defined() ? bc.raw_data() : nullptr;
-  if (x.device().is_cpu()) cpu::conv2d_forward(x.dtype(), g, xc.raw_data(), wc.raw_data(), bp, y.raw_data());
-  else RETORT_CUDA_CALL(cuda::conv2d_forward(x.dtype(), g, xc.raw_data(), wc.raw_data(), bp, y.raw_data()));
-  return y;
+  });
 }
 
 Tensor conv_backward_input(const Tensor& gy, const Tensor& w, const Conv2dGeometry& g) {
-  if (gy.device().is_cpu() && gy.dtype() == DType::bf16)
+  auto native = [&] {
+    Tensor gyc = gy.contiguous(), wc = w.contiguous();
+    Tensor gx = Tensor::empty({g.n, g.c, g.h, g.w}, gy.dtype(), gy.device());
+    if (gy.device().is_cpu()) cpu::conv2d_backward_input(gy.dtype(), g, gyc.raw_data(), wc.raw_data(), gx.raw_data());
+    else RETORT_CUDA_CALL(cuda::conv2d_backward_input(gy.dtype(), g, gyc.raw_data(), wc.raw_data(), gx.raw_data()));
+    return gx;
+  };
+  return bf16_or_f32(gy, native, [&] {
     return conv_backward_input(gy.to(DType::f32), w.to(DType::f32), g).to(DType::bf16);
-  Tensor gyc = gy.contiguous(), wc = w.contiguous();
-  Tensor gx = Tensor::empty({g.n, g.c, g.h, g.w}, gy.dtype(), gy.device());
-  if (gy.device().is_cpu()) cpu::conv2d_backward_input(gy.dtype(), g, gyc.raw_data(), wc.raw_data(), gx.raw_data());
-  else RETORT_CUDA_CALL(cuda::conv2d_backward_input(gy.dtype(), g, gyc.raw_data(), wc.raw_data(), gx.raw_data()));
-  return gx;
+  });
 }
 
 Tensor conv_backward_weight(const Tensor& x, const Tensor& gy, const Conv2dGeometry& g) {
-  if (gy.device().is_cpu() && gy.dtype() == DType::bf16)
+  auto native = [&] {
+    Tensor xc = x.contiguous(), gyc = gy.contiguous();
+    Tensor gw = Tensor::empty({g.oc, g.c / g.groups, g.kh, g.kw}, gy.dtype(), gy.device());
+    if (gy.device().is_cpu()) cpu::conv2d_backward_weight(gy.dtype(), g, xc.raw_data(), gyc.raw_data(), gw.raw_data());
+    else RETORT_CUDA_CALL(cuda::conv2d_backward_weight(gy.dtype(), g, xc.raw_data(), gyc.raw_data(), gw.raw_data()));
+    return gw;
+  };
+  return bf16_or_f32(gy, native, [&] {
     return conv_backward_weight(x.to(DType::f32), gy.to(DType::f32), g).to(DType::bf16);
-  Tensor xc = x.contiguous(), gyc = gy.contiguous();
-  Tensor gw = Tensor::empty({g.oc, g.c / g.groups, g.kh, g.kw}, gy.dtype(), gy.device());
-  if (gy.device().is_cpu()) cpu::conv2d_backward_weight(gy.dtype(), g, xc.raw_data(), gyc.raw_data(), gw.raw_data());
-  else RETORT_CUDA_CALL(cuda::conv2d_backward_weight(gy.dtype(), g, xc.raw_data(), gyc.raw_data(), gw.raw_data()));
-  return gw;
+  });
 }
 
 Tensor conv_backward_bias(const Tensor& gy) {

@@ -1,6 +1,7 @@
 // matmul (batched, broadcast batch dims) and linear: shape checks, autograd, dispatch to
 // OpenBLAS on the CPU and cuBLAS / cuBLASLt on CUDA. Transposed views are passed to the
 // GEMM as transpose flags, not copied (backward relies on this).
+#include <algorithm>
 #include <cstdint>
 #include "engine/autograd.h"
 #include "engine/ops.h"

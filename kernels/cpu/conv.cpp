@@ -1,11 +1,12 @@
-// CPU convolution: the batch is cut into chunks of a few samples, spread over OpenMP threads;
-// each thread owns its column buffer. For each chunk and group the input is unfolded (im2col)
-// into a column matrix [Cg*kh*kw, chunk*oh*ow] and one single-threaded OpenBLAS GEMM does the
-// work (OpenBLAS runs with one thread, see cpu::blas_init: its spinning workers would fight the
-// OpenMP team on a small CPU). col2im folds column gradients back. The weight gradient sums
-// per-thread partials in thread order (deterministic for a fixed thread count).
+// CPU convolution: the batch is cut into chunks of a few samples spread over the OpenMP team
+// (dynamic schedule; static for the weight gradient), each thread with its own column buffer.
+// For each chunk and group the input is unfolded (im2col) into a column matrix
+// [Cg*kh*kw, chunk*oh*ow] and one single-threaded OpenBLAS GEMM does the work (see
+// cpu::blas_init: OpenBLAS's spinning workers would fight the OpenMP team on a small CPU;
+// a lone chunk splits its GEMMs over the team instead).
+// col2im folds column gradients back. The weight gradient sums per-thread partials in thread
+// order (deterministic for a fixed thread count).
 #include "kernels/cpu/conv.h"
-#include <cblas.h>
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
@@ -17,15 +18,19 @@
 namespace retort::cpu {
 namespace {
 
-void gemm_rm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
-             const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, blasint(m), blasint(n),
-              blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc));
-}
-void gemm_rm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda,
-             const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, blasint(m), blasint(n),
-              blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc));
+// Row-major GEMM through cpu::gemm: one BLAS call inside a chunk worker, split over the
+// team when called outside a parallel region (a batch of one sample).
+template <typename T>
+void gemm_rm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
+             int64_t ldb, T beta, T* c, int64_t ldc) {
+  GemmArgs args;
+  args.dtype = std::is_same_v<T, float> ? DType::f32 : DType::f64;
+  args.m = m, args.n = n, args.k = k;
+  args.a = a, args.trans_a = ta, args.lda = lda;
+  args.b = b, args.trans_b = tb, args.ldb = ldb;
+  args.c = c, args.ldc = ldc;
+  args.alpha = double(alpha), args.beta = double(beta);
+  gemm(args);
 }
 
 // Derived sizes of one convolution.
@@ -50,6 +55,14 @@ Plan make_plan(const Conv2dGeometry& g) {
   return p;
 }
 
+// Output columns [lo, hi) whose input column ox * stride + x0 lies inside [0, w).
+inline void valid_range(int64_t x0, int64_t stride, int64_t w, int64_t ow, int64_t& lo, int64_t& hi) {
+  lo = x0 >= 0 ? 0 : (-x0 + stride - 1) / stride;
+  hi = x0 > w - 1 ? 0 : std::min(ow, (w - 1 - x0) / stride + 1);
+  lo = std::min(lo, ow);
+  hi = std::max(hi, lo);
+}
+
 // col[(ci * kh + ki) * kw + kj][s * l + oy * ow + ox] for samples n0 .. n0 + nb of group grp.
 template <typename T>
 void im2col(const Conv2dGeometry& g, const Plan& p, const T* x, int64_t n0, int64_t nb, int64_t grp, T* col) {
@@ -70,14 +83,15 @@ void im2col(const Conv2dGeometry& g, const Plan& p, const T* x, int64_t n0, int6
           }
           const T* in = plane + iy * g.w;
           const int64_t x0 = kj * g.dil_w - g.pad_w;
-          if (g.stride_w == 1 && x0 >= 0 && x0 + g.ow <= g.w) {
-            std::memcpy(out, in + x0, size_t(g.ow) * sizeof(T));
-            continue;
+          int64_t lo, hi;
+          valid_range(x0, g.stride_w, g.w, g.ow, lo, hi);
+          std::fill(out, out + lo, T(0));
+          if (g.stride_w == 1) {
+            std::copy(in + lo + x0, in + hi + x0, out + lo);
+          } else {
+            for (int64_t ox = lo; ox < hi; ++ox) out[ox] = in[ox * g.stride_w + x0];
           }
-          for (int64_t ox = 0; ox < g.ow; ++ox) {
-            const int64_t ix = ox * g.stride_w + x0;
-            out[ox] = (ix >= 0 && ix < g.w) ? in[ix] : T(0);
-          }
+          std::fill(out + hi, out + g.ow, T(0));
         }
       }
   }
@@ -100,10 +114,9 @@ void col2im(const Conv2dGeometry& g, const Plan& p, const T* col, int64_t n0, in
           const T* in = row + oy * g.ow;
           T* out = plane + iy * g.w;
           const int64_t x0 = kj * g.dil_w - g.pad_w;
-          for (int64_t ox = 0; ox < g.ow; ++ox) {
-            const int64_t ix = ox * g.stride_w + x0;
-            if (ix >= 0 && ix < g.w) out[ix] += in[ox];
-          }
+          int64_t lo, hi;
+          valid_range(x0, g.stride_w, g.w, g.ow, lo, hi);
+          for (int64_t ox = lo; ox < hi; ++ox) out[ox * g.stride_w + x0] += in[ox];
         }
       }
   }
@@ -121,16 +134,24 @@ void gather_dy(const Conv2dGeometry& g, const Plan& p, const T* gy, int64_t n0, 
 
 // Runs body(n0, nb, col, buf) for every chunk, chunks spread over the OpenMP team; col and
 // buf are the calling thread's buffers of ck * chunk * l and ocg * chunk * l elements.
+// Dynamic scheduling keeps both cores busy when one is preempted (a shared machine); bodies
+// that accumulate per thread ask for a static schedule so the sum order stays fixed.
 template <typename T, typename Body>
-void for_each_chunk(const Conv2dGeometry& g, const Plan& p, Body&& body) {
+void for_each_chunk(const Conv2dGeometry& g, const Plan& p, bool static_schedule, Body&& body) {
   const bool parallel = p.chunks > 1 && g.n * p.ocg * p.ck * p.l > 65536;
 #pragma omp parallel if (parallel)
   {
     std::vector<T> col(size_t(p.ck * p.chunk * p.l)), buf(size_t(p.ocg * p.chunk * p.l));
-#pragma omp for schedule(static)
-    for (int64_t c = 0; c < p.chunks; ++c) {
+    auto run = [&](int64_t c) {
       const int64_t n0 = c * p.chunk;
       body(n0, std::min(p.chunk, g.n - n0), col.data(), buf.data());
+    };
+    if (static_schedule) {
+#pragma omp for schedule(static)
+      for (int64_t c = 0; c < p.chunks; ++c) run(c);
+    } else {
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t c = 0; c < p.chunks; ++c) run(c);
     }
   }
 }
@@ -138,7 +159,7 @@ void for_each_chunk(const Conv2dGeometry& g, const Plan& p, Body&& body) {
 template <typename T>
 void forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
   const Plan p = make_plan<T>(g);
-  for_each_chunk<T>(g, p, [&](int64_t n0, int64_t nb, T* col, T* prod) {
+  for_each_chunk<T>(g, p, false, [&](int64_t n0, int64_t nb, T* col, T* prod) {
     const int64_t ld = nb * p.l;
     for (int64_t grp = 0; grp < g.groups; ++grp) {
       im2col(g, p, x, n0, nb, grp, col);
@@ -157,7 +178,7 @@ void forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* 
 template <typename T>
 void backward_input(const Conv2dGeometry& g, const T* gy, const T* w, T* gx) {
   const Plan p = make_plan<T>(g);
-  for_each_chunk<T>(g, p, [&](int64_t n0, int64_t nb, T* col, T* dy) {
+  for_each_chunk<T>(g, p, false, [&](int64_t n0, int64_t nb, T* col, T* dy) {
     const int64_t ld = nb * p.l;
     std::fill(gx + n0 * g.c * g.h * g.w, gx + (n0 + nb) * g.c * g.h * g.w, T(0));
     for (int64_t grp = 0; grp < g.groups; ++grp) {
@@ -175,7 +196,7 @@ void backward_weight(const Conv2dGeometry& g, const T* x, const T* gy, T* gw) {
   const int64_t nw = g.oc * p.ck;
   const int64_t threads = std::max(1, omp_get_max_threads());
   std::vector<T> partial(size_t(threads * nw), T(0));
-  for_each_chunk<T>(g, p, [&](int64_t n0, int64_t nb, T* col, T* dy) {
+  for_each_chunk<T>(g, p, true, [&](int64_t n0, int64_t nb, T* col, T* dy) {
     const int64_t ld = nb * p.l;
     T* mine = partial.data() + int64_t(omp_get_thread_num()) * nw;
     for (int64_t grp = 0; grp < g.groups; ++grp) {
@@ -201,7 +222,6 @@ bool empty_problem(const Conv2dGeometry& g) { return g.n == 0 || g.oc == 0 || g.
 void conv2d_forward(DType type, const Conv2dGeometry& g, const void* x, const void* weight, const void* bias,
                     void* y) {
   check_type(type, "conv2d");
-  blas_init();
   if (empty_problem(g)) return;
   if (type == DType::f32)
     forward(g, static_cast<const float*>(x), static_cast<const float*>(weight), static_cast<const float*>(bias),
@@ -213,7 +233,6 @@ void conv2d_forward(DType type, const Conv2dGeometry& g, const void* x, const vo
 
 void conv2d_backward_input(DType type, const Conv2dGeometry& g, const void* gy, const void* weight, void* gx) {
   check_type(type, "conv2d backward");
-  blas_init();
   if (type == DType::f32) {
     if (empty_problem(g)) std::fill_n(static_cast<float*>(gx), g.n * g.c * g.h * g.w, 0.f);
     else backward_input(g, static_cast<const float*>(gy), static_cast<const float*>(weight), static_cast<float*>(gx));
@@ -225,7 +244,6 @@ void conv2d_backward_input(DType type, const Conv2dGeometry& g, const void* gy, 
 
 void conv2d_backward_weight(DType type, const Conv2dGeometry& g, const void* x, const void* gy, void* gw) {
   check_type(type, "conv2d backward");
-  blas_init();
   const int64_t nw = g.oc * (g.c / g.groups) * g.kh * g.kw;
   if (type == DType::f32) {
     if (empty_problem(g)) std::fill_n(static_cast<float*>(gw), nw, 0.f);

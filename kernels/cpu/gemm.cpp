@@ -35,7 +35,7 @@ void run(const GemmArgs& g) {
   const T alpha = T(g.alpha), beta = T(g.beta);
   const double flops = 2.0 * double(g.batch) * double(g.m) * double(g.n) * double(g.k);
   const int64_t threads = std::max(1, omp_get_max_threads());
-  const bool parallel = flops > 2e6 && threads > 1;
+  const bool parallel = flops > 2e6 && threads > 1 && !omp_in_parallel();  // no nested teams
   if (g.batch >= threads || !parallel) {
 #pragma omp parallel for schedule(static) if (parallel && g.batch > 1)
     for (int64_t i = 0; i < g.batch; ++i)

@@ -25,7 +25,8 @@ struct GemmArgs {
 
 namespace retort::cpu {
 // f32 (sgemm) and f64 (dgemm); bf16 is computed in f32 by the caller. Work is split over the
-// OpenMP team (batch entries, else blocks of rows or columns), each block one BLAS call.
+// OpenMP team (batch entries, else blocks of rows or columns), each block one BLAS call;
+// inside a parallel region it runs on the calling thread alone.
 void gemm(const GemmArgs& g);
 // Puts OpenBLAS in single-threaded mode (once per process): the engine threads with OpenMP,
 // and OpenBLAS's own spinning workers would otherwise compete with the OpenMP team.

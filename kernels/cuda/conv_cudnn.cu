@@ -202,6 +202,12 @@ Choice choose(DType type, const Conv2dGeometry& g, Direction dir, const Descript
   return choice;
 }
 
+// bf16 runs with the math type the search picked; f32/f64 stay FMA-only (DEFAULT_MATH would
+// allow TF32 on Ampere and later).
+void set_math(DType type, const Descriptors& d, const Choice& ch) {
+  if (type == DType::bf16) RETORT_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv, ch.math));
+}
+
 // Scaling factors: double for f64 data, float otherwise.
 struct Scale {
   double d;
@@ -254,7 +260,7 @@ void conv2d_forward(DType type, const Conv2dGeometry& g, const void* x, const vo
   if (g.n == 0 || g.oc == 0) return;
   Descriptors d(type, g);
   Choice ch = choose(type, g, Direction::forward, d, x, weight, y);
-  RETORT_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv, ch.math));
+  set_math(type, d, ch);
   Workspace ws(ch.workspace);
   const Scale one(1.0), zero(0.0);
   RETORT_CUDNN_CHECK(cudnnConvolutionForward(handle(), one.ptr(type), d.x, x, d.w, weight, d.conv,
@@ -278,7 +284,7 @@ void conv2d_backward_input(DType type, const Conv2dGeometry& g, const void* gy, 
   }
   Descriptors d(type, g);
   Choice ch = choose(type, g, Direction::backward_data, d, weight, gy, gx);
-  RETORT_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv, ch.math));
+  set_math(type, d, ch);
   Workspace ws(ch.workspace);
   const Scale one(1.0), zero(0.0);
   RETORT_CUDNN_CHECK(cudnnConvolutionBackwardData(handle(), one.ptr(type), d.w, weight, d.y, gy, d.conv,
@@ -295,7 +301,7 @@ void conv2d_backward_weight(DType type, const Conv2dGeometry& g, const void* x, 
   }
   Descriptors d(type, g);
   Choice ch = choose(type, g, Direction::backward_filter, d, x, gy, gw);
-  RETORT_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv, ch.math));
+  set_math(type, d, ch);
   Workspace ws(ch.workspace);
   const Scale one(1.0), zero(0.0);
   RETORT_CUDNN_CHECK(cudnnConvolutionBackwardFilter(handle(), one.ptr(type), d.x, x, d.y, gy, d.conv,

@@ -84,6 +84,19 @@ TEST_CASE("idx: corrupt files fail with the file name, byte offset and what was 
                          doctest::Contains("short: file ends at byte 6 but the IDX header of IDX u8 3-d images needs 16"),
                          Error);
   }
+  SUBCASE("absurd header sizes") {
+    std::vector<uint8_t> b;
+    put_be32(b, 0x803), put_be32(b, 0xFFFFFFFFu), put_be32(b, 0xFFFFFFFFu), put_be32(b, 0xFFFFFFFFu);
+    write_bytes(dir.file("huge"), b);
+    CHECK_THROWS_WITH_AS(load_idx_images(dir.file("huge")),
+                         doctest::Contains("huge: byte 4: header promises 4294967295 images of 4294967295x4294967295"),
+                         Error);
+    b.resize(12);
+    put_be32(b, 0);
+    write_bytes(dir.file("zero-cols"), b);
+    CHECK_THROWS_WITH_AS(load_idx_images(dir.file("zero-cols")), doctest::Contains("zero-cols: byte 8: image size"),
+                         Error);
+  }
   SUBCASE("extra trailing bytes (wrong size)") {
     auto longer = images;
     longer.push_back(1), longer.push_back(2);
@@ -111,7 +124,7 @@ TEST_CASE("idx: corrupt files fail with the file name, byte offset and what was 
   SUBCASE("label out of range") {
     write_gzip(dir.file("l.gz"), idx_labels_bytes({0, 1, 12, 3}));
     CHECK_THROWS_WITH_AS(load_idx_labels(dir.file("l.gz"), 10),
-                         doctest::Contains("l.gz: byte 10: label 12 is out of range, expected < 10"), Error);
+                         doctest::Contains("l.gz: byte 10: label 12 is out of range, expected < 10 (entry 2 of 4)"), Error);
   }
   SUBCASE("fashion-mnist directory with a bad file names that file") {
     write_gzip(dir.file("train-images-idx3-ubyte.gz"), idx_images_bytes(3, 28, 28));

@@ -133,6 +133,8 @@ TEST_CASE("registry: names, descriptions, and loading a folder by name") {
   Dataset val = load_dataset(req);
   CHECK(val.size() == 2);
   CHECK(val.image(1)[2 * 42] == 40);  // B plane of b/0.png in val
+  write_png(dir.file("val/c/0.png"), 5, 5, 40);
+  CHECK_THROWS_WITH_AS(load_dataset(req), doctest::Contains("has classes [a, b, c] but train/ has [a, b]"), Error);
   Dataset fm = load_dataset({"fashion-mnist", "", false});
   CHECK(fm.size() == 10000);
 }

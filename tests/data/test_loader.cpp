@@ -198,3 +198,25 @@ TEST_CASE("loader: batches become tensors") {
   auto xv = x.to_vector();
   CHECK(xv[size_t(90 + 7)] == doctest::Approx(ds->image(1)[7] / 255.0));
 }
+
+TEST_SUITE("gpu") {
+TEST_CASE("cuda parity: batch to device tensors") {
+  RETORT_REQUIRE_GPU();
+  auto ds = synthetic_dataset(9);
+  LoaderOptions o;
+  o.batch_size = 9;
+  o.num_workers = 1;
+  o.transforms = {random_crop_transform(1), normalize_transform({0.5f}, {0.25f})};
+  DataLoader loader(DatasetView(ds), o);
+  loader.start_epoch(0);
+  Batch b;
+  REQUIRE(loader.next(b));
+  auto [x, y] = b.to_tensors(Device::cuda(0));
+  CHECK(x.device() == Device::cuda(0));
+  CHECK(y.device() == Device::cuda(0));
+  CHECK(x.shape() == Shape{9, 3, 6, 5});
+  auto host = b.images_tensor();
+  CHECK(retort::test::max_rel_error(x.to(Device::cpu()), host, 1.0) == 0.0);
+  CHECK(y.to_i64_vector() == b.labels);
+}
+}

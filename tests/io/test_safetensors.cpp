@@ -150,6 +150,10 @@ TEST_CASE("safetensors: every corrupt file names the file and the byte") {
     std::string h = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[12,20]}})";
     expect_corrupt(dir, st_file(h, std::string(20, '\x01')), data_start(h) + 8, "4 bytes before tensor 'b' belong to no tensor");
   }
+  {  // a name used twice: reported where it appears the second time
+    std::string h = R"({"x":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"x":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}})";
+    expect_corrupt(dir, st_file(h, "ab"), 8 + h.find("\"x\"", 2), "the name 'x' appears twice");
+  }
   // trailing garbage after a valid tensor
   expect_corrupt(dir, st_file(x2, eight + "junk"), data_start(x2) + 8, "4 bytes of trailing data");
   // the same file without the junk is fine

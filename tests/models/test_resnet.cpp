@@ -138,7 +138,7 @@ TEST_CASE("resnet: forward output and tap shapes match tap_info for each family"
                           {"resnet8x4", cfg_of(3, 7, 16), {2, 3, 16, 16}},
                           {"wrn_16_2", cfg_of(3, 5, 16), {2, 3, 16, 16}},
                           {"resnet18", cfg_of(1, 10, 28), {2, 1, 28, 28}},
-                          {"resnet50", cfg_of(3, 4, 32), {1, 3, 32, 32}}};
+                          {"resnet50", cfg_of(3, 4, 32), {2, 3, 32, 32}}};
   for (auto& c : cases) {
     INFO(std::string(c.name));
     auto model = create_model(c.name, c.cfg);
@@ -240,4 +240,24 @@ TEST_CASE("resnet: state dict round trip reproduces the outputs; same seed same 
   m2->load_state_dict(m1->state_dict());
   CHECK(m2->forward(x).to_vector() == m1->forward(x).to_vector());
   CHECK(m2->find_tensor("bn1.num_batches_tracked")->item() == 1);
+}
+
+TEST_CASE("wrn: taps follow RepDistiller (stage = block output, preact = the next BN of it)") {
+  auto model = create_model("wrn_16_1", cfg_of(1, 3, 8));
+  auto& wrn = dynamic_cast<WideResNet&>(*model);
+  model->eval();  // eval: applying a BN again gives the same values
+  Taps taps;
+  Tensor x = random_tensor({2, 1, 8, 8}, 60, -1, 1, DType::f32);
+  model->forward(x, &taps);
+  auto first_bn = [&](int stage) { return wrn.blocks[size_t(stage)]->layer->at<WideBasicBlock>(0)->bn1; };
+  test::check_close(taps["stage1"], wrn.blocks[0]->forward(wrn.conv1->forward(x)).to_vector(), 1e-6);
+  test::check_close(taps["stage1.preact"], first_bn(1)->forward(taps["stage1"]).to_vector(), 1e-6);
+  test::check_close(taps["stage2.preact"], first_bn(2)->forward(taps["stage2"]).to_vector(), 1e-6);
+  test::check_close(taps["stage3.preact"], wrn.bn1->forward(taps["stage3"]).to_vector(), 1e-6);
+  test::check_close(taps["pooled"], mean(relu(taps["stage3.preact"]), {2, 3}).to_vector(), 1e-6);
+  // In training mode each BN still runs once per forward.
+  model->train();
+  model->forward(x, &taps);
+  CHECK(model->find_tensor("block2.layer.0.bn1.num_batches_tracked")->item() == 1);
+  CHECK(model->find_tensor("bn1.num_batches_tracked")->item() == 1);
 }

@@ -187,3 +187,20 @@ TEST_CASE("init: kaiming_normal fan_out and trunc_normal statistics") {
   }
   check_close(keep, {9, 9, 9});
 }
+
+TEST_CASE("init: the parallel fill gives the same values as sequential Generator draws") {
+  Generator g(123), ref(123);
+  Tensor t = Tensor::empty({70001}, DType::f64);  // above the parallel threshold
+  nn::normal_(t, g, 1.0, 2.0);
+  CHECK(g.offset() == 70001);
+  auto v = t.to_vector();
+  bool same = true;
+  for (size_t i = 0; i < v.size(); ++i) same &= v[i] == 1.0 + 2.0 * ref.normal();
+  CHECK(same);
+  Tensor u = Tensor::empty({70001}, DType::f64);
+  nn::uniform_(u, g, -3.0, 5.0);
+  auto vu = u.to_vector();
+  same = true;
+  for (size_t i = 0; i < vu.size(); ++i) same &= vu[i] == -3.0 + 8.0 * ref.uniform();
+  CHECK(same);
+}

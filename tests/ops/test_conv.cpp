@@ -64,7 +64,9 @@ std::vector<ConvCase> option_cases() {
           {{2, 3, 6, 5}, {3, 1, 3, 3}, opts({1, 1}, {1, 1}, {1, 1}, 3), "depthwise"},
           {{1, 3, 7, 6}, {6, 1, 3, 3}, opts({2, 1}, {1, 0}, {1, 1}, 3), "depthwise multiplier 2, stride (2, 1)"},
           {{2, 3, 7, 5}, {2, 3, 2, 3}, opts({2, 1}, {1, 2}, {2, 1}, 1), "asymmetric kernel/stride/pad/dilation"},
-          {{1, 3, 5, 5}, {5, 3, 1, 1}, opts({1, 1}, {0, 0}, {1, 1}, 1), "1x1"}};
+          {{1, 3, 5, 5}, {5, 3, 1, 1}, opts({1, 1}, {0, 0}, {1, 1}, 1), "1x1"},
+          {{2, 4, 7, 7}, {6, 4, 1, 1}, opts({2, 2}, {0, 0}, {1, 1}, 1), "1x1 stride 2 (downsample shortcut)"},
+          {{1, 2, 9, 8}, {2, 2, 3, 3}, opts({3, 2}, {1, 1}, {1, 2}, 1), "stride 3, dilation (1, 2)"}};
 }
 }  // namespace
 
@@ -101,7 +103,7 @@ TEST_CASE("conv2d: matches a direct-loop reference for every option, f32 and f64
   }
 }
 
-TEST_CASE("conv2d: batches split into several chunks agree with the reference and the adjoint identity") {
+TEST_CASE("conv2d: multi-chunk batches and single samples agree with the reference and the adjoint identity") {
   // 16 channels x 3x3 x 64x64 pixels in f64 is ~4.7 MB of columns per sample: one sample per chunk.
   Tensor x = random_tensor({3, 16, 64, 64}, 401), w = random_tensor({4, 16, 3, 3}, 402);
   Conv2dOptions o = opts({1, 1}, {1, 1}, {1, 1}, 1);
@@ -114,6 +116,17 @@ TEST_CASE("conv2d: batches split into several chunks agree with the reference an
   const double lhs = sum(mul(gy, y)).item();
   CHECK(sum(mul(xg.grad(), x)).item() == doctest::Approx(lhs).epsilon(1e-10));
   CHECK(sum(mul(wg.grad(), w)).item() == doctest::Approx(lhs).epsilon(1e-10));
+
+  // A single sample: one chunk, whose GEMMs are split over the threads instead.
+  Tensor x1 = random_tensor({1, 16, 32, 32}, 404), w1 = random_tensor({8, 16, 3, 3}, 405);
+  CHECK(max_rel_error(conv2d(x1, w1, Tensor(), o), naive_conv(x1, w1, Tensor(), o)) < 1e-12);
+  Tensor x1g = x1.clone().requires_grad_(), w1g = w1.clone().requires_grad_();
+  Tensor y1 = conv2d(x1g, w1g, Tensor(), o);
+  Tensor gy1 = random_tensor(y1.shape(), 406);
+  sum(mul(y1, gy1)).backward();
+  const double lhs1 = sum(mul(gy1, y1.detach())).item();
+  CHECK(sum(mul(x1g.grad(), x1)).item() == doctest::Approx(lhs1).epsilon(1e-10));
+  CHECK(sum(mul(w1g.grad(), w1)).item() == doctest::Approx(lhs1).epsilon(1e-10));
 }
 
 TEST_CASE("gradcheck: conv2d for every option (stride, padding, dilation, groups, depthwise)") {

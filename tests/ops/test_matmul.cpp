@@ -73,6 +73,23 @@ TEST_CASE("matmul: batched with broadcast batch dims") {
   CHECK(max_rel_error(matmul(l, r), lr) < 1e-12);
 }
 
+TEST_CASE("matmul: products large enough to be split over threads (rows, columns, batch entries)") {
+  struct Case { int64_t B, m, k, n; bool ta, tb; };
+  uint64_t seed = 60;
+  for (Case c : {Case{1, 131, 129, 67, false, false}, Case{1, 67, 129, 131, false, false},
+                 Case{1, 131, 129, 67, true, true}, Case{1, 67, 129, 131, true, false},
+                 Case{3, 67, 129, 131, false, true}}) {
+    INFO("B m k n " << c.B << " " << c.m << " " << c.k << " " << c.n << " ta " << c.ta << " tb " << c.tb);
+    Tensor a = random_tensor({c.B, c.m, c.k}, seed++), b = random_tensor({c.B, c.k, c.n}, seed++);
+    Tensor ref = Tensor::from_vector(naive_matmul(a.to_vector(), b.to_vector(), c.B, c.m, c.k, c.n),
+                                     {c.B, c.m, c.n}, DType::f64);
+    Tensor av = c.ta ? a.transpose(1, 2).contiguous().transpose(1, 2) : a;  // same values, column-major
+    Tensor bv = c.tb ? b.transpose(1, 2).contiguous().transpose(1, 2) : b;
+    CHECK(max_rel_error(matmul(av, bv), ref) < 1e-12);
+    CHECK(max_rel_error(matmul(av.to(DType::f32), bv.to(DType::f32)), ref) < 1e-5);
+  }
+}
+
 TEST_CASE("matmul: bf16 on the CPU goes through f32") {
   Tensor a = random_tensor({3, 7}, 31, -1, 1, DType::f32), b = random_tensor({7, 5}, 32, -1, 1, DType::f32);
   Tensor ab = a.to(DType::bf16), bb = b.to(DType::bf16);

@@ -155,3 +155,17 @@ TEST_CASE("recipe errors: loss terms are checked against their registered schema
   CHECK(load_error(dir, with_loss("{ weight = 1.0 }")) ==
         path + ":13: missing required key 'name' in [stages.losses]: each loss term names its kind, e.g. name = \"kd\"");
 }
+
+TEST_CASE("recipe errors: model lists in loss terms (several teachers) are references too") {
+  register_loss_schema("test_multi", {ParamSpec("teachers", ValueKind::models, kRequired)});
+  const std::string head = "[models.a]\narch = \"vit_tiny\"\nweights = \"a.safetensors\"\n"
+                           "[models.b]\narch = \"resnet20\"\nweights = \"b.safetensors\"\n"
+                           "[models.s]\narch = \"resnet8\"\n"
+                           "[[stages]]\ntrain = \"s\"\nteachers = [\"a\", \"b\"]\nepochs = 1\n";
+  const Recipe ok = parse_recipe(head + "losses = [{ name = \"test_multi\", teachers = [\"a\", \"b\"] }]\n", "m.toml");
+  CHECK(ok.stages[0].losses[0].strings("teachers") == std::vector<std::string>{"a", "b"});
+  CHECK(error_of([&] { parse_recipe(head + "losses = [{ name = \"test_multi\", teachers = [\"a\", \"c\"] }]\n", "m.toml"); }) ==
+        "m.toml:13: key 'teachers' in [stages.losses.test_multi] names an undefined model 'c'; did you mean 'a'?");
+  CHECK(error_of([&] { parse_recipe(head + "losses = [{ name = \"test_multi\", teachers = \"a\" }]\n", "m.toml"); }) ==
+        "m.toml:13: key 'teachers' in [stages.losses.test_multi] must be an array of model names, got string \"a\"");
+}

@@ -66,6 +66,12 @@ TEST_CASE("recipe --set: scalars, stage indices and names, new keys and value ty
   REQUIRE(t.stages[1].losses.size() == 1);
   CHECK(t.run.device == "cpu");
 
+  // A list of names may be given bare and comma-separated.
+  CHECK(with({"stages.1.teachers=teacher"}).stages[1].teachers == std::vector<std::string>{"teacher"});
+  CHECK(error_of([] { with({"stages.1.teachers=teacher, studnt"}); }) ==
+        "--set stages.1.teachers=teacher, studnt: key 'teachers' in [stages] names an undefined model 'studnt'; "
+        "did you mean 'student'?");
+
   // Later overrides win; the result is an ordinary recipe that round-trips.
   const Recipe u = with({"run.seed=2", "run.seed=5"});
   CHECK(u.run.seed == 5);

@@ -209,3 +209,15 @@ losses = [{ name = "test_hint", teacher = "t", layers = ["layer1", "layer2"] }]
   CHECK_THROWS_AS(register_loss_schema("bad", {ParamSpec("weight", ValueKind::number, 1.0)}), Error);
   CHECK_THROWS_AS(ParamSpec("T", ValueKind::number, "four"), Error);
 }
+
+TEST_CASE("recipe: registered losses are described for `retort list losses`") {
+  const std::string text = describe_loss_schemas();
+  CHECK(text.find("kd  Hinton KD: T^2 * KL(softmax(z_t/T) || softmax(z_s/T))\n"
+                  "    weight           a number, default 1.0\n"
+                  "    teacher          a string naming a model, required  the model whose logits are distilled\n"
+                  "    T                a number, default 4.0  softmax temperature\n") != std::string::npos);
+  CHECK(text.find("ce  cross-entropy with the labels\n") != std::string::npos);
+  CHECK(param_to_toml(ParamValue(std::vector<std::string>{"a", "b\"c"})) == "[\"a\", \"b\\\"c\"]");
+  CHECK(param_to_toml(ParamValue(std::vector<double>{1.0, 0.5})) == "[1.0, 0.5]");
+  CHECK(param_to_toml(ParamValue(int64_t{3})) == "3");
+}
