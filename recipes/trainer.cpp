@@ -164,6 +164,7 @@ StageResult train_stage(const Recipe& recipe, const StageSpec& stage, std::share
   nn::NamedTensors ckpt_tensors = checkpoint_tensors(*student, losses);
   if (options.resume && std::filesystem::exists(ckpt)) {
     progress = load_checkpoint(ckpt, ckpt_tensors, optimizer.get());
+    student->state_loaded_externally();
     progress.restore_rng(gen);
     log(fmt::format("resumed stage '{}' from {} at epoch {}, batch {} (step {})", stage.name, ckpt, progress.epoch,
                     progress.batch_in_epoch, progress.step));

@@ -76,7 +76,7 @@ TEST_CASE("autograd: accumulation, no_grad, detach, graph freed after backward")
   CHECK_THROWS_WITH_AS(y.backward(), doctest::Contains("second time"), Error);
 }
 
-TEST_CASE("device auto falls back to CPU; cuda without a GPU is a clear error") {
+TEST_CASE("device auto falls back to CPU and cuda without a GPU is a clear error") {
   if (cuda_available()) {
     CHECK(resolve_device("auto").is_cuda());
     return;

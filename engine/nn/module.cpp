@@ -219,3 +219,9 @@ std::string Module::str() const {
 }
 
 }  // namespace retort::nn
+
+namespace retort::nn {
+void Module::state_loaded_externally() {
+  for (auto& [n, m] : named_modules()) m->on_state_loaded();
+}
+}  // namespace retort::nn

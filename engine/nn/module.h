@@ -62,6 +62,9 @@ class Module {
   // or unexpected key is an error that lists them; otherwise they are reported.
   LoadReport load_state_dict(const std::map<std::string, Tensor>& dict, bool strict = true);
   LoadReport load_state_dict(const NamedTensors& dict, bool strict = true);
+  // Tells every module that its tensors were overwritten from outside (e.g. a checkpoint
+  // loaded in place), so cached state such as BatchNorm's batch counter is re-read.
+  void state_loaded_externally();
   // The parameter or buffer with this dotted name, or nullptr.
   Tensor* find_tensor(const std::string& dotted_name);
 

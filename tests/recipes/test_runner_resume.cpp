@@ -108,7 +108,21 @@ TEST_CASE("runner: a killed run resumes to bit-identical weights") {
   }
   // The run directory holds what the issue asks for.
   for (const char* f : {"resolved.toml", "metrics.jsonl", "summary.json"}) CHECK(fs::exists(a / f));
-  CHECK(ra.summary.dump().find("\"top1\"") != std::string::npos);
+  CHECK(ra.summary["results"].size() == 2);
+  CHECK(ra.summary["status"] == "finished");
+  const double top1 = ra.summary["results"][1]["test_top1"].get<double>();
+  CHECK((top1 >= 0.0 && top1 <= 100.0));
+  // metrics.jsonl: one evaluation per epoch and stage (2 + 2), each with the issue's fields.
+  std::ifstream metrics(a / "metrics.jsonl");
+  std::string line;
+  int lines = 0;
+  while (std::getline(metrics, line)) {
+    auto j = nlohmann::json::parse(line);
+    for (const char* key : {"stage", "model", "epoch", "step", "split", "loss", "top1", "top5", "images_per_s"})
+      CHECK_MESSAGE(j.contains(key), "metrics line lacks " << key);
+    ++lines;
+  }
+  CHECK(lines == 4);
   fs::remove_all(a);
   fs::remove_all(b);
 }
