@@ -1,6 +1,7 @@
 // CPU unary kernels and their fused backward: the reference for kernels/cuda/unary.cu.
 #include "kernels/cpu/unary.h"
 #include "kernels/cpu/dispatch.h"
+#include <type_traits>
 #include "kernels/unary_math.h"
 
 namespace retort::cpu {
@@ -15,17 +16,38 @@ bool dense(const Layout& l) {
 }
 }  // namespace
 
+// Calls body(std::integral_constant<UnaryOp, op>) so each op gets its own loop, with the
+// op's switch folded away and the contiguous loop vectorisable.
+template <typename Body>
+void with_op(UnaryOp op, Body&& body) {
+#define RETORT_UNARY_CASE(name) \
+  case UnaryOp::name: body(std::integral_constant<UnaryOp, UnaryOp::name>{}); return;
+  switch (op) {
+    RETORT_UNARY_CASE(exp) RETORT_UNARY_CASE(log) RETORT_UNARY_CASE(sqrt) RETORT_UNARY_CASE(pow)
+    RETORT_UNARY_CASE(abs) RETORT_UNARY_CASE(clamp) RETORT_UNARY_CASE(relu) RETORT_UNARY_CASE(gelu)
+    RETORT_UNARY_CASE(sigmoid) RETORT_UNARY_CASE(tanh) RETORT_UNARY_CASE(add_scalar) RETORT_UNARY_CASE(mul_scalar)
+    RETORT_UNARY_CASE(rsub_scalar) RETORT_UNARY_CASE(rdiv_scalar)
+  }
+#undef RETORT_UNARY_CASE
+}
+
 void unary(UnaryOp op, UnaryParams prm, DType type, const void* in, const Layout& li, void* out, int64_t n) {
   RETORT_CPU_DISPATCH_FLOAT(type, "unary op", [&] {
     const scalar_t* x = static_cast<const scalar_t*>(in);
     scalar_t* y = static_cast<scalar_t*>(out);
     const acc_t p0 = acc_t(prm.p0), p1 = acc_t(prm.p1);
     const bool contiguous = dense(li);
-    _Pragma("omp parallel for if (n > 32768)")
-    for (int64_t i = 0; i < n; ++i) {
-      acc_t v = acc_t(x[contiguous ? i : li.offset_of(i)]);
-      y[i] = scalar_t(unary_math::forward<acc_t>(op, v, p0, p1));
-    }
+    with_op(op, [&](auto opc) {
+      constexpr UnaryOp kOp = decltype(opc)::value;
+      if (contiguous) {
+        _Pragma("omp parallel for simd if (n > 65536)")
+        for (int64_t i = 0; i < n; ++i) y[i] = scalar_t(unary_math::forward<acc_t>(kOp, acc_t(x[i]), p0, p1));
+      } else {
+        _Pragma("omp parallel for if (n > 65536)")
+        for (int64_t i = 0; i < n; ++i)
+          y[i] = scalar_t(unary_math::forward<acc_t>(kOp, acc_t(x[li.offset_of(i)]), p0, p1));
+      }
+    });
   });
 }
 
@@ -37,12 +59,18 @@ void unary_backward(UnaryOp op, UnaryParams prm, DType type, const void* grad_ou
     scalar_t* gi = static_cast<scalar_t*>(grad_in);
     const acc_t p0 = acc_t(prm.p0), p1 = acc_t(prm.p1);
     const bool contiguous = dense(lg) && dense(ls);
-    _Pragma("omp parallel for if (n > 32768)")
-    for (int64_t i = 0; i < n; ++i) {
-      acc_t gv = acc_t(g[contiguous ? i : lg.offset_of(i)]);
-      acc_t sv = acc_t(s[contiguous ? i : ls.offset_of(i)]);
-      gi[i] = scalar_t(unary_math::backward<acc_t>(op, gv, sv, p0, p1));
-    }
+    with_op(op, [&](auto opc) {
+      constexpr UnaryOp kOp = decltype(opc)::value;
+      if (contiguous) {
+        _Pragma("omp parallel for simd if (n > 65536)")
+        for (int64_t i = 0; i < n; ++i)
+          gi[i] = scalar_t(unary_math::backward<acc_t>(kOp, acc_t(g[i]), acc_t(s[i]), p0, p1));
+      } else {
+        _Pragma("omp parallel for if (n > 65536)")
+        for (int64_t i = 0; i < n; ++i)
+          gi[i] = scalar_t(unary_math::backward<acc_t>(kOp, acc_t(g[lg.offset_of(i)]), acc_t(s[ls.offset_of(i)]), p0, p1));
+      }
+    });
   });
 }
 
