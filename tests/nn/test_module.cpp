@@ -56,6 +56,7 @@ TEST_CASE("module: dotted names, registration order, optional bias skipped") {
   CHECK(toy.find_tensor("bn.running_var")->shape() == Shape{3});
   CHECK(toy.find_tensor("nope.weight") == nullptr);
   CHECK(toy.str().find("(head): Linear(in_features=3, out_features=4, bias=true)") != std::string::npos);
+  CHECK_THROWS_WITH_AS(toy.forward(Tensor::ones({1})), doctest::Contains("Toy has no single-tensor forward"), Error);
 }
 
 TEST_CASE("module: duplicate or dotted names are rejected") {
