@@ -5,5 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh
 BUILD_DIR="${RETORT_BUILD_DIR:-build}"
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 cd "$BUILD_DIR"
 ctest --output-on-failure -j "${RETORT_JOBS:-$(nproc)}" -LE slow
