@@ -126,3 +126,27 @@ TEST_CASE("runner: a killed run resumes to bit-identical weights") {
   fs::remove_all(a);
   fs::remove_all(b);
 }
+
+TEST_CASE("runner: a non-finite loss stops the run naming the step and the loss term") {
+  transfer::register_builtin_losses();
+  // An absurd learning rate blows the weights up after the first update.
+  Recipe recipe = parse_recipe(kTinyRecipe, "tiny.toml", {"stages.teacher.optimizer.lr=1e30",
+                                                          "stages.teacher.optimizer.nesterov=false",
+                                                          "stages.teacher.optimizer.momentum=0.0"});
+  fs::path dir = fresh_dir("nan");
+  RunOptions o;
+  o.quiet = true;
+  o.out_dir = dir.string();
+  try {
+    run_recipe(recipe, o);
+    FAIL("the run should have stopped");
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    INFO(msg);
+    CHECK(msg.find("step ") != std::string::npos);
+    CHECK(msg.find("loss 'ce'") != std::string::npos);
+    CHECK((msg.find("nan") != std::string::npos || msg.find("inf") != std::string::npos));
+  }
+  CHECK(read_safetensors_status(dir).rfind("failed", 0) == 0);
+  fs::remove_all(dir);
+}
