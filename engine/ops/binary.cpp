@@ -7,8 +7,7 @@
 #include "kernels/cuda/elementwise.h"
 
 namespace retort {
-namespace {
-Tensor binary_forward(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
+Tensor broadcast_binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
   check_same(a, b, name);
   Shape out_shape = broadcast_shapes(a.shape(), b.shape(), name);
   Tensor out = Tensor::empty(out_shape, a.dtype(), a.device());
@@ -19,10 +18,9 @@ Tensor binary_forward(BinaryOp op, const Tensor& a, const Tensor& b, const char*
     RETORT_CUDA_CALL(cuda::binary(op, a.dtype(), a.raw_data(), la, b.raw_data(), lb, out.raw_data(), out.numel()));
   return out;
 }
-}  // namespace
 
 Tensor add(const Tensor& a, const Tensor& b) {
-  Tensor out = binary_forward(BinaryOp::add, a, b, "add");
+  Tensor out = broadcast_binary(BinaryOp::add, a, b, "add");
   if (needs_grad({&a, &b})) {
     Shape sa = a.shape(), sb = b.shape();
     record(out, "add", {a, b}, [sa, sb](const Tensor& g) { return std::vector<Tensor>{sum_to(g, sa), sum_to(g, sb)}; });
@@ -30,7 +28,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
   return out;
 }
 Tensor sub(const Tensor& a, const Tensor& b) {
-  Tensor out = binary_forward(BinaryOp::sub, a, b, "sub");
+  Tensor out = broadcast_binary(BinaryOp::sub, a, b, "sub");
   if (needs_grad({&a, &b})) {
     Shape sa = a.shape(), sb = b.shape();
     record(out, "sub", {a, b}, [sa, sb](const Tensor& g) { return std::vector<Tensor>{sum_to(g, sa), sum_to(neg(g), sb)}; });
@@ -38,7 +36,7 @@ Tensor sub(const Tensor& a, const Tensor& b) {
   return out;
 }
 Tensor mul(const Tensor& a, const Tensor& b) {
-  Tensor out = binary_forward(BinaryOp::mul, a, b, "mul");
+  Tensor out = broadcast_binary(BinaryOp::mul, a, b, "mul");
   if (needs_grad({&a, &b})) {
     Tensor ad = a.detach(), bd = b.detach();
     bool ga = a.requires_grad(), gb = b.requires_grad();
@@ -50,7 +48,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
   return out;
 }
 Tensor div(const Tensor& a, const Tensor& b) {
-  Tensor out = binary_forward(BinaryOp::div, a, b, "div");
+  Tensor out = broadcast_binary(BinaryOp::div, a, b, "div");
   if (needs_grad({&a, &b})) {
     Tensor ad = a.detach(), bd = b.detach();
     bool ga = a.requires_grad(), gb = b.requires_grad();
