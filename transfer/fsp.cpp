@@ -174,8 +174,8 @@ void register_fsp_loss() {
        ParamSpec("pairing", ValueKind::string, "repdistiller",
                  "repdistiller (consecutive taps, average pooling) | paper (same pairs, max pooling)"),
        ParamSpec("taps", ValueKind::strings, kOptional, "tap list overriding stem, stage1..stageN"),
-       ParamSpec("shuffle", ValueKind::boolean, false, "permute the teacher matrices' rows/columns (ensembles)"),
-       ParamSpec("shuffle_seed", ValueKind::integer, int64_t(0), "seed of the shuffle permutations")},
+       ParamSpec("shuffle", ValueKind::boolean, ParamValue(false), "permute the teacher matrices' rows/columns (ensembles)"),
+       ParamSpec("shuffle_seed", ValueKind::integer, ParamValue(int64_t{0}), "seed of the shuffle permutations")},
       "FSP (Yim 2017): (1/B) sum over consecutive tap pairs ||G_T - G_S||_F^2, G = F1 F2^T / (h*w)",
       [](const BuildContext& c) -> std::unique_ptr<Loss> {
         const std::string where = c.recipe ? c.recipe->where(c.term->pos) : std::string("fsp");

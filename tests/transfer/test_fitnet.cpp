@@ -145,11 +145,13 @@ TEST_CASE("fitnet: registry builds the loss and rejects an impossible pairing at
   const std::string base = R"(
 [models.t]
 arch = "wrn_16_2"
+weights = "t.safetensors"
 [models.s]
 arch = "resnet8"
 [[stages]]
 train = "s"
 teachers = ["t"]
+epochs = 1
 )";
   auto teacher = models::create_model("wrn_16_2", fmnist_config(3));
   auto student = models::create_model("resnet8", fmnist_config(4));

@@ -155,11 +155,13 @@ TEST_CASE("fsp: registry defaults and errors") {
   const std::string base = R"(
 [models.t]
 arch = "wrn_16_2"
+weights = "t.safetensors"
 [models.s]
 arch = "resnet8"
 [[stages]]
 train = "s"
 teachers = ["t"]
+epochs = 1
 )";
   auto teacher = models::create_model("wrn_16_2", fmnist_config(3));
   auto student = models::create_model("resnet8", fmnist_config(4));
