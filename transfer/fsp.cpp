@@ -53,7 +53,13 @@ std::vector<Tensor> fsp_matrices(const std::vector<Tensor>& maps, PoolMode pool)
   return out;
 }
 
-Tensor fsp_loss(const std::vector<Tensor>& s, const std::vector<Tensor>& t) {
+FspReduction parse_fsp_reduction(const std::string& s) {
+  if (s == "sum") return FspReduction::sum;
+  if (s == "mean") return FspReduction::mean;
+  fail("fsp: reduction must be \"sum\" (paper) or \"mean\" (RepDistiller), got \"{}\"", s);
+}
+
+Tensor fsp_loss(const std::vector<Tensor>& s, const std::vector<Tensor>& t, FspReduction reduction) {
   RETORT_CHECK(!s.empty() && s.size() == t.size(), "fsp: {} student matrices but {} teacher matrices", s.size(),
                t.size());
   Tensor total;
@@ -61,7 +67,8 @@ Tensor fsp_loss(const std::vector<Tensor>& s, const std::vector<Tensor>& t) {
     RETORT_CHECK(s[k].shape() == t[k].shape(), "fsp: pair {}: student matrix {} and teacher matrix {} differ", k,
                  s[k].str(), t[k].str());
     Tensor d = sub(t[k].detach(), s[k]);
-    Tensor term = mul(sum(mul(d, d)), 1.0 / double(s[k].size(0)));
+    const double n = reduction == FspReduction::sum ? double(s[k].size(0)) : double(s[k].numel());
+    Tensor term = mul(sum(mul(d, d)), 1.0 / n);
     total = total.defined() ? add(total, term) : term;
   }
   return total;
@@ -122,7 +129,7 @@ Tensor FspLoss::compute(const std::vector<Tensor>& student_maps, const std::vect
     if (projection_of_[k]) m = projection_of_[k]->forward(m);
     maps.push_back(m);
   }
-  return fsp_loss(fsp_matrices(maps, pool), teacher_matrices(teacher_maps));
+  return fsp_loss(fsp_matrices(maps, pool), teacher_matrices(teacher_maps), options_.reduction);
 }
 
 Tensor FspLoss::compute(const StepInputs& in) {
@@ -175,7 +182,9 @@ void register_fsp_loss() {
                  "repdistiller (consecutive taps, average pooling) | paper (same pairs, max pooling)"),
        ParamSpec("taps", ValueKind::strings, kOptional, "tap list overriding stem, stage1..stageN"),
        ParamSpec("shuffle", ValueKind::boolean, ParamValue(false), "permute the teacher matrices' rows/columns (ensembles)"),
-       ParamSpec("shuffle_seed", ValueKind::integer, ParamValue(int64_t{0}), "seed of the shuffle permutations")},
+       ParamSpec("shuffle_seed", ValueKind::integer, ParamValue(int64_t{0}), "seed of the shuffle permutations"),
+       ParamSpec("reduction", ValueKind::string, "sum",
+                 "sum (paper: batch mean of squared Frobenius norms) | mean (RepDistiller: mean over b, i, j)")},
       "FSP (Yim 2017): (1/B) sum over consecutive tap pairs ||G_T - G_S||_F^2, G = F1 F2^T / (h*w)",
       [](const BuildContext& c) -> std::unique_ptr<Loss> {
         const std::string where = c.recipe ? c.recipe->where(c.term->pos) : std::string("fsp");
@@ -189,6 +198,7 @@ void register_fsp_loss() {
           o.pairing = parse_fsp_pairing(c.term->string("pairing"));
           o.shuffle = c.term->boolean("shuffle");
           o.shuffle_seed = uint64_t(c.term->integer("shuffle_seed"));
+          o.reduction = parse_fsp_reduction(c.term->string("reduction"));
           std::vector<std::string> taps = c.term->has("taps") ? c.term->strings("taps") : std::vector<std::string>{};
           return make_fsp_loss(*c.student, *it->second, teacher, taps, c.input_shape, o, c.device, c.seed);
         } catch (const Error& e) {

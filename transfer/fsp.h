@@ -16,8 +16,11 @@
 //       paper prescribes when sizes differ. The paper's exact pairs are the first and last
 //       layer of each same-resolution section; with retort's taps the stage input (previous
 //       stage's output, at twice the resolution) stands in for the section's first layer.
-// Loss normalisation: RepDistiller takes mean((G_S - G_T)^2) over b, i, j, i.e. ours / (m*n);
-// we follow the paper's sum of squared Frobenius norms over the batch mean.
+// Normalisation (key `reduction`): "sum" (default, the paper) is the formula above;
+// "mean" is RepDistiller's mean((G_S - G_T)^2) over b, i, j, i.e. each pair's term / (m*n).
+// The "sum" loss is large for wide maps (about 5e3 for resnet8 vs wrn_16_2 at initialisation,
+// gradient norm ~1e2): give it a small recipe weight (recipes/fmnist_fsp.toml uses 1e-3) or use
+// "mean".
 // Differing channel counts: each student tap whose channel count differs from the teacher's is
 // mapped by a learned 1x1 conv + BN (ChannelProjection, trained with the student) before the
 // matrices are formed, so resnet8 (16/32/64) can learn from wrn_16_2 (32/64/128) -- RepDistiller's
@@ -44,13 +47,18 @@ FspPairing parse_fsp_pairing(const std::string& s);
 Tensor fsp_matrix(const Tensor& f1, const Tensor& f2);
 // Matrices of consecutive pairs (maps[k], maps[k+1]), the larger of each pair pooled down.
 std::vector<Tensor> fsp_matrices(const std::vector<Tensor>& maps, PoolMode pool);
-// (1/B) sum_pairs ||G_T - G_S||_F^2; teacher matrices are treated as constants.
-Tensor fsp_loss(const std::vector<Tensor>& student_fsp, const std::vector<Tensor>& teacher_fsp);
+enum class FspReduction { sum, mean };
+FspReduction parse_fsp_reduction(const std::string& s);
+// (1/B) sum_pairs ||G_T - G_S||_F^2 (sum), or sum_pairs mean_{b,i,j} (G_T - G_S)^2 (mean);
+// teacher matrices are treated as constants.
+Tensor fsp_loss(const std::vector<Tensor>& student_fsp, const std::vector<Tensor>& teacher_fsp,
+                FspReduction reduction = FspReduction::sum);
 
 struct FspOptions {
   FspPairing pairing = FspPairing::repdistiller;
   bool shuffle = false;
   uint64_t shuffle_seed = 0;
+  FspReduction reduction = FspReduction::sum;
 };
 
 class FspLoss : public Loss {
@@ -87,7 +95,7 @@ std::unique_ptr<FspLoss> make_fsp_loss(const models::Model& student, const model
                                        const std::string& teacher_name, std::vector<std::string> taps,
                                        const Shape& input, const FspOptions& options, Device device, uint64_t seed);
 
-// Registers "fsp" (keys: teacher, pairing, taps, shuffle, shuffle_seed).
+// Registers "fsp" (keys: teacher, pairing, taps, shuffle, shuffle_seed, reduction).
 void register_fsp_loss();
 
 }  // namespace retort::transfer

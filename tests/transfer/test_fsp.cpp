@@ -39,6 +39,8 @@ TEST_CASE("fsp: matrix and loss on a hand-computed example") {
   Tensor g2 = concat({g, gt}, 0), gt2 = concat({gt, gt}, 0);
   retort::test::check_close(transfer::fsp_loss({g2}, {gt2}), {0.125}, 1e-12);
   retort::test::check_close(transfer::fsp_loss({g2, g2}, {gt2, gt2}), {0.25}, 1e-12);
+  // RepDistiller's mean over b, i, j: 0.25 / (2 * 2 * 2) per pair
+  retort::test::check_close(transfer::fsp_loss({g2}, {gt2}, transfer::FspReduction::mean), {0.03125}, 1e-12);
   // non-square G: 2 x 1 channels; F2' = ch1 of F2 -> G = [1.75, 0.75]
   retort::test::check_close(transfer::fsp_matrix(f1, f2.slice(1, 1, 2)), {1.75, 0.75}, 1e-12);
   CHECK_THROWS_WITH_AS(transfer::fsp_matrix(f1, Tensor::zeros({1, 2, 3, 3}, DType::f64)),
@@ -180,6 +182,7 @@ epochs = 1
   CHECK(ok.stages[0].losses[0].string("pairing") == "repdistiller");
   CHECK(ok.stages[0].losses[0].boolean("shuffle") == false);
   CHECK(ok.stages[0].losses[0].integer("shuffle_seed") == 0);
+  CHECK(ok.stages[0].losses[0].string("reduction") == "sum");
   CHECK(build(ok, student)->teacher_taps() == std::vector<std::string>{"stem", "stage1", "stage2", "stage3"});
 
   const Recipe taps = parse_recipe(
@@ -191,6 +194,9 @@ epochs = 1
       parse_recipe(base + "losses = [{ name = \"fsp\", teacher = \"t\", pairing = \"zigzag\" }]\n", "p.toml");
   CHECK_THROWS_WITH_AS(build(bad_pairing, student),
                        doctest::Contains("pairing must be \"repdistiller\" or \"paper\", got \"zigzag\""), Error);
+  const Recipe bad_reduction =
+      parse_recipe(base + "losses = [{ name = \"fsp\", teacher = \"t\", reduction = \"max\" }]\n", "p.toml");
+  CHECK_THROWS_WITH_AS(build(bad_reduction, student), doctest::Contains("reduction must be \"sum\""), Error);
   // a ViT student has no stem/stage taps: the default tap lists differ
   CHECK_THROWS_WITH_AS(build(ok, vit), doctest::Contains("the default taps (stem, stage1..stageN) differ"), Error);
   // a vector tap cannot enter an FSP matrix
