@@ -1,0 +1,189 @@
+// FitNets hint loss: hand-checked values with a hand-set regressor, gradient checks w.r.t. the
+// student features and the regressor weights, cross-architecture pairings (ViT <-> ResNet) and the
+// load-time error of an impossible tap pairing through the loss registry.
+#include "helpers.h"
+#include "models/registry.h"
+#include "recipes/recipe.h"
+#include "transfer/fitnet.h"
+#include "transfer/loss_term.h"
+
+using namespace retort;
+using models::TapInfo;
+
+namespace {
+Tensor identity_matrix(int64_t n) {
+  std::vector<double> v(size_t(n * n), 0.0);
+  for (int64_t i = 0; i < n; ++i) v[size_t(i * n + i)] = 1.0;
+  return Tensor::from_vector(v, {n, n}, DType::f64);
+}
+models::ModelConfig fmnist_config(uint64_t seed) {
+  models::ModelConfig c;
+  c.in_channels = 1;
+  c.image_size = 28;
+  c.seed = seed;
+  c.depth = 2;  // ViT: two blocks keep the test fast
+  return c;
+}
+bool any_nonzero_grad(const models::Model& m) {
+  for (const auto& p : m.parameters())
+    if (p.grad().defined())
+      for (double v : p.grad().to_vector())
+        if (v != 0.0) return true;
+  return false;
+}
+}  // namespace
+
+TEST_CASE("fitnet: value with an identity linear regressor") {
+  transfer::FitNetLoss loss("t", TapInfo{"pooled", {2, 3}}, TapInfo{"pooled", {2, 3}}, Device::cpu(), 0);
+  loss.regressor().to(DType::f64);
+  auto lin = loss.regressor().at<nn::Linear>(0);
+  lin->weight.copy_(identity_matrix(3));
+  lin->bias.zero_();
+  // f_s = [[1,2,3],[0,0,1]], f_t = [[1,1,1],[2,0,0]]: differences [0,1,2],[-2,0,1],
+  // squares 0+1+4+4+0+1 = 10 over 6 elements -> 10/6
+  Tensor fs = Tensor::from_vector({1, 2, 3, 0, 0, 1}, {2, 3}, DType::f64);
+  Tensor ft = Tensor::from_vector({1, 1, 1, 2, 0, 0}, {2, 3}, DType::f64);
+  retort::test::check_close(loss.compute(fs, ft), {10.0 / 6.0}, 1e-12);
+  CHECK(loss.parameters().size() == 2);
+  CHECK(loss.parameters()[0].first == "regressor.0.weight");
+}
+
+TEST_CASE("fitnet: value with an identity 1x1 conv + BN regressor (eval mode)") {
+  transfer::FitNetLoss loss("t", TapInfo{"stage2", {2, 3, 2, 2}}, TapInfo{"stage2", {2, 3, 2, 2}}, Device::cpu(), 0);
+  loss.regressor().to(DType::f64);
+  loss.train(false);
+  auto proj = loss.regressor().at<transfer::ChannelProjection>(0);
+  proj->conv->weight.copy_(identity_matrix(3).reshape({3, 3, 1, 1}));
+  proj->bn->running_mean.zero_();
+  proj->bn->running_var.fill_(1.0 - proj->bn->eps);  // x / sqrt(var + eps) = x
+  CHECK(loss.buffers().size() == 3);                  // running_mean, running_var, num_batches_tracked
+  Tensor fs = retort::test::random_tensor({2, 3, 2, 2}, 21);
+  Tensor ft = retort::test::random_tensor({2, 3, 2, 2}, 22);
+  auto a = fs.to_vector(), b = ft.to_vector();
+  double expected = 0;
+  for (size_t i = 0; i < a.size(); ++i) expected += (a[i] - b[i]) * (a[i] - b[i]);
+  expected /= double(a.size());
+  retort::test::check_close(loss.compute(fs, ft), {expected}, 1e-10);
+  retort::test::check_close(loss.compute(ft, ft), {0.0}, 1e-12);
+}
+
+TEST_CASE("fitnet: gradient checks w.r.t. student features and regressor weights") {
+  // maps: student [3, 3, 4, 4] -> teacher [3, 2, 2, 2] (average pool + 1x1 conv + BN, training mode)
+  transfer::FitNetLoss loss("t", TapInfo{"stage1", {3, 3, 4, 4}}, TapInfo{"stage2", {3, 2, 2, 2}}, Device::cpu(), 7);
+  loss.regressor().to(DType::f64);
+  auto proj = loss.regressor().at<transfer::ChannelProjection>(1);
+  Tensor ft = retort::test::random_tensor({3, 2, 2, 2}, 31);
+  retort::test::gradcheck(
+      [&](const std::vector<Tensor>& in) {
+        proj->conv->weight = in[1];
+        proj->bn->weight = in[2];
+        return loss.compute(in[0], ft);
+      },
+      {retort::test::random_tensor({3, 3, 4, 4}, 32), retort::test::random_tensor({2, 3, 1, 1}, 33, 0.5, 1.5),
+       retort::test::random_tensor({2}, 34, 0.5, 1.5)});
+  // vectors: student [4, 3] -> teacher [4, 5] through a linear map
+  transfer::FitNetLoss vec("t", TapInfo{"pooled", {4, 3}}, TapInfo{"pooled", {4, 5}}, Device::cpu(), 8);
+  vec.regressor().to(DType::f64);
+  auto lin = vec.regressor().at<nn::Linear>(0);
+  Tensor vt = retort::test::random_tensor({4, 5}, 35);
+  retort::test::gradcheck(
+      [&](const std::vector<Tensor>& in) {
+        lin->weight = in[1];
+        lin->bias = in[2];
+        return vec.compute(in[0], vt);
+      },
+      {retort::test::random_tensor({4, 3}, 36), retort::test::random_tensor({5, 3}, 37),
+       retort::test::random_tensor({5}, 38)});
+  // the teacher is a constant
+  Tensor fs = retort::test::random_tensor({4, 3}, 39).requires_grad_();
+  Tensor tt = vt.detach().clone().requires_grad_();
+  vec.compute(fs, tt).backward();
+  CHECK(fs.grad().defined());
+  CHECK_FALSE(tt.grad().defined());
+}
+
+TEST_CASE("fitnet: ViT student tokens to a ResNet teacher stage, and ResNet to ViT") {
+  const Shape input{1, 1, 28, 28};
+  auto vit = models::create_model("vit_tiny", fmnist_config(1));
+  auto resnet = models::create_model("resnet8", fmnist_config(2));
+  Tensor x = retort::test::random_tensor({2, 1, 28, 28}, 41, -1, 1, DType::f32);
+
+  // ViT tokens.1 [B, 50, 192] -> 7x7 grid, projected to 32 channels; resnet8 stage2 [B, 32, 14, 14] avg-pooled to 7x7
+  auto v2r = transfer::make_fitnet_loss(*vit, *resnet, "teacher", "tokens.1", "stage2", input, Device::cpu(), 0);
+  CHECK(v2r->adapter().matched == Shape{1, 32, 7, 7});
+  models::Taps vt, rt;
+  vit->forward(x, &vt);
+  {
+    NoGradGuard ng;
+    resnet->forward(x, &rt);
+  }
+  Tensor l = v2r->compute(vt.at("tokens.1"), rt.at("stage2"));
+  CHECK(std::isfinite(l.item()));
+  CHECK(l.item() > 0);
+  l.backward();
+  CHECK(any_nonzero_grad(*vit));
+  for (auto& [n, p] : v2r->parameters()) CHECK_MESSAGE(p.grad().defined(), n);
+
+  // resnet8 stage2 [B, 32, 14, 14] -> pooled to 7x7, projected to 192; ViT tokens.0 as a 7x7 grid
+  auto r2v = transfer::make_fitnet_loss(*resnet, *vit, "teacher", "stage2", "tokens.0", input, Device::cpu(), 0);
+  CHECK(r2v->adapter().matched == Shape{1, 192, 7, 7});
+  models::Taps rs, vs;
+  resnet->forward(x, &rs);
+  {
+    NoGradGuard ng;
+    vit->forward(x, &vs);
+  }
+  Tensor l2 = r2v->compute(rs.at("stage2"), vs.at("tokens.0"));
+  CHECK(std::isfinite(l2.item()));
+  resnet->zero_grad();
+  l2.backward();
+  CHECK(any_nonzero_grad(*resnet));
+}
+
+TEST_CASE("fitnet: registry builds the loss and rejects an impossible pairing at construction") {
+  transfer::register_builtin_losses();
+  const std::string base = R"(
+[models.t]
+arch = "wrn_16_2"
+weights = "t.safetensors"
+[models.s]
+arch = "resnet8"
+[[stages]]
+train = "s"
+teachers = ["t"]
+epochs = 1
+)";
+  auto teacher = models::create_model("wrn_16_2", fmnist_config(3));
+  auto student = models::create_model("resnet8", fmnist_config(4));
+  auto build = [&](const Recipe& r) {
+    transfer::BuildContext ctx;
+    ctx.recipe = &r;
+    ctx.term = &r.stages[0].losses[0];
+    ctx.student = student;
+    ctx.teachers = {{"t", teacher}};
+    ctx.input_shape = {1, 1, 28, 28};
+    ctx.device = Device::cpu();
+    return transfer::build_loss(ctx);
+  };
+  const Recipe ok = parse_recipe(base + "losses = [{ name = \"fitnet\", teacher = \"t\", weight = 100 }]\n", "f.toml");
+  CHECK(ok.stages[0].losses[0].string("student_tap") == "stage2");
+  CHECK(ok.stages[0].losses[0].string("teacher_tap") == "stage2");
+  auto loss = build(ok);
+  CHECK(loss->student_taps() == std::vector<std::string>{"stage2"});
+  CHECK(loss->teacher_taps() == std::vector<std::string>{"stage2"});
+  CHECK(loss->teachers() == std::vector<std::string>{"t"});
+  CHECK(loss->parameters().size() == 3);
+
+  const Recipe bad = parse_recipe(
+      base + "losses = [{ name = \"fitnet\", teacher = \"t\", student_tap = \"pooled\", teacher_tap = \"stage2\" }]\n",
+      "f.toml");
+  CHECK_THROWS_WITH_AS(build(bad),
+                       doctest::Contains("cannot pair student tap 'pooled' [1, 64] with teacher tap 'stage2' "
+                                         "[1, 64, 14, 14]: one is a spatial map/token sequence and the other a vector"),
+                       Error);
+  CHECK_THROWS_WITH_AS(build(bad), doctest::Contains("f.toml:"), Error);
+  const Recipe missing =
+      parse_recipe(base + "losses = [{ name = \"fitnet\", teacher = \"t\", student_tap = \"stage7\" }]\n", "f.toml");
+  CHECK_THROWS_WITH_AS(build(missing), doctest::Contains("the student (resnet-cifar) has no tap 'stage7'; its taps are: stem"),
+                       Error);
+}

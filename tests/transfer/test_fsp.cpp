@@ -1,0 +1,206 @@
+// FSP loss: the matrix and the loss on a hand-computed example, gradient checks w.r.t. the student
+// maps (average and max pooling, with learned channel projections), the shuffle permutations,
+// FSP across widths (resnet8 student, wrn_16_2 teacher) and the registry's errors.
+#include <algorithm>
+#include "helpers.h"
+#include "models/registry.h"
+#include "recipes/recipe.h"
+#include "transfer/fsp.h"
+#include "transfer/loss_term.h"
+
+using namespace retort;
+using models::TapInfo;
+
+namespace {
+models::ModelConfig fmnist_config(uint64_t seed) {
+  models::ModelConfig c;
+  c.in_channels = 1;
+  c.image_size = 28;
+  c.seed = seed;
+  c.depth = 2;
+  return c;
+}
+}  // namespace
+
+TEST_CASE("fsp: matrix and loss on a hand-computed example") {
+  // B = 1, 2x2 maps (h*w = 4), values row-major:
+  //   F1 ch0 = [1, 2, 3, 4], ch1 = [0, 1, 0, 1];  F2 ch0 = [1, 0, 0, 1], ch1 = [2, 2, -1, 1]
+  //   G00 = (1 + 0 + 0 + 4) / 4 = 1.25     G01 = (2 + 4 - 3 + 4) / 4 = 1.75
+  //   G10 = (0 + 0 + 0 + 1) / 4 = 0.25     G11 = (0 + 2 + 0 + 1) / 4 = 0.75
+  Tensor f1 = Tensor::from_vector({1, 2, 3, 4, 0, 1, 0, 1}, {1, 2, 2, 2}, DType::f64);
+  Tensor f2 = Tensor::from_vector({1, 0, 0, 1, 2, 2, -1, 1}, {1, 2, 2, 2}, DType::f64);
+  Tensor g = transfer::fsp_matrix(f1, f2);
+  CHECK(g.shape() == Shape{1, 2, 2});
+  retort::test::check_close(g, {1.25, 1.75, 0.25, 0.75}, 1e-12);
+  // G_T = [[1, 2], [0, 1]]: G_T - G_S = [-0.25, 0.25, -0.25, 0.25], ||.||_F^2 = 4 * 0.0625 = 0.25
+  Tensor gt = Tensor::from_vector({1, 2, 0, 1}, {1, 2, 2}, DType::f64);
+  retort::test::check_close(transfer::fsp_loss({g}, {gt}), {0.25}, 1e-12);
+  // B = 2, the second sample matches exactly: (0.25 + 0) / 2; two pairs add up
+  Tensor g2 = concat({g, gt}, 0), gt2 = concat({gt, gt}, 0);
+  retort::test::check_close(transfer::fsp_loss({g2}, {gt2}), {0.125}, 1e-12);
+  retort::test::check_close(transfer::fsp_loss({g2, g2}, {gt2, gt2}), {0.25}, 1e-12);
+  // RepDistiller's mean over b, i, j: 0.25 / (2 * 2 * 2) per pair
+  retort::test::check_close(transfer::fsp_loss({g2}, {gt2}, transfer::FspReduction::mean), {0.03125}, 1e-12);
+  // non-square G: 2 x 1 channels; F2' = ch1 of F2 -> G = [1.75, 0.75]
+  retort::test::check_close(transfer::fsp_matrix(f1, f2.slice(1, 1, 2)), {1.75, 0.75}, 1e-12);
+  CHECK_THROWS_WITH_AS(transfer::fsp_matrix(f1, Tensor::zeros({1, 2, 3, 3}, DType::f64)),
+                       doctest::Contains("fsp_matrix: maps"), Error);
+}
+
+TEST_CASE("fsp: consecutive pairs pool the larger map (average for repdistiller, max for paper)") {
+  // stem 4x4 (1 channel, 0..15) and stage 2x2 (1 channel, all 1): G = mean of pooled stem
+  std::vector<double> v(16);
+  for (int i = 0; i < 16; ++i) v[size_t(i)] = i;
+  Tensor a = Tensor::from_vector(v, {1, 1, 4, 4}, DType::f64);
+  Tensor b = Tensor::ones({1, 1, 2, 2}, DType::f64);
+  // average pooled blocks 2.5, 4.5, 10.5, 12.5 -> mean 7.5; max pooled 5, 7, 13, 15 -> mean 10
+  retort::test::check_close(transfer::fsp_matrices({a, b}, transfer::PoolMode::average)[0], {7.5}, 1e-12);
+  retort::test::check_close(transfer::fsp_matrices({b, a}, transfer::PoolMode::max)[0], {10.0}, 1e-12);
+  CHECK(transfer::fsp_matrices({a, b, a}, transfer::PoolMode::average).size() == 2);
+}
+
+TEST_CASE("fsp: gradient checks w.r.t. the student maps") {
+  const std::vector<Shape> shapes{{2, 3, 4, 4}, {2, 2, 2, 2}, {2, 4, 2, 2}};
+  std::vector<Tensor> s, t;
+  for (size_t k = 0; k < shapes.size(); ++k) {
+    s.push_back(retort::test::random_tensor(shapes[k], 50 + k));
+    t.push_back(retort::test::random_tensor(shapes[k], 60 + k));
+  }
+  for (auto pool : {transfer::PoolMode::average, transfer::PoolMode::max}) {
+    auto tg = transfer::fsp_matrices(t, pool);
+    retort::test::gradcheck(
+        [&](const std::vector<Tensor>& in) { return transfer::fsp_loss(transfer::fsp_matrices(in, pool), tg); }, s);
+  }
+  // with learned projections: student channels 2 and 3 against teacher channels 3 and 3
+  transfer::FspOptions o;
+  o.pairing = transfer::FspPairing::paper;
+  transfer::FspLoss loss("t", {TapInfo{"stem", {2, 2, 4, 4}}, TapInfo{"stage1", {2, 3, 2, 2}}},
+                         {TapInfo{"stem", {2, 3, 4, 4}}, TapInfo{"stage1", {2, 3, 2, 2}}}, o, Device::cpu(), 3);
+  REQUIRE(loss.projection(0) != nullptr);
+  CHECK(loss.projection(1) == nullptr);
+  CHECK(loss.parameters().size() == 3);
+  loss.projection(0)->to(DType::f64);
+  std::vector<Tensor> tm{retort::test::random_tensor({2, 3, 4, 4}, 70), retort::test::random_tensor({2, 3, 2, 2}, 71)};
+  retort::test::gradcheck([&](const std::vector<Tensor>& in) { return loss.compute(in, tm); },
+                          {retort::test::random_tensor({2, 2, 4, 4}, 72), retort::test::random_tensor({2, 3, 2, 2}, 73)});
+}
+
+TEST_CASE("fsp: shuffle permutes the teacher matrices' rows and columns, reproducibly") {
+  const std::vector<TapInfo> taps{TapInfo{"stem", {2, 5, 4, 4}}, TapInfo{"stage1", {2, 6, 2, 2}}};
+  std::vector<Tensor> tm{retort::test::random_tensor({2, 5, 4, 4}, 80), retort::test::random_tensor({2, 6, 2, 2}, 81)};
+  transfer::FspOptions plain, shuffled, shuffled2, other;
+  shuffled.shuffle = shuffled2.shuffle = other.shuffle = true;
+  shuffled.shuffle_seed = shuffled2.shuffle_seed = 5;
+  other.shuffle_seed = 6;
+  auto g = transfer::FspLoss("t", taps, taps, plain, Device::cpu(), 0).teacher_matrices(tm)[0];
+  auto gs = transfer::FspLoss("t", taps, taps, shuffled, Device::cpu(), 0).teacher_matrices(tm)[0];
+  auto gs2 = transfer::FspLoss("t", taps, taps, shuffled2, Device::cpu(), 9).teacher_matrices(tm)[0];
+  auto go = transfer::FspLoss("t", taps, taps, other, Device::cpu(), 0).teacher_matrices(tm)[0];
+  CHECK(gs.shape() == Shape{2, 5, 6});
+  CHECK(gs.to_vector() == gs2.to_vector());  // fixed by shuffle_seed
+  CHECK(gs.to_vector() != g.to_vector());
+  CHECK(gs.to_vector() != go.to_vector());
+  // each sample's matrix is a row and column permutation: the same multiset of entries, and each
+  // shuffled row is a permutation of some original row
+  for (int64_t b = 0; b < 2; ++b) {
+    auto orig = g.select(0, b).contiguous().to_vector(), perm = gs.select(0, b).contiguous().to_vector();
+    auto so = orig, sp = perm;
+    std::sort(so.begin(), so.end());
+    std::sort(sp.begin(), sp.end());
+    CHECK(so == sp);
+    for (int64_t r = 0; r < 5; ++r) {
+      std::vector<double> row(perm.begin() + r * 6, perm.begin() + (r + 1) * 6);
+      std::sort(row.begin(), row.end());
+      bool found = false;
+      for (int64_t q = 0; q < 5 && !found; ++q) {
+        std::vector<double> orow(orig.begin() + q * 6, orig.begin() + (q + 1) * 6);
+        std::sort(orow.begin(), orow.end());
+        found = orow == row;
+      }
+      CHECK(found);
+    }
+  }
+}
+
+TEST_CASE("fsp: resnet8 student learns from a wider wrn_16_2 teacher through projections") {
+  const Shape input{1, 1, 28, 28};
+  auto student = models::create_model("resnet8", fmnist_config(1));   // stem 16, stages 16/32/64
+  auto teacher = models::create_model("wrn_16_2", fmnist_config(2));  // stem 16, stages 32/64/128
+  auto loss = transfer::make_fsp_loss(*student, *teacher, "teacher", {}, input, {}, Device::cpu(), 0);
+  CHECK(loss->student_taps() == std::vector<std::string>{"stem", "stage1", "stage2", "stage3"});
+  CHECK(loss->projection(0) == nullptr);
+  CHECK(loss->projection(1) != nullptr);
+  CHECK(loss->projection(2) != nullptr);
+  CHECK(loss->projection(3) != nullptr);
+  Tensor x = retort::test::random_tensor({3, 1, 28, 28}, 90, -1, 1, DType::f32);
+  models::Taps st, tt;
+  student->forward(x, &st);
+  {
+    NoGradGuard ng;
+    teacher->forward(x, &tt);
+  }
+  std::map<std::string, models::Taps> teachers{{"teacher", tt}};
+  transfer::StepInputs in{x, Tensor(), &st, &teachers};
+  Tensor l = loss->compute(in);
+  CHECK(std::isfinite(l.item()));
+  CHECK(l.item() > 0);
+  l.backward();
+  bool student_grad = false;
+  for (const auto& p : student->parameters())
+    if (p.grad().defined()) student_grad = true;
+  CHECK(student_grad);
+  for (auto& [n, p] : loss->parameters()) CHECK_MESSAGE(p.grad().defined(), n);
+}
+
+TEST_CASE("fsp: registry defaults and errors") {
+  transfer::register_builtin_losses();
+  const std::string base = R"(
+[models.t]
+arch = "wrn_16_2"
+weights = "t.safetensors"
+[models.s]
+arch = "resnet8"
+[[stages]]
+train = "s"
+teachers = ["t"]
+epochs = 1
+)";
+  auto teacher = models::create_model("wrn_16_2", fmnist_config(3));
+  auto student = models::create_model("resnet8", fmnist_config(4));
+  auto vit = models::create_model("vit_tiny", fmnist_config(5));
+  auto build = [&](const Recipe& r, std::shared_ptr<models::Model> s) {
+    transfer::BuildContext ctx;
+    ctx.recipe = &r;
+    ctx.term = &r.stages[0].losses[0];
+    ctx.student = s;
+    ctx.teachers = {{"t", teacher}};
+    ctx.input_shape = {1, 1, 28, 28};
+    ctx.device = Device::cpu();
+    return transfer::build_loss(ctx);
+  };
+  const Recipe ok = parse_recipe(base + "losses = [{ name = \"fsp\", teacher = \"t\" }]\n", "p.toml");
+  CHECK(ok.stages[0].losses[0].string("pairing") == "repdistiller");
+  CHECK(ok.stages[0].losses[0].boolean("shuffle") == false);
+  CHECK(ok.stages[0].losses[0].integer("shuffle_seed") == 0);
+  CHECK(ok.stages[0].losses[0].string("reduction") == "sum");
+  CHECK(build(ok, student)->teacher_taps() == std::vector<std::string>{"stem", "stage1", "stage2", "stage3"});
+
+  const Recipe taps = parse_recipe(
+      base + "losses = [{ name = \"fsp\", teacher = \"t\", pairing = \"paper\", taps = [\"stage1\", \"stage2\"] }]\n",
+      "p.toml");
+  CHECK(build(taps, student)->student_taps() == std::vector<std::string>{"stage1", "stage2"});
+
+  const Recipe bad_pairing =
+      parse_recipe(base + "losses = [{ name = \"fsp\", teacher = \"t\", pairing = \"zigzag\" }]\n", "p.toml");
+  CHECK_THROWS_WITH_AS(build(bad_pairing, student),
+                       doctest::Contains("pairing must be \"repdistiller\" or \"paper\", got \"zigzag\""), Error);
+  const Recipe bad_reduction =
+      parse_recipe(base + "losses = [{ name = \"fsp\", teacher = \"t\", reduction = \"max\" }]\n", "p.toml");
+  CHECK_THROWS_WITH_AS(build(bad_reduction, student), doctest::Contains("reduction must be \"sum\""), Error);
+  // a ViT student has no stem/stage taps: the default tap lists differ
+  CHECK_THROWS_WITH_AS(build(ok, vit), doctest::Contains("the default taps (stem, stage1..stageN) differ"), Error);
+  // a vector tap cannot enter an FSP matrix
+  const Recipe vec = parse_recipe(
+      base + "losses = [{ name = \"fsp\", teacher = \"t\", taps = [\"stage3\", \"pooled\"] }]\n", "p.toml");
+  CHECK_THROWS_WITH_AS(build(vec, student), doctest::Contains("tap 'pooled' is a vector [1, 64]"), Error);
+}

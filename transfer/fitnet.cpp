@@ -1,0 +1,88 @@
+// FitNets hint loss: learned regressor (transfer/adapters.h) + mean squared error to the teacher tap.
+#include "transfer/fitnet.h"
+#include "engine/autograd.h"
+#include "engine/error.h"
+#include "engine/ops.h"
+
+namespace retort::transfer {
+
+Tensor fitnet_loss(const Tensor& regressed_student, const Tensor& teacher_features) {
+  RETORT_CHECK(regressed_student.shape() == teacher_features.shape(),
+               "fitnet: regressed student features {} and teacher features {} differ in shape",
+               regressed_student.str(), teacher_features.str());
+  return mse_loss(regressed_student, teacher_features.detach(), Reduction::mean);
+}
+
+FitNetLoss::FitNetLoss(std::string teacher, const models::TapInfo& s, const models::TapInfo& t, Device device,
+                       uint64_t seed, PoolMode pool)
+    : teacher_(std::move(teacher)), student_tap_(s.name), teacher_tap_(t.name) {
+  Generator gen(seed ^ 0xf17e7ull);
+  AdapterOptions o;
+  o.loss = "fitnet";
+  o.pool = pool;
+  o.always_project = true;
+  o.batch_norm = true;
+  adapter_ = make_tap_adapter(s, t, gen, o);
+  adapter_.student->to(device);
+}
+
+Tensor FitNetLoss::compute(const Tensor& student_features, const Tensor& teacher_features) {
+  Tensor target;
+  {
+    NoGradGuard no_grad;
+    target = adapter_.teacher->forward(teacher_features.detach());
+  }
+  return fitnet_loss(adapter_.student->forward(student_features), target);
+}
+
+Tensor FitNetLoss::compute(const StepInputs& in) {
+  return compute(in.student_tap(student_tap_), in.teacher_tap(teacher_, teacher_tap_));
+}
+
+nn::NamedTensors FitNetLoss::parameters() const {
+  nn::NamedTensors out;
+  for (auto& [n, t] : adapter_.student->named_parameters()) out.push_back({"regressor." + n, t});
+  return out;
+}
+nn::NamedTensors FitNetLoss::buffers() const {
+  nn::NamedTensors out;
+  for (auto& [n, t] : adapter_.student->named_buffers()) out.push_back({"regressor." + n, t});
+  return out;
+}
+void FitNetLoss::train(bool on) { adapter_.student->train(on); }
+
+std::unique_ptr<FitNetLoss> make_fitnet_loss(const models::Model& student, const models::Model& teacher,
+                                             const std::string& teacher_name, const std::string& student_tap,
+                                             const std::string& teacher_tap, const Shape& input, Device device,
+                                             uint64_t seed, PoolMode pool) {
+  auto s = find_tap(student, student_tap, input, "fitnet", "student");
+  auto t = find_tap(teacher, teacher_tap, input, "fitnet", "teacher '" + teacher_name + "'");
+  return std::make_unique<FitNetLoss>(teacher_name, s, t, device, seed, pool);
+}
+
+void register_fitnet_loss() {
+  register_loss(
+      "fitnet",
+      {ParamSpec("teacher", ValueKind::model, kRequired, "the teacher model giving the hint"),
+       ParamSpec("student_tap", ValueKind::string, kFitNetDefaultTap, "the student's guided tap"),
+       ParamSpec("teacher_tap", ValueKind::string, kFitNetDefaultTap, "the teacher's hint tap"),
+       ParamSpec("pool", ValueKind::string, "avg", "how the larger map is pooled to the smaller: avg | max")},
+      "FitNets hints: mean (regressor(f_s) - f_t)^2, regressor 1x1 conv+BN (maps) or linear (vectors); weight 100",
+      [](const BuildContext& c) -> std::unique_ptr<Loss> {
+        const std::string where = c.recipe ? c.recipe->where(c.term->pos) : std::string("fitnet");
+        const std::string& teacher = c.term->string("teacher");
+        auto it = c.teachers.find(teacher);
+        RETORT_CHECK(it != c.teachers.end() && it->second, "{}: loss 'fitnet' reads teacher '{}', which is not a "
+                     "teacher of this stage", where, teacher);
+        RETORT_CHECK(c.student, "{}: loss 'fitnet' built without a student model", where);
+        try {
+          return make_fitnet_loss(*c.student, *it->second, teacher, c.term->string("student_tap"),
+                                  c.term->string("teacher_tap"), c.input_shape, c.device, c.seed,
+                                  parse_pool_mode(c.term->string("pool"), "fitnet"));
+        } catch (const Error& e) {
+          fail("{}: {}", where, e.what());
+        }
+      });
+}
+
+}  // namespace retort::transfer

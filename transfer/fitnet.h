@@ -1,0 +1,60 @@
+// FitNets hints (Romero, Ballas, Kahou, Chassang, Gatta, Bengio, ICLR 2015, "FitNets: Hints for
+// Thin Deep Nets").
+//
+//   L_hint = mean over all elements of ( r(f_s) - f_t )^2
+//
+// f_s: a student tap ("guided layer"), f_t: a teacher tap ("hint", a constant: no gradient
+// reaches the teacher), r: a learned regressor from the student's shape to the teacher's,
+// built by make_tap_adapter (transfer/adapters.h): 1x1 conv (no bias) + BatchNorm2d for maps
+// (RepDistiller's ConvReg; after average pooling of the larger map and a tokens->grid reshape
+// for ViT taps), a linear map for vectors. The regressor is always present, also when the
+// shapes already agree, and is trained with the student.
+// Defaults (RepDistiller / CRD CIFAR table): hint at the middle stage, student "stage2" ->
+// teacher "stage2", recipe weight beta = 100 (usually next to CE, optionally KD); the paper's
+// two-step training (hint stage first, then KD) is recipes/fmnist_fitnet.toml.
+#pragma once
+#include <memory>
+#include <string>
+#include "transfer/adapters.h"
+#include "transfer/loss_term.h"
+
+namespace retort::transfer {
+
+constexpr double kFitNetDefaultWeight = 100.0;
+inline constexpr const char* kFitNetDefaultTap = "stage2";
+
+// The hint loss of already-regressed student features: mse(regressed, teacher) (mean).
+Tensor fitnet_loss(const Tensor& regressed_student, const Tensor& teacher_features);
+
+class FitNetLoss : public Loss {
+ public:
+  // Builds the regressor for the two taps' shapes (throws when they cannot be paired).
+  FitNetLoss(std::string teacher, const models::TapInfo& student_tap, const models::TapInfo& teacher_tap,
+             Device device, uint64_t seed, PoolMode pool = PoolMode::average);
+  Tensor compute(const StepInputs& in) override;
+  // The regressor alone on raw tap tensors: the loss for given student/teacher features.
+  Tensor compute(const Tensor& student_features, const Tensor& teacher_features);
+  nn::NamedTensors parameters() const override;
+  nn::NamedTensors buffers() const override;
+  void train(bool on) override;
+  std::vector<std::string> teachers() const override { return {teacher_}; }
+  std::vector<std::string> student_taps() const override { return {student_tap_}; }
+  std::vector<std::string> teacher_taps() const override { return {teacher_tap_}; }
+  nn::Sequential& regressor() { return *adapter_.student; }
+  const TapAdapter& adapter() const { return adapter_; }
+
+ private:
+  std::string teacher_, student_tap_, teacher_tap_;
+  TapAdapter adapter_;
+};
+
+// Builds a FitNetLoss from the models (taps looked up with tap_info for `input`).
+std::unique_ptr<FitNetLoss> make_fitnet_loss(const models::Model& student, const models::Model& teacher,
+                                             const std::string& teacher_name, const std::string& student_tap,
+                                             const std::string& teacher_tap, const Shape& input, Device device,
+                                             uint64_t seed, PoolMode pool = PoolMode::average);
+
+// Registers "fitnet" (keys: teacher, student_tap, teacher_tap, pool).
+void register_fitnet_loss();
+
+}  // namespace retort::transfer

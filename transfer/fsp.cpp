@@ -1,0 +1,210 @@
+// FSP loss: Gram matrices between consecutive maps of each network, squared Frobenius distance.
+#include "transfer/fsp.h"
+#include <numeric>
+#include "engine/autograd.h"
+#include "engine/error.h"
+#include "engine/ops.h"
+
+namespace retort::transfer {
+namespace {
+
+// Holds the per-tap student projections under the names "tap<k>".
+class ProjectionSet : public nn::Module {
+ public:
+  std::string type_name() const override { return "FspProjections"; }
+  void add(const std::string& name, std::shared_ptr<nn::Module> m) { register_module(name, std::move(m)); }
+};
+
+Tensor random_permutation(int64_t n, Generator& gen, Device device) {
+  std::vector<int64_t> p(static_cast<size_t>(n));
+  std::iota(p.begin(), p.end(), 0);
+  for (int64_t i = n - 1; i > 0; --i) std::swap(p[size_t(i)], p[size_t(gen.randint(i + 1))]);
+  return Tensor::from_i64(p, {n}, device);
+}
+
+}  // namespace
+
+FspPairing parse_fsp_pairing(const std::string& s) {
+  if (s == "repdistiller") return FspPairing::repdistiller;
+  if (s == "paper") return FspPairing::paper;
+  fail("fsp: pairing must be \"repdistiller\" or \"paper\", got \"{}\"", s);
+}
+
+Tensor fsp_matrix(const Tensor& f1, const Tensor& f2) {
+  RETORT_CHECK(f1.dim() == 4 && f2.dim() == 4 && f1.size(0) == f2.size(0) && f1.size(2) == f2.size(2) &&
+                   f1.size(3) == f2.size(3),
+               "fsp_matrix: maps {} and {} must be [B, m, h, w] and [B, n, h, w] with the same B, h, w", f1.str(),
+               f2.str());
+  const int64_t B = f1.size(0), hw = f1.size(2) * f1.size(3);
+  Tensor a = f1.reshape({B, f1.size(1), hw});
+  Tensor b = f2.reshape({B, f2.size(1), hw});
+  return mul(matmul(a, b.transpose(1, 2)), 1.0 / double(hw));
+}
+
+std::vector<Tensor> fsp_matrices(const std::vector<Tensor>& maps, PoolMode pool) {
+  RETORT_CHECK(maps.size() >= 2, "fsp: needs at least two maps, got {}", maps.size());
+  std::vector<Tensor> out;
+  for (size_t k = 0; k + 1 < maps.size(); ++k) {
+    const Tensor &a = maps[k], &b = maps[k + 1];
+    RETORT_CHECK(a.dim() == 4 && b.dim() == 4, "fsp: pair {} needs maps, got {} and {}", k, a.str(), b.str());
+    const int64_t h = std::min(a.size(2), b.size(2)), w = std::min(a.size(3), b.size(3));
+    out.push_back(fsp_matrix(pool_to(a, h, w, pool), pool_to(b, h, w, pool)));
+  }
+  return out;
+}
+
+FspReduction parse_fsp_reduction(const std::string& s) {
+  if (s == "sum") return FspReduction::sum;
+  if (s == "mean") return FspReduction::mean;
+  fail("fsp: reduction must be \"sum\" (paper) or \"mean\" (RepDistiller), got \"{}\"", s);
+}
+
+Tensor fsp_loss(const std::vector<Tensor>& s, const std::vector<Tensor>& t, FspReduction reduction) {
+  RETORT_CHECK(!s.empty() && s.size() == t.size(), "fsp: {} student matrices but {} teacher matrices", s.size(),
+               t.size());
+  Tensor total;
+  for (size_t k = 0; k < s.size(); ++k) {
+    RETORT_CHECK(s[k].shape() == t[k].shape(), "fsp: pair {}: student matrix {} and teacher matrix {} differ", k,
+                 s[k].str(), t[k].str());
+    Tensor d = sub(t[k].detach(), s[k]);
+    const double n = reduction == FspReduction::sum ? double(s[k].size(0)) : double(s[k].numel());
+    Tensor term = mul(sum(mul(d, d)), 1.0 / n);
+    total = total.defined() ? add(total, term) : term;
+  }
+  return total;
+}
+
+FspLoss::FspLoss(std::string teacher, const std::vector<models::TapInfo>& s, const std::vector<models::TapInfo>& t,
+                 const FspOptions& options, Device device, uint64_t seed)
+    : teacher_(std::move(teacher)), options_(options) {
+  RETORT_CHECK(s.size() == t.size() && s.size() >= 2, "fsp: needs at least two taps on each side, got {} and {}",
+               s.size(), t.size());
+  Generator gen(seed ^ 0xf5bull);
+  auto set = std::make_shared<ProjectionSet>();
+  std::vector<int64_t> teacher_channels;
+  for (size_t k = 0; k < s.size(); ++k) {
+    taps_.push_back(s[k].name);
+    student_to_map_.push_back(make_to_map(s[k], "fsp: student"));
+    teacher_to_map_.push_back(make_to_map(t[k], "fsp: teacher"));
+    const int64_t cs = tap_map_shape(s[k], "fsp: student")[1], ct = tap_map_shape(t[k], "fsp: teacher")[1];
+    teacher_channels.push_back(ct);
+    std::shared_ptr<nn::Module> proj;
+    if (cs != ct) {
+      proj = std::make_shared<ChannelProjection>(cs, ct, gen, /*batch_norm=*/true);
+      set->add("tap" + std::to_string(k), proj);
+    }
+    projection_of_.push_back(proj);
+  }
+  projections_ = set;
+  projections_->to(device);
+  if (options_.shuffle) {
+    Generator pg(options_.shuffle_seed * 0x9e3779b97f4a7c15ull + 0x5a1ull);
+    for (size_t k = 0; k + 1 < teacher_channels.size(); ++k) {
+      row_perm_.push_back(random_permutation(teacher_channels[k], pg, device));
+      col_perm_.push_back(random_permutation(teacher_channels[k + 1], pg, device));
+    }
+  }
+}
+
+std::vector<Tensor> FspLoss::teacher_matrices(const std::vector<Tensor>& teacher_maps) {
+  RETORT_CHECK(teacher_maps.size() == taps_.size(), "fsp: {} teacher maps for {} taps", teacher_maps.size(),
+               taps_.size());
+  NoGradGuard no_grad;
+  const PoolMode pool = options_.pairing == FspPairing::paper ? PoolMode::max : PoolMode::average;
+  std::vector<Tensor> maps;
+  for (size_t k = 0; k < taps_.size(); ++k) maps.push_back(teacher_to_map_[k]->forward(teacher_maps[k].detach()));
+  std::vector<Tensor> g = fsp_matrices(maps, pool);
+  if (options_.shuffle)
+    for (size_t k = 0; k < g.size(); ++k) g[k] = index_select(index_select(g[k], 1, row_perm_[k]), 2, col_perm_[k]);
+  return g;
+}
+
+Tensor FspLoss::compute(const std::vector<Tensor>& student_maps, const std::vector<Tensor>& teacher_maps) {
+  RETORT_CHECK(student_maps.size() == taps_.size(), "fsp: {} student maps for {} taps", student_maps.size(),
+               taps_.size());
+  const PoolMode pool = options_.pairing == FspPairing::paper ? PoolMode::max : PoolMode::average;
+  std::vector<Tensor> maps;
+  for (size_t k = 0; k < taps_.size(); ++k) {
+    Tensor m = student_to_map_[k]->forward(student_maps[k]);
+    if (projection_of_[k]) m = projection_of_[k]->forward(m);
+    maps.push_back(m);
+  }
+  return fsp_loss(fsp_matrices(maps, pool), teacher_matrices(teacher_maps), options_.reduction);
+}
+
+Tensor FspLoss::compute(const StepInputs& in) {
+  std::vector<Tensor> s, t;
+  for (const auto& tap : taps_) {
+    s.push_back(in.student_tap(tap));
+    t.push_back(in.teacher_tap(teacher_, tap));
+  }
+  return compute(s, t);
+}
+
+std::vector<std::string> fsp_default_taps(const models::Model& model, const Shape& input) {
+  std::vector<std::string> out;
+  auto infos = model.tap_info(input);
+  auto has = [&](const std::string& n) {
+    for (const auto& i : infos)
+      if (i.name == n) return true;
+    return false;
+  };
+  if (has("stem")) out.push_back("stem");
+  for (int k = 1; has("stage" + std::to_string(k)); ++k) out.push_back("stage" + std::to_string(k));
+  return out;
+}
+
+std::unique_ptr<FspLoss> make_fsp_loss(const models::Model& student, const models::Model& teacher,
+                                       const std::string& teacher_name, std::vector<std::string> taps,
+                                       const Shape& input, const FspOptions& options, Device device, uint64_t seed) {
+  if (taps.empty()) {
+    taps = fsp_default_taps(student, input);
+    auto tt = fsp_default_taps(teacher, input);
+    RETORT_CHECK(taps == tt && taps.size() >= 2,
+                 "fsp: the default taps (stem, stage1..stageN) differ: the student ({}) has [{}], teacher '{}' ({}) "
+                 "has [{}]; FSP pairs the same taps in both networks -- give `taps` explicitly",
+                 student.family(), fmt::join(taps, ", "), teacher_name, teacher.family(), fmt::join(tt, ", "));
+  }
+  RETORT_CHECK(taps.size() >= 2, "fsp: needs at least two taps (one pair), got [{}]", fmt::join(taps, ", "));
+  std::vector<models::TapInfo> s, t;
+  for (const auto& tap : taps) {
+    s.push_back(find_tap(student, tap, input, "fsp", "student"));
+    t.push_back(find_tap(teacher, tap, input, "fsp", "teacher '" + teacher_name + "'"));
+  }
+  return std::make_unique<FspLoss>(teacher_name, s, t, options, device, seed);
+}
+
+void register_fsp_loss() {
+  register_loss(
+      "fsp",
+      {ParamSpec("teacher", ValueKind::model, kRequired, "the teacher model whose FSP matrices are matched"),
+       ParamSpec("pairing", ValueKind::string, "repdistiller",
+                 "repdistiller (consecutive taps, average pooling) | paper (same pairs, max pooling)"),
+       ParamSpec("taps", ValueKind::strings, kOptional, "tap list overriding stem, stage1..stageN"),
+       ParamSpec("shuffle", ValueKind::boolean, ParamValue(false), "permute the teacher matrices' rows/columns (ensembles)"),
+       ParamSpec("shuffle_seed", ValueKind::integer, ParamValue(int64_t{0}), "seed of the shuffle permutations"),
+       ParamSpec("reduction", ValueKind::string, "sum",
+                 "sum (paper: batch mean of squared Frobenius norms) | mean (RepDistiller: mean over b, i, j)")},
+      "FSP (Yim 2017): (1/B) sum over consecutive tap pairs ||G_T - G_S||_F^2, G = F1 F2^T / (h*w)",
+      [](const BuildContext& c) -> std::unique_ptr<Loss> {
+        const std::string where = c.recipe ? c.recipe->where(c.term->pos) : std::string("fsp");
+        const std::string& teacher = c.term->string("teacher");
+        auto it = c.teachers.find(teacher);
+        RETORT_CHECK(it != c.teachers.end() && it->second,
+                     "{}: loss 'fsp' reads teacher '{}', which is not a teacher of this stage", where, teacher);
+        RETORT_CHECK(c.student, "{}: loss 'fsp' built without a student model", where);
+        try {
+          FspOptions o;
+          o.pairing = parse_fsp_pairing(c.term->string("pairing"));
+          o.shuffle = c.term->boolean("shuffle");
+          o.shuffle_seed = uint64_t(c.term->integer("shuffle_seed"));
+          o.reduction = parse_fsp_reduction(c.term->string("reduction"));
+          std::vector<std::string> taps = c.term->has("taps") ? c.term->strings("taps") : std::vector<std::string>{};
+          return make_fsp_loss(*c.student, *it->second, teacher, taps, c.input_shape, o, c.device, c.seed);
+        } catch (const Error& e) {
+          fail("{}: {}", where, e.what());
+        }
+      });
+}
+
+}  // namespace retort::transfer
