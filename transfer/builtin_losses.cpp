@@ -3,6 +3,8 @@
 #include <mutex>
 #include "engine/error.h"
 #include "engine/ops.h"
+#include "transfer/aft.h"
+#include "transfer/align_uniform.h"
 #include "transfer/kd.h"
 #include "transfer/loss_term.h"
 
@@ -52,6 +54,8 @@ void register_builtin_losses() {
                   [](const BuildContext& c) {
                     return std::make_unique<KdLoss>(c.term->string("teacher"), c.term->number("T"));
                   });
+    register_aft_loss();
+    register_align_uniform_loss();
   });
 }
 
