@@ -1,9 +1,15 @@
 // AFT: kernel distance on hand-worked examples (rho fixed 0.5 and a learned rho), rbf,
 // gradient checks w.r.t. the student features and s, multi-teacher concatenation, every
-// variant, the learned prior's own optimizer group, registration.
+// variant, the learned prior's own optimizer group (also end to end through the trainer),
+// registration.
+#include <unistd.h>
 #include <cmath>
+#include <filesystem>
+#include "engine/io/safetensors.h"
 #include "helpers.h"
+#include "recipes/recipe.h"
 #include "recipes/recipe_schema.h"
+#include "recipes/runner.h"
 #include "transfer/aft.h"
 
 using namespace retort;
@@ -155,4 +161,66 @@ TEST_CASE("aft: registered with its schema") {
   REQUIRE(schema != nullptr);
   for (const char* key : {"teachers", "variant", "learn_rho", "rho_lr"}) CHECK(schema->find(key) != nullptr);
   CHECK(schema->find("teachers")->required);
+}
+
+TEST_CASE("aft: a run trains s in its own optimizer group (trainer, checkpoint)") {
+  // End to end on a small labelled Fashion-MNIST subset: the AFT stage's checkpoint holds s
+  // (moved away from 0) and an optimizer group with lr = rho_lr and no weight decay.
+  transfer::register_builtin_losses();
+  Recipe recipe = parse_recipe(R"(
+[run]
+name = "tiny_aft"
+seed = 5
+device = "cpu"
+[data]
+dataset = "fashion-mnist"
+labelled_per_class = 6
+workers = 1
+[models.teacher]
+arch = "resnet8"
+[models.student]
+arch = "resnet8"
+[[stages]]
+name = "teacher"
+train = "teacher"
+epochs = 1
+batch_size = 12
+optimizer = { type = "sgd", lr = 0.05, momentum = 0.9, weight_decay = 5e-4 }
+[[stages]]
+name = "aft"
+train = "student"
+teachers = ["teacher"]
+epochs = 1
+batch_size = 12
+optimizer = { type = "sgd", lr = 0.05, momentum = 0.9, weight_decay = 5e-4 }
+losses = [ { name = "ce" }, { name = "aft", teachers = ["teacher"], weight = 10.0, rho_lr = 0.03 } ]
+)",
+                               "tiny_aft.toml");
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("retort_test_aft_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  RunOptions options;
+  options.quiet = true;
+  options.out_dir = dir.string();
+  REQUIRE(run_recipe(recipe, options).completed);
+  auto ckpt = read_safetensors((dir / "checkpoints" / "aft.ckpt.safetensors").string());
+  REQUIRE(ckpt.contains("model.loss1.s"));
+  double moved = 0;
+  for (double v : ckpt.at("model.loss1.s").to_vector()) moved = std::max(moved, std::abs(v));
+  CHECK(moved > 0);
+  int rho_groups = 0;
+  for (int g = 0; ckpt.metadata.count("optim.group" + std::to_string(g) + ".lr"); ++g) {
+    const std::string prefix = "optim.group" + std::to_string(g);
+    const double lr = std::stod(ckpt.metadata.at(prefix + ".lr"));
+    const double wd = std::stod(ckpt.metadata.at(prefix + ".weight_decay"));
+    INFO("group " << g << " lr " << lr << " weight_decay " << wd);
+    if (lr == doctest::Approx(0.03)) {
+      ++rho_groups;
+      CHECK(wd == 0.0);
+    } else {
+      CHECK(lr == doctest::Approx(0.05));
+    }
+  }
+  CHECK(rho_groups == 1);
+  fs::remove_all(dir);
 }
