@@ -36,8 +36,12 @@ void count_topk(const Tensor& logits, const Tensor& labels, int64_t& top1, int64
   }
 }
 
-std::unique_ptr<Optimizer> make_optimizer(const OptimizerSettings& s, const nn::NamedTensors& params) {
+// The stage's groups over `params`, then the loss terms' own groups (e.g. AFT's rho) after them.
+std::unique_ptr<Optimizer> make_optimizer(const OptimizerSettings& s, const nn::NamedTensors& params,
+                                          std::vector<ParamGroup> own_groups = {}) {
   auto groups = make_param_groups(params, s.lr, s.weight_decay, s.no_decay_norm_bias);
+  for (auto& g : own_groups)
+    if (!g.params.empty()) groups.push_back(std::move(g));
   if (s.type == OptimizerKind::sgd) return std::make_unique<SGD>(std::move(groups), SgdOptions{s.momentum, s.nesterov});
   RETORT_CHECK(s.betas.size() == 2, "adamw: betas must have two values");
   return std::make_unique<AdamW>(std::move(groups), AdamWOptions{s.betas[0], s.betas[1], s.eps});
@@ -132,10 +136,31 @@ StageResult train_stage(const Recipe& recipe, const StageSpec& stage, std::share
   }
 
   // ---- optimizer over the student's parameters and the losses' learned parts
-  nn::NamedTensors params = student->named_parameters();
+  // (a loss's group with its own lr or weight decay becomes a separate ParamGroup)
+  nn::NamedTensors params = student->named_parameters();  // everything trained (for clipping)
+  nn::NamedTensors stage_params = params;                 // those under the stage's settings
+  std::vector<ParamGroup> own_groups;
   for (size_t i = 0; i < losses.size(); ++i)
-    for (auto& [n, t] : losses[i]->parameters()) params.push_back({fmt::format("loss{}.{}", i, n), t});
-  auto optimizer = make_optimizer(stage.optimizer, params);
+    for (auto& group : losses[i]->param_groups()) {
+      nn::NamedTensors named;
+      for (auto& [n, t] : group.params) named.push_back({fmt::format("loss{}.{}", i, n), t});
+      params.insert(params.end(), named.begin(), named.end());
+      if (!group.lr && !group.weight_decay) {
+        stage_params.insert(stage_params.end(), named.begin(), named.end());
+        continue;
+      }
+      ParamGroup pg;
+      pg.lr = group.lr.value_or(stage.optimizer.lr);
+      pg.weight_decay = group.weight_decay.value_or(stage.optimizer.weight_decay);
+      pg.name = fmt::format("loss{}", i);
+      for (auto& [n, t] : named)
+        if (t.requires_grad()) {
+          pg.params.push_back(t);
+          pg.names.push_back(n);
+        }
+      own_groups.push_back(std::move(pg));
+    }
+  auto optimizer = make_optimizer(stage.optimizer, stage_params, std::move(own_groups));
 
   data::LoaderOptions lo;
   lo.batch_size = stage.batch_size;

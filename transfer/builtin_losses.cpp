@@ -3,6 +3,8 @@
 #include <mutex>
 #include "engine/error.h"
 #include "engine/ops.h"
+#include "transfer/aft.h"
+#include "transfer/align_uniform.h"
 #include "transfer/fitnet.h"
 #include "transfer/fsp.h"
 #include "transfer/kd.h"
@@ -56,6 +58,8 @@ void register_builtin_losses() {
                   });
     register_fitnet_loss();
     register_fsp_loss();
+    register_aft_loss();
+    register_align_uniform_loss();
   });
 }
 

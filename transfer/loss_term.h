@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 #include "engine/nn/module.h"
@@ -37,12 +38,26 @@ struct BuildContext {
   uint64_t seed = 0;
 };
 
+// A set of a loss's learned parameters with its own optimizer settings (unset: the stage's).
+struct LossParamGroup {
+  nn::NamedTensors params;
+  std::optional<double> lr;            // e.g. AFT's rho: 1e-2 whatever the stage's lr
+  std::optional<double> weight_decay;  // e.g. 0 for AFT's rho
+};
+
 class Loss {
  public:
   virtual ~Loss() = default;
   virtual Tensor compute(const StepInputs& in) = 0;
   // Learned parameters of the loss itself (trained with the student), with dotted names.
   virtual nn::NamedTensors parameters() const { return {}; }
+  // How parameters() split into optimizer groups (names relative to parameters()); the
+  // default is one group with the stage's settings. Every parameter must be in one group.
+  virtual std::vector<LossParamGroup> param_groups() const {
+    auto p = parameters();
+    if (p.empty()) return {};
+    return {LossParamGroup{std::move(p), std::nullopt, std::nullopt}};
+  }
   // Buffers (running statistics of adapters) saved in checkpoints with the parameters.
   virtual nn::NamedTensors buffers() const { return {}; }
   virtual void train(bool on) { (void)on; }
