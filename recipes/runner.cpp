@@ -125,6 +125,16 @@ RunResult run_recipe(const Recipe& recipe, const RunOptions& options) {
     models_by_name[name] = model;
   }
 
+  // ---- check every stage's losses before anything trains (impossible pairings fail now)
+  for (const auto& stage : recipe.stages) {
+    std::map<std::string, std::shared_ptr<models::Model>> teachers;
+    for (const auto& t : stage.teachers) teachers[t] = models_by_name.at(t);
+    const auto& ds = data.train_all.dataset();
+    build_stage_losses(recipe, stage, models_by_name.at(stage.train), teachers,
+                       Shape{1, ds.channels, recipe.data.image_size, recipe.data.image_size}, device,
+                       uint64_t(recipe.run.seed), stage.data == StageData::labelled);
+  }
+
   // ---- stages
   RunResult result;
   result.run_dir = run_dir.path().string();

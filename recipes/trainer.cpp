@@ -70,6 +70,35 @@ nn::NamedTensors checkpoint_tensors(const models::Model& student,
 
 }  // namespace
 
+StageLosses build_stage_losses(const Recipe& recipe, const StageSpec& stage, std::shared_ptr<models::Model> student,
+                               const std::map<std::string, std::shared_ptr<models::Model>>& teachers,
+                               const Shape& input_shape, Device device, uint64_t seed, bool labelled) {
+  StageLosses out;
+  out.student_taps.insert("logits");
+  for (const auto& term : stage.losses) {
+    transfer::BuildContext ctx;
+    ctx.recipe = &recipe;
+    ctx.term = &term;
+    ctx.student = student;
+    ctx.teachers = teachers;
+    ctx.input_shape = input_shape;
+    ctx.device = device;
+    ctx.seed = seed;
+    auto loss = transfer::build_loss(ctx);
+    RETORT_CHECK(!loss->needs_labels() || labelled, "{}: loss '{}' needs labels, but stage '{}' trains on unlabelled data",
+                 recipe.where(term.pos), term.name, stage.name);
+    for (const auto& t : loss->teachers())
+      RETORT_CHECK(teachers.count(t), "{}: loss '{}' reads teacher '{}', which is not in stage '{}' teachers",
+                   recipe.where(term.pos), term.name, t, stage.name);
+    for (const auto& t : loss->student_taps()) out.student_taps.insert(t);
+    for (const auto& t : loss->teachers())
+      for (const auto& tap : loss->teacher_taps()) out.teacher_taps[t].insert(tap);
+    out.losses.push_back(std::move(loss));
+    out.weights.push_back(term.weight);
+  }
+  return out;
+}
+
 EvalResult evaluate(models::Model& model, data::DataLoader& loader, Device device, int64_t max_batches) {
   NoGradGuard no_grad;
   const bool was_training = model.is_training();
@@ -108,32 +137,12 @@ StageResult train_stage(const Recipe& recipe, const StageSpec& stage, std::share
   const uint64_t seed = uint64_t(recipe.run.seed);
 
   // ---- loss terms
-  Shape input_shape{1, data.train.dataset().channels, data.train.dataset().height, data.train.dataset().width};
-  std::vector<std::unique_ptr<transfer::Loss>> losses;
-  std::vector<double> weights;
-  std::set<std::string> student_taps{"logits"};
-  std::map<std::string, std::set<std::string>> teacher_taps;
-  for (const auto& term : stage.losses) {
-    transfer::BuildContext ctx;
-    ctx.recipe = &recipe;
-    ctx.term = &term;
-    ctx.student = student;
-    ctx.teachers = teachers;
-    ctx.input_shape = input_shape;
-    ctx.device = device;
-    ctx.seed = seed;
-    auto loss = transfer::build_loss(ctx);
-    RETORT_CHECK(!loss->needs_labels() || data.labelled, "{}: loss '{}' needs labels, but stage '{}' trains on unlabelled data",
-                 recipe.where(term.pos), term.name, stage.name);
-    for (const auto& t : loss->teachers())
-      RETORT_CHECK(teachers.count(t), "{}: loss '{}' reads teacher '{}', which is not in stage '{}' teachers",
-                   recipe.where(term.pos), term.name, t, stage.name);
-    for (const auto& t : loss->student_taps()) student_taps.insert(t);
-    for (const auto& t : loss->teachers())
-      for (const auto& tap : loss->teacher_taps()) teacher_taps[t].insert(tap);
-    losses.push_back(std::move(loss));
-    weights.push_back(term.weight);
-  }
+  Shape input_shape{1, data.train.dataset().channels, recipe.data.image_size, recipe.data.image_size};
+  StageLosses built = build_stage_losses(recipe, stage, student, teachers, input_shape, device, seed, data.labelled);
+  std::vector<std::unique_ptr<transfer::Loss>>& losses = built.losses;
+  const std::vector<double>& weights = built.weights;
+  const std::set<std::string>& student_taps = built.student_taps;
+  const std::map<std::string, std::set<std::string>>& teacher_taps = built.teacher_taps;
 
   // ---- optimizer over the student's parameters and the losses' learned parts
   // (a loss's group with its own lr or weight decay becomes a separate ParamGroup)

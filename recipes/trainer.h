@@ -4,6 +4,7 @@
 #pragma once
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -58,6 +59,20 @@ struct StageDatasets {
   bool labelled = true;     // false: batches carry no labels for the losses
   int workers = 2;
 };
+
+// A stage's loss terms, built from the recipe: their weights and the taps they read.
+struct StageLosses {
+  std::vector<std::unique_ptr<transfer::Loss>> losses;
+  std::vector<double> weights;
+  std::set<std::string> student_taps;
+  std::map<std::string, std::set<std::string>> teacher_taps;
+};
+// Builds (and so checks) a stage's loss terms. An impossible feature pairing, a teacher that is
+// not among the stage's teachers, or a loss that needs labels on unlabelled data is an Error
+// naming the recipe line. The runner calls it for every stage before any training starts.
+StageLosses build_stage_losses(const Recipe& recipe, const StageSpec& stage, std::shared_ptr<models::Model> student,
+                               const std::map<std::string, std::shared_ptr<models::Model>>& teachers,
+                               const Shape& input_shape, Device device, uint64_t seed, bool labelled);
 
 // Evaluates `model` (eval mode, no grad) on a loader: CE loss, top-1, top-5.
 EvalResult evaluate(models::Model& model, data::DataLoader& loader, Device device, int64_t max_batches = 0);

@@ -150,3 +150,17 @@ TEST_CASE("runner: a non-finite loss stops the run naming the step and the loss 
   CHECK(read_safetensors_status(dir).rfind("failed", 0) == 0);
   fs::remove_all(dir);
 }
+
+TEST_CASE("runner: an impossible feature pairing fails before any stage trains") {
+  transfer::register_builtin_losses();
+  // Stage "kd" pairs the student's pooled vector with the teacher's stage2 map: impossible.
+  Recipe recipe = parse_recipe(kTinyRecipe, "tiny.toml",
+                               {"stages.kd.losses=[{name = \"fitnet\", teacher = \"teacher\", student_tap = \"pooled\"}]"});
+  fs::path dir = fresh_dir("pairing");
+  RunOptions o;
+  o.quiet = true;
+  o.out_dir = dir.string();
+  CHECK_THROWS_WITH_AS(run_recipe(recipe, o), doctest::Contains("cannot pair student tap 'pooled'"), Error);
+  CHECK_FALSE(fs::exists(dir / "checkpoints"));  // the teacher stage never started
+  fs::remove_all(dir);
+}
