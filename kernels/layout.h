@@ -29,6 +29,15 @@ struct Layout {
     }
     return off;
   }
+  // True when the elements lie row-major and contiguous (size-1 dims may have any stride).
+  RETORT_HD bool is_dense() const {
+    int64_t expect = 1;
+    for (int d = ndim - 1; d >= 0; --d) {
+      if (shape[d] != 1 && strides[d] != expect) return false;
+      expect *= shape[d];
+    }
+    return true;
+  }
   RETORT_HD int64_t numel() const {
     int64_t n = 1;
     for (int d = 0; d < ndim; ++d) n *= shape[d];

@@ -243,16 +243,28 @@ StageResult train_stage(const Recipe& recipe, const StageSpec& stage, std::share
       models::Taps staps;
       staps["logits"] = student->forward(x, student_taps.size() > 1 ? &staps : nullptr);
       transfer::StepInputs in{x, y, &staps, &tteachers};
+      // One host read per step: the weighted total. Only when it is not finite are the terms
+      // read one by one, to name the culprit.
       Tensor total;
-      double total_value = 0;
+      std::vector<Tensor> terms;
       for (size_t i = 0; i < losses.size(); ++i) {
-        Tensor li = losses[i]->compute(in);
-        double v = li.item();
-        RETORT_CHECK(std::isfinite(v), "step {} (stage '{}', epoch {}, batch {}): loss '{}' is {}; stopping",
-                     progress.step, stage.name, epoch, progress.batch_in_epoch, stage.losses[i].name, v);
-        Tensor weighted = mul(li, weights[i]);
+        terms.push_back(losses[i]->compute(in));
+        Tensor weighted = mul(terms.back(), weights[i]);
         total = total.defined() ? add(total, weighted) : weighted;
-        total_value += v * weights[i];
+      }
+      const double total_value = total.item();
+      if (!std::isfinite(total_value)) {
+        std::string culprit = "total", value = fmt::format("{}", total_value);
+        for (size_t i = 0; i < terms.size(); ++i) {
+          const double v = terms[i].item();
+          if (!std::isfinite(v)) {
+            culprit = stage.losses[i].name;
+            value = fmt::format("{}", v);
+            break;
+          }
+        }
+        fail("step {} (stage '{}', epoch {}, batch {}): loss '{}' is {}; stopping", progress.step, stage.name, epoch,
+             progress.batch_in_epoch, culprit, value);
       }
       optimizer->zero_grad();
       total.backward();

@@ -44,15 +44,6 @@ void copy_same(Word* dst, const Layout& dl, const Word* src, const Layout& sl, i
   for (int64_t i = 0; i < n; ++i) dst[dl.offset_of(i)] = src[sl.offset_of(i)];
 }
 
-bool is_dense(const Layout& l) {
-  int64_t expect = 1;
-  for (int d = l.ndim - 1; d >= 0; --d) {
-    if (l.shape[d] != 1 && l.strides[d] != expect) return false;
-    expect *= l.shape[d];
-  }
-  return true;
-}
-
 }  // namespace
 
 void strided_copy(void* dst, DType dt, const Layout& dl, const void* src, DType st, const Layout& sl) {
@@ -60,7 +51,7 @@ void strided_copy(void* dst, DType dt, const Layout& dl, const void* src, DType 
   if (n == 0) return;
   if (dt == st) {
     size_t es = dtype_size(dt);
-    if (is_dense(dl) && is_dense(sl)) {
+    if (dl.is_dense() && sl.is_dense()) {
       std::memcpy(dst, src, size_t(n) * es);
       return;
     }

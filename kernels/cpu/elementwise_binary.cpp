@@ -16,14 +16,6 @@ inline A apply(BinaryOp op, A x, A y) {
   }
   return x;
 }
-bool dense(const Layout& l) {
-  int64_t expect = 1;
-  for (int d = l.ndim - 1; d >= 0; --d) {
-    if (l.shape[d] != 1 && l.strides[d] != expect) return false;
-    expect *= l.shape[d];
-  }
-  return true;
-}
 }  // namespace
 
 void binary(BinaryOp op, DType type, const void* a, const Layout& la, const void* b, const Layout& lb, void* out,
@@ -32,7 +24,7 @@ void binary(BinaryOp op, DType type, const void* a, const Layout& la, const void
     const scalar_t* pa = static_cast<const scalar_t*>(a);
     const scalar_t* pb = static_cast<const scalar_t*>(b);
     scalar_t* po = static_cast<scalar_t*>(out);
-    if (dense(la) && dense(lb)) {
+    if (la.is_dense() && lb.is_dense()) {
       _Pragma("omp parallel for if (n > 32768)")
       for (int64_t i = 0; i < n; ++i) po[i] = scalar_t(apply<acc_t>(op, acc_t(pa[i]), acc_t(pb[i])));
     } else {

@@ -5,16 +5,6 @@
 #include "kernels/unary_math.h"
 
 namespace retort::cpu {
-namespace {
-bool dense(const Layout& l) {
-  int64_t expect = 1;
-  for (int d = l.ndim - 1; d >= 0; --d) {
-    if (l.shape[d] != 1 && l.strides[d] != expect) return false;
-    expect *= l.shape[d];
-  }
-  return true;
-}
-}  // namespace
 
 // Calls body(std::integral_constant<UnaryOp, op>) so each op gets its own loop, with the
 // op's switch folded away and the contiguous loop vectorisable.
@@ -36,7 +26,7 @@ void unary(UnaryOp op, UnaryParams prm, DType type, const void* in, const Layout
     const scalar_t* x = static_cast<const scalar_t*>(in);
     scalar_t* y = static_cast<scalar_t*>(out);
     const acc_t p0 = acc_t(prm.p0), p1 = acc_t(prm.p1);
-    const bool contiguous = dense(li);
+    const bool contiguous = li.is_dense();
     with_op(op, [&](auto opc) {
       constexpr UnaryOp kOp = decltype(opc)::value;
       if (contiguous) {
@@ -58,7 +48,7 @@ void unary_backward(UnaryOp op, UnaryParams prm, DType type, const void* grad_ou
     const scalar_t* s = static_cast<const scalar_t*>(saved);
     scalar_t* gi = static_cast<scalar_t*>(grad_in);
     const acc_t p0 = acc_t(prm.p0), p1 = acc_t(prm.p1);
-    const bool contiguous = dense(lg) && dense(ls);
+    const bool contiguous = lg.is_dense() && ls.is_dense();
     with_op(op, [&](auto opc) {
       constexpr UnaryOp kOp = decltype(opc)::value;
       if (contiguous) {

@@ -7,15 +7,6 @@
 
 namespace retort::cuda {
 namespace {
-bool dense(const Layout& l) {
-  int64_t expect = 1;
-  for (int d = l.ndim - 1; d >= 0; --d) {
-    if (l.shape[d] != 1 && l.strides[d] != expect) return false;
-    expect *= l.shape[d];
-  }
-  return true;
-}
-
 template <typename T, UnaryOp OP>
 __global__ void unary_kernel(const T* x, Layout lx, bool contiguous, T* y, int64_t n, double p0d, double p1d) {
   using A = typename Acc<T>::type;
@@ -56,7 +47,7 @@ void for_op(UnaryOp op, Fn&& fn) {
 
 void unary(UnaryOp op, UnaryParams prm, DType type, const void* in, const Layout& li, void* out, int64_t n) {
   if (n == 0) return;
-  const bool contiguous = dense(li);
+  const bool contiguous = li.is_dense();
   RETORT_CUDA_DISPATCH_FLOAT(type, "unary op", [&] {
     for_op(op, [&](auto tag) {
       unary_kernel<scalar_t, decltype(tag)::value><<<grid_for(n), 256, 0, stream()>>>(
@@ -69,7 +60,7 @@ void unary(UnaryOp op, UnaryParams prm, DType type, const void* in, const Layout
 void unary_backward(UnaryOp op, UnaryParams prm, DType type, const void* grad_out, const Layout& lg,
                     const void* saved, const Layout& ls, void* grad_in, int64_t n) {
   if (n == 0) return;
-  const bool contiguous = dense(lg) && dense(ls);
+  const bool contiguous = lg.is_dense() && ls.is_dense();
   RETORT_CUDA_DISPATCH_FLOAT(type, "unary op backward", [&] {
     for_op(op, [&](auto tag) {
       unary_backward_kernel<scalar_t, decltype(tag)::value><<<grid_for(n), 256, 0, stream()>>>(
