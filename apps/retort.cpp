@@ -103,6 +103,10 @@ int main(int argc, char** argv) {
   run->add_flag("--resume", ro.resume, "Continue the run in --out from its last checkpoints");
   run->add_option("--checkpoint-every", ro.checkpoint_every_steps, "Also checkpoint every N steps (0: per epoch)");
   run->add_flag("--quiet", ro.quiet, "No progress bar");
+  run->add_option("--stage-cache", ro.stage_cache_dir,
+                  "Reuse stages an earlier run trained with the same settings and inputs (e.g. runs/stage_cache)");
+  run->add_option("--feature-cache", ro.feature_cache_dir,
+                  "Directory of teacher-feature files for teacher_cache = \"file\" (default <run.out_dir>/feature_cache)");
 
   auto* eval = app.add_subcommand("eval", "Evaluate a model's weights on a test split");
   std::string arch, weights, dataset = "fashion-mnist", root, device = "auto";

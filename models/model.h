@@ -37,6 +37,9 @@ class Model : public nn::Module {
   virtual std::vector<TapInfo> tap_info(const Shape& input) const = 0;
   std::vector<std::string> tap_names(const Shape& input) const;
   virtual std::string family() const = 0;
+  // The child module that maps the pooled feature to logits: "fc" (ResNet, WRN), "head" (ViT).
+  // Linear probes train only it; a new task head re-initialises it.
+  virtual std::string head_name() const { return "fc"; }
 };
 
 // Stores t under name when taps were requested.

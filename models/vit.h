@@ -50,6 +50,7 @@ class VisionTransformer : public Model {
   VisionTransformer(const ViTSpec& spec, const ModelConfig& cfg);
   std::string type_name() const override { return "VisionTransformer"; }
   std::string family() const override { return "vit"; }
+  std::string head_name() const override { return "head"; }
   using Model::forward;
   Tensor forward(const Tensor& x, Taps* taps) override;
   std::vector<TapInfo> tap_info(const Shape& input) const override;

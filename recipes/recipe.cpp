@@ -36,6 +36,19 @@ const char* to_string(StageData kind) {
     case StageData::labelled: return "labelled";
     case StageData::unlabelled: return "unlabelled";
     case StageData::all: return "all";
+    case StageData::pool: return "pool";
+  }
+  return "?";
+}
+
+const char* to_string(Trainable kind) { return kind == Trainable::head ? "head" : "all"; }
+
+const char* to_string(TeacherCache kind) {
+  switch (kind) {
+    case TeacherCache::auto_: return "auto";
+    case TeacherCache::off: return "off";
+    case TeacherCache::memory: return "memory";
+    case TeacherCache::file: return "file";
   }
   return "?";
 }

@@ -23,12 +23,23 @@ struct SourcePos {
 enum class DatasetKind { fashion_mnist, cifar10, cifar100, folder };
 enum class OptimizerKind { sgd, adamw };
 enum class ScheduleKind { multistep, cosine, constant };
-enum class StageData { labelled, unlabelled, all };
+// labelled: the labelled images (all of them, or labelled_per_class each); unlabelled: the
+// rest, without labels; all: every training image, without labels; pool: the unlabelled
+// images WITH their labels (only to train a stand-in "foundation" teacher in few-label studies).
+enum class StageData { labelled, unlabelled, all, pool };
+// What a stage trains of its model: everything, or only the classifier head (a linear
+// probe: the body stays frozen and in eval mode).
+enum class Trainable { all, head };
+// Teacher-feature cache of a stage: auto (memory when every teacher is frozen and the data
+// is not augmented), off, memory, or file (also kept on disk, keyed by weights, data, tap).
+enum class TeacherCache { auto_, off, memory, file };
 
 const char* to_string(DatasetKind kind);
 const char* to_string(OptimizerKind kind);
 const char* to_string(ScheduleKind kind);
 const char* to_string(StageData kind);
+const char* to_string(Trainable kind);
+const char* to_string(TeacherCache kind);
 
 struct RunSettings {
   std::string name;             // default: the recipe file's stem
@@ -126,6 +137,15 @@ struct StageSpec {
   ScheduleSettings schedule;
   double clip_grad_norm = 0;          // 0 = no clipping
   StageData data = StageData::labelled;
+  Trainable trainable = Trainable::all;
+  bool reset_head = false;            // re-initialise the classifier head first (a new task head)
+  // Transfer-set curation by retrieval: keep, from the stage's (unlabelled) data, the
+  // retrieve_k nearest neighbours (cosine, `retrieve_tap` of model `retrieve_with`, default
+  // the stage's first teacher) of every labelled image. 0 = use all of it.
+  int64_t retrieve_k = 0;
+  std::string retrieve_with;
+  std::string retrieve_tap = "pooled";
+  TeacherCache teacher_cache = TeacherCache::auto_;
   std::vector<LossTerm> losses;       // default: one "ce" term
   SourcePos pos;
   bool operator==(const StageSpec&) const = default;

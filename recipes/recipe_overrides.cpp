@@ -65,6 +65,8 @@ bool is_text_key(const Level& level, const std::string& key) {
       {Where::data, "dataset"},   {Where::data, "root"},           {Where::data, "extra_unlabelled_folder"},
       {Where::model, "arch"},     {Where::model, "weights"},       {Where::model, "from_stage"},
       {Where::stage, "name"},     {Where::stage, "train"},         {Where::stage, "data"},
+      {Where::stage, "trainable"}, {Where::stage, "retrieve_with"}, {Where::stage, "retrieve_tap"},
+      {Where::stage, "teacher_cache"},
       {Where::optimizer, "type"}, {Where::schedule, "type"},       {Where::loss, "name"}};
   for (const auto& [w, k] : text_keys)
     if (w == level.where && k == key) return true;

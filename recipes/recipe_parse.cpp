@@ -241,8 +241,20 @@ StageSpec parse_stage(TableReader r, size_t index, ParseContext& ctx) {
   s.schedule = parse_schedule(TableReader(ctx, sch ? *sch : empty, "stages.schedule", recipe_keys::schedule));
   s.clip_grad_norm = r.number_or("clip_grad_norm", 0);
   if (r.has("clip_grad_norm") && !(s.clip_grad_norm >= 0)) r.invalid("clip_grad_norm", "at least 0 (0 = off)");
-  if (auto d = r.choice("data", {"labelled", "unlabelled", "all"}))
-    s.data = *d == "labelled" ? StageData::labelled : *d == "unlabelled" ? StageData::unlabelled : StageData::all;
+  if (auto d = r.choice("data", {"labelled", "unlabelled", "all", "pool"}))
+    s.data = *d == "labelled"     ? StageData::labelled
+             : *d == "unlabelled" ? StageData::unlabelled
+             : *d == "pool"       ? StageData::pool
+                                  : StageData::all;
+  if (auto t = r.choice("trainable", {"all", "head"})) s.trainable = *t == "head" ? Trainable::head : Trainable::all;
+  s.reset_head = r.boolean_or("reset_head", false);
+  s.retrieve_k = r.integer_or("retrieve_k", 0);
+  check_at_least<int64_t>(r, "retrieve_k", s.retrieve_k, 0);
+  s.retrieve_with = r.string_or("retrieve_with", "");
+  s.retrieve_tap = r.string_or("retrieve_tap", s.retrieve_tap);
+  if (auto c = r.choice("teacher_cache", {"auto", "off", "memory", "file"}))
+    s.teacher_cache = *c == "off" ? TeacherCache::off : *c == "memory" ? TeacherCache::memory
+                      : *c == "file" ? TeacherCache::file : TeacherCache::auto_;
   if (const toml::array* losses = r.array("losses")) {
     if (losses->empty()) r.invalid("losses", "a non-empty array of loss terms");
     for (const auto& node : *losses) s.losses.push_back(parse_loss(node, ctx));

@@ -209,7 +209,8 @@ const std::vector<std::string> augment = {"random_crop_padding", "hflip"};
 const std::vector<std::string> model = {"arch", "weights", "from_stage", "frozen", "options"};
 const std::vector<std::string> stage = {"name",      "train",    "teachers", "epochs",         "batch_size",
                                         "eval_every", "optimizer", "schedule", "clip_grad_norm", "data",
-                                        "losses"};
+                                        "trainable", "reset_head", "retrieve_k", "retrieve_with",
+                                        "retrieve_tap", "teacher_cache", "losses"};
 const std::vector<std::string> optimizer = {"type", "lr",    "momentum", "nesterov",
                                             "weight_decay", "betas", "eps", "no_decay_norm_bias"};
 const std::vector<std::string> schedule = {"type", "milestones", "gamma", "warmup_epochs", "min_lr"};

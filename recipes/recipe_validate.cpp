@@ -105,6 +105,25 @@ void validate_references(const Recipe& recipe, const toml::table& root, ParseCon
         }
       }
     }
+    if (st.retrieve_k > 0) {
+      if (st.data != StageData::unlabelled && st.data != StageData::all)
+        ctx.error(at("retrieve_k"), fmt::format("stage '{}' curates its transfer set by retrieval (retrieve_k = {}), "
+                                                "which needs data = \"unlabelled\" or \"all\", not \"{}\"",
+                                                st.name, st.retrieve_k, to_string(st.data)));
+      const std::string& by = st.retrieve_with.empty() ? (st.teachers.empty() ? std::string() : st.teachers[0])
+                                                       : st.retrieve_with;
+      if (by.empty())
+        ctx.error(at("retrieve_k"), fmt::format("stage '{}' sets retrieve_k but has no teacher to embed images with: "
+                                                "set retrieve_with = \"<model>\"",
+                                                st.name));
+      else if (!recipe.models.count(by))
+        ctx.error(at("retrieve_with"), fmt::format("key 'retrieve_with' in [stages] names an undefined model '{}'{}",
+                                                   by, suggestion_suffix(by, model_names, "models")));
+      else if (recipe.models.at(by).weights.empty() && !trained_so_far.count(by))
+        ctx.error(at("retrieve_with"), fmt::format("model '{}' embeds stage '{}''s retrieval but has no weights yet: "
+                                                   "give it a weights file or train it in an earlier stage",
+                                                   by, st.name));
+    }
     if (!st.train.empty()) trained_so_far.insert(st.train);
   }
 

@@ -108,6 +108,12 @@ std::string to_toml(const Recipe& r) {
     line("schedule", schedule_text(s.schedule));
     line("clip_grad_norm", num(s.clip_grad_norm));
     line("data", str(to_string(s.data)));
+    line("trainable", str(to_string(s.trainable)));
+    line("reset_head", boolean(s.reset_head));
+    line("retrieve_k", num(s.retrieve_k));
+    line("retrieve_with", str(s.retrieve_with));
+    line("retrieve_tap", str(s.retrieve_tap));
+    line("teacher_cache", str(to_string(s.teacher_cache)));
     out += "losses = [\n";
     for (const LossTerm& term : s.losses) out += "  " + loss_text(term) + ",\n";
     out += "]\n";

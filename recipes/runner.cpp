@@ -14,8 +14,10 @@
 #include "recipes/progress.h"
 #include "recipes/run_dir.h"
 #include "recipes/results_table.h"
+#include "recipes/stage_cache.h"
 #include "recipes/trainer.h"
 #include "transfer/loss_term.h"
+#include "transfer/retrieval.h"
 
 namespace retort {
 namespace fs = std::filesystem;
@@ -87,6 +89,46 @@ std::map<std::string, Tensor> read_weights(const std::string& path) {
   return out;
 }
 
+// What a stage trains and evaluates on: its data choice, curated by retrieval when asked.
+StageDatasets stage_datasets(const Recipe& recipe, const StageSpec& stage, const LoadedData& data,
+                             const std::map<std::string, std::shared_ptr<models::Model>>& models_by_name, Device device,
+                             const std::function<void(const std::string&)>& say) {
+  StageDatasets sd;
+  sd.test = data.test;
+  sd.train_transforms = data.train_transforms;
+  sd.eval_transforms = data.eval_transforms;
+  sd.workers = int(recipe.data.workers);
+  sd.augmented = recipe.data.augment.random_crop_padding > 0 || recipe.data.augment.hflip;
+  auto need_pool = [&](const char* what) {
+    RETORT_CHECK(!data.unlabelled.empty(), "{}: stage '{}' trains on {}, but data.labelled_per_class is 0 so there is "
+                 "no unlabelled pool", recipe.where(stage.pos), stage.name, what);
+  };
+  switch (stage.data) {
+    case StageData::labelled: sd.train = data.labelled; break;
+    case StageData::unlabelled:
+      need_pool("unlabelled data");
+      sd.train = data.unlabelled;
+      sd.labelled = false;
+      break;
+    case StageData::all: sd.train = data.train_all; sd.labelled = false; break;
+    case StageData::pool:
+      need_pool("the pool");
+      sd.train = data.unlabelled;
+      break;
+  }
+  if (stage.retrieve_k > 0) {
+    const std::string by = stage.retrieve_with.empty() ? stage.teachers.at(0) : stage.retrieve_with;
+    auto curated = transfer::curate_by_retrieval(*models_by_name.at(by), stage.retrieve_tap, data.labelled, sd.train,
+                                                 stage.retrieve_k, data.eval_transforms, device);
+    say(fmt::format("stage '{}': transfer set by retrieval: {} of {} images kept ({} labelled x {} neighbours by '{}' "
+                    "tap '{}' = {} listed)",
+                    stage.name, curated.transfer_set.size(), sd.train.size(), data.labelled.size(), stage.retrieve_k, by,
+                    stage.retrieve_tap, curated.neighbours_listed));
+    sd.train = curated.transfer_set;
+  }
+  return sd;
+}
+
 }  // namespace
 
 std::map<std::string, Tensor> load_model_weights(const std::string& path) { return read_weights(path); }
@@ -132,7 +174,7 @@ RunResult run_recipe(const Recipe& recipe, const RunOptions& options) {
     const auto& ds = data.train_all.dataset();
     build_stage_losses(recipe, stage, models_by_name.at(stage.train), teachers,
                        Shape{1, ds.channels, recipe.data.image_size, recipe.data.image_size}, device,
-                       uint64_t(recipe.run.seed), stage.data == StageData::labelled);
+                       uint64_t(recipe.run.seed), stage.data == StageData::labelled || stage.data == StageData::pool);
   }
 
   // ---- stages
@@ -140,34 +182,18 @@ RunResult run_recipe(const Recipe& recipe, const RunOptions& options) {
   result.run_dir = run_dir.path().string();
   const fs::path models_dir = run_dir.path() / "models";
   fs::create_directories(models_dir);
+  const StageCache cache(options.stage_cache_dir);
+  std::map<std::string, std::string> model_keys;  // current state key of every model (stage cache)
+  if (cache.enabled())
+    for (const auto& [name, spec] : recipe.models) model_keys[name] = StageCache::initial_model_key(recipe, name);
   for (const auto& stage : recipe.stages) {
     auto student = models_by_name.at(stage.train);
     std::map<std::string, std::shared_ptr<models::Model>> teachers;
     for (const auto& t : stage.teachers) teachers[t] = models_by_name.at(t);
-    StageDatasets sd;
-    sd.test = data.test;
-    sd.train_transforms = data.train_transforms;
-    sd.eval_transforms = data.eval_transforms;
-    sd.workers = int(recipe.data.workers);
-    switch (stage.data) {
-      case StageData::labelled: sd.train = data.labelled; break;
-      case StageData::unlabelled:
-        RETORT_CHECK(!data.unlabelled.empty(), "{}: stage '{}' trains on unlabelled data, but data.labelled_per_class "
-                     "is 0 so there is no unlabelled pool", recipe.where(stage.pos), stage.name);
-        sd.train = data.unlabelled;
-        sd.labelled = false;
-        break;
-      case StageData::all: sd.train = data.train_all; sd.labelled = false; break;
-    }
-    StageOptions so;
-    so.checkpoint_dir = (run_dir.path() / "checkpoints").string();
-    so.resume = options.resume;
-    so.checkpoint_every_steps = options.checkpoint_every_steps;
-    so.stop_after_steps = options.stop_after_steps;
-    so.max_batches_per_epoch = options.max_batches_per_epoch;
 
     std::unique_ptr<Progress> bar;
     int64_t bar_epoch = -1;
+    std::vector<nlohmann::json> stage_metrics;
     StageHooks hooks;
     hooks.log = say;
     hooks.progress = [&](const StepReport& r) {
@@ -181,6 +207,7 @@ RunResult run_recipe(const Recipe& recipe, const RunOptions& options) {
       bar->update(r.batch, r.loss, r.train_top1, r.batch_images);
     };
     hooks.metrics = [&](const nlohmann::json& j) {
+      stage_metrics.push_back(j);
       EvalRecord rec;
       rec.stage = j["stage"];
       rec.model = j["model"];
@@ -203,21 +230,54 @@ RunResult run_recipe(const Recipe& recipe, const RunOptions& options) {
         say(line);
       }
     };
-    say(fmt::format("stage '{}': training '{}' for {} epochs{}", stage.name, stage.train, stage.epochs,
-                    stage.teachers.empty() ? "" : fmt::format(" with teachers {}", fmt::join(stage.teachers, ", "))));
+
+    // A stage some earlier run trained with the same key is loaded, not trained again.
+    const ModelSpec& trained_spec = recipe.models.at(stage.train);
+    const bool cacheable = cache.enabled() && !(trained_spec.options.count("dropout") && trained_spec.options.at("dropout") > 0);
+    const std::string key =
+        cacheable ? StageCache::stage_key(recipe, stage, model_keys, device, options.max_batches_per_epoch) : "";
     StageResult sr;
-    try {
-      sr = train_stage(recipe, stage, student, teachers, sd, device, so, hooks);
-    } catch (const std::exception& e) {
-      run_dir.set_status(std::string("failed: ") + e.what());
-      throw;
+    if (auto hit = cacheable ? cache.find(key) : std::nullopt) {
+      student->load_state_dict(hit->weights, true);
+      say(fmt::format("stage '{}': reused from the stage cache ({}/{}), first trained by {}", stage.name, cache.dir(),
+                      key, hit->result.value("run_dir", std::string("?"))));
+      for (const auto& m : hit->metrics) hooks.metrics(m);
+      sr.test.top1 = hit->result.at("test_top1");
+      sr.test.top5 = hit->result.at("test_top5");
+      sr.wall_s = hit->result.at("wall_s");
+      sr.parameters = hit->result.at("parameters");
+    } else {
+      StageDatasets sd = stage_datasets(recipe, stage, data, models_by_name, device, say);
+      StageOptions so;
+      so.checkpoint_dir = (run_dir.path() / "checkpoints").string();
+      so.resume = options.resume;
+      so.checkpoint_every_steps = options.checkpoint_every_steps;
+      so.stop_after_steps = options.stop_after_steps;
+      so.max_batches_per_epoch = options.max_batches_per_epoch;
+      so.feature_cache_dir = options.feature_cache_dir.empty()
+                                 ? (fs::path(recipe.run.out_dir) / "feature_cache").string()
+                                 : options.feature_cache_dir;
+      say(fmt::format("stage '{}': training '{}' for {} epochs{}", stage.name, stage.train, stage.epochs,
+                      stage.teachers.empty() ? "" : fmt::format(" with teachers {}", fmt::join(stage.teachers, ", "))));
+      try {
+        sr = train_stage(recipe, stage, student, teachers, sd, device, so, hooks);
+      } catch (const std::exception& e) {
+        run_dir.set_status(std::string("failed: ") + e.what());
+        throw;
+      }
+      bar.reset();
+      if (!sr.completed) {
+        result.completed = false;
+        say(fmt::format("stage '{}' stopped after {} steps (as asked)", stage.name, sr.steps));
+        return result;
+      }
+      if (cacheable)
+        cache.store(key, *student,
+                    nlohmann::json{{"test_top1", sr.test.top1}, {"test_top5", sr.test.top5}, {"wall_s", sr.wall_s},
+                                   {"parameters", sr.parameters}, {"run_dir", run_dir.path().string()}},
+                    stage_metrics);
     }
-    bar.reset();
-    if (!sr.completed) {
-      result.completed = false;
-      say(fmt::format("stage '{}' stopped after {} steps (as asked)", stage.name, sr.steps));
-      return result;
-    }
+    if (cacheable) model_keys[stage.train] = key;
     ModelResult mr;
     mr.stage = stage.name;
     mr.model = stage.train;

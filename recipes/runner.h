@@ -17,6 +17,8 @@ struct RunOptions {
   int64_t checkpoint_every_steps = 0;
   int64_t stop_after_steps = 0;      // testing aid: stop the first unfinished stage after N steps
   int64_t max_batches_per_epoch = 0;  // smoke tests
+  std::string stage_cache_dir;    // "" = off; see recipes/stage_cache.h
+  std::string feature_cache_dir;  // teacher_cache = "file" (default <run.out_dir>/feature_cache)
 };
 
 struct RunResult {

@@ -14,6 +14,8 @@
 #include "engine/optim/clip.h"
 #include "engine/optim/schedule.h"
 #include "engine/optim/sgd.h"
+#include "engine/nn/layers.h"
+#include "transfer/feature_cache.h"
 
 namespace retort {
 namespace {
@@ -66,6 +68,54 @@ nn::NamedTensors checkpoint_tensors(const models::Model& student,
     for (auto& [n, t] : losses[i]->buffers()) out.push_back({fmt::format("loss{}.{}", i, n), t});
   }
   return out;
+}
+
+// The classifier head of `model` (a Linear child named by head_name()).
+nn::Linear& head_of(models::Model& model) {
+  auto* head = dynamic_cast<nn::Linear*>(model.child(model.head_name()));
+  RETORT_CHECK(head, "model {} has no Linear head named '{}'", model.type_name(), model.head_name());
+  return *head;
+}
+
+// Decides per teacher whether its taps come from a feature cache, and builds the caches.
+std::map<std::string, transfer::TeacherFeatureCache> build_teacher_caches(
+    const Recipe& recipe, const StageSpec& stage, const std::map<std::string, std::shared_ptr<models::Model>>& teachers,
+    const std::map<std::string, std::set<std::string>>& teacher_taps, const StageDatasets& data, Device device,
+    const StageOptions& options, const std::function<void(const std::string&)>& log) {
+  std::map<std::string, transfer::TeacherFeatureCache> caches;
+  TeacherCache mode = stage.teacher_cache;
+  if (mode == TeacherCache::off || teacher_taps.empty()) return caches;
+  if (data.augmented) {
+    RETORT_CHECK(mode == TeacherCache::auto_, "{}: stage '{}' asks for teacher_cache = \"{}\", but its data is augmented "
+                 "(random crop or flip), so the teachers' features change every epoch; use \"off\" or \"auto\"",
+                 recipe.where(stage.pos), stage.name, to_string(mode));
+    log(fmt::format("stage '{}': teachers run on every batch (augmented data cannot be cached)", stage.name));
+    return caches;
+  }
+  if (mode == TeacherCache::auto_ && options.max_batches_per_epoch > 0) return caches;  // smoke runs: not worth it
+  std::string data_key = fmt::format("{} image_size {} mean [{}] std [{}] transforms [", to_string(recipe.data.dataset),
+                                     recipe.data.image_size, fmt::join(recipe.data.mean, ","),
+                                     fmt::join(recipe.data.std, ","));
+  for (const auto& t : data.eval_transforms) data_key += t.name + ";";
+  data_key += "]";
+  const Shape input{1, data.train.dataset().channels, recipe.data.image_size, recipe.data.image_size};
+  for (const auto& [name, taps] : teacher_taps) {
+    auto& teacher = *teachers.at(name);
+    if (mode == TeacherCache::auto_) {
+      const int64_t bytes = transfer::estimated_cache_bytes(teacher, taps, input, data.train.size());
+      if (bytes > options.feature_cache_max_bytes) {
+        log(fmt::format("stage '{}': teacher '{}' runs on every batch (its taps would take {:.0f} MB to cache)",
+                        stage.name, name, double(bytes) / 1e6));
+        continue;
+      }
+    }
+    const std::string dir = mode == TeacherCache::file ? options.feature_cache_dir : std::string();
+    RETORT_CHECK(mode != TeacherCache::file || !dir.empty(), "stage '{}': teacher_cache = \"file\" needs a cache directory",
+                 stage.name);
+    caches.emplace(name, transfer::TeacherFeatureCache(teacher, name, taps, data.train, data.eval_transforms, device,
+                                                       data_key, dir, log));
+  }
+  return caches;
 }
 
 }  // namespace
@@ -144,9 +194,29 @@ StageResult train_stage(const Recipe& recipe, const StageSpec& stage, std::share
   const std::set<std::string>& student_taps = built.student_taps;
   const std::map<std::string, std::set<std::string>>& teacher_taps = built.teacher_taps;
 
+  // ---- what of the student trains: everything, or only its head (a linear probe)
+  const bool head_only = stage.trainable == Trainable::head;
+  if (head_only) {
+    nn::Linear& head = head_of(*student);
+    student->requires_grad_(false);
+    head.requires_grad_(true);
+    if (stage.reset_head) {
+      Generator head_gen(seed ^ std::hash<std::string>{}(stage.name + "/head"));
+      head.reset_parameters(head_gen);
+    }
+  } else {
+    student->requires_grad_(true);
+    if (stage.reset_head) {
+      Generator head_gen(seed ^ std::hash<std::string>{}(stage.name + "/head"));
+      head_of(*student).reset_parameters(head_gen);
+    }
+  }
+
   // ---- optimizer over the student's parameters and the losses' learned parts
   // (a loss's group with its own lr or weight decay becomes a separate ParamGroup)
-  nn::NamedTensors params = student->named_parameters();  // everything trained (for clipping)
+  nn::NamedTensors params;  // everything trained (for clipping)
+  for (auto& [n, t] : student->named_parameters())
+    if (t.requires_grad()) params.push_back({n, t});
   nn::NamedTensors stage_params = params;                 // those under the stage's settings
   std::vector<ParamGroup> own_groups;
   for (size_t i = 0; i < losses.size(); ++i)
@@ -215,9 +285,10 @@ StageResult train_stage(const Recipe& recipe, const StageSpec& stage, std::share
     t->eval();
     t->requires_grad_(false);
   }
+  auto caches = build_teacher_caches(recipe, stage, teachers, teacher_taps, data, device, options, log);
   // ---- epochs
   for (int64_t epoch = progress.epoch; epoch < stage.epochs; ++epoch) {
-    student->train();
+    student->train(!head_only);  // a linear probe keeps the body's BatchNorm statistics
     for (auto& l : losses) l->train(true);
     train_loader.start_epoch(epoch, progress.batch_in_epoch);
     progress.epoch = epoch;
@@ -234,6 +305,10 @@ StageResult train_stage(const Recipe& recipe, const StageSpec& stage, std::share
         NoGradGuard no_grad;
         for (auto& [name, model] : teachers) {
           if (!teacher_taps.count(name)) continue;
+          if (auto c = caches.find(name); c != caches.end()) {
+            tteachers[name] = c->second.gather(batch.positions, device);
+            continue;
+          }
           models::Taps taps;
           Tensor logits = model->forward(x, &taps);
           taps["logits"] = logits;

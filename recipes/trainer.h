@@ -42,6 +42,8 @@ struct StageOptions {
   int64_t checkpoint_every_steps = 0;  // 0: only at the end of each epoch
   int64_t stop_after_steps = 0;      // testing aid: stop (as if killed) after this many steps
   int64_t max_batches_per_epoch = 0;   // 0: all (smoke tests)
+  std::string feature_cache_dir;       // teacher_cache = "file": where the feature files live
+  int64_t feature_cache_max_bytes = int64_t(2) << 30;  // teacher_cache = "auto" stays off above this
 };
 
 struct StageResult {
@@ -57,6 +59,7 @@ struct StageDatasets {
   data::DatasetView test;   // what it evaluates on
   std::vector<data::BatchTransform> train_transforms, eval_transforms;
   bool labelled = true;     // false: batches carry no labels for the losses
+  bool augmented = false;   // train_transforms draw random numbers (crop, flip)
   int workers = 2;
 };
 

@@ -28,6 +28,7 @@ Batch make_batch(const DatasetView& view, const std::vector<int64_t>& positions)
   const int64_t n = ds.image_numel();
   b.images.resize(size_t(b.batch * n));
   b.labels.resize(size_t(b.batch));
+  b.positions = positions;
   constexpr float kScale = 1.0f / 255.0f;
   for (int64_t i = 0; i < b.batch; ++i) {
     const int64_t p = positions[size_t(i)];

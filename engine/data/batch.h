@@ -15,6 +15,7 @@ struct Batch {
   std::vector<int64_t> labels;  // B
   int64_t batch = 0, channels = 0, height = 0, width = 0;
   int64_t index = -1;  // batch index within its epoch (set by the loader)
+  std::vector<int64_t> positions;  // each image's position in the view it came from
 
   int64_t size() const { return batch; }
   int64_t image_numel() const { return channels * height * width; }

@@ -1,0 +1,100 @@
+// Stage cache: keys (hashes of settings and model-state keys) and atomic entry directories.
+#include "recipes/stage_cache.h"
+#include <unistd.h>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <fmt/format.h>
+#include "engine/error.h"
+#include "engine/io/safetensors.h"
+#include "recipes/run_dir.h"
+
+namespace retort {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr const char* kVersion = "retort-stage-cache-v1";
+
+std::string hash_hex(const std::string& text) {
+  uint64_t a = 1469598103934665603ull, b = 0x9e3779b97f4a7c15ull;
+  for (unsigned char c : text) {
+    a = (a ^ c) * 1099511628211ull;
+    b = ((b ^ c) * 0x100000001b3ull) ^ (b >> 29);
+  }
+  return fmt::format("{:016x}{:016x}", a, b);
+}
+
+std::string file_digest(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  RETORT_CHECK(in, "stage cache: cannot read '{}'", path);
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  return hash_hex(bytes.str());
+}
+
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+}  // namespace
+
+std::string StageCache::initial_model_key(const Recipe& recipe, const std::string& model_name) {
+  const ModelSpec& m = recipe.model(model_name);
+  std::string text = fmt::format("{}\nmodel {} arch {} seed {} channels {} image_size {} dataset {}\n", kVersion,
+                                 model_name, m.arch, recipe.run.seed, recipe.data.channels, recipe.data.image_size,
+                                 to_string(recipe.data.dataset));
+  for (const auto& [k, v] : m.options) text += fmt::format("option {} = {}\n", k, v);
+  if (!m.weights.empty()) text += "weights " + file_digest(m.weights) + "\n";
+  return hash_hex(text);
+}
+
+std::string StageCache::stage_key(const Recipe& recipe, const StageSpec& stage,
+                                  const std::map<std::string, std::string>& model_keys, Device device,
+                                  int64_t max_batches_per_epoch) {
+  // The data settings and the stage itself, as resolved TOML (workers do not change batches).
+  Recipe part;
+  part.run.seed = recipe.run.seed;
+  part.data = recipe.data;
+  part.data.workers = 0;
+  part.stages = {stage};
+  std::string text = fmt::format("{}\n{}\ndevice {}\nmax_batches {}\n", kVersion, to_toml(part),
+                                 device.is_cpu() ? "cpu" : "cuda", max_batches_per_epoch);
+  std::vector<std::string> used = stage.teachers;
+  used.push_back(stage.train);
+  if (stage.retrieve_k > 0) used.push_back(stage.retrieve_with.empty() ? stage.teachers.at(0) : stage.retrieve_with);
+  for (const auto& name : used) text += fmt::format("model {} state {}\n", name, model_keys.at(name));
+  return hash_hex(text);
+}
+
+std::optional<CachedStage> StageCache::find(const std::string& key) const {
+  if (!enabled()) return std::nullopt;
+  const fs::path entry = fs::path(dir_) / key;
+  if (!fs::exists(entry / "result.json") || !fs::exists(entry / "model.safetensors")) return std::nullopt;
+  CachedStage out;
+  auto file = read_safetensors((entry / "model.safetensors").string());
+  for (auto& [name, t] : file.tensors) out.weights[name] = t;
+  nlohmann::json j = nlohmann::json::parse(read_text(entry / "result.json"));
+  out.result = j.at("result");
+  for (const auto& m : j.at("metrics")) out.metrics.push_back(m);
+  return out;
+}
+
+void StageCache::store(const std::string& key, const models::Model& model, const nlohmann::json& result,
+                       const std::vector<nlohmann::json>& metrics) const {
+  if (!enabled()) return;
+  const fs::path entry = fs::path(dir_) / key;
+  if (fs::exists(entry)) return;  // another run stored the same stage first
+  const fs::path tmp = fs::path(dir_) / fmt::format(".{}.tmp.{}", key, ::getpid());
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  write_safetensors((tmp / "model.safetensors").string(), model.state_dict());
+  write_file_atomic(tmp / "result.json", nlohmann::json{{"result", result}, {"metrics", metrics}}.dump(1) + "\n");
+  std::error_code ec;
+  fs::rename(tmp, entry, ec);
+  if (ec) fs::remove_all(tmp);  // lost a race with an identical entry: keep the first one
+}
+
+}  // namespace retort

@@ -1,0 +1,173 @@
+// Teacher-feature cache: one forward pass over a view, per-batch gathers, keyed files.
+#include "transfer/feature_cache.h"
+#include <cstring>
+#include <filesystem>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include "engine/autograd.h"
+#include "engine/data/batch.h"
+#include "engine/error.h"
+#include "engine/io/safetensors.h"
+#include "engine/random.h"
+
+namespace retort::transfer {
+namespace {
+
+// Two FNV-1a lanes with different offsets: 128 bits, plenty against accidental collisions.
+struct Hasher {
+  uint64_t a = 1469598103934665603ull, b = 0x9e3779b97f4a7c15ull;
+  void bytes(const void* data, size_t n) {
+    const auto* p = static_cast<const unsigned char*>(data);
+    for (size_t i = 0; i < n; ++i) {
+      a = (a ^ p[i]) * 1099511628211ull;
+      b = (b ^ p[i]) * 0x100000001b3ull ^ (b >> 29);
+    }
+  }
+  void text(const std::string& s) {
+    const uint64_t n = s.size();
+    bytes(&n, sizeof n);
+    bytes(s.data(), s.size());
+  }
+  std::string hex() const { return fmt::format("{:016x}{:016x}", a, b); }
+};
+
+int64_t row_numel(const Tensor& t) { return t.size(0) == 0 ? 0 : t.numel() / t.size(0); }
+
+}  // namespace
+
+models::Taps compute_view_taps(models::Model& model, const std::set<std::string>& taps, const data::DatasetView& view,
+                               const std::vector<data::BatchTransform>& transforms, Device device,
+                               int64_t batch_size) {
+  RETORT_CHECK(batch_size > 0, "compute_view_taps: batch_size must be positive");
+  NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  models::Taps out;
+  Generator unused(0);
+  const int64_t n = view.size();
+  for (int64_t first = 0; first < n; first += batch_size) {
+    std::vector<int64_t> positions;
+    for (int64_t p = first; p < std::min(n, first + batch_size); ++p) positions.push_back(p);
+    data::Batch batch = data::make_batch(view, positions);
+    for (const auto& t : transforms) t.apply(batch, unused);
+    models::Taps got;
+    Tensor logits = model.forward(batch.images_tensor(device), &got);
+    got["logits"] = logits;
+    for (const auto& name : taps) {
+      auto it = got.find(name);
+      RETORT_CHECK(it != got.end(), "teacher feature cache: model has no tap '{}' (it has: {})", name,
+                   fmt::join(model.tap_names(batch.shape()), ", "));
+      Tensor host = it->second.to(Device::cpu()).to(DType::f32).contiguous();
+      Tensor& all = out[name];
+      if (!all.defined()) {
+        Shape shape = host.shape();
+        shape[0] = n;
+        all = Tensor::empty(shape, DType::f32);
+      }
+      const int64_t row = row_numel(host);
+      std::memcpy(all.data<float>() + first * row, host.data<float>(), size_t(host.numel()) * sizeof(float));
+    }
+  }
+  model.train(was_training);
+  return out;
+}
+
+std::string feature_cache_key(const models::Model& teacher, const std::string& data_key, const data::DatasetView& view,
+                              const std::string& tap) {
+  Hasher h;
+  h.text("retort-feature-cache-v1");
+  for (const auto& [name, t] : teacher.state_dict()) {
+    h.text(name);
+    Tensor host = t.to(Device::cpu()).contiguous();
+    h.bytes(host.shape().data(), host.shape().size() * sizeof(int64_t));
+    h.text(dtype_name(host.dtype()));
+    h.bytes(host.raw_data(), host.nbytes());
+  }
+  h.text(data_key);
+  h.text(view.dataset().name);
+  h.bytes(view.indices().data(), view.indices().size() * sizeof(int64_t));
+  h.text(tap);
+  return h.hex();
+}
+
+TeacherFeatureCache::TeacherFeatureCache(models::Model& teacher, const std::string& teacher_name,
+                                         const std::set<std::string>& taps, const data::DatasetView& view,
+                                         const std::vector<data::BatchTransform>& transforms, Device device,
+                                         const std::string& data_key, const std::string& file_dir,
+                                         const std::function<void(const std::string&)>& log) {
+  rows_ = view.size();
+  std::set<std::string> to_compute;
+  std::map<std::string, std::string> files;
+  for (const auto& tap : taps) {
+    if (file_dir.empty()) {
+      to_compute.insert(tap);
+      continue;
+    }
+    const std::string key = feature_cache_key(teacher, data_key, view, tap);
+    const std::string path = (std::filesystem::path(file_dir) / fmt::format("{}.{}.{}.safetensors", teacher_name, tap, key)).string();
+    files[tap] = path;
+    if (std::filesystem::exists(path)) {
+      auto contents = read_safetensors(path);
+      Tensor t = contents.at("features");
+      RETORT_CHECK(t.dim() >= 1 && t.size(0) == rows_, "{}: holds {} rows, the view has {} images", path,
+                   t.dim() ? t.size(0) : 0, rows_);
+      all_[tap] = t.to(DType::f32).contiguous();
+      if (log) log(fmt::format("teacher '{}' tap '{}': {} cached features read from {}", teacher_name, tap, rows_, path));
+    } else {
+      to_compute.insert(tap);
+    }
+  }
+  if (!to_compute.empty()) {
+    models::Taps computed = compute_view_taps(teacher, to_compute, view, transforms, device);
+    for (auto& [tap, t] : computed) {
+      if (files.count(tap)) {
+        std::filesystem::create_directories(file_dir);
+        write_safetensors(files[tap], {{"features", t}}, {{"teacher", teacher_name}, {"tap", tap}});
+      }
+      if (log)
+        log(fmt::format("teacher '{}' tap '{}': computed once for {} images ({:.1f} MB{})", teacher_name, tap, rows_,
+                        double(t.nbytes()) / 1e6, files.count(tap) ? ", saved to " + files[tap] : std::string(", in memory")));
+      all_[tap] = std::move(t);
+    }
+  }
+}
+
+models::Taps TeacherFeatureCache::gather(const std::vector<int64_t>& positions, Device device) const {
+  models::Taps out;
+  const int64_t b = int64_t(positions.size());
+  for (const auto& [name, all] : all_) {
+    Shape shape = all.shape();
+    shape[0] = b;
+    Tensor batch = Tensor::empty(shape, DType::f32);
+    const int64_t row = row_numel(all);
+    const float* src = all.data<float>();
+    float* dst = batch.data<float>();
+    for (int64_t i = 0; i < b; ++i) {
+      const int64_t p = positions[size_t(i)];
+      RETORT_CHECK(p >= 0 && p < rows_, "teacher feature cache: position {} out of range [0, {})", p, rows_);
+      std::memcpy(dst + i * row, src + p * row, size_t(row) * sizeof(float));
+    }
+    out[name] = device.is_cpu() ? batch : batch.to(device);
+  }
+  return out;
+}
+
+int64_t TeacherFeatureCache::bytes() const {
+  int64_t total = 0;
+  for (const auto& [n, t] : all_) total += int64_t(t.nbytes());
+  return total;
+}
+
+int64_t estimated_cache_bytes(const models::Model& model, const std::set<std::string>& taps, const Shape& input,
+                              int64_t images) {
+  int64_t per_image = 0;
+  for (const auto& info : model.tap_info(input))
+    if (taps.count(info.name)) {
+      int64_t numel = 1;
+      for (size_t d = 1; d < info.shape.size(); ++d) numel *= info.shape[d];
+      per_image += numel * int64_t(sizeof(float));
+    }
+  return per_image * images;
+}
+
+}  // namespace retort::transfer
