@@ -65,6 +65,7 @@ struct DataSettings {
   AugmentSettings augment;
   int64_t labelled_per_class = 0;  // 0 = every labelled image
   int64_t val_size = 0;            // images held out of the training set for validation
+  int64_t train_subset = 0;        // >0: keep only this many training images (seeded, class-balanced)
   int64_t workers = 2;
   std::string extra_unlabelled_folder;  // images added to the unlabelled transfer set
   bool operator==(const DataSettings&) const = default;

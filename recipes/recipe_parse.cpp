@@ -92,10 +92,12 @@ DataSettings parse_data(TableReader r) {
   }
   data.labelled_per_class = r.integer_or("labelled_per_class", data.labelled_per_class);
   data.val_size = r.integer_or("val_size", data.val_size);
+  data.train_subset = r.integer_or("train_subset", data.train_subset);
   data.workers = r.integer_or("workers", data.workers);
   data.extra_unlabelled_folder = r.string_or("extra_unlabelled_folder", "");
   check_at_least<int64_t>(r, "labelled_per_class", data.labelled_per_class, 0);
   check_at_least<int64_t>(r, "val_size", data.val_size, 0);
+  check_at_least<int64_t>(r, "train_subset", data.train_subset, 0);
   check_at_least<int64_t>(r, "workers", data.workers, 0);
   return data;
 }

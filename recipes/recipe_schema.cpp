@@ -204,7 +204,7 @@ const std::vector<std::string> root = {"run", "data", "models", "stages"};
 const std::vector<std::string> run = {"name", "seed", "device", "out_dir"};
 const std::vector<std::string> data = {"dataset",  "root",   "image_size",         "channels",
                                        "mean",     "std",    "augment",            "labelled_per_class",
-                                       "val_size", "workers", "extra_unlabelled_folder"};
+                                       "val_size", "train_subset", "workers", "extra_unlabelled_folder"};
 const std::vector<std::string> augment = {"random_crop_padding", "hflip"};
 const std::vector<std::string> model = {"arch", "weights", "from_stage", "frozen", "options"};
 const std::vector<std::string> stage = {"name",      "train",    "teachers", "epochs",         "batch_size",

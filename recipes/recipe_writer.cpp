@@ -82,6 +82,7 @@ std::string to_toml(const Recipe& r) {
                               boolean(d.augment.hflip)));
   line("labelled_per_class", num(d.labelled_per_class));
   line("val_size", num(d.val_size));
+  line("train_subset", num(d.train_subset));
   line("workers", num(d.workers));
   line("extra_unlabelled_folder", str(d.extra_unlabelled_folder));
 

@@ -53,6 +53,11 @@ LoadedData load_data(const Recipe& r) {
   data::DatasetView all(train);
   const uint64_t seed = uint64_t(r.run.seed);
   if (d.val_size > 0) all = data::split_validation(all, d.val_size, seed ^ 0x7a1ull).train;
+  if (d.train_subset > 0) {
+    RETORT_CHECK(d.train_subset <= all.size(), "data.train_subset = {} but the training set has {} images",
+                 d.train_subset, all.size());
+    all = data::split_validation(all, d.train_subset, seed ^ 0x5b5e7ull).validation;  // a stratified draw
+  }
   out.train_all = all;
   if (d.labelled_per_class > 0) {
     auto split = data::split_labelled_per_class(all, d.labelled_per_class, seed ^ 0x1abe1ull);
