@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Builds the Markdown results table of a study from its run directories.
+
+Reads runs/results/<recipe>-s<seed>/summary.json (as bench/run_fewlabel_results.sh writes
+them), takes the student's accuracy after the recipe's last stage, and prints one row per
+method: every seed's top-1, the mean, the sample standard deviation, and the difference to the
+"alone" row's mean. Standard library only.
+
+    python3 bench/results_table.py runs/results fmnist_few_ > table.md
+"""
+import json
+import os
+import statistics
+import sys
+
+ORDER = ["alone", "kd", "fitnet", "fsp", "aft", "aft_fixed", "align_uniform", "task_oriented", "task_agnostic"]
+LABEL = {
+    "alone": "student alone (CE on the labels)",
+    "kd": "KD (Hinton, T = 4)",
+    "fitnet": "FitNets (stage2 hint, weight 100)",
+    "fsp": "FSP (RepDistiller pairing, weight 1e-3)",
+    "aft": "AFT, learned rho",
+    "aft_fixed": "AFT, fixed rho = 0.5",
+    "align_uniform": "alignment/uniformity (+ CE + KD)",
+    "task_oriented": "task-oriented (probe, distil on pool, fine-tune)",
+    "task_agnostic": "task-agnostic (feature distil on pool, fine-tune)",
+}
+
+
+def final_student(summary):
+    rows = [r for r in summary["results"] if r["model"] == "student"]
+    return rows[-1] if rows else None
+
+
+def main():
+    root, prefix = sys.argv[1], sys.argv[2]
+    found = {}
+    teachers = {}
+    for entry in sorted(os.listdir(root)):
+        path = os.path.join(root, entry, "summary.json")
+        if not entry.startswith(prefix) or not os.path.isfile(path):
+            continue
+        with open(path) as f:
+            s = json.load(f)
+        if s.get("status") != "finished":
+            continue
+        method, seed = entry[len(prefix):].rsplit("-s", 1)
+        r = final_student(s)
+        if r is None:
+            continue
+        found.setdefault(method, {})[int(seed)] = r["test_top1"]
+        for t in s["results"]:
+            if t["model"] == "teacher":
+                teachers.setdefault(t["stage"], {})[int(seed)] = t["test_top1"]
+    base = statistics.mean(found["alone"].values()) if "alone" in found else None
+    seeds = sorted({sd for m in found.values() for sd in m})
+    head = "| method | " + " | ".join(f"seed {sd}" for sd in seeds) + " | mean ± std | vs alone |"
+    print(head)
+    print("|" + "---|" * (len(seeds) + 3))
+    for method in ORDER + sorted(set(found) - set(ORDER)):
+        if method not in found:
+            continue
+        vals = found[method]
+        cells = [f"{vals[sd]:.2f}" if sd in vals else "–" for sd in seeds]
+        v = list(vals.values())
+        mean = statistics.mean(v)
+        std = statistics.stdev(v) if len(v) > 1 else float("nan")
+        delta = f"{mean - base:+.2f}" if base is not None and method != "alone" else ""
+        print(f"| {LABEL.get(method, method)} | " + " | ".join(cells) + f" | {mean:.2f} ± {std:.2f} | {delta} |")
+    for stage, vals in sorted(teachers.items()):
+        v = list(vals.values())
+        std = statistics.stdev(v) if len(v) > 1 else float("nan")
+        cells = [f"{vals[sd]:.2f}" if sd in vals else "–" for sd in seeds]
+        print(f"| teacher after '{stage}' | " + " | ".join(cells) + f" | {statistics.mean(v):.2f} ± {std:.2f} | |")
+
+
+if __name__ == "__main__":
+    main()
