@@ -5,7 +5,9 @@
 #include <fstream>
 #include <sstream>
 #include <fmt/format.h>
+#include "engine/content_hash.h"
 #include "engine/error.h"
+#include "engine/version.h"
 #include "engine/io/safetensors.h"
 #include "recipes/run_dir.h"
 
@@ -16,12 +18,9 @@ namespace {
 constexpr const char* kVersion = "retort-stage-cache-v1";
 
 std::string hash_hex(const std::string& text) {
-  uint64_t a = 1469598103934665603ull, b = 0x9e3779b97f4a7c15ull;
-  for (unsigned char c : text) {
-    a = (a ^ c) * 1099511628211ull;
-    b = ((b ^ c) * 0x100000001b3ull) ^ (b >> 29);
-  }
-  return fmt::format("{:016x}{:016x}", a, b);
+  ContentHash h;
+  h.text(text);
+  return h.hex();
 }
 
 std::string file_digest(const std::string& path) {
@@ -43,8 +42,8 @@ std::string read_text(const fs::path& p) {
 
 std::string StageCache::initial_model_key(const Recipe& recipe, const std::string& model_name) {
   const ModelSpec& m = recipe.model(model_name);
-  std::string text = fmt::format("{}\nmodel {} arch {} seed {} channels {} image_size {} dataset {}\n", kVersion,
-                                 model_name, m.arch, recipe.run.seed, recipe.data.channels, recipe.data.image_size,
+  std::string text = fmt::format("{} {}\nmodel {} arch {} seed {} channels {} image_size {} dataset {}\n", kVersion,
+                                 version(), model_name, m.arch, recipe.run.seed, recipe.data.channels, recipe.data.image_size,
                                  to_string(recipe.data.dataset));
   for (const auto& [k, v] : m.options) text += fmt::format("option {} = {}\n", k, v);
   if (!m.weights.empty()) text += "weights " + file_digest(m.weights) + "\n";

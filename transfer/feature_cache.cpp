@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include "engine/autograd.h"
+#include "engine/content_hash.h"
 #include "engine/data/batch.h"
 #include "engine/error.h"
 #include "engine/io/safetensors.h"
@@ -12,24 +13,6 @@
 
 namespace retort::transfer {
 namespace {
-
-// Two FNV-1a lanes with different offsets: 128 bits, plenty against accidental collisions.
-struct Hasher {
-  uint64_t a = 1469598103934665603ull, b = 0x9e3779b97f4a7c15ull;
-  void bytes(const void* data, size_t n) {
-    const auto* p = static_cast<const unsigned char*>(data);
-    for (size_t i = 0; i < n; ++i) {
-      a = (a ^ p[i]) * 1099511628211ull;
-      b = (b ^ p[i]) * 0x100000001b3ull ^ (b >> 29);
-    }
-  }
-  void text(const std::string& s) {
-    const uint64_t n = s.size();
-    bytes(&n, sizeof n);
-    bytes(s.data(), s.size());
-  }
-  std::string hex() const { return fmt::format("{:016x}{:016x}", a, b); }
-};
 
 int64_t row_numel(const Tensor& t) { return t.size(0) == 0 ? 0 : t.numel() / t.size(0); }
 
@@ -74,7 +57,7 @@ models::Taps compute_view_taps(models::Model& model, const std::set<std::string>
 
 std::string feature_cache_key(const models::Model& teacher, const std::string& data_key, const data::DatasetView& view,
                               const std::string& tap) {
-  Hasher h;
+  ContentHash h;
   h.text("retort-feature-cache-v1");
   for (const auto& [name, t] : teacher.state_dict()) {
     h.text(name);
