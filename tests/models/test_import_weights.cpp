@@ -119,6 +119,26 @@ TEST_CASE("import: pos_embed resampling matches timm's bicubic antialias on hand
   CHECK_THROWS_WITH_AS(resample_pos_embed(pos, 3, 3, 4, 4), doctest::Contains("is not [1, 1 + 3x3, D]"), Error);
 }
 
+TEST_CASE("import: pos_embed resampling matches timm's own output (fixture written by timm)") {
+  // tests/models/fixtures/make_pos_embed_fixture.py: timm's resample_abs_pos_embed (computed in
+  // f32 by PyTorch) on random embeddings; retort computes in double.
+  const std::string path = std::string(RETORT_SOURCE_DIR) + "/tests/models/fixtures/pos_embed_timm.safetensors";
+  SafetensorsContents f = read_safetensors(path);
+  int pairs = 0;
+  for (auto [old_side, new_side] : std::vector<std::pair<int64_t, int64_t>>{{2, 4}, {4, 2}, {14, 8}, {14, 16}, {7, 5}, {3, 7}}) {
+    INFO(old_side << " -> " << new_side);
+    const Tensor& in = f.at(fmt::format("in_{}_{}", old_side, new_side));
+    std::vector<double> want = f.at(fmt::format("out_{}_{}", old_side, new_side)).to_vector();
+    std::vector<double> got = resample_pos_embed(in.to(DType::f64), old_side, old_side, new_side, new_side).to_vector();
+    REQUIRE(got.size() == want.size());
+    double worst = 0;
+    for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::abs(got[i] - want[i]) / (1.0 + std::abs(want[i])));
+    CHECK(worst < 2e-6);  // f32 rounding of PyTorch's kernel
+    ++pairs;
+  }
+  CHECK(pairs == 6);
+}
+
 TEST_CASE("import: strict loading lists every missing, unexpected and mismatched name in one error") {
   auto model = create_model("resnet8", {});
   StoredState s = state_of(*model);
