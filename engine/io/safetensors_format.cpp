@@ -16,7 +16,9 @@ static_assert(std::endian::native == std::endian::little, "safetensors I/O assum
 
 namespace {
 
-using ojson = nlohmann::ordered_json;
+// std::map-backed JSON: ordered_json's linear-time key lookup makes parsing a header with many
+// entries quadratic (200k entries took 80 s); the header order is recorded while parsing.
+using ojson = nlohmann::json;
 constexpr const char* kMetadataKey = "__metadata__";
 constexpr size_t kMaxDimsLoaded = size_t(kMaxDims);  // retort's tensors hold at most this many dims
 
@@ -91,7 +93,9 @@ class Validator {
     data_size_ = size_ - index.data_start;
 
     ojson header = parse_header();
-    for (const auto& [name, spec] : header.items()) {
+    index.entries.reserve(key_order_.size());
+    for (const std::string& name : key_order_) {
+      const ojson& spec = header.at(name);
       if (name == kMetadataKey) read_metadata(spec, index.metadata);
       else index.entries.push_back(read_entry(name, spec, index.data_start));
     }
@@ -112,33 +116,61 @@ class Validator {
     return 8 + (p == std::string_view::npos ? 0 : p);
   }
 
-  ojson parse_header() {
-    // Top-level keys must be unique (a JSON object with a repeated key would silently keep one).
-    struct DuplicateKey {
-      std::string key;
-    };
-    std::set<std::string> top_keys;
-    auto reject_duplicates = [&](int depth, ojson::parse_event_t event, ojson& parsed) {
-      if (event == ojson::parse_event_t::key && depth == 1 && !top_keys.insert(parsed.get<std::string>()).second)
-        throw DuplicateKey{parsed.get<std::string>()};
+  // Records the top-level keys in order and stops at the first repeated one, without building
+  // anything (nlohmann's callback parser rescans the parent object after every nested object,
+  // which is quadratic in the number of entries).
+  struct TopLevelKeys {
+    std::vector<std::string>& order;
+    std::set<std::string> seen;
+    std::string duplicate;
+    int depth = 0;
+    bool null() { return true; }
+    bool boolean(bool) { return true; }
+    bool number_integer(ojson::number_integer_t) { return true; }
+    bool number_unsigned(ojson::number_unsigned_t) { return true; }
+    bool number_float(ojson::number_float_t, const std::string&) { return true; }
+    bool string(std::string&) { return true; }
+    bool binary(ojson::binary_t&) { return true; }
+    bool start_object(std::size_t) { return ++depth, true; }
+    bool end_object() { return --depth, true; }
+    bool start_array(std::size_t) { return ++depth, true; }
+    bool end_array() { return --depth, true; }
+    bool key(std::string& k) {
+      if (depth != 1) return true;
+      if (!seen.insert(k).second) {
+        duplicate = k;
+        return false;
+      }
+      order.push_back(k);
       return true;
-    };
+    }
+    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) { return false; }
+  };
+
+  ojson parse_header() {
+    // Pass 1: header order and unique top-level keys (a JSON object with a repeated key would
+    // silently keep one). Pass 2: the document itself, which also reports any syntax error.
+    TopLevelKeys keys{key_order_, {}, {}, 0};
+    ojson::sax_parse(text_.begin(), text_.end(), &keys);
+    if (!keys.duplicate.empty()) {
+      std::string quoted = ojson(keys.duplicate).dump();
+      auto first = text_.find(quoted);
+      auto second = first == std::string_view::npos ? first : text_.find(quoted, first + 1);
+      corrupt(8 + (second == std::string_view::npos ? 0 : second), "the name '{}' appears twice in the header",
+              shown(keys.duplicate));
+    }
     ojson header;
     try {
-      header = ojson::parse(text_.begin(), text_.end(), reject_duplicates);
+      header = ojson::parse(text_.begin(), text_.end());
     } catch (const nlohmann::json::parse_error& e) {
       uint64_t pos = e.byte > 0 ? uint64_t(e.byte) - 1 : 0;
       corrupt(8 + std::min<uint64_t>(pos, text_.size()), "header is not valid JSON: {}", json_error_detail(e.what()));
     } catch (const nlohmann::json::exception& e) {  // e.g. out_of_range 406: a number too large for a double
       corrupt(8, "header is not valid JSON: {}", json_error_detail(e.what()));
-    } catch (const DuplicateKey& d) {
-      std::string quoted = ojson(d.key).dump();
-      auto first = text_.find(quoted);
-      auto second = first == std::string_view::npos ? first : text_.find(quoted, first + 1);
-      corrupt(8 + (second == std::string_view::npos ? 0 : second), "the name '{}' appears twice in the header",
-              shown(d.key));
     }
     if (!header.is_object()) corrupt(8, "header is a JSON {}, not an object", header.type_name());
+    if (key_order_.size() != header.size())  // cannot happen for a valid object; never trust it blindly
+      corrupt(8, "header keys could not be read in order ({} found, {} parsed)", key_order_.size(), header.size());
     return header;
   }
 
@@ -252,6 +284,7 @@ class Validator {
   const std::string& label_;
   std::string_view text_;
   uint64_t data_size_ = 0;
+  std::vector<std::string> key_order_;  // top-level keys in header order
 };
 
 }  // namespace
