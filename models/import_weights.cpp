@@ -167,8 +167,10 @@ ImportReport load_weights(Model& model, const StoredState& state, const std::str
       mismatched.push_back(fmt::format("'{}': shape {} in the file but {} in the model", name, shape_str(src.shape()),
                                        shape_str(live.shape())));
       if (name == "fc.weight" || name == "head.weight")
-        hints.push_back(fmt::format("the classifier '{}' has {} outputs in the file and {} in the model: give the model "
-                                    "that many classes (retort import --num-classes)", name, src.size(0), live.size(0)));
+        hints.push_back(fmt::format("the classifier '{}' has {} outputs in the file and {} in the model: build the model "
+                                    "with {} classes (retort import --num-classes), or remove the classifier from the "
+                                    "file and load non-strict to train a new one", name, src.size(0), live.size(0),
+                                    src.size(0)));
       continue;
     }
     auto stored = state.stored_dtypes.find(name);
