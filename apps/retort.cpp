@@ -1,4 +1,5 @@
-// The `retort` command line: run a recipe, evaluate weights, list what is built in.
+// The `retort` command line: run a recipe, evaluate weights, import torchvision/timm
+// weights, list what is built in.
 // Every error exits non-zero with a one-line reason.
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -7,17 +8,15 @@
 #include "engine/data/registry.h"
 #include "engine/device.h"
 #include "engine/error.h"
+#include "engine/io/safetensors.h"
 #include "engine/version.h"
+#include "models/import_weights.h"
 #include "models/registry.h"
 #include "recipes/recipe.h"
 #include "recipes/catalog.h"
 #include "recipes/runner.h"
 #include "recipes/trainer.h"
 #include "transfer/loss_term.h"
-
-namespace retort {
-std::map<std::string, Tensor> load_model_weights(const std::string& path);
-}
 
 using namespace retort;
 
@@ -48,7 +47,7 @@ int cmd_eval(const std::string& arch, const std::string& weights, const std::str
   cfg.num_classes = test->num_classes;
   cfg.image_size = req.height;
   auto model = models::create_model(arch, cfg);
-  model->load_state_dict(load_model_weights(weights), true);
+  models::load_weights_file(*model, weights, {}, [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); });
   model->to(device);
   data::LoaderOptions lo;
   lo.batch_size = batch_size;
@@ -59,6 +58,42 @@ int cmd_eval(const std::string& arch, const std::string& weights, const std::str
   EvalResult r = evaluate(*model, loader, device);
   std::printf("%s on %s test (%lld images): top1 %.2f%%  top5 %.2f%%  loss %.4f  (%.0f images/s on %s)\n", arch.c_str(),
               dataset.c_str(), (long long)r.images, r.top1, r.top5, r.loss, r.images_per_s, device.str().c_str());
+  return 0;
+}
+
+struct ImportArgs {
+  std::string arch, weights, out;
+  int64_t image_size = 0, num_classes = 0;
+  bool non_strict = false;
+};
+
+// Loads torchvision/timm weights into a retort model (strict unless asked), reports what was
+// loaded, converted and resampled, and writes the model's own state dict to --out.
+int cmd_import(const ImportArgs& a) {
+  models::StoredState state = models::read_model_state(a.weights);
+  models::ImportTarget target = models::import_target(a.arch, state, a.image_size, a.num_classes);
+  const auto& c = target.config;
+  std::fprintf(stderr, "import: %s (%s, %lld channels, %lld classes, image %lld%s)\n", a.arch.c_str(),
+               target.arch.c_str(), (long long)c.in_channels, (long long)c.num_classes, (long long)c.image_size,
+               c.patch_size > 0 ? fmt::format(", patch {}, depth {}", c.patch_size, c.depth).c_str() : "");
+  auto model = models::create_model(target.arch, c);
+  models::ImportOptions opts;
+  opts.strict = !a.non_strict;
+  models::ImportReport report = models::load_weights(*model, state, a.weights, opts);
+  for (const auto& line : report.lines()) std::fprintf(stderr, "%s\n", line.c_str());
+  if (a.out.empty()) {
+    std::fprintf(stderr, "import: the weights fit; pass --out FILE to write retort's model file\n");
+    return 0;
+  }
+  write_safetensors(a.out, model->state_dict(),
+                    {{"arch", target.arch},
+                     {"in_channels", std::to_string(c.in_channels)},
+                     {"num_classes", std::to_string(c.num_classes)},
+                     {"image_size", std::to_string(c.image_size)},
+                     {"patch_size", std::to_string(c.patch_size)},
+                     {"depth", std::to_string(c.depth)},
+                     {"imported_from", a.weights}});
+  std::printf("%s\n", a.out.c_str());
   return 0;
 }
 
@@ -120,6 +155,16 @@ int main(int argc, char** argv) {
   eval->add_option("--image-size", image_size, "Resize images to this size (default: the dataset's)");
   eval->add_option("--channels", channels, "Image channels for folder data (default: the dataset's)");
 
+  auto* imp = app.add_subcommand("import", "Load torchvision ResNet / timm ViT safetensors weights into a retort model");
+  ImportArgs ia;
+  imp->add_option("--model", ia.arch, "Architecture: resnet18/34/50, vit_tiny/small/base or vit_<size>_patch<P>_<S>")
+      ->required();
+  imp->add_option("--weights", ia.weights, "safetensors file with torchvision/timm names")->required();
+  imp->add_option("--out", ia.out, "Write the loaded model here (retort/PyTorch names, f32)");
+  imp->add_option("--image-size", ia.image_size, "Input size of the model (ViT: pos_embed is resampled to it)");
+  imp->add_option("--num-classes", ia.num_classes, "Classes (default: the file's classifier)");
+  imp->add_flag("--non-strict", ia.non_strict, "Warn about missing/unexpected names instead of failing");
+
   auto* list = app.add_subcommand("list", "List built-in models, datasets, losses or recipes");
   std::string what;
   list->add_option("what", what, "models | datasets | losses | recipes")->required();
@@ -132,6 +177,7 @@ int main(int argc, char** argv) {
   try {
     if (*run) return cmd_run(recipe_path, sets, ro);
     if (*eval) return cmd_eval(arch, weights, dataset, root, device, batch, image_size, channels);
+    if (*imp) return cmd_import(ia);
     if (*list) return cmd_list(what);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "retort: error: %s\n", e.what());

@@ -10,6 +10,7 @@
 #include "engine/device.h"
 #include "engine/error.h"
 #include "engine/io/safetensors.h"
+#include "models/import_weights.h"
 #include "models/registry.h"
 #include "recipes/progress.h"
 #include "recipes/run_dir.h"
@@ -166,7 +167,7 @@ RunResult run_recipe(const Recipe& recipe, const RunOptions& options) {
       else fail("{}: model option '{}' is not known (dropout, patch_size, depth)", recipe.where(spec.pos), k);
     }
     auto model = models::create_model(spec.arch, cfg);
-    if (!spec.weights.empty()) model->load_state_dict(read_weights(spec.weights), true);
+    if (!spec.weights.empty()) models::load_weights_file(*model, spec.weights, {}, say);  // strict, pos_embed resampled
     model->to(device);
     say(fmt::format("model '{}': {} ({} parameters)", name, spec.arch, model->num_parameters()));
     models_by_name[name] = model;

@@ -1,6 +1,9 @@
-// safetensors writer (atomic: temp file + fsync + rename) and validating reader.
+// safetensors writer (atomic: temp file + fsync + rename) and reader (mmap or read, then
+// engine/io/safetensors_format validates and decodes).
 #include "engine/io/safetensors.h"
 #include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <algorithm>
 #include <atomic>
@@ -15,8 +18,6 @@
 #include "engine/error.h"
 
 namespace retort {
-
-static_assert(std::endian::native == std::endian::little, "safetensors I/O assumes a little-endian host");
 
 using ojson = nlohmann::ordered_json;
 
@@ -97,52 +98,68 @@ void check_names(const NamedTensors& tensors, const std::string& path) {
 }
 
 // ------------------------------------------------------------------ reading
-class Reader {
+// A whole file's bytes: memory-mapped when it is at least mmap_threshold bytes, else read.
+class FileBytes {
  public:
-  explicit Reader(const std::string& path) : path_(path) {
-    file_ = std::fopen(path.c_str(), "rb");
-    RETORT_CHECK(file_, "read_safetensors: cannot open '{}': {}", path, errno_text());
-    RETORT_CHECK(std::fseek(file_, 0, SEEK_END) == 0, "read_safetensors: cannot seek in '{}': {}", path, errno_text());
-    long size = std::ftell(file_);
-    RETORT_CHECK(size >= 0, "read_safetensors: cannot size '{}': {}", path, errno_text());
-    size_ = uint64_t(size);
+  FileBytes(const std::string& path, uint64_t mmap_threshold) {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    RETORT_CHECK(fd_ >= 0, "read_safetensors: cannot open '{}': {}", path, errno_text());
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) close_and_fail(path, "cannot stat", errno_text());
+    if (!S_ISREG(st.st_mode)) close_and_fail(path, "cannot read", "not a regular file");
+    size_ = size_t(st.st_size);
+    if (size_ > 0 && uint64_t(size_) >= mmap_threshold) {
+      void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd_, 0);
+      if (p == MAP_FAILED) close_and_fail(path, "cannot memory-map", errno_text());
+      ::madvise(p, size_, MADV_SEQUENTIAL);
+      mapped_ = static_cast<unsigned char*>(p);
+      return;
+    }
+    buffer_.resize(size_);
+    size_t done = 0;
+    while (done < size_) {
+      ssize_t got = ::read(fd_, buffer_.data() + done, size_ - done);
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) close_and_fail(path, fmt::format("reading byte {} failed", done), got < 0 ? errno_text() : "the file shrank");
+      done += size_t(got);
+    }
   }
-  ~Reader() { std::fclose(file_); }
-  Reader(const Reader&) = delete;
-  Reader& operator=(const Reader&) = delete;
+  ~FileBytes() {
+    if (mapped_) ::munmap(mapped_, size_);
+    if (fd_ >= 0) ::close(fd_);
+  }
+  FileBytes(const FileBytes&) = delete;
+  FileBytes& operator=(const FileBytes&) = delete;
 
-  uint64_t size() const { return size_; }
-  void read_at(uint64_t offset, void* dst, size_t n) {
-    if (n == 0) return;
-    RETORT_CHECK(std::fseek(file_, long(offset), SEEK_SET) == 0 && std::fread(dst, 1, n, file_) == n,
-                 "{}: byte {}: reading {} bytes failed: {}", path_, offset, n, errno_text());
-  }
-  template <typename... Args>
-  [[noreturn]] void corrupt(uint64_t byte, fmt::format_string<Args...> f, Args&&... args) const {
-    fail("{}: byte {}: {}", path_, byte, fmt::format(f, std::forward<Args>(args)...));
-  }
+  const unsigned char* data() const { return mapped_ ? mapped_ : buffer_.data(); }
+  size_t size() const { return size_; }
+  bool mapped() const { return mapped_ != nullptr; }
 
  private:
-  std::string path_;
-  FILE* file_ = nullptr;
-  uint64_t size_ = 0;
+  [[noreturn]] void close_and_fail(const std::string& path, const std::string& what, const std::string& why) {
+    ::close(fd_);
+    fd_ = -1;
+    fail("read_safetensors: {} '{}': {}", what, path, why);
+  }
+  int fd_ = -1;
+  size_t size_ = 0;
+  unsigned char* mapped_ = nullptr;
+  std::vector<unsigned char> buffer_;
 };
 
-// The part of nlohmann's parse error after its own "line, column" prefix.
-std::string json_error_detail(const char* what) {
-  std::string w = what;
-  auto p = w.find("column");
-  if (p != std::string::npos) p = w.find(": ", p);
-  return p == std::string::npos ? w : w.substr(p + 2);
+// Tensors from a validated index: each entry decoded into its own (aligned) storage.
+SafetensorsContents contents_from(const SafetensorsIndex& index, const unsigned char* bytes) {
+  SafetensorsContents result;
+  result.metadata = index.metadata;
+  result.tensors.reserve(index.entries.size());
+  for (const auto& e : index.entries) {
+    Tensor t = Tensor::empty(e.shape, e.dtype);
+    decode_safetensors_entry(e, bytes + index.data_start + e.begin, t.raw_data());
+    result.tensors.emplace_back(e.name, std::move(t));
+    result.stored_dtypes[e.name] = safetensors_file_dtype_name(e.file_dtype);
+  }
+  return result;
 }
-
-struct Entry {
-  std::string name;
-  DType dtype;
-  Shape shape;
-  uint64_t begin = 0, end = 0;
-  uint64_t header_byte = 0;  // where the entry's name appears in the file (for messages)
-};
 
 }  // namespace
 
@@ -216,124 +233,21 @@ void write_safetensors(const std::string& path, const NamedTensors& tensors, con
   out.commit();
 }
 
-SafetensorsContents read_safetensors(const std::string& path) {
-  Reader in(path);
-  const uint64_t size = in.size();
-  if (size < 8) in.corrupt(0, "the file is {} bytes, shorter than the 8-byte header length", size);
-  uint64_t header_len = 0;
-  in.read_at(0, &header_len, 8);
-  if (header_len > size - 8)
-    in.corrupt(0, "header length {} is larger than the {} bytes that follow it (file size {})", header_len, size - 8,
-               size);
-  std::string text(size_t(header_len), '\0');
-  in.read_at(8, text.data(), text.size());
-  const uint64_t data_start = 8 + header_len, data_size = size - data_start;
-
-  // Top-level keys must be unique (a JSON object with a repeated key would silently keep one).
-  struct DuplicateKey {
-    std::string key;
-  };
-  std::set<std::string> top_keys;
-  auto reject_duplicates = [&](int depth, ojson::parse_event_t event, ojson& parsed) {
-    if (event == ojson::parse_event_t::key && depth == 1 && !top_keys.insert(parsed.get<std::string>()).second)
-      throw DuplicateKey{parsed.get<std::string>()};
-    return true;
-  };
-  ojson header;
-  try {
-    header = ojson::parse(text, reject_duplicates);
-  } catch (const nlohmann::json::parse_error& e) {
-    uint64_t pos = e.byte > 0 ? uint64_t(e.byte) - 1 : 0;
-    in.corrupt(8 + std::min<uint64_t>(pos, header_len), "header is not valid JSON: {}", json_error_detail(e.what()));
-  } catch (const DuplicateKey& d) {
-    std::string quoted = ojson(d.key).dump();
-    auto first = text.find(quoted);
-    auto second = first == std::string::npos ? first : text.find(quoted, first + 1);
-    in.corrupt(8 + (second == std::string::npos ? 0 : second), "the name '{}' appears twice in the header", d.key);
-  }
-  if (!header.is_object()) in.corrupt(8, "header is a JSON {}, not an object", header.type_name());
-
-  // Where a key first appears in the header text: the byte to report for that entry.
-  auto key_byte = [&](const std::string& key) -> uint64_t {
-    auto p = text.find(ojson(key).dump());
-    return 8 + (p == std::string::npos ? 0 : p);
-  };
-
-  SafetensorsContents result;
-  std::vector<Entry> entries;
-  for (const auto& [name, spec] : header.items()) {
-    uint64_t at = key_byte(name);
-    if (name == kMetadataKey) {
-      if (!spec.is_object()) in.corrupt(at, "\"__metadata__\" must be an object of strings, got a {}", spec.type_name());
-      for (const auto& [k, v] : spec.items()) {
-        if (!v.is_string()) in.corrupt(key_byte(k), "metadata value of '{}' must be a string, got a {}", k, v.type_name());
-        result.metadata[k] = v.get<std::string>();
-      }
-      continue;
-    }
-    Entry e;
-    e.name = name;
-    e.header_byte = at;
-    if (!spec.is_object()) in.corrupt(at, "tensor '{}': entry must be an object, got a {}", name, spec.type_name());
-    if (!spec.contains("dtype") || !spec["dtype"].is_string())
-      in.corrupt(at, "tensor '{}': missing or non-string \"dtype\"", name);
-    std::string dt = spec["dtype"].get<std::string>();
-    if (!parse_safetensors_dtype(dt, e.dtype))
-      in.corrupt(at, "tensor '{}': unknown dtype \"{}\" (retort reads F32, F64, BF16, I64, U8)", name, dt);
-    if (!spec.contains("shape") || !spec["shape"].is_array())
-      in.corrupt(at, "tensor '{}': missing or non-array \"shape\"", name);
-    uint64_t numel = 1;
-    for (const auto& d : spec["shape"]) {
-      if (!d.is_number_unsigned()) in.corrupt(at, "tensor '{}': shape {} has an entry that is not a non-negative integer", name, spec["shape"].dump());
-      uint64_t v = d.get<uint64_t>();
-      if (v > uint64_t(std::numeric_limits<int64_t>::max()) || (v != 0 && numel > size / v))
-        in.corrupt(at, "tensor '{}': shape {} is larger than the whole file", name, spec["shape"].dump());
-      numel *= v;
-      e.shape.push_back(int64_t(v));
-    }
-    if (e.shape.size() > size_t(kMaxDims)) in.corrupt(at, "tensor '{}': {} dims, retort supports at most {}", name, e.shape.size(), kMaxDims);
-    const auto& offs = spec.contains("data_offsets") ? spec["data_offsets"] : ojson();
-    if (!offs.is_array() || offs.size() != 2 || !offs[0].is_number_unsigned() || !offs[1].is_number_unsigned())
-      in.corrupt(at, "tensor '{}': \"data_offsets\" must be [begin, end] with non-negative integers", name);
-    e.begin = offs[0].get<uint64_t>();
-    e.end = offs[1].get<uint64_t>();
-    if (e.begin > e.end) in.corrupt(at, "tensor '{}': data_offsets [{}, {}] end before they begin", name, e.begin, e.end);
-    if (e.end > data_size)
-      in.corrupt(data_start + std::min(e.begin, data_size), "tensor '{}': data_offsets [{}, {}] reach past the end of the file (the data region holds {} bytes)",
-                 name, e.begin, e.end, data_size);
-    uint64_t want = numel * dtype_size(e.dtype);
-    if (e.end - e.begin != want)
-      in.corrupt(data_start + e.begin, "tensor '{}': data_offsets [{}, {}] cover {} bytes but {} {} needs {}", name, e.begin,
-                 e.end, e.end - e.begin, dt, shape_str(e.shape), want);
-    entries.push_back(std::move(e));
-  }
-
-  // The byte ranges must tile the data region exactly: no overlap, no hole, nothing after.
-  std::vector<const Entry*> by_offset;
-  for (const auto& e : entries) by_offset.push_back(&e);
-  std::stable_sort(by_offset.begin(), by_offset.end(), [](const Entry* a, const Entry* b) {
-    return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
-  });
-  uint64_t covered = 0;
-  const Entry* prev = nullptr;
-  for (const Entry* e : by_offset) {
-    if (e->begin < covered)
-      in.corrupt(data_start + e->begin, "tensor '{}' (data_offsets [{}, {}]) overlaps tensor '{}' (data_offsets [{}, {}])",
-                 e->name, e->begin, e->end, prev->name, prev->begin, prev->end);
-    if (e->begin > covered)
-      in.corrupt(data_start + covered, "{} bytes before tensor '{}' belong to no tensor", e->begin - covered, e->name);
-    covered = e->end;
-    prev = e;
-  }
-  if (covered < data_size)
-    in.corrupt(data_start + covered, "{} bytes of trailing data after the last tensor", data_size - covered);
-
-  for (const auto& e : entries) {
-    Tensor t = Tensor::empty(e.shape, e.dtype);
-    in.read_at(data_start + e.begin, t.raw_data(), size_t(e.end - e.begin));
-    result.tensors.emplace_back(e.name, std::move(t));
-  }
+SafetensorsContents read_safetensors(const std::string& path, const SafetensorsReadOptions& options) {
+  FileBytes file(path, options.mmap_threshold_bytes);
+  SafetensorsIndex index = parse_safetensors_index(file.data(), file.size(), path);
+  SafetensorsContents result = contents_from(index, file.data());
+  result.memory_mapped = file.mapped();
   return result;
+}
+
+SafetensorsContents read_safetensors(const std::string& path) { return read_safetensors(path, SafetensorsReadOptions{}); }
+
+SafetensorsContents parse_safetensors(const void* bytes, size_t size, const std::string& label) {
+  RETORT_CHECK(bytes || size == 0, "parse_safetensors '{}': null bytes", label);
+  const auto* b = static_cast<const unsigned char*>(bytes);
+  SafetensorsIndex index = parse_safetensors_index(b, size, label);
+  return contents_from(index, b);
 }
 
 }  // namespace retort

@@ -128,8 +128,8 @@ TEST_CASE("safetensors: every corrupt file names the file and the byte") {
   expect_corrupt(dir, st_file(R"({"x": 1,, })", ""), 16, "header is not valid JSON");
   expect_corrupt(dir, st_file("[1, 2]", ""), 8, "not an object");
   // Entry errors point at the entry's name: '"x"' starts at header position 1, byte 9.
-  expect_corrupt(dir, st_file(R"({"x":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}})", "1234"), 9,
-                 "unknown dtype \"F16\"");
+  expect_corrupt(dir, st_file(R"({"x":{"dtype":"F17","shape":[2],"data_offsets":[0,4]}})", "1234"), 9,
+                 "unknown dtype \"F17\"");
   expect_corrupt(dir, st_file(R"({"x":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", eight), 9,
                  "not a non-negative integer");
   expect_corrupt(dir, st_file(R"({"x":{"dtype":"F32","shape":[2]}})", eight), 9, "\"data_offsets\" must be");
