@@ -144,7 +144,9 @@ void RunDir::append_metrics(const EvalRecord& r) {
                       {"top1", number_or_null(r.top1)},
                       {"top5", number_or_null(r.top5)},
                       {"images_per_s", number_or_null(r.images_per_s)},
-                      {"wall_s", number_or_null(r.wall_s)}};
+                      {"wall_s", number_or_null(r.wall_s)},
+                      {"train_loss", number_or_null(r.train_loss)},
+                      {"train_top1", number_or_null(r.train_top1)}};
   const std::string line = j.dump() + "\n";
   std::lock_guard lock(mutex_);
   std::ofstream out(file("metrics.jsonl"), std::ios::app | std::ios::binary);

@@ -25,6 +25,8 @@ struct EvalRecord {
   double top5 = NAN;     // percent
   double images_per_s = NAN;
   double wall_s = NAN;   // seconds since the stage started
+  double train_loss = NAN;  // mean weighted training loss over the epoch's steps
+  double train_top1 = NAN;  // percent, on the training batches as they were trained (labelled stages)
 };
 
 // The final result of training one model in one stage (summary.json).

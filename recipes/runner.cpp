@@ -1,6 +1,7 @@
 // The recipe runner: data, models, stages, run directory, final table.
 #include "recipes/runner.h"
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -225,6 +226,8 @@ RunResult run_recipe(const Recipe& recipe, const RunOptions& options) {
       rec.top5 = j["top5"];
       rec.images_per_s = j["images_per_s"];
       rec.wall_s = j["wall_s"];
+      rec.train_loss = j.value("train_loss", NAN);
+      rec.train_top1 = j.value("train_top1", NAN);
       run_dir.append_metrics(rec);
       std::string line = fmt::format("{} / {} epoch {}: test top1 {:.2f}%  top5 {:.2f}%  loss {:.4f}  ({:.0f} img/s train)",
                                      rec.stage, rec.model, rec.epoch, rec.top1, rec.top5, rec.loss, rec.images_per_s);

@@ -92,7 +92,9 @@ std::map<std::string, transfer::TeacherFeatureCache> build_teacher_caches(
     log(fmt::format("stage '{}': teachers run on every batch (augmented data cannot be cached)", stage.name));
     return caches;
   }
-  if (mode == TeacherCache::auto_ && options.max_batches_per_epoch > 0) return caches;  // smoke runs: not worth it
+  // auto: a one-epoch stage runs each teacher once per image anyway, and smoke runs see a
+  // few batches: caching pays only when images come back.
+  if (mode == TeacherCache::auto_ && (stage.epochs < 2 || options.max_batches_per_epoch > 0)) return caches;
   std::string data_key = fmt::format("{} image_size {} mean [{}] std [{}] transforms [", to_string(recipe.data.dataset),
                                      recipe.data.image_size, fmt::join(recipe.data.mean, ","),
                                      fmt::join(recipe.data.std, ","));

@@ -1,12 +1,16 @@
 // The teacher-feature cache gives the same run as no cache. (1) What it hands a batch is
-// exactly (bit for bit) what the teacher computes for those images. (2) A student trained with
-// KD, FitNets and AFT against cached taps (in memory, and from files written by one run and
-// read back by the next) reaches the same test accuracy as one whose teacher runs on every
-// batch, and weights equal to float rounding: not bit-identical, because a CPU GEMM rounds a
-// row differently depending on its position in the batch (measured: teacher taps differ by
-// up to 9e-7 between batchings), and ten SGD steps carry that to a relative weight difference
-// of about 1e-4 (measured 1.04e-4). Augmented data with an explicit cache is refused.
+// exactly (bit for bit) what the teacher computes for those images in that batch. (2) In a
+// whole run (KD, FitNets and AFT terms; cache in memory, and in files written by one run and
+// read back by the next) every epoch's training loss equals the uncached run's to float
+// rounding. The student's learning rate is ~0 there, so the comparison is not drowned by
+// chaos: a CPU GEMM rounds a row differently depending on its position in the batch (teacher
+// taps differ by up to 9e-7 between batchings), and normal training amplifies such ulps
+// (measured: 1e-4 relative weight difference after ten steps with 2 threads, 3e-3 with one).
+// A wiring error (a wrong image's features) would show as a loss difference near 1e-1.
+// (3) Augmented data with an explicit cache is refused.
+#include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include "engine/io/safetensors.h"
 #include "helpers.h"
@@ -63,15 +67,21 @@ losses = [
 ]
 )";
 
-std::map<std::string, std::vector<double>> student_weights(const std::string& run_dir) {
-  std::map<std::string, std::vector<double>> out;
-  for (auto& [name, t] : read_safetensors((fs::path(run_dir) / "models" / "student.safetensors").string()).tensors)
-    out[name] = t.to_vector();
+// The student stage's training loss per epoch, from metrics.jsonl.
+std::vector<double> student_train_losses(const std::string& run_dir) {
+  std::vector<double> out;
+  std::ifstream in(fs::path(run_dir) / "metrics.jsonl");
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    if (j["stage"] == "student") out.push_back(j["train_loss"].get<double>());
+  }
   return out;
 }
 
 RunResult run_with_cache(const std::string& mode, const fs::path& out, const std::string& feature_dir) {
-  Recipe recipe = parse_recipe(kCacheRecipe, "cache.toml", {"stages.student.teacher_cache=" + mode});
+  Recipe recipe = parse_recipe(kCacheRecipe, "cache.toml",
+                               {"stages.student.teacher_cache=" + mode, "stages.student.optimizer.lr=1e-30"});
   RunOptions o;
   o.quiet = true;
   o.out_dir = out.string();
@@ -98,23 +108,15 @@ TEST_CASE("teacher cache: cached teacher features give the same student as runni
   CHECK(files == 3);
   RunResult file_again = run_with_cache("file", tmp.path / "file2", features);  // reads the files back
 
-  auto reference = student_weights(off.run_dir);
-  REQUIRE(reference.size() > 10);
+  const auto reference = student_train_losses(off.run_dir);
+  REQUIRE(reference.size() == 2);
   for (const RunResult* r : {&memory, &file_first, &file_again}) {
-    auto w = student_weights(r->run_dir);
-    REQUIRE(w.size() == reference.size());
-    double worst = 0;
-    for (const auto& [name, values] : reference) {
-      double diff = 0, scale = 0;
-      for (size_t i = 0; i < values.size(); ++i) {
-        diff = std::max(diff, std::abs(w.at(name)[i] - values[i]));
-        scale = std::max(scale, std::abs(values[i]));
-      }
-      worst = std::max(worst, diff / std::max(scale, 1e-12));
+    const auto losses = student_train_losses(r->run_dir);
+    REQUIRE(losses.size() == reference.size());
+    for (size_t e = 0; e < losses.size(); ++e) {
+      INFO("epoch " << e + 1 << " of " << r->run_dir << ": " << losses[e] << " vs " << reference[e]);
+      CHECK(std::abs(losses[e] - reference[e]) <= 1e-5 * std::abs(reference[e]));
     }
-    MESSAGE("worst relative weight difference vs no cache: " << worst);
-    CHECK(worst < 1e-3);
-    CHECK(r->summary["results"][1]["test_top1"] == off.summary["results"][1]["test_top1"]);
   }
 }
 
