@@ -46,7 +46,7 @@ TEST_CASE("run dir: metrics.jsonl gets one JSON object per evaluation") {
   TempDir tmp;
   RunDir run = RunDir::create(small_recipe((tmp.path / "runs").string()), (tmp.path / "explicit").string());
   CHECK(run.path() == tmp.path / "explicit");
-  run.append_metrics({"fit", "m", 1, 469, "train", 0.75, 71.5, 97.25, 1234.5, 10.0});
+  run.append_metrics({"fit", "m", 1, 469, "train", 0.75, 71.5, 97.25, 1234.5, 10.0, 0.8, 70.25});
   run.append_metrics({"fit", "m", 1, 469, "test", 0.5, 80.0, NAN, NAN, 11.5});
 
   std::istringstream lines(read_text(run.file("metrics.jsonl")));
@@ -56,8 +56,9 @@ TEST_CASE("run dir: metrics.jsonl gets one JSON object per evaluation") {
   REQUIRE(rows.size() == 2);
   CHECK(rows[0] == nlohmann::json{{"stage", "fit"}, {"model", "m"}, {"epoch", 1}, {"step", 469}, {"split", "train"},
                                   {"loss", 0.75}, {"top1", 71.5}, {"top5", 97.25}, {"images_per_s", 1234.5},
-                                  {"wall_s", 10.0}});
+                                  {"wall_s", 10.0}, {"train_loss", 0.8}, {"train_top1", 70.25}});
   CHECK(rows[1]["split"] == "test");
+  CHECK(rows[1]["train_loss"].is_null());  // not given: null, never a made-up number
   CHECK(rows[1]["top1"] == 80.0);
   CHECK(rows[1]["top5"].is_null());  // NaN is not JSON: written as null
   CHECK(rows[1]["images_per_s"].is_null());
