@@ -6,7 +6,11 @@ them), takes the student's accuracy after the recipe's last stage, and prints on
 method: every seed's top-1, the mean, the sample standard deviation, and the difference to the
 "alone" row's mean. Standard library only.
 
-    python3 bench/results_table.py runs/results fmnist_few_ > table.md
+    python3 bench/results_table.py runs/results fmnist_few_          # wrn_16_2 -> resnet8
+    python3 bench/results_table.py runs/results fmnist_few_ vit_    # ViT -> resnet8 (+ the alone row)
+
+With a third argument only the methods named with that prefix are listed (prefix removed),
+next to the "alone" row, whose student stage does not depend on the teacher.
 """
 import json
 import os
@@ -34,6 +38,7 @@ def final_student(summary):
 
 def main():
     root, prefix = sys.argv[1], sys.argv[2]
+    pair = sys.argv[3] if len(sys.argv) > 3 else ""
     found = {}
     teachers = {}
     for entry in sorted(os.listdir(root)):
@@ -45,12 +50,18 @@ def main():
         if s.get("status") != "finished":
             continue
         method, seed = entry[len(prefix):].rsplit("-s", 1)
+        if method != "alone":
+            if pair and not method.startswith(pair):
+                continue
+            if not pair and any(method.startswith(p) for p in ("vit_",)):
+                continue
+            method = method[len(pair):]
         r = final_student(s)
         if r is None:
             continue
         found.setdefault(method, {})[int(seed)] = r["test_top1"]
         for t in s["results"]:
-            if t["model"] == "teacher":
+            if t["model"] == "teacher" and method != "alone":
                 teachers.setdefault(t["stage"], {})[int(seed)] = t["test_top1"]
     base = statistics.mean(found["alone"].values()) if "alone" in found else None
     seeds = sorted({sd for m in found.values() for sd in m})

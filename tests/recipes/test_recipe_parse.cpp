@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 #include "recipe_test_util.h"
 #include "recipes/recipe.h"
+#include "transfer/loss_term.h"
 
 using namespace retort;
 using retort::test::TempDir;
@@ -211,12 +212,16 @@ losses = [{ name = "test_hint", teacher = "t", layers = ["layer1", "layer2"] }]
 }
 
 TEST_CASE("recipe: registered losses are described for `retort list losses`") {
+  // What `retort list losses` prints: the transfer methods' own registrations (which replace
+  // the parser's built-in ce/kd schemas; registering first keeps this independent of test order).
+  transfer::register_builtin_losses();
   const std::string text = describe_loss_schemas();
-  CHECK(text.find("kd  Hinton KD: T^2 * KL(softmax(z_t/T) || softmax(z_s/T))\n"
+  CHECK(text.find("kd  Hinton KD: T^2 * KL(softmax(z_t/T) || softmax(z_s/T)), batch mean\n"
                   "    weight           a number, default 1.0\n"
-                  "    teacher          a string naming a model, required  the model whose logits are distilled\n"
+                  "    teacher          a string naming a model, required  the teacher model whose logits are matched\n"
                   "    T                a number, default 4.0  softmax temperature\n") != std::string::npos);
-  CHECK(text.find("ce  cross-entropy with the labels\n") != std::string::npos);
+  CHECK(text.find("ce  cross-entropy with the labels (fused log-softmax, optional label smoothing)\n") !=
+        std::string::npos);
   CHECK(param_to_toml(ParamValue(std::vector<std::string>{"a", "b\"c"})) == "[\"a\", \"b\\\"c\"]");
   CHECK(param_to_toml(ParamValue(std::vector<double>{1.0, 0.5})) == "[1.0, 0.5]");
   CHECK(param_to_toml(ParamValue(int64_t{3})) == "3");
