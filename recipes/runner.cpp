@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include "engine/data/image_folder.h"
 #include "engine/data/registry.h"
 #include "engine/data/subsets.h"
 #include "engine/data/transforms.h"
@@ -35,6 +36,7 @@ std::string dataset_name(DatasetKind k) { return to_string(k); }
 
 struct LoadedData {
   data::DatasetView train_all, labelled, unlabelled, test;
+  data::DatasetView extra;  // data.extra_unlabelled_folder's images (no labels), empty when not set
   std::vector<data::BatchTransform> train_transforms, eval_transforms;
 };
 
@@ -46,13 +48,29 @@ LoadedData load_data(const Recipe& r) {
   req.channels = d.channels;
   req.height = req.width = d.image_size;
   req.train = true;
-  auto train = std::make_shared<const data::Dataset>(data::load_dataset(req));
+  data::Dataset train_set = data::load_dataset(req);
+  // Extra unlabelled images join the training dataset after its own images (label 0 as a
+  // placeholder: they only ever appear in views of stages without labels).
+  std::vector<int64_t> extra_indices;
+  if (!d.extra_unlabelled_folder.empty()) {
+    int64_t count = 0;
+    std::vector<uint8_t> pixels =
+        data::load_unlabelled_images(d.extra_unlabelled_folder, train_set.channels, train_set.height, train_set.width, count);
+    for (int64_t i = 0; i < count; ++i) extra_indices.push_back(train_set.size() + i);
+    train_set.images.insert(train_set.images.end(), pixels.begin(), pixels.end());
+    train_set.labels.resize(train_set.labels.size() + size_t(count), 0);
+  }
+  const int64_t own_images = train_set.size() - int64_t(extra_indices.size());
+  auto train = std::make_shared<const data::Dataset>(std::move(train_set));
   req.train = false;
   auto test = std::make_shared<const data::Dataset>(data::load_dataset(req));
   RETORT_CHECK(train->channels == d.channels || d.dataset != DatasetKind::folder,
                "data: {} has {} channels but the recipe asks for {}", req.name, train->channels, d.channels);
   LoadedData out;
-  data::DatasetView all(train);
+  std::vector<int64_t> own(static_cast<size_t>(own_images));
+  for (int64_t i = 0; i < own_images; ++i) own[size_t(i)] = i;
+  data::DatasetView all(train, std::move(own));
+  out.extra = data::DatasetView(train, extra_indices);
   const uint64_t seed = uint64_t(r.run.seed);
   if (d.val_size > 0) all = data::split_validation(all, d.val_size, seed ^ 0x7a1ull).train;
   if (d.train_subset > 0) {
@@ -110,14 +128,21 @@ StageDatasets stage_datasets(const Recipe& recipe, const StageSpec& stage, const
     RETORT_CHECK(!data.unlabelled.empty(), "{}: stage '{}' trains on {}, but data.labelled_per_class is 0 so there is "
                  "no unlabelled pool", recipe.where(stage.pos), stage.name, what);
   };
+  // A view of `base` followed by the extra unlabelled images (same dataset, so one index list).
+  auto with_extra = [&](const data::DatasetView& base) {
+    if (data.extra.empty()) return base;
+    std::vector<int64_t> idx = base.indices();
+    idx.insert(idx.end(), data.extra.indices().begin(), data.extra.indices().end());
+    return data::DatasetView(data.extra.dataset_ptr(), std::move(idx));
+  };
   switch (stage.data) {
     case StageData::labelled: sd.train = data.labelled; break;
     case StageData::unlabelled:
-      need_pool("unlabelled data");
-      sd.train = data.unlabelled;
+      if (data.extra.empty()) need_pool("unlabelled data");
+      sd.train = with_extra(data.unlabelled);
       sd.labelled = false;
       break;
-    case StageData::all: sd.train = data.train_all; sd.labelled = false; break;
+    case StageData::all: sd.train = with_extra(data.train_all); sd.labelled = false; break;
     case StageData::pool:
       need_pool("the pool");
       sd.train = data.unlabelled;
@@ -150,8 +175,11 @@ RunResult run_recipe(const Recipe& recipe, const RunOptions& options) {
   say(fmt::format("run '{}' on {} -> {}", recipe.run.name, device.str(), run_dir.path().string()));
 
   LoadedData data = load_data(recipe);
-  say(fmt::format("data: {} train ({} labelled, {} unlabelled), {} test", data.train_all.size(), data.labelled.size(),
-                  data.unlabelled.size(), data.test.size()));
+  say(fmt::format("data: {} train ({} labelled, {} unlabelled), {} test{}", data.train_all.size(), data.labelled.size(),
+                  data.unlabelled.size(), data.test.size(),
+                  data.extra.empty() ? std::string()
+                                     : fmt::format(", {} extra unlabelled images from {}", data.extra.size(),
+                                                   recipe.data.extra_unlabelled_folder)));
 
   // ---- models
   std::map<std::string, std::shared_ptr<models::Model>> models_by_name;

@@ -69,6 +69,8 @@ std::string feature_cache_key(const models::Model& teacher, const std::string& d
   h.text(data_key);
   h.text(view.dataset().name);
   h.bytes(view.indices().data(), view.indices().size() * sizeof(int64_t));
+  for (int64_t i = 0; i < view.size(); ++i)  // the pixels themselves (an edited image folder is new data)
+    h.bytes(view.image(i), size_t(view.dataset().image_numel()));
   h.text(tap);
   return h.hex();
 }

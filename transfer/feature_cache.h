@@ -22,9 +22,9 @@ models::Taps compute_view_taps(models::Model& model, const std::set<std::string>
                                const std::vector<data::BatchTransform>& transforms, Device device,
                                int64_t batch_size = 256);
 
-// A key for one cached tap: FNV-1a (two 64-bit lanes) over the teacher's state (names,
-// shapes and bytes), `data_key` (dataset, preprocessing) and the view's indices, and the
-// tap name, as 32 hex digits.
+// A key for one cached tap: a 128-bit content hash over the teacher's state (names, shapes
+// and bytes), `data_key` (dataset, preprocessing), the view's indices and pixels, and the tap
+// name, as 32 hex digits.
 std::string feature_cache_key(const models::Model& teacher, const std::string& data_key, const data::DatasetView& view,
                               const std::string& tap);
 

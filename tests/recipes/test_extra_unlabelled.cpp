@@ -1,0 +1,119 @@
+// data.extra_unlabelled_folder: images in or below a folder (any layout) join the unlabelled
+// transfer data of stages with data = "unlabelled" or "all", never the labelled ones or the
+// labelled pool. Checked through the step counts a run records.
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include "engine/data/image_folder.h"
+#include "helpers.h"
+#include "recipes/recipe.h"
+#include "recipes/runner.h"
+#include "tests/recipes/recipe_test_util.h"
+#include "transfer/loss_term.h"
+
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#define STB_IMAGE_WRITE_STATIC
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#include <stb/stb_image_write.h>
+#pragma GCC diagnostic pop
+
+using namespace retort;
+namespace fs = std::filesystem;
+
+namespace {
+// A grey w x h PNG whose pixel (x, y) is (x + y + seed) * 5.
+void write_grey_png(const fs::path& path, int w, int h, int seed) {
+  fs::create_directories(path.parent_path());
+  std::vector<uint8_t> px(size_t(w * h));
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) px[size_t(y * w + x)] = uint8_t((x + y + seed) * 5);
+  REQUIRE(stbi_write_png(path.string().c_str(), w, h, 1, px.data(), w) != 0);
+}
+
+const char* kExtraRecipe = R"(
+[run]
+name = "extra"
+seed = 1
+device = "cpu"
+
+[data]
+dataset = "fashion-mnist"
+labelled_per_class = 2
+train_subset = 100
+workers = 1
+
+[models.teacher]
+arch = "resnet8"
+
+[models.student]
+arch = "resnet8"
+
+[[stages]]
+name = "teacher"
+train = "teacher"
+epochs = 1
+batch_size = 4
+optimizer = { type = "sgd", lr = 0.01 }
+
+[[stages]]
+name = "distil"
+train = "student"
+teachers = ["teacher"]
+data = "unlabelled"
+epochs = 1
+batch_size = 4
+optimizer = { type = "sgd", lr = 0.01 }
+losses = [ { name = "kd", teacher = "teacher" } ]
+)";
+
+// The optimizer steps each stage took, from metrics.jsonl.
+std::map<std::string, int64_t> steps_by_stage(const std::string& run_dir) {
+  std::map<std::string, int64_t> out;
+  std::ifstream in(fs::path(run_dir) / "metrics.jsonl");
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    out[j["stage"].get<std::string>()] = j["step"].get<int64_t>();
+  }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("extra unlabelled folder: every image in or below it, sorted by path, at the dataset's size") {
+  test::TempDir tmp;
+  write_grey_png(tmp.path / "b.png", 3, 2, 1);
+  write_grey_png(tmp.path / "sub" / "a.png", 3, 2, 2);
+  tmp.write("notes.txt", "not an image");
+  int64_t count = 0;
+  auto pixels = data::load_unlabelled_images(tmp.path.string(), 1, 2, 3, count);
+  REQUIRE(count == 2);
+  REQUIRE(pixels.size() == 12);
+  CHECK(pixels[0] == 5);       // b.png sorts before sub/a.png; its (0, 0) is (0 + 0 + 1) * 5
+  CHECK(pixels[6] == 10);      // sub/a.png (0, 0): (0 + 0 + 2) * 5
+  CHECK(pixels[6 + 5] == 25);  // sub/a.png (2, 1): (2 + 1 + 2) * 5
+  std::string e = test::error_of([&] { data::load_unlabelled_images((tmp.path / "none").string(), 1, 2, 3, count); });
+  CHECK(e.find("no such directory") != std::string::npos);
+}
+
+TEST_CASE("extra unlabelled folder: joins unlabelled stages, not labelled ones") {
+  transfer::register_builtin_losses();
+  test::TempDir tmp;
+  for (int i = 0; i < 12; ++i) write_grey_png(tmp.path / "extra" / ("img" + std::to_string(i) + ".png"), 28, 28, i);
+  RunOptions o;
+  o.quiet = true;
+  o.max_batches_per_epoch = 0;
+  // Without the folder: 20 labelled (5 steps of 4), 80 unlabelled (20 steps).
+  o.out_dir = (tmp.path / "plain").string();
+  auto plain = steps_by_stage(run_recipe(parse_recipe(kExtraRecipe, "extra.toml"), o).run_dir);
+  CHECK(plain.at("teacher") == 5);
+  CHECK(plain.at("distil") == 20);
+  // With it: the labelled stage is unchanged, the unlabelled one gets 12 more images (3 steps).
+  o.out_dir = (tmp.path / "extra_run").string();
+  Recipe with = parse_recipe(kExtraRecipe, "extra.toml", {"data.extra_unlabelled_folder=" + (tmp.path / "extra").string()});
+  auto extra = steps_by_stage(run_recipe(with, o).run_dir);
+  CHECK(extra.at("teacher") == 5);
+  CHECK(extra.at("distil") == 23);
+}
