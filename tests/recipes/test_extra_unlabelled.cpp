@@ -11,14 +11,7 @@
 #include "tests/recipes/recipe_test_util.h"
 #include "transfer/loss_term.h"
 
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#define STB_IMAGE_WRITE_STATIC
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#include <stb/stb_image_write.h>
-#pragma GCC diagnostic pop
+#include "stb_image_write_impl.h"
 
 using namespace retort;
 namespace fs = std::filesystem;
