@@ -1,5 +1,6 @@
 // The recipe runner: data, models, stages, run directory, final table.
 #include "recipes/runner.h"
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -273,6 +274,25 @@ RunResult run_recipe(const Recipe& recipe, const RunOptions& options) {
     const bool cacheable = cache.enabled() && !(trained_spec.options.count("dropout") && trained_spec.options.at("dropout") > 0);
     const std::string key =
         cacheable ? StageCache::stage_key(recipe, stage, model_keys, device, options.max_batches_per_epoch) : "";
+    // Resuming: a stage this run already finished is not evaluated again; its model file
+    // (written after the stage, tagged with the stage's name) holds its final weights.
+    if (options.resume) {
+      const fs::path file = models_dir / (stage.train + ".safetensors");
+      const auto& done = run_dir.results();
+      const bool recorded = std::any_of(done.begin(), done.end(), [&](const ModelResult& r) {
+        return r.stage == stage.name && r.model == stage.train;
+      });
+      if (recorded && fs::exists(file)) {
+        SafetensorsContents saved = read_safetensors(file.string());
+        if (saved.metadata.count("stage") && saved.metadata.at("stage") == stage.name) {
+          std::map<std::string, Tensor> weights(saved.tensors.begin(), saved.tensors.end());
+          student->load_state_dict(weights, true);
+          say(fmt::format("stage '{}': finished before the resume; weights from {}", stage.name, file.string()));
+          if (cacheable) model_keys[stage.train] = key;
+          continue;
+        }
+      }
+    }
     StageResult sr;
     if (auto hit = cacheable ? cache.find(key) : std::nullopt) {
       student->load_state_dict(hit->weights, true);
