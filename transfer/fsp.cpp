@@ -83,7 +83,8 @@ FspLoss::FspLoss(std::string teacher, const std::vector<models::TapInfo>& s, con
   auto set = std::make_shared<ProjectionSet>();
   std::vector<int64_t> teacher_channels;
   for (size_t k = 0; k < s.size(); ++k) {
-    taps_.push_back(s[k].name);
+    student_taps_.push_back(s[k].name);
+    teacher_taps_.push_back(t[k].name);
     student_to_map_.push_back(make_to_map(s[k], "fsp: student"));
     teacher_to_map_.push_back(make_to_map(t[k], "fsp: teacher"));
     const int64_t cs = tap_map_shape(s[k], "fsp: student")[1], ct = tap_map_shape(t[k], "fsp: teacher")[1];
@@ -107,12 +108,12 @@ FspLoss::FspLoss(std::string teacher, const std::vector<models::TapInfo>& s, con
 }
 
 std::vector<Tensor> FspLoss::teacher_matrices(const std::vector<Tensor>& teacher_maps) {
-  RETORT_CHECK(teacher_maps.size() == taps_.size(), "fsp: {} teacher maps for {} taps", teacher_maps.size(),
-               taps_.size());
+  RETORT_CHECK(teacher_maps.size() == teacher_taps_.size(), "fsp: {} teacher maps for {} taps", teacher_maps.size(),
+               teacher_taps_.size());
   NoGradGuard no_grad;
   const PoolMode pool = options_.pairing == FspPairing::paper ? PoolMode::max : PoolMode::average;
   std::vector<Tensor> maps;
-  for (size_t k = 0; k < taps_.size(); ++k) maps.push_back(teacher_to_map_[k]->forward(teacher_maps[k].detach()));
+  for (size_t k = 0; k < teacher_taps_.size(); ++k) maps.push_back(teacher_to_map_[k]->forward(teacher_maps[k].detach()));
   std::vector<Tensor> g = fsp_matrices(maps, pool);
   if (options_.shuffle)
     for (size_t k = 0; k < g.size(); ++k) g[k] = index_select(index_select(g[k], 1, row_perm_[k]), 2, col_perm_[k]);
@@ -120,11 +121,11 @@ std::vector<Tensor> FspLoss::teacher_matrices(const std::vector<Tensor>& teacher
 }
 
 Tensor FspLoss::compute(const std::vector<Tensor>& student_maps, const std::vector<Tensor>& teacher_maps) {
-  RETORT_CHECK(student_maps.size() == taps_.size(), "fsp: {} student maps for {} taps", student_maps.size(),
-               taps_.size());
+  RETORT_CHECK(student_maps.size() == student_taps_.size(), "fsp: {} student maps for {} taps", student_maps.size(),
+               student_taps_.size());
   const PoolMode pool = options_.pairing == FspPairing::paper ? PoolMode::max : PoolMode::average;
   std::vector<Tensor> maps;
-  for (size_t k = 0; k < taps_.size(); ++k) {
+  for (size_t k = 0; k < student_taps_.size(); ++k) {
     Tensor m = student_to_map_[k]->forward(student_maps[k]);
     if (projection_of_[k]) m = projection_of_[k]->forward(m);
     maps.push_back(m);
@@ -134,9 +135,9 @@ Tensor FspLoss::compute(const std::vector<Tensor>& student_maps, const std::vect
 
 Tensor FspLoss::compute(const StepInputs& in) {
   std::vector<Tensor> s, t;
-  for (const auto& tap : taps_) {
-    s.push_back(in.student_tap(tap));
-    t.push_back(in.teacher_tap(teacher_, tap));
+  for (size_t k = 0; k < student_taps_.size(); ++k) {
+    s.push_back(in.student_tap(student_taps_[k]));
+    t.push_back(in.teacher_tap(teacher_, teacher_taps_[k]));
   }
   return compute(s, t);
 }
@@ -155,21 +156,30 @@ std::vector<std::string> fsp_default_taps(const models::Model& model, const Shap
 }
 
 std::unique_ptr<FspLoss> make_fsp_loss(const models::Model& student, const models::Model& teacher,
-                                       const std::string& teacher_name, std::vector<std::string> taps,
-                                       const Shape& input, const FspOptions& options, Device device, uint64_t seed) {
-  if (taps.empty()) {
-    taps = fsp_default_taps(student, input);
-    auto tt = fsp_default_taps(teacher, input);
-    RETORT_CHECK(taps == tt && taps.size() >= 2,
+                                       const std::string& teacher_name, std::vector<std::string> student_taps,
+                                       std::vector<std::string> teacher_taps, const Shape& input,
+                                       const FspOptions& options, Device device, uint64_t seed) {
+  if (student_taps.empty() && teacher_taps.empty()) {
+    student_taps = fsp_default_taps(student, input);
+    teacher_taps = fsp_default_taps(teacher, input);
+    RETORT_CHECK(student_taps == teacher_taps && student_taps.size() >= 2,
                  "fsp: the default taps (stem, stage1..stageN) differ: the student ({}) has [{}], teacher '{}' ({}) "
-                 "has [{}]; FSP pairs the same taps in both networks -- give `taps` explicitly",
-                 student.family(), fmt::join(taps, ", "), teacher_name, teacher.family(), fmt::join(tt, ", "));
+                 "has [{}]; FSP pairs the same taps in both networks -- give `taps`, or `student_taps` and "
+                 "`teacher_taps` of equal length",
+                 student.family(), fmt::join(student_taps, ", "), teacher_name, teacher.family(),
+                 fmt::join(teacher_taps, ", "));
   }
-  RETORT_CHECK(taps.size() >= 2, "fsp: needs at least two taps (one pair), got [{}]", fmt::join(taps, ", "));
+  if (teacher_taps.empty()) teacher_taps = student_taps;
+  RETORT_CHECK(!student_taps.empty(), "fsp: teacher_taps [{}] given without student_taps", fmt::join(teacher_taps, ", "));
+  RETORT_CHECK(student_taps.size() == teacher_taps.size(),
+               "fsp: {} student taps [{}] but {} teacher taps [{}]; pair k matches student tap k with teacher tap k",
+               student_taps.size(), fmt::join(student_taps, ", "), teacher_taps.size(), fmt::join(teacher_taps, ", "));
+  RETORT_CHECK(student_taps.size() >= 2, "fsp: needs at least two taps (one pair), got [{}]",
+               fmt::join(student_taps, ", "));
   std::vector<models::TapInfo> s, t;
-  for (const auto& tap : taps) {
-    s.push_back(find_tap(student, tap, input, "fsp", "student"));
-    t.push_back(find_tap(teacher, tap, input, "fsp", "teacher '" + teacher_name + "'"));
+  for (size_t k = 0; k < student_taps.size(); ++k) {
+    s.push_back(find_tap(student, student_taps[k], input, "fsp", "student"));
+    t.push_back(find_tap(teacher, teacher_taps[k], input, "fsp", "teacher '" + teacher_name + "'"));
   }
   return std::make_unique<FspLoss>(teacher_name, s, t, options, device, seed);
 }
@@ -180,7 +190,9 @@ void register_fsp_loss() {
       {ParamSpec("teacher", ValueKind::model, kRequired, "the teacher model whose FSP matrices are matched"),
        ParamSpec("pairing", ValueKind::string, "repdistiller",
                  "repdistiller (consecutive taps, average pooling) | paper (same pairs, max pooling)"),
-       ParamSpec("taps", ValueKind::strings, kOptional, "tap list overriding stem, stage1..stageN"),
+       ParamSpec("taps", ValueKind::strings, kOptional, "tap list overriding stem, stage1..stageN (both networks)"),
+       ParamSpec("student_taps", ValueKind::strings, kOptional, "the student's taps, when its names differ"),
+       ParamSpec("teacher_taps", ValueKind::strings, kOptional, "the teacher's taps, pair k with student_taps[k]"),
        ParamSpec("shuffle", ValueKind::boolean, ParamValue(false), "permute the teacher matrices' rows/columns (ensembles)"),
        ParamSpec("shuffle_seed", ValueKind::integer, ParamValue(int64_t{0}), "seed of the shuffle permutations"),
        ParamSpec("reduction", ValueKind::string, "sum",
@@ -199,8 +211,20 @@ void register_fsp_loss() {
           o.shuffle = c.term->boolean("shuffle");
           o.shuffle_seed = uint64_t(c.term->integer("shuffle_seed"));
           o.reduction = parse_fsp_reduction(c.term->string("reduction"));
-          std::vector<std::string> taps = c.term->has("taps") ? c.term->strings("taps") : std::vector<std::string>{};
-          return make_fsp_loss(*c.student, *it->second, teacher, taps, c.input_shape, o, c.device, c.seed);
+          auto list = [&](const char* key) {
+            return c.term->has(key) ? c.term->strings(key) : std::vector<std::string>{};
+          };
+          std::vector<std::string> taps = list("taps"), st = list("student_taps"), tt = list("teacher_taps");
+          if (!taps.empty()) {
+            RETORT_CHECK(st.empty() && tt.empty(),
+                         "fsp: give either `taps` (the same names in both networks) or `student_taps` and "
+                         "`teacher_taps`, not both");
+            st = tt = taps;
+          }
+          RETORT_CHECK(st.empty() == tt.empty(),
+                       "fsp: `student_taps` and `teacher_taps` go together (pair k: student_taps[k] with "
+                       "teacher_taps[k])");
+          return make_fsp_loss(*c.student, *it->second, teacher, st, tt, c.input_shape, o, c.device, c.seed);
         } catch (const Error& e) {
           fail("{}: {}", where, e.what());
         }

@@ -7,7 +7,9 @@
 // F1 [B, m, h, w] and F2 [B, n, h, w] are two maps of one network; when their sizes differ the
 // larger is pooled to the smaller first. The teacher's G is a constant.
 // What "pairing" selects (taps default to "stem", "stage1", ..., "stageN", the same names in
-// both networks, N = number of stages; `taps` overrides the list):
+// both networks, N = number of stages; `taps` overrides the list for both, and `student_taps`
+// with `teacher_taps` give each network its own list of equal length, e.g. a ViT teacher's
+// "tokens.0".."tokens.3" against a ResNet student's "stem".."stage3"):
 //   "repdistiller" (default): consecutive taps (stem, stage1), (stage1, stage2), (stage2, stage3),
 //       larger map reduced by adaptive average pooling, as RepDistiller's FSP
 //       (distiller_zoo/FSP.py, which uses the stem and all stage outputs).
@@ -74,14 +76,14 @@ class FspLoss : public Loss {
   nn::NamedTensors buffers() const override { return projections_->named_buffers(); }
   void train(bool on) override { projections_->train(on); }
   std::vector<std::string> teachers() const override { return {teacher_}; }
-  std::vector<std::string> student_taps() const override { return taps_; }
-  std::vector<std::string> teacher_taps() const override { return taps_; }
+  std::vector<std::string> student_taps() const override { return student_taps_; }
+  std::vector<std::string> teacher_taps() const override { return teacher_taps_; }
   // Student-side projection of tap k, or nullptr when the channel counts already agree.
   nn::Module* projection(size_t k) const { return projection_of_[k].get(); }
 
  private:
   std::string teacher_;
-  std::vector<std::string> taps_;
+  std::vector<std::string> student_taps_, teacher_taps_;  // pair k: student_taps_[k] <-> teacher_taps_[k]
   FspOptions options_;
   std::vector<std::shared_ptr<nn::Module>> student_to_map_, teacher_to_map_, projection_of_;
   std::shared_ptr<nn::Module> projections_;          // owns the projections (parameter names)
@@ -90,12 +92,15 @@ class FspLoss : public Loss {
 
 // The default tap list of a model: "stem", "stage1", ..., "stageN" (those it has).
 std::vector<std::string> fsp_default_taps(const models::Model& model, const Shape& input);
-// Builds an FspLoss from the models; taps empty = the default list (which must agree).
+// Builds an FspLoss from the models. Both lists empty = the default list (which must agree in
+// both models); only student_taps given = the same names in the teacher.
 std::unique_ptr<FspLoss> make_fsp_loss(const models::Model& student, const models::Model& teacher,
-                                       const std::string& teacher_name, std::vector<std::string> taps,
-                                       const Shape& input, const FspOptions& options, Device device, uint64_t seed);
+                                       const std::string& teacher_name, std::vector<std::string> student_taps,
+                                       std::vector<std::string> teacher_taps, const Shape& input,
+                                       const FspOptions& options, Device device, uint64_t seed);
 
-// Registers "fsp" (keys: teacher, pairing, taps, shuffle, shuffle_seed, reduction).
+// Registers "fsp" (keys: teacher, pairing, taps, student_taps, teacher_taps, shuffle,
+// shuffle_seed, reduction).
 void register_fsp_loss();
 
 }  // namespace retort::transfer

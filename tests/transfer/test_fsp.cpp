@@ -126,7 +126,7 @@ TEST_CASE("fsp: resnet8 student learns from a wider wrn_16_2 teacher through pro
   const Shape input{1, 1, 28, 28};
   auto student = models::create_model("resnet8", fmnist_config(1));   // stem 16, stages 16/32/64
   auto teacher = models::create_model("wrn_16_2", fmnist_config(2));  // stem 16, stages 32/64/128
-  auto loss = transfer::make_fsp_loss(*student, *teacher, "teacher", {}, input, {}, Device::cpu(), 0);
+  auto loss = transfer::make_fsp_loss(*student, *teacher, "teacher", {}, {}, input, {}, Device::cpu(), 0);
   CHECK(loss->student_taps() == std::vector<std::string>{"stem", "stage1", "stage2", "stage3"});
   CHECK(loss->projection(0) == nullptr);
   CHECK(loss->projection(1) != nullptr);
@@ -203,4 +203,60 @@ epochs = 1
   const Recipe vec = parse_recipe(
       base + "losses = [{ name = \"fsp\", teacher = \"t\", taps = [\"stage3\", \"pooled\"] }]\n", "p.toml");
   CHECK_THROWS_WITH_AS(build(vec, student), doctest::Contains("tap 'pooled' is a vector [1, 64]"), Error);
+
+  // a ViT paired with a ResNet: each network names its own taps, pair k with pair k
+  const Recipe cross = parse_recipe(base + "losses = [{ name = \"fsp\", teacher = \"t\", student_taps = "
+                                           "[\"tokens.0\", \"tokens.1\"], teacher_taps = [\"stem\", "
+                                           "\"stage1\"] }]\n",
+                                    "p.toml");
+  auto cross_loss = build(cross, vit);
+  CHECK(cross_loss->student_taps() == std::vector<std::string>{"tokens.0", "tokens.1"});
+  CHECK(cross_loss->teacher_taps() == std::vector<std::string>{"stem", "stage1"});
+  const Recipe both = parse_recipe(base + "losses = [{ name = \"fsp\", teacher = \"t\", taps = [\"stem\", "
+                                          "\"stage1\"], student_taps = [\"stem\", \"stage1\"] }]\n",
+                                   "p.toml");
+  CHECK_THROWS_WITH_AS(build(both, student), doctest::Contains("either `taps`"), Error);
+  const Recipe half = parse_recipe(
+      base + "losses = [{ name = \"fsp\", teacher = \"t\", student_taps = [\"stem\", \"stage1\"] }]\n", "p.toml");
+  CHECK_THROWS_WITH_AS(build(half, student), doctest::Contains("`student_taps` and `teacher_taps` go together"), Error);
+  const Recipe uneven = parse_recipe(base + "losses = [{ name = \"fsp\", teacher = \"t\", student_taps = [\"stem\", "
+                                            "\"stage1\"], teacher_taps = [\"stem\", \"stage1\", \"stage2\"] }]\n",
+                                     "p.toml");
+  CHECK_THROWS_WITH_AS(build(uneven, student), doctest::Contains("2 student taps [stem, stage1] but 3 teacher taps"),
+                       Error);
+}
+
+TEST_CASE("fsp: a ViT teacher's token taps guide a resnet8 student (cross-architecture)") {
+  const Shape input{1, 1, 28, 28};
+  auto student = models::create_model("resnet8", fmnist_config(6));
+  models::ModelConfig vc = fmnist_config(7);
+  vc.patch_size = 7;
+  vc.depth = 4;
+  auto teacher = models::create_model("vit_tiny", vc);  // 4x4 token grid, 192 channels
+  auto loss = transfer::make_fsp_loss(*student, *teacher, "teacher", {"stem", "stage1", "stage2", "stage3"},
+                                      {"tokens.0", "tokens.1", "tokens.2", "tokens.3"}, input, {}, Device::cpu(), 0);
+  for (size_t k = 0; k < 4; ++k) CHECK(loss->projection(k) != nullptr);  // 16/16/32/64 -> 192 channels
+  Tensor x = retort::test::random_tensor({3, 1, 28, 28}, 91, -1, 1, DType::f32);
+  models::Taps st, tt;
+  student->forward(x, &st);
+  {
+    NoGradGuard ng;
+    teacher->forward(x, &tt);
+  }
+  // the teacher's matrices are 192x192 (pairs of 4x4 token grids), one per consecutive pair
+  std::vector<Tensor> tmaps{tt.at("tokens.0"), tt.at("tokens.1"), tt.at("tokens.2"), tt.at("tokens.3")};
+  auto g = loss->teacher_matrices(tmaps);
+  REQUIRE(g.size() == 3);
+  for (const auto& m : g) CHECK(m.shape() == Shape{3, 192, 192});
+  std::map<std::string, models::Taps> teachers{{"teacher", tt}};
+  transfer::StepInputs in{x, Tensor(), &st, &teachers};
+  Tensor l = loss->compute(in);
+  CHECK(std::isfinite(l.item()));
+  CHECK(l.item() > 0);
+  l.backward();
+  bool student_grad = false;
+  for (const auto& p : student->parameters())
+    if (p.grad().defined()) student_grad = true;
+  CHECK(student_grad);
+  for (const auto& p : teacher->parameters()) CHECK_FALSE(p.grad().defined());
 }
