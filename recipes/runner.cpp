@@ -203,14 +203,17 @@ RunResult run_recipe(const Recipe& recipe, const RunOptions& options) {
     models_by_name[name] = model;
   }
 
-  // ---- check every stage's losses before anything trains (impossible pairings fail now)
+  // ---- build every stage's losses before anything trains (impossible pairings fail now); each
+  // stage takes over its set when it trains
+  std::vector<StageLosses> stage_losses;
   for (const auto& stage : recipe.stages) {
     std::map<std::string, std::shared_ptr<models::Model>> teachers;
     for (const auto& t : stage.teachers) teachers[t] = models_by_name.at(t);
     const auto& ds = data.train_all.dataset();
-    build_stage_losses(recipe, stage, models_by_name.at(stage.train), teachers,
-                       Shape{1, ds.channels, recipe.data.image_size, recipe.data.image_size}, device,
-                       uint64_t(recipe.run.seed), stage.data == StageData::labelled || stage.data == StageData::pool);
+    stage_losses.push_back(build_stage_losses(
+        recipe, stage, models_by_name.at(stage.train), teachers,
+        Shape{1, ds.channels, recipe.data.image_size, recipe.data.image_size}, device, uint64_t(recipe.run.seed),
+        stage.data == StageData::labelled || stage.data == StageData::pool));
   }
 
   // ---- stages
@@ -306,6 +309,7 @@ RunResult run_recipe(const Recipe& recipe, const RunOptions& options) {
     } else {
       StageDatasets sd = stage_datasets(recipe, stage, data, models_by_name, device, say);
       StageOptions so;
+      so.losses = &stage_losses.at(size_t(&stage - recipe.stages.data()));
       so.checkpoint_dir = (run_dir.path() / "checkpoints").string();
       so.resume = options.resume;
       so.checkpoint_every_steps = options.checkpoint_every_steps;

@@ -190,7 +190,9 @@ StageResult train_stage(const Recipe& recipe, const StageSpec& stage, std::share
 
   // ---- loss terms
   Shape input_shape{1, data.train.dataset().channels, recipe.data.image_size, recipe.data.image_size};
-  StageLosses built = build_stage_losses(recipe, stage, student, teachers, input_shape, device, seed, data.labelled);
+  StageLosses built = options.losses ? std::move(*options.losses)
+                                     : build_stage_losses(recipe, stage, student, teachers, input_shape, device, seed,
+                                                          data.labelled);
   std::vector<std::unique_ptr<transfer::Loss>>& losses = built.losses;
   const std::vector<double>& weights = built.weights;
   const std::set<std::string>& student_taps = built.student_taps;

@@ -36,7 +36,10 @@ struct StageHooks {
   std::function<void(const std::string&)> log;         // one-line messages
 };
 
+struct StageLosses;
+
 struct StageOptions {
+  StageLosses* losses = nullptr;     // the stage's losses, already built (taken over); null: built here
   std::string checkpoint_dir;        // where <stage>.ckpt.safetensors lives
   bool resume = false;               // continue from the stage's checkpoint when present
   int64_t checkpoint_every_steps = 0;  // 0: only at the end of each epoch
@@ -72,7 +75,8 @@ struct StageLosses {
 };
 // Builds (and so checks) a stage's loss terms. An impossible feature pairing, a teacher that is
 // not among the stage's teachers, or a loss that needs labels on unlabelled data is an Error
-// naming the recipe line. The runner calls it for every stage before any training starts.
+// naming the recipe line. The runner calls it for every stage before any training starts and
+// hands each stage its set through StageOptions::losses.
 StageLosses build_stage_losses(const Recipe& recipe, const StageSpec& stage, std::shared_ptr<models::Model> student,
                                const std::map<std::string, std::shared_ptr<models::Model>>& teachers,
                                const Shape& input_shape, Device device, uint64_t seed, bool labelled);
