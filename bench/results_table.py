@@ -6,12 +6,16 @@ them), takes the student's accuracy after the recipe's last stage, and prints on
 method: every seed's top-1, the mean, the sample standard deviation, and the difference to the
 "alone" row's mean. Standard library only.
 
-    python3 bench/results_table.py runs/results fmnist_few_          # wrn_16_2 -> resnet8
-    python3 bench/results_table.py runs/results fmnist_few_ vit_    # ViT -> resnet8 (+ the alone row)
+    python3 bench/results_table.py runs/results fmnist_few_                # wrn_16_2 -> resnet8
+    python3 bench/results_table.py runs/results fmnist_few_ vit_          # ViT -> resnet8 (+ the alone row)
+    python3 bench/results_table.py runs/results fmnist_few_ vitstudent_   # wrn_16_2 -> ViT
 
-With a third argument only the methods named with that prefix are listed (prefix removed),
-next to the "alone" row, whose student stage does not depend on the teacher.
+With a third argument only the methods named with that infix are listed (infix removed). The
+"alone" row is the infix's own (e.g. vitstudent_alone, a ViT student alone) when it was run,
+else the plain "alone" runs: their student stage never reads the teacher, so a pair that only
+changes the teacher shares them.
 """
+INFIXES = ("vit_", "vitstudent_")
 import json
 import os
 import statistics
@@ -50,19 +54,29 @@ def main():
         if s.get("status") != "finished":
             continue
         method, seed = entry[len(prefix):].rsplit("-s", 1)
-        if method != "alone":
-            if pair and not method.startswith(pair):
-                continue
-            if not pair and any(method.startswith(p) for p in ("vit_",)):
-                continue
-            method = method[len(pair):]
         r = final_student(s)
         if r is None:
             continue
         found.setdefault(method, {})[int(seed)] = r["test_top1"]
         for t in s["results"]:
-            if t["model"] == "teacher" and method != "alone":
-                teachers.setdefault(t["stage"], {})[int(seed)] = t["test_top1"]
+            if t["model"] == "teacher":
+                teachers.setdefault(method, {}).setdefault(t["stage"], {})[int(seed)] = t["test_top1"]
+    # keep the pair's own methods (infix removed)
+    if pair:
+        mine = {m[len(pair):]: v for m, v in found.items() if m.startswith(pair)}
+        if "alone" not in mine and "alone" in found:
+            mine["alone"] = found["alone"]
+        teacher_rows = {m[len(pair):]: v for m, v in teachers.items() if m.startswith(pair)}
+    else:
+        mine = {m: v for m, v in found.items() if not m.startswith(INFIXES)}
+        teacher_rows = {m: v for m, v in teachers.items() if not m.startswith(INFIXES)}
+    found = mine
+    teachers = {}
+    for method, stages in teacher_rows.items():
+        if method == "alone" and len(teacher_rows) > 1:
+            continue
+        for stage, vals in stages.items():
+            teachers.setdefault(stage, {}).update(vals)
     base = statistics.mean(found["alone"].values()) if "alone" in found else None
     seeds = sorted({sd for m in found.values() for sd in m})
     head = "| method | " + " | ".join(f"seed {sd}" for sd in seeds) + " | mean ± std | vs alone |"

@@ -1,6 +1,7 @@
 // End-to-end runner tests on real Fashion-MNIST (a small labelled subset): a run writes its
 // run directory, and a run killed mid-stage resumes from its last checkpoint to the very same
-// weights as an uninterrupted run (bit-identical on the CPU).
+// weights as an uninterrupted run (bit-identical on the CPU); a stage the killed run finished is
+// neither trained nor evaluated again.
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -56,12 +57,14 @@ fs::path fresh_dir(const std::string& name) {
   return p;
 }
 
-std::string read_safetensors_status(const fs::path& run) {
+nlohmann::json summary_of(const fs::path& run) {
   std::ifstream in(run / "summary.json");
   nlohmann::json j;
   in >> j;
-  return j.value("status", "");
+  return j;
 }
+
+std::string read_safetensors_status(const fs::path& run) { return summary_of(run).value("status", ""); }
 
 std::map<std::string, std::vector<double>> weights_of(const fs::path& file) {
   std::map<std::string, std::vector<double>> out;
@@ -123,6 +126,52 @@ TEST_CASE("runner: a killed run resumes to bit-identical weights") {
     ++lines;
   }
   CHECK(lines == 4);
+  fs::remove_all(a);
+  fs::remove_all(b);
+}
+
+TEST_CASE("runner: a run killed in its second stage resumes without redoing the first") {
+  transfer::register_builtin_losses();
+  Recipe recipe = parse_recipe(kTinyRecipe, "tiny.toml", {"stages.kd.epochs=3"});
+  RunOptions base;
+  base.quiet = true;
+  base.checkpoint_every_steps = 2;
+
+  const fs::path a = fresh_dir("two_stages_uninterrupted");
+  RunOptions oa = base;
+  oa.out_dir = a.string();
+  RunResult ra = run_recipe(recipe, oa);
+  REQUIRE(ra.completed);
+
+  // 60 labelled images, batch 12: 5 steps per epoch; the teacher stage takes 10 steps and
+  // finishes, the kd stage (15 steps) is stopped at its step 12.
+  const fs::path b = fresh_dir("two_stages_killed");
+  RunOptions ob = base;
+  ob.out_dir = b.string();
+  ob.stop_after_steps = 12;
+  CHECK_FALSE(run_recipe(recipe, ob).completed);
+  const nlohmann::json before = summary_of(b)["results"];
+  REQUIRE(before.size() == 1);
+  CHECK(before[0]["stage"] == "teacher");
+
+  ob.stop_after_steps = 0;
+  ob.resume = true;
+  RunResult rb = run_recipe(recipe, ob);
+  REQUIRE(rb.completed);
+  // The teacher's record is the very one the killed run wrote (a redone stage would record a
+  // new wall time).
+  REQUIRE(rb.summary["results"].size() == 2);
+  CHECK(rb.summary["results"][0] == before[0]);
+  CHECK(rb.summary["results"][1]["test_top1"] == ra.summary["results"][1]["test_top1"]);
+  for (const char* model : {"teacher", "student"}) {
+    auto wa = weights_of(a / "models" / (std::string(model) + ".safetensors"));
+    auto wb = weights_of(b / "models" / (std::string(model) + ".safetensors"));
+    REQUIRE(wa.size() == wb.size());
+    for (auto& [name, va] : wa) {
+      INFO(model << " tensor " << name);
+      CHECK(va == wb.at(name));  // bit-identical
+    }
+  }
   fs::remove_all(a);
   fs::remove_all(b);
 }

@@ -20,6 +20,30 @@ models::ModelConfig fmnist_config(uint64_t seed) {
   c.depth = 2;
   return c;
 }
+
+// One forward of both models and a backward of the loss: finite and positive, gradients reach
+// the student and the loss's own projections, never the teacher.
+void check_trains_student(transfer::FspLoss& loss, models::Model& student, models::Model& teacher, const Tensor& x) {
+  models::Taps st, tt;
+  student.forward(x, &st);
+  {
+    NoGradGuard ng;
+    teacher.forward(x, &tt);
+  }
+  std::map<std::string, models::Taps> teachers{{"teacher", tt}};
+  transfer::StepInputs in{x, Tensor(), &st, &teachers};
+  Tensor l = loss.compute(in);
+  CHECK(std::isfinite(l.item()));
+  CHECK(l.item() > 0);
+  l.backward();
+  bool student_grad = false;
+  for (const auto& p : student.parameters())
+    if (p.grad().defined()) student_grad = true;
+  CHECK(student_grad);
+  for (auto& [n, p] : loss.parameters()) CHECK_MESSAGE(p.grad().defined(), n);
+  for (const auto& p : teacher.parameters()) CHECK_FALSE(p.grad().defined());
+}
+
 }  // namespace
 
 TEST_CASE("fsp: matrix and loss on a hand-computed example") {
@@ -132,24 +156,7 @@ TEST_CASE("fsp: resnet8 student learns from a wider wrn_16_2 teacher through pro
   CHECK(loss->projection(1) != nullptr);
   CHECK(loss->projection(2) != nullptr);
   CHECK(loss->projection(3) != nullptr);
-  Tensor x = retort::test::random_tensor({3, 1, 28, 28}, 90, -1, 1, DType::f32);
-  models::Taps st, tt;
-  student->forward(x, &st);
-  {
-    NoGradGuard ng;
-    teacher->forward(x, &tt);
-  }
-  std::map<std::string, models::Taps> teachers{{"teacher", tt}};
-  transfer::StepInputs in{x, Tensor(), &st, &teachers};
-  Tensor l = loss->compute(in);
-  CHECK(std::isfinite(l.item()));
-  CHECK(l.item() > 0);
-  l.backward();
-  bool student_grad = false;
-  for (const auto& p : student->parameters())
-    if (p.grad().defined()) student_grad = true;
-  CHECK(student_grad);
-  for (auto& [n, p] : loss->parameters()) CHECK_MESSAGE(p.grad().defined(), n);
+  check_trains_student(*loss, *student, *teacher, retort::test::random_tensor({3, 1, 28, 28}, 90, -1, 1, DType::f32));
 }
 
 TEST_CASE("fsp: registry defaults and errors") {
@@ -236,27 +243,15 @@ TEST_CASE("fsp: a ViT teacher's token taps guide a resnet8 student (cross-archit
   auto loss = transfer::make_fsp_loss(*student, *teacher, "teacher", {"stem", "stage1", "stage2", "stage3"},
                                       {"tokens.0", "tokens.1", "tokens.2", "tokens.3"}, input, {}, Device::cpu(), 0);
   for (size_t k = 0; k < 4; ++k) CHECK(loss->projection(k) != nullptr);  // 16/16/32/64 -> 192 channels
+  // the teacher's matrices are 192x192 (pairs of 4x4 token grids), one per consecutive pair
   Tensor x = retort::test::random_tensor({3, 1, 28, 28}, 91, -1, 1, DType::f32);
-  models::Taps st, tt;
-  student->forward(x, &st);
+  models::Taps tt;
   {
     NoGradGuard ng;
     teacher->forward(x, &tt);
   }
-  // the teacher's matrices are 192x192 (pairs of 4x4 token grids), one per consecutive pair
-  std::vector<Tensor> tmaps{tt.at("tokens.0"), tt.at("tokens.1"), tt.at("tokens.2"), tt.at("tokens.3")};
-  auto g = loss->teacher_matrices(tmaps);
+  auto g = loss->teacher_matrices({tt.at("tokens.0"), tt.at("tokens.1"), tt.at("tokens.2"), tt.at("tokens.3")});
   REQUIRE(g.size() == 3);
   for (const auto& m : g) CHECK(m.shape() == Shape{3, 192, 192});
-  std::map<std::string, models::Taps> teachers{{"teacher", tt}};
-  transfer::StepInputs in{x, Tensor(), &st, &teachers};
-  Tensor l = loss->compute(in);
-  CHECK(std::isfinite(l.item()));
-  CHECK(l.item() > 0);
-  l.backward();
-  bool student_grad = false;
-  for (const auto& p : student->parameters())
-    if (p.grad().defined()) student_grad = true;
-  CHECK(student_grad);
-  for (const auto& p : teacher->parameters()) CHECK_FALSE(p.grad().defined());
+  check_trains_student(*loss, *student, *teacher, x);
 }
