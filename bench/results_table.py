@@ -9,9 +9,11 @@ method: every seed's top-1, the mean, the sample standard deviation, and the dif
     python3 bench/results_table.py runs/results fmnist_few_                # wrn_16_2 -> resnet8
     python3 bench/results_table.py runs/results fmnist_few_ vit_          # ViT -> resnet8 (+ the alone row)
     python3 bench/results_table.py runs/results fmnist_few_ vitstudent_   # wrn_16_2 -> ViT
+    python3 bench/results_table.py runs/results fmnist_full_              # regime (a), full data
 
 With a third argument only the methods named with that infix are listed (infix removed). The
-"alone" row is the infix's own (e.g. vitstudent_alone, a ViT student alone) when it was run,
+"alone" row is a run's stage "student_alone" when it has one (fmnist_kd trains the student
+alone and with KD in one run), else the "alone" runs' student. It is the infix's own (e.g. vitstudent_alone, a ViT student alone) when it was run,
 else the plain "alone" runs: their student stage never reads the teacher, so a pair that only
 changes the teacher shares them.
 """
@@ -33,11 +35,33 @@ LABEL = {
     "task_oriented": "task-oriented (probe, distil on pool, fine-tune)",
     "task_agnostic": "task-agnostic (feature distil on pool, fine-tune)",
 }
+# Regime (a) recipes train differently (recipes/fmnist_fitnet.toml etc.).
+LABEL_FULL = {
+    "kd": "KD (Hinton, T = 4; 0.1 CE + 0.9 KD)",
+    "fitnet": "FitNets (hint stage, then KD)",
+    "fsp": "FSP (FSP-only stage, then CE)",
+    "align_uniform": "alignment/uniformity (+ CE + KD, AdamW)",
+}
 
 
 def final_student(summary):
-    rows = [r for r in summary["results"] if r["model"] == "student"]
+    """The result row of the student after the run's last student stage."""
+    rows = [r for r in summary["results"] if r["model"].startswith("student")]
     return rows[-1] if rows else None
+
+
+def alone_row(summary):
+    """The student trained alone inside the same run (stage "student_alone"), if any."""
+    rows = [r for r in summary["results"] if r["stage"] == "student_alone"]
+    return rows[-1] if rows else None
+
+
+def infix_of(method):
+    """The pair infix a method's run name starts with ("" for wrn_16_2 -> resnet8)."""
+    for ifx in sorted(INFIXES, key=len, reverse=True):
+        if method.startswith(ifx):
+            return ifx
+    return ""
 
 
 def main():
@@ -58,6 +82,9 @@ def main():
         if r is None:
             continue
         found.setdefault(method, {})[int(seed)] = r["test_top1"]
+        a = alone_row(s)
+        if a is not None:
+            found.setdefault(infix_of(method) + "alone", {})[int(seed)] = a["test_top1"]
         for t in s["results"]:
             if t["model"] == "teacher":
                 teachers.setdefault(method, {}).setdefault(t["stage"], {})[int(seed)] = t["test_top1"]
@@ -91,7 +118,8 @@ def main():
         mean = statistics.mean(v)
         std = statistics.stdev(v) if len(v) > 1 else float("nan")
         delta = f"{mean - base:+.2f}" if base is not None and method != "alone" else ""
-        print(f"| {LABEL.get(method, method)} | " + " | ".join(cells) + f" | {mean:.2f} ± {std:.2f} | {delta} |")
+        label = (LABEL_FULL.get(method) if "full" in prefix else None) or LABEL.get(method, method)
+        print(f"| {label} | " + " | ".join(cells) + f" | {mean:.2f} ± {std:.2f} | {delta} |")
     for stage, vals in sorted(teachers.items()):
         v = list(vals.values())
         std = statistics.stdev(v) if len(v) > 1 else float("nan")

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Runs the regime (a) full-data recipes (recipes/fmnist_{kd,fitnet,fsp,aft,align_uniform}.toml:
+# teacher and student on all 60,000 training images, RepDistiller-style) for the given seeds and
+# methods, sharing each seed's teacher through the stage cache (the recipes' "teacher" stages
+# are identical); bench/results_table.py then writes the table. Usage:
+#   [PAIR=...] bench/run_fulldata_results.sh [SEEDS] [METHODS] [EXTRA retort run ARGS...]
+#   bench/run_fulldata_results.sh "0 1 2"
+#   python3 bench/results_table.py runs/results fmnist_full_
+# METHODS: kd (recipes/fmnist_kd.toml, which also trains the student alone: the "alone" row),
+# fitnet, fsp, aft, aft_fixed, align_uniform. PAIR as in bench/study_pairs.sh. Results land in
+# runs/results/fmnist_full_<infix><method>-s<seed>/; a finished run is not redone. RESULTS_DIR
+# and STAGE_CACHE move the runs and the stage cache elsewhere.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/study_pairs.sh
+SEEDS=${1:-"0 1 2"}
+METHODS=${2:-"kd fitnet fsp aft aft_fixed align_uniform"}
+shift $(( $# > 2 ? 2 : $# )) || true
+PAIR=${PAIR:-resnet-resnet}
+RETORT=${RETORT:-build/retort}
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+infix=$(pair_infix "$PAIR")
+
+RESULTS_DIR=${RESULTS_DIR:-runs/results}
+STAGE_CACHE=${STAGE_CACHE:-runs/stage_cache}
+mkdir -p "$RESULTS_DIR"
+for seed in $SEEDS; do
+  for m in $METHODS; do
+    recipe=recipes/fmnist_$m.toml
+    extra=(--set run.seed=$seed --set run.name=fmnist_full_$infix$m)
+    students="student"
+    case "$m" in
+      kd) students="student student_kd"; stages="student_alone student_kd" ;;
+      fitnet) stages="hint student_kd" ;;
+      fsp) stages="fsp_init student_ce" ;;
+      aft) stages="student_aft" ;;
+      aft_fixed) recipe=recipes/fmnist_aft.toml; stages="student_aft"
+                 extra+=(--set stages.student_aft.losses.1.learn_rho=false) ;;
+      align_uniform) stages="student_au" ;;
+      *) echo "unknown method '$m' (kd fitnet fsp aft aft_fixed align_uniform)" >&2; exit 2 ;;
+    esac
+    pair_overrides "$PAIR" "$m" "teacher" "$students" "$stages" stages.hint.losses.0 stages.fsp_init.losses.0
+    run_study_row "$recipe" "$RESULTS_DIR/fmnist_full_$infix$m-s$seed" "${extra[@]}" "$@"
+  done
+done
