@@ -12,18 +12,11 @@
 # stage cache elsewhere (default runs/results, runs/stage_cache).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source bench/study_pairs.sh
 SEEDS=${1:-"0 1 2"}
 METHODS=${2:-"alone aft aft_fixed kd fitnet fsp align_uniform task_oriented task_agnostic"}
 shift $(( $# > 2 ? 2 : $# )) || true
-PAIR=${PAIR:-resnet-resnet}
-RETORT=${RETORT:-build/retort}
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
-infix=$(pair_infix "$PAIR")
+source bench/study_pairs.sh  # PAIR, RETORT, RESULTS_DIR, STAGE_CACHE, infix, pair_overrides, run_study_row
 
-RESULTS_DIR=${RESULTS_DIR:-runs/results}
-STAGE_CACHE=${STAGE_CACHE:-runs/stage_cache}
-mkdir -p "$RESULTS_DIR"
 for seed in $SEEDS; do
   for m in $METHODS; do
     recipe=recipes/fmnist_few_$m.toml

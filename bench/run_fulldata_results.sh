@@ -12,18 +12,11 @@
 # and STAGE_CACHE move the runs and the stage cache elsewhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source bench/study_pairs.sh
 SEEDS=${1:-"0 1 2"}
 METHODS=${2:-"kd fitnet fsp aft aft_fixed align_uniform"}
 shift $(( $# > 2 ? 2 : $# )) || true
-PAIR=${PAIR:-resnet-resnet}
-RETORT=${RETORT:-build/retort}
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
-infix=$(pair_infix "$PAIR")
+source bench/study_pairs.sh  # PAIR, RETORT, RESULTS_DIR, STAGE_CACHE, infix, pair_overrides, run_study_row
 
-RESULTS_DIR=${RESULTS_DIR:-runs/results}
-STAGE_CACHE=${STAGE_CACHE:-runs/stage_cache}
-mkdir -p "$RESULTS_DIR"
 for seed in $SEEDS; do
   for m in $METHODS; do
     recipe=recipes/fmnist_$m.toml

@@ -8,6 +8,13 @@
 # A ViT's feature taps are named for FitNets (tokens.1 against resnet8's stage2) and FSP
 # (tokens.0..tokens.3 against stem, stage1..stage3); AFT and alignment/uniformity use `pooled`.
 
+# Settings shared by the study scripts (environment overrides):
+PAIR=${PAIR:-resnet-resnet}
+RETORT=${RETORT:-build/retort}
+RESULTS_DIR=${RESULTS_DIR:-runs/results}
+STAGE_CACHE=${STAGE_CACHE:-runs/stage_cache}
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+
 VIT_OPTIONS='{ patch_size = 7, depth = 4 }'
 VIT_ADAMW='{ type = "adamw", lr = 1e-3, weight_decay = 0.05, no_decay_norm_bias = true }'
 VIT_SCHEDULE='{ type = "cosine", warmup_epochs = 0.1 }'
@@ -67,3 +74,6 @@ run_study_row() {
     --quiet --device cpu 2> "$out.log" || { tail -5 "$out.log"; return 1; }
   grep -E "test top1|reused|transfer set|wall [0-9]" "$out.log" | sed 's/^/   /'
 }
+
+infix=$(pair_infix "$PAIR")
+mkdir -p "$RESULTS_DIR"
