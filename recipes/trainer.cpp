@@ -15,6 +15,7 @@
 #include "engine/optim/schedule.h"
 #include "engine/optim/sgd.h"
 #include "engine/nn/layers.h"
+#include "engine/nn/module_rng.h"
 #include "transfer/feature_cache.h"
 
 namespace retort {
@@ -274,11 +275,13 @@ StageResult train_stage(const Recipe& recipe, const StageSpec& stage, std::share
     progress = load_checkpoint(ckpt, ckpt_tensors, optimizer.get());
     student->state_loaded_externally();
     progress.restore_rng(gen);
+    nn::restore_module_rngs(*student, "rng.student.", progress.extra);
     log(fmt::format("resumed stage '{}' from {} at epoch {}, batch {} (step {})", stage.name, ckpt, progress.epoch,
                     progress.batch_in_epoch, progress.step));
   }
   auto save = [&] {
     progress.capture_rng(gen);
+    nn::capture_module_rngs(*student, "rng.student.", progress.extra);
     std::filesystem::create_directories(options.checkpoint_dir);
     save_checkpoint(ckpt, ckpt_tensors, optimizer.get(), progress);
   };

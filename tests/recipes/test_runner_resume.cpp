@@ -31,7 +31,8 @@ augment = { random_crop_padding = 2, hflip = true }
 arch = "resnet8"
 
 [models.student]
-arch = "resnet8"
+arch = "vit_tiny"
+options = { patch_size = 7, depth = 1, dropout = 0.2 }  # dropout: the resumed masks must match too
 
 [[stages]]
 name = "teacher"
@@ -105,7 +106,7 @@ TEST_CASE("runner: a killed run resumes to bit-identical weights") {
     REQUIRE(wa.size() == wb.size());
     REQUIRE(wa.size() > 10);
     for (auto& [name, va] : wa) {
-      INFO(model << " tensor " << name);
+      INFO(std::string(model) << " tensor " << name);
       CHECK(va == wb.at(name));  // exact equality: bit-identical
     }
   }
@@ -168,7 +169,7 @@ TEST_CASE("runner: a run killed in its second stage resumes without redoing the 
     auto wb = weights_of(b / "models" / (std::string(model) + ".safetensors"));
     REQUIRE(wa.size() == wb.size());
     for (auto& [name, va] : wa) {
-      INFO(model << " tensor " << name);
+      INFO(std::string(model) << " tensor " << name);
       CHECK(va == wb.at(name));  // bit-identical
     }
   }
