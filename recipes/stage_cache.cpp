@@ -2,6 +2,7 @@
 #include "recipes/stage_cache.h"
 #include <unistd.h>
 #include <filesystem>
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <fmt/format.h>
@@ -15,7 +16,7 @@ namespace retort {
 namespace fs = std::filesystem;
 namespace {
 
-constexpr const char* kVersion = "retort-stage-cache-v1";
+constexpr const char* kVersion = "retort-stage-cache-v2";
 
 std::string hash_hex(const std::string& text) {
   ContentHash h;
@@ -29,6 +30,41 @@ std::string file_digest(const std::string& path) {
   std::ostringstream bytes;
   bytes << in.rdbuf();
   return hash_hex(bytes.str());
+}
+
+// The running executable's bytes: the key covers the code, so a rebuilt retort trains again
+// instead of reusing what older code trained. Hashed once per process.
+const std::string& code_digest() {
+  static const std::string digest = [] {
+    std::error_code ec;
+    const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    std::ifstream in(ec ? fs::path() : exe, std::ios::binary);
+    if (!in) return std::string("unknown-executable ") + version();  // no /proc: the version only
+    std::ostringstream bytes;
+    bytes << in.rdbuf();
+    return hash_hex(bytes.str());
+  }();
+  return digest;
+}
+
+// What a data directory holds, by listing: every regular file below it (sorted relative path,
+// size, modification time), so replacing, adding or removing an image changes the key. No file
+// is read: one stat per file (about a second for an ImageNet-sized folder).
+std::string directory_listing_digest(const std::string& dir) {
+  std::vector<std::string> rows;
+  std::error_code ec;
+  if (fs::is_directory(dir, ec)) {
+    for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+         it.increment(ec)) {
+      if (!it->is_regular_file(ec)) continue;
+      const auto mtime = fs::last_write_time(it->path(), ec).time_since_epoch().count();
+      rows.push_back(fmt::format("{} {} {}", fs::relative(it->path(), dir).string(), it->file_size(ec), mtime));
+    }
+  }
+  std::sort(rows.begin(), rows.end());
+  ContentHash h;
+  for (const auto& r : rows) h.text(r);
+  return fmt::format("{} files {}", rows.size(), h.hex());
 }
 
 std::string read_text(const fs::path& p) {
@@ -59,8 +95,11 @@ std::string StageCache::stage_key(const Recipe& recipe, const StageSpec& stage,
   part.data = recipe.data;
   part.data.workers = 0;
   part.stages = {stage};
-  std::string text = fmt::format("{}\n{}\ndevice {}\nmax_batches {}\n", kVersion, to_toml(part),
+  std::string text = fmt::format("{}\ncode {}\n{}\ndevice {}\nmax_batches {}\n", kVersion, code_digest(), to_toml(part),
                                  device.is_cpu() ? "cpu" : "cuda", max_batches_per_epoch);
+  text += "data files " + directory_listing_digest(recipe.data.root) + "\n";
+  if (!recipe.data.extra_unlabelled_folder.empty())
+    text += "extra files " + directory_listing_digest(recipe.data.extra_unlabelled_folder) + "\n";
   std::vector<std::string> used = stage.teachers;
   used.push_back(stage.train);
   if (stage.retrieve_k > 0) used.push_back(stage.retrieve_with.empty() ? stage.teachers.at(0) : stage.retrieve_with);

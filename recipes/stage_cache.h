@@ -4,10 +4,11 @@
 // trains such a stage stores the result under a key, and every later run with the same key
 // loads it. The key covers everything the stage's outcome depends on: the data settings, the
 // stage's own settings (name included: it seeds the loader), the run seed, the device kind,
-// the smoke-test batch limit, and the state of every model the stage reads, which is itself
-// a key: a model's initial key (name, arch, options, seed, weights file bytes) or the key of
-// the stage that last trained it. Entries are directories written atomically (temp + rename).
-// After upgrading retort, clear the cache: its key does not cover the code.
+// the smoke-test batch limit, the code (the bytes of the running executable: a rebuilt retort
+// trains again), the data directory's and extra image folder's listings (path, size, mtime of
+// every file), and the state of every model the stage reads, which is itself a key: a model's
+// initial key (name, arch, options, seed, weights file bytes) or the key of the stage that
+// last trained it. Entries are directories written atomically (temp + rename).
 #pragma once
 #include <map>
 #include <optional>

@@ -1,6 +1,7 @@
 // data.extra_unlabelled_folder: images in or below a folder (any layout) join the unlabelled
 // transfer data of stages with data = "unlabelled" or "all", never the labelled ones or the
-// labelled pool. Checked through the step counts a run records.
+// labelled pool. Checked through the step counts a run records. The stage-cache key lists the
+// folder's (and the data directory's) files, so a changed folder trains the stage again.
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -8,6 +9,7 @@
 #include "helpers.h"
 #include "recipes/recipe.h"
 #include "recipes/runner.h"
+#include "recipes/stage_cache.h"
 #include "tests/recipes/recipe_test_util.h"
 #include "transfer/loss_term.h"
 
@@ -109,4 +111,31 @@ TEST_CASE("extra unlabelled folder: joins unlabelled stages, not labelled ones")
   auto extra = steps_by_stage(run_recipe(with, o).run_dir);
   CHECK(extra.at("teacher") == 5);
   CHECK(extra.at("distil") == 23);
+}
+
+TEST_CASE("stage cache key: covers the extra folder's and the data directory's files") {
+  test::TempDir tmp;
+  write_grey_png(tmp.path / "extra" / "a.png", 28, 28, 1);
+  Recipe recipe = parse_recipe(kExtraRecipe, "extra.toml", {"data.extra_unlabelled_folder=" + (tmp.path / "extra").string()});
+  const std::map<std::string, std::string> models{{"teacher", "t0"}, {"student", "s0"}};
+  auto key = [&](const Recipe& r) { return StageCache::stage_key(r, r.stages.at(1), models, Device::cpu(), 0); };
+  const std::string k0 = key(recipe);
+  CHECK(key(recipe) == k0);  // deterministic
+  write_grey_png(tmp.path / "extra" / "sub" / "b.png", 28, 28, 2);  // an image added below the folder
+  const std::string k1 = key(recipe);
+  CHECK(k1 != k0);
+  write_grey_png(tmp.path / "extra" / "sub" / "b.png", 14, 14, 2);  // the same name, other content
+  CHECK(key(recipe) != k1);
+  fs::remove(tmp.path / "extra" / "sub" / "b.png");
+  fs::remove(tmp.path / "extra" / "sub");
+  CHECK(key(recipe) == k0);  // back to the first listing
+  // The data directory counts too (the key lists files, it does not read them).
+  test::TempDir root;
+  root.write("train-images-idx3-ubyte.gz", "x");
+  root.write("t10k-images-idx3-ubyte.gz", "y");
+  Recipe other_root = parse_recipe(kExtraRecipe, "extra.toml", {"data.root=" + root.path.string()});
+  const std::string r0 = key(other_root);
+  CHECK(r0 != key(parse_recipe(kExtraRecipe, "extra.toml")));
+  root.write("t10k-images-idx3-ubyte.gz", "yy");
+  CHECK(key(other_root) != r0);
 }
