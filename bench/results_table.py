@@ -41,6 +41,8 @@ LABEL_FULL = {
     "fitnet": "FitNets (hint stage, then KD)",
     "fsp": "FSP (FSP-only stage, then CE)",
     "align_uniform": "alignment/uniformity (+ CE + KD, AdamW)",
+    "task_oriented": "task-oriented (KD without labels, then fine-tune)",
+    "task_agnostic": "task-agnostic (align/uniform features without labels, then fine-tune)",
 }
 
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the regime (a) full-data recipes (recipes/fmnist_{kd,fitnet,fsp,aft,align_uniform}.toml:
+# Runs the regime (a) full-data recipes (recipes/fmnist_{kd,fitnet,fsp,aft,align_uniform,
+# task_oriented,task_agnostic}.toml:
 # teacher and student on all 60,000 training images, RepDistiller-style) for the given seeds and
 # methods, sharing each seed's teacher through the stage cache (the recipes' "teacher" stages
 # are identical); bench/results_table.py then writes the table. Usage:
@@ -7,13 +8,13 @@
 #   bench/run_fulldata_results.sh "0 1 2"
 #   python3 bench/results_table.py runs/results fmnist_full_
 # METHODS: kd (recipes/fmnist_kd.toml, which also trains the student alone: the "alone" row),
-# fitnet, fsp, aft, aft_fixed, align_uniform. PAIR as in bench/study_pairs.sh. Results land in
-# runs/results/fmnist_full_<infix><method>-s<seed>/; a finished run is not redone. RESULTS_DIR
-# and STAGE_CACHE move the runs and the stage cache elsewhere.
+# fitnet, fsp, aft, aft_fixed, align_uniform, task_oriented, task_agnostic. PAIR as in
+# bench/study_pairs.sh. Results land in runs/results/fmnist_full_<infix><method>-s<seed>/; a
+# finished run is not redone. RESULTS_DIR and STAGE_CACHE move the runs and the stage cache elsewhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS=${1:-"0 1 2"}
-METHODS=${2:-"kd fitnet fsp aft aft_fixed align_uniform"}
+METHODS=${2:-"kd fitnet fsp aft aft_fixed align_uniform task_oriented task_agnostic"}
 shift $(( $# > 2 ? 2 : $# )) || true
 source bench/study_pairs.sh  # PAIR, RETORT, RESULTS_DIR, STAGE_CACHE, infix, pair_overrides, run_study_row
 
@@ -30,7 +31,9 @@ for seed in $SEEDS; do
       aft_fixed) recipe=recipes/fmnist_aft.toml; stages="student_aft"
                  extra+=(--set stages.student_aft.losses.1.learn_rho=false) ;;
       align_uniform) stages="student_au" ;;
-      *) echo "unknown method '$m' (kd fitnet fsp aft aft_fixed align_uniform)" >&2; exit 2 ;;
+      task_oriented|task_agnostic) stages="distil finetune" ;;
+      *) echo "unknown method '$m' (kd fitnet fsp aft aft_fixed align_uniform task_oriented task_agnostic)" >&2
+         exit 2 ;;
     esac
     pair_overrides "$PAIR" "$m" "teacher" "$students" "$stages" stages.hint.losses.0 stages.fsp_init.losses.0
     run_study_row "$recipe" "$RESULTS_DIR/fmnist_full_$infix$m-s$seed" "${extra[@]}" "$@"
