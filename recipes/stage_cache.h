@@ -23,7 +23,8 @@ namespace retort {
 
 struct CachedStage {
   std::map<std::string, Tensor> weights;  // the trained model's state dict
-  nlohmann::json result;                  // {"test_top1", "test_top5", "wall_s", "parameters", "run_dir", ...}
+  nlohmann::json result;                  // {"test_top1", "test_top5", "wall_s", "parameters", "run_dir",
+                                          //  "rngs": {Dropout module path: "seed offset"}}
   std::vector<nlohmann::json> metrics;    // the stage's evaluation records, in order
 };
 
