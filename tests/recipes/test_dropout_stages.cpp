@@ -68,6 +68,7 @@ TEST_CASE("stage cache: a reused stage restores its Dropout generators, so the n
   const Recipe both = parse_recipe(kTwoDropoutStages, "dropout_stages.toml");
   RunOptions o;
   o.quiet = true;
+  o.max_batches_per_epoch = 10;  // at most 10 steps per stage and 10 x 256 test images per evaluation
 
   o.out_dir = (tmp.path / "uncached").string();
   const RunResult uncached = run_recipe(both, o);
@@ -101,13 +102,14 @@ TEST_CASE("runner: a resume that skips a finished stage restores its Dropout gen
   const Recipe both = parse_recipe(kTwoDropoutStages, "dropout_stages.toml");
   RunOptions o;
   o.quiet = true;
+  o.max_batches_per_epoch = 10;  // at most 10 steps per stage and 10 x 256 test images per evaluation
   o.out_dir = (tmp.path / "uninterrupted").string();
   const RunResult uninterrupted = run_recipe(both, o);
   REQUIRE(uninterrupted.completed);
 
-  // 60 labelled images: "first" takes 5 steps (batch 12) and finishes; "second" (15 steps,
-  // batch 4, one checkpoint at its epoch's end) is killed at its step 7, before any checkpoint
-  // of it. The resume loads "first"'s result from models/student.safetensors and trains
+  // 60 labelled images: "first" takes 5 steps (batch 12) and finishes; "second" (batch 4: 15
+  // steps, cut to 10; one checkpoint at its epoch's end) is killed at its step 7, before any
+  // checkpoint of it. The resume loads "first"'s result from models/student.safetensors and trains
   // "second" from its start.
   o.out_dir = (tmp.path / "killed").string();
   o.stop_after_steps = 7;
