@@ -60,15 +60,30 @@ size_t entries(const fs::path& dir) {
     if (e.is_directory()) ++n;
   return n;
 }
+// Quiet runs of at most 10 steps per stage and 10 x 256 test images per evaluation.
+RunOptions short_run() {
+  RunOptions o;
+  o.quiet = true;
+  o.max_batches_per_epoch = 10;
+  return o;
+}
+
+// The two runs' final student weights are bit-identical.
+void check_same_student(const RunResult& x, const RunResult& y) {
+  const auto a = student_weights(x.run_dir), b = student_weights(y.run_dir);
+  REQUIRE(a.size() == b.size());
+  for (const auto& [name, va] : a) {
+    INFO("tensor " << name);
+    CHECK(va == b.at(name));
+  }
+}
 }  // namespace
 
 TEST_CASE("stage cache: a reused stage restores its Dropout generators, so the next stage matches") {
   transfer::register_builtin_losses();
   test::TempDir tmp;
   const Recipe both = parse_recipe(kTwoDropoutStages, "dropout_stages.toml");
-  RunOptions o;
-  o.quiet = true;
-  o.max_batches_per_epoch = 10;  // at most 10 steps per stage and 10 x 256 test images per evaluation
+  RunOptions o = short_run();
 
   o.out_dir = (tmp.path / "uncached").string();
   const RunResult uncached = run_recipe(both, o);
@@ -87,12 +102,7 @@ TEST_CASE("stage cache: a reused stage restores its Dropout generators, so the n
   REQUIRE(cached.completed);
   CHECK(entries(tmp.path / "stage_cache") == 2);  // "first" reused, "second" trained and stored
 
-  const auto a = student_weights(uncached.run_dir), b = student_weights(cached.run_dir);
-  REQUIRE(a.size() == b.size());
-  for (const auto& [name, va] : a) {
-    INFO("tensor " << name);
-    CHECK(va == b.at(name));  // bit-identical
-  }
+  check_same_student(uncached, cached);
   CHECK(cached.summary["results"][1]["test_top1"] == uncached.summary["results"][1]["test_top1"]);
 }
 
@@ -100,9 +110,7 @@ TEST_CASE("runner: a resume that skips a finished stage restores its Dropout gen
   transfer::register_builtin_losses();
   test::TempDir tmp;
   const Recipe both = parse_recipe(kTwoDropoutStages, "dropout_stages.toml");
-  RunOptions o;
-  o.quiet = true;
-  o.max_batches_per_epoch = 10;  // at most 10 steps per stage and 10 x 256 test images per evaluation
+  RunOptions o = short_run();
   o.out_dir = (tmp.path / "uninterrupted").string();
   const RunResult uninterrupted = run_recipe(both, o);
   REQUIRE(uninterrupted.completed);
@@ -123,10 +131,5 @@ TEST_CASE("runner: a resume that skips a finished stage restores its Dropout gen
   const RunResult resumed = run_recipe(both, o);
   REQUIRE(resumed.completed);
 
-  const auto a = student_weights(uninterrupted.run_dir), b = student_weights(resumed.run_dir);
-  REQUIRE(a.size() == b.size());
-  for (const auto& [name, va] : a) {
-    INFO("tensor " << name);
-    CHECK(va == b.at(name));  // bit-identical
-  }
+  check_same_student(uninterrupted, resumed);
 }
