@@ -273,9 +273,8 @@ RunResult run_recipe(const Recipe& recipe, const RunOptions& options) {
       }
     };
 
-    // A stage some earlier run trained with the same key is loaded, not trained again: its
-    // weights and its Dropout generators' states (so later stages draw the masks they would
-    // have drawn had this run trained it).
+    // A stage some earlier run trained with the same key is loaded, not trained again (weights
+    // and Dropout generator states).
     const bool cacheable = cache.enabled();
     const std::string key =
         cacheable ? StageCache::stage_key(recipe, stage, model_keys, device, options.max_batches_per_epoch) : "";
@@ -292,7 +291,7 @@ RunResult run_recipe(const Recipe& recipe, const RunOptions& options) {
         if (saved.metadata.count("stage") && saved.metadata.at("stage") == stage.name) {
           std::map<std::string, Tensor> weights(saved.tensors.begin(), saved.tensors.end());
           student->load_state_dict(weights, true);
-          nn::restore_module_rngs(*student, "rng.", saved.metadata);
+          nn::restore_module_rngs(*student, nn::kModelFileRngPrefix, saved.metadata);
           say(fmt::format("stage '{}': finished before the resume; weights from {}", stage.name, file.string()));
           if (cacheable) model_keys[stage.train] = key;
           continue;
@@ -302,7 +301,7 @@ RunResult run_recipe(const Recipe& recipe, const RunOptions& options) {
     StageResult sr;
     if (auto hit = cacheable ? cache.find(key) : std::nullopt) {
       student->load_state_dict(hit->weights, true);
-      nn::restore_module_rngs(*student, "", hit->result.value("rngs", StringMap{}));
+      nn::restore_module_rngs(*student, nn::kModelFileRngPrefix, hit->rngs);
       say(fmt::format("stage '{}': reused from the stage cache ({}/{}), first trained by {}", stage.name, cache.dir(),
                       key, hit->result.value("run_dir", std::string("?"))));
       for (const auto& m : hit->metrics) hooks.metrics(m);
@@ -336,15 +335,11 @@ RunResult run_recipe(const Recipe& recipe, const RunOptions& options) {
         say(fmt::format("stage '{}' stopped after {} steps (as asked)", stage.name, sr.steps));
         return result;
       }
-      if (cacheable) {
-        StringMap rngs;
-        nn::capture_module_rngs(*student, "", rngs);
+      if (cacheable)
         cache.store(key, *student,
                     nlohmann::json{{"test_top1", sr.test.top1}, {"test_top5", sr.test.top5}, {"wall_s", sr.wall_s},
-                                   {"parameters", sr.parameters}, {"run_dir", run_dir.path().string()},
-                                   {"rngs", rngs}},
+                                   {"parameters", sr.parameters}, {"run_dir", run_dir.path().string()}},
                     stage_metrics);
-      }
     }
     if (cacheable) model_keys[stage.train] = key;
     ModelResult mr;
@@ -358,7 +353,7 @@ RunResult run_recipe(const Recipe& recipe, const RunOptions& options) {
     // The model file also carries the Dropout generators' states ("rng.<module path>"), which a
     // resume that skips this finished stage restores.
     StringMap file_metadata = {{"arch", recipe.models.at(stage.train).arch}, {"stage", stage.name}};
-    nn::capture_module_rngs(*student, "rng.", file_metadata);
+    nn::capture_module_rngs(*student, nn::kModelFileRngPrefix, file_metadata);
     write_safetensors((models_dir / (stage.train + ".safetensors")).string(), student->state_dict(), file_metadata);
   }
   run_dir.set_status("finished");

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 #include <fmt/format.h>
+#include "engine/nn/module_rng.h"
 #include "engine/content_hash.h"
 #include "engine/error.h"
 #include "engine/version.h"
@@ -16,7 +17,7 @@ namespace retort {
 namespace fs = std::filesystem;
 namespace {
 
-constexpr const char* kVersion = "retort-stage-cache-v2";
+constexpr const char* kVersion = "retort-stage-cache-v3";
 
 std::string hash_hex(const std::string& text) {
   ContentHash h;
@@ -114,6 +115,8 @@ std::optional<CachedStage> StageCache::find(const std::string& key) const {
   CachedStage out;
   auto file = read_safetensors((entry / "model.safetensors").string());
   for (auto& [name, t] : file.tensors) out.weights[name] = t;
+  for (auto& [k, v] : file.metadata)
+    if (k.rfind(nn::kModelFileRngPrefix, 0) == 0) out.rngs[k] = v;
   nlohmann::json j = nlohmann::json::parse(read_text(entry / "result.json"));
   out.result = j.at("result");
   for (const auto& m : j.at("metrics")) out.metrics.push_back(m);
@@ -128,7 +131,9 @@ void StageCache::store(const std::string& key, const models::Model& model, const
   const fs::path tmp = fs::path(dir_) / fmt::format(".{}.tmp.{}", key, ::getpid());
   fs::remove_all(tmp);
   fs::create_directories(tmp);
-  write_safetensors((tmp / "model.safetensors").string(), model.state_dict());
+  StringMap rngs;
+  nn::capture_module_rngs(model, nn::kModelFileRngPrefix, rngs);
+  write_safetensors((tmp / "model.safetensors").string(), model.state_dict(), rngs);
   write_file_atomic(tmp / "result.json", nlohmann::json{{"result", result}, {"metrics", metrics}}.dump(1) + "\n");
   std::error_code ec;
   fs::rename(tmp, entry, ec);

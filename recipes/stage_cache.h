@@ -8,7 +8,9 @@
 // trains again), the data directory's and extra image folder's listings (path, size, mtime of
 // every file), and the state of every model the stage reads, which is itself a key: a model's
 // initial key (name, arch, options, seed, weights file bytes) or the key of the stage that
-// last trained it. Entries are directories written atomically (temp + rename).
+// last trained it. An entry holds the trained model's weights and its Dropout generators' states
+// (so later stages draw the masks they would have drawn had this run trained it), its results
+// and its metrics. Entries are directories written atomically (temp + rename).
 #pragma once
 #include <map>
 #include <optional>
@@ -16,6 +18,7 @@
 #include <vector>
 #include <nlohmann/json.hpp>
 #include "engine/device.h"
+#include "engine/io/safetensors.h"
 #include "models/model.h"
 #include "recipes/recipe.h"
 
@@ -23,8 +26,8 @@ namespace retort {
 
 struct CachedStage {
   std::map<std::string, Tensor> weights;  // the trained model's state dict
-  nlohmann::json result;                  // {"test_top1", "test_top5", "wall_s", "parameters", "run_dir",
-                                          //  "rngs": {Dropout module path: "seed offset"}}
+  StringMap rngs;                         // kModelFileRngPrefix + Dropout module path -> "<seed> <offset>"
+  nlohmann::json result;                  // {"test_top1", "test_top5", "wall_s", "parameters", "run_dir", ...}
   std::vector<nlohmann::json> metrics;    // the stage's evaluation records, in order
 };
 

@@ -7,6 +7,10 @@
 
 namespace retort::nn {
 
+// The prefix of these entries in a model file's metadata (models/<name>.safetensors, stage-cache
+// entries): "rng.<module path>".
+inline constexpr const char* kModelFileRngPrefix = "rng.";
+
 // Adds "<prefix><module path>" = "<seed> <offset>" for every Dropout in `module` to `out`.
 void capture_module_rngs(const Module& module, const std::string& prefix, StringMap& out);
 

@@ -1,14 +1,17 @@
 // Helpers for recipe tests: temporary files and directories that clean up after themselves,
-// and the text of an error a call throws.
+// the text of an error a call throws, a weights file's values, and a stage cache's entry count.
 #pragma once
 #include <doctest/doctest.h>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <string>
+#include <vector>
 #include <unistd.h>
 #include "engine/error.h"
+#include "engine/io/safetensors.h"
 
 namespace retort::test {
 
@@ -48,6 +51,21 @@ inline std::string error_of(const std::function<void()>& f) {
 inline std::string read_text(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Every tensor of a safetensors file, by name, as doubles (for exact comparisons).
+inline std::map<std::string, std::vector<double>> weights_of(const std::filesystem::path& file) {
+  std::map<std::string, std::vector<double>> out;
+  for (auto& [name, t] : retort::read_safetensors(file.string()).tensors) out[name] = t.to_vector();
+  return out;
+}
+
+// The entries of a stage-cache directory (temporary ".<key>.tmp.<pid>" ones not counted).
+inline int cache_entries(const std::filesystem::path& dir) {
+  int n = 0;
+  if (std::filesystem::exists(dir))
+    for (const auto& e : std::filesystem::directory_iterator(dir)) n += e.path().filename().string()[0] != '.';
+  return n;
 }
 
 }  // namespace retort::test

@@ -5,7 +5,6 @@
 #include <doctest/doctest.h>
 #include <filesystem>
 #include <nlohmann/json.hpp>
-#include "engine/io/safetensors.h"
 #include "recipes/recipe.h"
 #include "recipes/runner.h"
 #include "tests/recipes/recipe_test_util.h"
@@ -47,19 +46,6 @@ batch_size = 4
 optimizer = { type = "adamw", lr = 1e-3 }
 )";
 
-std::map<std::string, std::vector<double>> student_weights(const std::string& run_dir) {
-  std::map<std::string, std::vector<double>> out;
-  for (auto& [name, t] : read_safetensors((fs::path(run_dir) / "models" / "student.safetensors").string()).tensors)
-    out[name] = t.to_vector();
-  return out;
-}
-
-size_t entries(const fs::path& dir) {
-  size_t n = 0;
-  for (const auto& e : fs::directory_iterator(dir))
-    if (e.is_directory()) ++n;
-  return n;
-}
 // Quiet runs of at most 10 steps per stage and 10 x 256 test images per evaluation.
 RunOptions short_run() {
   RunOptions o;
@@ -70,7 +56,8 @@ RunOptions short_run() {
 
 // The two runs' final student weights are bit-identical.
 void check_same_student(const RunResult& x, const RunResult& y) {
-  const auto a = student_weights(x.run_dir), b = student_weights(y.run_dir);
+  const auto a = test::weights_of(fs::path(x.run_dir) / "models" / "student.safetensors");
+  const auto b = test::weights_of(fs::path(y.run_dir) / "models" / "student.safetensors");
   REQUIRE(a.size() == b.size());
   for (const auto& [name, va] : a) {
     INFO("tensor " << name);
@@ -96,11 +83,11 @@ TEST_CASE("stage cache: a reused stage restores its Dropout generators, so the n
   first_only.stages.pop_back();
   o.out_dir = (tmp.path / "first_only").string();
   REQUIRE(run_recipe(first_only, o).completed);
-  CHECK(entries(tmp.path / "stage_cache") == 1);
+  CHECK(test::cache_entries(tmp.path / "stage_cache") == 1);
   o.out_dir = (tmp.path / "cached").string();
   const RunResult cached = run_recipe(both, o);
   REQUIRE(cached.completed);
-  CHECK(entries(tmp.path / "stage_cache") == 2);  // "first" reused, "second" trained and stored
+  CHECK(test::cache_entries(tmp.path / "stage_cache") == 2);  // "first" reused, "second" trained and stored
 
   check_same_student(uncached, cached);
   CHECK(cached.summary["results"][1]["test_top1"] == uncached.summary["results"][1]["test_top1"]);

@@ -63,18 +63,6 @@ optimizer = { type = "sgd", lr = 0.05, momentum = 0.9 }
 losses = [ { name = "kd", teacher = "teacher", T = 4.0 } ]
 )";
 
-std::map<std::string, std::vector<double>> weights(const fs::path& file) {
-  std::map<std::string, std::vector<double>> out;
-  for (auto& [name, t] : read_safetensors(file.string()).tensors) out[name] = t.to_vector();
-  return out;
-}
-
-int entries(const fs::path& dir) {
-  int n = 0;
-  if (fs::exists(dir))
-    for (const auto& e : fs::directory_iterator(dir)) n += e.path().filename().string()[0] != '.';
-  return n;
-}
 }  // namespace
 
 TEST_CASE("retrieval: k nearest pool rows by cosine, ties to the lower position") {
@@ -118,8 +106,8 @@ TEST_CASE("few-label stages: pool pretraining, a linear probe, a retrieval-curat
   Recipe only_pretrain = recipe;
   only_pretrain.stages.resize(1);
   RunResult r2 = run_recipe(only_pretrain, o2);
-  auto before = weights(fs::path(r2.run_dir) / "models" / "teacher.safetensors");
-  auto after = weights(fs::path(r.run_dir) / "models" / "teacher.safetensors");
+  auto before = test::weights_of(fs::path(r2.run_dir) / "models" / "teacher.safetensors");
+  auto after = test::weights_of(fs::path(r.run_dir) / "models" / "teacher.safetensors");
   REQUIRE(before.size() == after.size());
   int changed = 0;
   for (const auto& [name, v] : before) {
@@ -145,20 +133,20 @@ TEST_CASE("stage cache: an identical stage is reused, a changed one trains again
   Recipe recipe = parse_recipe(kFewLabelRecipe, "few.toml");
   o.out_dir = (tmp.path / "a").string();
   RunResult a = run_recipe(recipe, o);
-  CHECK(entries(cache) == 3);
+  CHECK(test::cache_entries(cache) == 3);
   o.out_dir = (tmp.path / "b").string();
   RunResult b = run_recipe(recipe, o);
-  CHECK(entries(cache) == 3);  // everything reused
+  CHECK(test::cache_entries(cache) == 3);  // everything reused
   for (const char* m : {"teacher", "student"})
-    CHECK(weights(fs::path(a.run_dir) / "models" / (std::string(m) + ".safetensors")) ==
-          weights(fs::path(b.run_dir) / "models" / (std::string(m) + ".safetensors")));
+    CHECK(test::weights_of(fs::path(a.run_dir) / "models" / (std::string(m) + ".safetensors")) ==
+          test::weights_of(fs::path(b.run_dir) / "models" / (std::string(m) + ".safetensors")));
   CHECK(a.summary["results"] == b.summary["results"]);
   // A different probe learning rate: the pretrain stage is reused, the probe and the
   // distillation (whose teacher changed) train again.
   Recipe changed = parse_recipe(kFewLabelRecipe, "few.toml", {"stages.probe.optimizer.lr=0.02"});
   o.out_dir = (tmp.path / "c").string();
   run_recipe(changed, o);
-  CHECK(entries(cache) == 5);
+  CHECK(test::cache_entries(cache) == 5);
 }
 
 TEST_CASE("few-label stages: impossible settings fail at load time naming the line") {

@@ -9,6 +9,7 @@
 #include "helpers.h"
 #include "recipes/recipe.h"
 #include "recipes/runner.h"
+#include "tests/recipes/recipe_test_util.h"
 #include "transfer/loss_term.h"
 
 using namespace retort;
@@ -67,11 +68,6 @@ nlohmann::json summary_of(const fs::path& run) {
 
 std::string read_safetensors_status(const fs::path& run) { return summary_of(run).value("status", ""); }
 
-std::map<std::string, std::vector<double>> weights_of(const fs::path& file) {
-  std::map<std::string, std::vector<double>> out;
-  for (auto& [name, t] : read_safetensors(file.string()).tensors) out[name] = t.to_vector();
-  return out;
-}
 }  // namespace
 
 TEST_CASE("runner: a killed run resumes to bit-identical weights") {
@@ -101,8 +97,8 @@ TEST_CASE("runner: a killed run resumes to bit-identical weights") {
   REQUIRE(rb2.completed);
 
   for (const char* model : {"teacher", "student"}) {
-    auto wa = weights_of(a / "models" / (std::string(model) + ".safetensors"));
-    auto wb = weights_of(b / "models" / (std::string(model) + ".safetensors"));
+    auto wa = test::weights_of(a / "models" / (std::string(model) + ".safetensors"));
+    auto wb = test::weights_of(b / "models" / (std::string(model) + ".safetensors"));
     REQUIRE(wa.size() == wb.size());
     REQUIRE(wa.size() > 10);
     for (auto& [name, va] : wa) {
@@ -165,8 +161,8 @@ TEST_CASE("runner: a run killed in its second stage resumes without redoing the 
   CHECK(rb.summary["results"][0] == before[0]);
   CHECK(rb.summary["results"][1]["test_top1"] == ra.summary["results"][1]["test_top1"]);
   for (const char* model : {"teacher", "student"}) {
-    auto wa = weights_of(a / "models" / (std::string(model) + ".safetensors"));
-    auto wb = weights_of(b / "models" / (std::string(model) + ".safetensors"));
+    auto wa = test::weights_of(a / "models" / (std::string(model) + ".safetensors"));
+    auto wb = test::weights_of(b / "models" / (std::string(model) + ".safetensors"));
     REQUIRE(wa.size() == wb.size());
     for (auto& [name, va] : wa) {
       INFO(std::string(model) << " tensor " << name);
