@@ -1,5 +1,5 @@
 // The `retort` command line: run a recipe, evaluate weights, import torchvision/timm
-// weights, list what is built in.
+// weights, list what is built in, describe what computes here.
 // Every error exits non-zero with a one-line reason.
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -9,6 +9,7 @@
 #include "engine/device.h"
 #include "engine/error.h"
 #include "engine/io/safetensors.h"
+#include "engine/machine.h"
 #include "engine/version.h"
 #include "models/import_weights.h"
 #include "models/registry.h"
@@ -120,6 +121,16 @@ int cmd_list(const std::string& what) {
   return 0;
 }
 
+// What computes on `device_name`, and the digest of its numerics (engine/machine.h).
+int cmd_machine(const std::string& device_name) {
+  const Device device = resolve_device(device_name);
+  const MachineDescription m = describe_machine(device);
+  std::printf("device:    %s\nprocessor: %s\n", m.device.c_str(), m.processor.c_str());
+  if (device.is_cpu()) std::printf("threads:   %d\nlibrary:   %s\n", m.threads, m.library.c_str());
+  std::printf("numerics:  %s\n", numerics_digest(device).c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -169,6 +180,12 @@ int main(int argc, char** argv) {
   std::string what;
   list->add_option("what", what, "models | datasets | losses | recipes")->required();
 
+  auto* machine = app.add_subcommand(
+      "machine", "Describe what computes here (processor, threads, OpenBLAS kernels or GPU) and digest its numerics: "
+                 "equal digests on two machines mean the same digits for the same recipe");
+  std::string machine_device = "cpu";
+  machine->add_option("--device", machine_device, "cpu | cuda | cuda:N | auto");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -179,6 +196,7 @@ int main(int argc, char** argv) {
     if (*eval) return cmd_eval(arch, weights, dataset, root, device, batch, image_size, channels);
     if (*imp) return cmd_import(ia);
     if (*list) return cmd_list(what);
+    if (*machine) return cmd_machine(machine_device);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "retort: error: %s\n", e.what());
     return 2;

@@ -13,5 +13,6 @@ void device_free(void*, int) {}
 void memcpy_any(void*, bool, const void*, bool, size_t) { no_cuda(); }
 void synchronize() {}
 void set_device(int) { no_cuda(); }
+std::string device_description(int) { return "no GPU: this retort was built without CUDA"; }
 }  // namespace retort::cuda
 #endif

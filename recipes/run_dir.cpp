@@ -104,6 +104,8 @@ RunDir RunDir::open(const Recipe& recipe, const std::string& dir) {
       fail("cannot resume: '{}' is not valid JSON: {}", summary.string(), e.what());
     }
     run.started_utc_ = j.value("started_utc", run.started_utc_);
+    if (j.contains("machine") && j["machine"].is_object())
+      run.previous_machine_line_ = j["machine"].value("line", "");
     for (const auto& r : j.value("results", nlohmann::json::array())) {
       ModelResult m;
       m.stage = r.value("stage", "");
@@ -164,6 +166,13 @@ void RunDir::record_result(const ModelResult& result) {
   write_summary();
 }
 
+std::string RunDir::set_machine(const MachineDescription& machine) {
+  std::lock_guard lock(mutex_);
+  machine_ = machine;
+  write_summary();
+  return previous_machine_line_.empty() || previous_machine_line_ == machine.line() ? "" : previous_machine_line_;
+}
+
 void RunDir::set_status(const std::string& status) {
   std::lock_guard lock(mutex_);
   status_ = status;
@@ -182,6 +191,9 @@ void RunDir::write_summary() {
   nlohmann::json j = {{"recipe", recipe_name_}, {"source", recipe_source_}, {"run_dir", path_.string()},
                       {"started_utc", started_utc_}, {"updated_utc", utc_stamp(true)}, {"status", status_},
                       {"results", results}};
+  if (!machine_.device.empty())
+    j["machine"] = {{"device", machine_.device}, {"processor", machine_.processor}, {"threads", machine_.threads},
+                    {"library", machine_.library}, {"line", machine_.line()}};
   write_file_atomic(file("summary.json"), j.dump(2) + "\n");
 }
 

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <string>
 #include <vector>
+#include "engine/machine.h"
 #include "recipes/recipe.h"
 
 namespace retort {
@@ -64,6 +65,10 @@ class RunDir {
   // "running", "finished" or "failed: <why>"; rewrites summary.json.
   void set_status(const std::string& status);
   const std::vector<ModelResult>& results() const { return results_; }
+  // Records what computes the run (summary.json "machine"). Returns the machine a resumed
+  // run's summary names when it differs from this one (the digits will differ from an
+  // uninterrupted run's), else "".
+  std::string set_machine(const MachineDescription& machine);
 
   RunDir(RunDir&& other) noexcept;
 
@@ -74,6 +79,8 @@ class RunDir {
   std::filesystem::path path_;
   std::string recipe_name_, recipe_source_, started_utc_, status_ = "running";
   std::vector<ModelResult> results_;
+  MachineDescription machine_;
+  std::string previous_machine_line_;  // summary.json's machine when resumed ("" when none)
   std::mutex mutex_;
 };
 

@@ -175,6 +175,11 @@ RunResult run_recipe(const Recipe& recipe, const RunOptions& options) {
   RunDir run_dir = options.resume ? RunDir::open(recipe, dir) : RunDir::create(recipe, dir);
   auto say = [&](const std::string& s) { std::fprintf(stderr, "[retort] %s\n", s.c_str()); };
   say(fmt::format("run '{}' on {} -> {}", recipe.run.name, device.str(), run_dir.path().string()));
+  const MachineDescription machine = describe_machine(device);
+  say(machine.line());
+  if (const std::string before = run_dir.set_machine(machine); !before.empty())
+    say(fmt::format("warning: the run being resumed was computed by another machine or kernel set ({}); its digits "
+                    "will differ from an uninterrupted run's", before));
 
   LoadedData data = load_data(recipe);
   say(fmt::format("data: {} train ({} labelled, {} unlabelled), {} test{}", data.train_all.size(), data.labelled.size(),

@@ -9,6 +9,7 @@
 #include "engine/nn/module_rng.h"
 #include "engine/content_hash.h"
 #include "engine/error.h"
+#include "engine/machine.h"
 #include "engine/version.h"
 #include "engine/io/safetensors.h"
 #include "recipes/run_dir.h"
@@ -96,8 +97,11 @@ std::string StageCache::stage_key(const Recipe& recipe, const StageSpec& stage,
   part.data = recipe.data;
   part.data.workers = 0;
   part.stages = {stage};
-  std::string text = fmt::format("{}\ncode {}\n{}\ndevice {}\nmax_batches {}\n", kVersion, code_digest(), to_toml(part),
-                                 device.is_cpu() ? "cpu" : "cuda", max_batches_per_epoch);
+  // The machine's numerics too (thread count and OpenBLAS kernel set, or the GPU): an entry
+  // trained under other kernels holds other digits than this run would compute.
+  std::string text = fmt::format("{}\ncode {}\n{}\ndevice {}\nnumerics {}\nmax_batches {}\n", kVersion, code_digest(),
+                                 to_toml(part), device.is_cpu() ? "cpu" : "cuda", describe_machine(device).numerics_key(),
+                                 max_batches_per_epoch);
   text += "data files " + directory_listing_digest(recipe.data.root) + "\n";
   if (!recipe.data.extra_unlabelled_folder.empty())
     text += "extra files " + directory_listing_digest(recipe.data.extra_unlabelled_folder) + "\n";

@@ -3,10 +3,11 @@
 // the same student-alone baseline); with `retort run --stage-cache DIR`, the first run that
 // trains such a stage stores the result under a key, and every later run with the same key
 // loads it. The key covers everything the stage's outcome depends on: the data settings, the
-// stage's own settings (name included: it seeds the loader), the run seed, the device kind,
-// the smoke-test batch limit, the code (the bytes of the running executable: a rebuilt retort
-// trains again), the data directory's and extra image folder's listings (path, size, mtime of
-// every file), and the state of every model the stage reads, which is itself a key: a model's
+// stage's own settings (name included: it seeds the loader), the run seed, the device kind and
+// its numerics (CPU thread count and OpenBLAS kernel set, or the GPU), the smoke-test batch
+// limit, the code (the bytes of the running executable: a rebuilt retort trains again), the
+// data directory's and extra image folder's listings (path, size, mtime of every file), and the
+// state of every model the stage reads, which is itself a key: a model's
 // initial key (name, arch, options, seed, weights file bytes) or the key of the stage that
 // last trained it. An entry holds the trained model's weights and its Dropout generators' states
 // (so later stages draw the masks they would have drawn had this run trained it), its results

@@ -73,6 +73,11 @@ void blas_init() {
   (void)done;
 }
 
+std::string blas_config() {
+  const char* config = openblas_get_config();
+  return config ? config : "OpenBLAS (configuration unknown)";
+}
+
 void gemm(const GemmArgs& g) {
   if (g.m == 0 || g.n == 0 || g.batch == 0) return;
   blas_init();

@@ -16,6 +16,9 @@ void device_free(void* ptr, int device);
 void memcpy_any(void* dst, bool dst_gpu, const void* src, bool src_gpu, size_t bytes);
 void synchronize();
 void set_device(int device);
+// "NVIDIA H100 80GB HBM3, sm_90, CUDA runtime 13.0": what computes on `device` (never throws;
+// says why when it cannot tell).
+std::string device_description(int device);
 
 }  // namespace retort::cuda
 

@@ -33,6 +33,18 @@ std::string unavailable_reason() {
 
 void set_device(int device) { RETORT_CUDA_CHECK(cudaSetDevice(device)); }
 
+std::string device_description(int device) {
+  if (device < 0 || device >= cached_count()) return "no GPU: " + g_reason;
+  cudaDeviceProp prop{};
+  int runtime = 0;
+  if (cudaGetDeviceProperties(&prop, device) != cudaSuccess || cudaRuntimeGetVersion(&runtime) != cudaSuccess) {
+    cudaGetLastError();
+    return "unknown GPU";
+  }
+  return std::string(prop.name) + ", sm_" + std::to_string(prop.major) + std::to_string(prop.minor) +
+         ", CUDA runtime " + std::to_string(runtime / 1000) + "." + std::to_string(runtime % 1000 / 10);
+}
+
 cudaStream_t stream() {
   static cudaStream_t s = [] {
     RETORT_CHECK(cached_count() > 0, "CUDA was asked for but is not usable: {}", g_reason);
