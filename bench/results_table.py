@@ -16,6 +16,10 @@ With a third argument only the methods named with that infix are listed (infix r
 alone and with KD in one run), else the "alone" runs' student. It is the infix's own (e.g. vitstudent_alone, a ViT student alone) when it was run,
 else the plain "alone" runs: their student stage never reads the teacher, so a pair that only
 changes the teacher shares them.
+
+Below the table it lists what computed the rows (summary.json's "machine": processor, threads,
+OpenBLAS kernel set), and warns on stderr when they differ: different kernel sets give
+different digits for the same command (docs/results.md, "Two machines").
 """
 INFIXES = ("vit_", "vitstudent_")
 import json
@@ -71,6 +75,7 @@ def main():
     pair = sys.argv[3] if len(sys.argv) > 3 else ""
     found = {}
     teachers = {}
+    machines = {}  # run directory -> what computed it
     for entry in sorted(os.listdir(root)):
         path = os.path.join(root, entry, "summary.json")
         if not entry.startswith(prefix) or not os.path.isfile(path):
@@ -80,6 +85,7 @@ def main():
         if s.get("status") != "finished":
             continue
         method, seed = entry[len(prefix):].rsplit("-s", 1)
+        machines[entry] = s.get("machine", {}).get("line", "not recorded (written before retort recorded it)")
         r = final_student(s)
         if r is None:
             continue
@@ -127,6 +133,15 @@ def main():
         std = statistics.stdev(v) if len(v) > 1 else float("nan")
         cells = [f"{vals[sd]:.2f}" if sd in vals else "–" for sd in seeds]
         print(f"| teacher after '{stage}' | " + " | ".join(cells) + f" | {statistics.mean(v):.2f} ± {std:.2f} | |")
+    mine = [m for e, m in machines.items() if infix_of(e[len(prefix):]) == pair or e[len(prefix):].startswith("alone")]
+    used = set(mine)
+    print()
+    for line in sorted(used):
+        runs = mine.count(line)
+        print(f"Computed by: {line} ({runs} run{'s' if runs != 1 else ''})")
+    if len(used) > 1:
+        print("warning: these runs were computed by different machines or OpenBLAS kernel sets; "
+              "their digits are not comparable row to row", file=sys.stderr)
 
 
 if __name__ == "__main__":
