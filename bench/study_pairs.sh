@@ -14,15 +14,7 @@ RETORT=${RETORT:-build/retort}
 RESULTS_DIR=${RESULTS_DIR:-runs/results}
 STAGE_CACHE=${STAGE_CACHE:-runs/stage_cache}
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
-# OpenBLAS picks its GEMM kernels for the CPU it finds, and different kernel sets give different
-# digits for the same command (docs/results.md, "Two machines"). The documented tables were
-# computed with its Zen (AVX2) kernels; on any x86-64 CPU with AVX2 and FMA they are selected
-# here, so the commands reproduce those digits on Intel CPUs too. BLAS_KERNELS=native keeps
-# OpenBLAS's own choice; an OPENBLAS_CORETYPE already set wins.
-if [[ -z ${OPENBLAS_CORETYPE:-} && ${BLAS_KERNELS:-zen} != native && $(uname -m) == x86_64 ]] &&
-   grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
-  export OPENBLAS_CORETYPE=Zen
-fi
+source scripts/blas_kernels.sh  # OPENBLAS_CORETYPE=Zen on AVX2 x86-64 (BLAS_KERNELS=native: OpenBLAS's choice)
 
 VIT_OPTIONS='{ patch_size = 7, depth = 4 }'
 VIT_ADAMW='{ type = "adamw", lr = 1e-3, weight_decay = 0.05, no_decay_norm_bias = true }'

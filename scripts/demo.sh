@@ -9,5 +9,6 @@ BUILD_DIR="${RETORT_BUILD_DIR:-build}"
 OUT="${RETORT_DEMO_OUT:-runs/demo}"
 # OpenMP threads that spin while waiting steal the cores the data loader needs on small CPUs.
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
+source scripts/blas_kernels.sh  # the kernels the README's digits were computed with
 "$BUILD_DIR/retort" run recipes/fmnist_kd.toml --out "$OUT" "$@"
 echo "[demo] results: $OUT/summary.json, per-epoch metrics: $OUT/metrics.jsonl"
