@@ -76,6 +76,7 @@ def main():
     found = {}
     teachers = {}
     machines = {}  # run directory -> what computed it
+    alone_sources = {}  # infix -> run directories that gave an "alone" value
     for entry in sorted(os.listdir(root)):
         path = os.path.join(root, entry, "summary.json")
         if not entry.startswith(prefix) or not os.path.isfile(path):
@@ -93,6 +94,7 @@ def main():
         a = alone_row(s)
         if a is not None:
             found.setdefault(infix_of(method) + "alone", {})[int(seed)] = a["test_top1"]
+            alone_sources.setdefault(infix_of(method), []).append(entry)
         for t in s["results"]:
             if t["model"] == "teacher":
                 teachers.setdefault(method, {}).setdefault(t["stage"], {})[int(seed)] = t["test_top1"]
@@ -101,8 +103,12 @@ def main():
         mine = {m[len(pair):]: v for m, v in found.items() if m.startswith(pair)}
         if "alone" not in mine and "alone" in found:
             mine["alone"] = found["alone"]
+            borrowed = alone_sources.get("", []) + [e for e in machines if e[len(prefix):].startswith("alone-")]
+        else:
+            borrowed = []
         teacher_rows = {m[len(pair):]: v for m, v in teachers.items() if m.startswith(pair)}
     else:
+        borrowed = []
         mine = {m: v for m, v in found.items() if not m.startswith(INFIXES)}
         teacher_rows = {m: v for m, v in teachers.items() if not m.startswith(INFIXES)}
     found = mine
@@ -133,11 +139,11 @@ def main():
         std = statistics.stdev(v) if len(v) > 1 else float("nan")
         cells = [f"{vals[sd]:.2f}" if sd in vals else "–" for sd in seeds]
         print(f"| teacher after '{stage}' | " + " | ".join(cells) + f" | {statistics.mean(v):.2f} ± {std:.2f} | |")
-    mine = [m for e, m in machines.items() if infix_of(e[len(prefix):]) == pair or e[len(prefix):].startswith("alone")]
-    used = set(mine)
+    lines = [m for e, m in machines.items() if infix_of(e[len(prefix):]) == pair or e in borrowed]
+    used = set(lines)
     print()
     for line in sorted(used):
-        runs = mine.count(line)
+        runs = lines.count(line)
         print(f"Computed by: {line} ({runs} run{'s' if runs != 1 else ''})")
     if len(used) > 1:
         print("warning: these runs were computed by different machines or OpenBLAS kernel sets; "
