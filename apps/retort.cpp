@@ -182,7 +182,7 @@ int main(int argc, char** argv) {
 
   auto* machine = app.add_subcommand(
       "machine", "Describe what computes here (processor, threads, OpenBLAS kernels or GPU) and digest its numerics: "
-                 "equal digests on two machines mean the same digits for the same recipe");
+                 "on two machines with equal digests, retort's convolutions and matrix products agree to the bit");
   std::string machine_device = "cpu";
   machine->add_option("--device", machine_device, "cpu | cuda | cuda:N | auto");
 

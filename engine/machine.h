@@ -28,8 +28,8 @@ MachineDescription describe_machine(Device device);
 
 // A digest of the outputs of a fixed, seeded set of the engine's convolutions and matrix
 // products on `device` (shapes of the built-in ResNets and ViTs). Two machines with equal digests
-// compute those ops to the same bits; different digests mean the same recipe will give other
-// digits. `retort machine` prints it.
+// compute those ops to the same bits; with different digests the same recipe computes other bits
+// (for the ResNets, other accuracies; docs/results.md). `retort machine` prints it.
 std::string numerics_digest(Device device);
 
 }  // namespace retort
