@@ -14,18 +14,21 @@
 namespace retort {
 namespace {
 
-// The first "model name" line of /proc/cpuinfo (x86), else "unknown CPU".
-std::string cpu_model_name() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) != 0) continue;
-    const auto colon = line.find(':');
-    if (colon == std::string::npos) continue;
-    const auto start = line.find_first_not_of(" \t", colon + 1);
-    return start == std::string::npos ? "unknown CPU" : line.substr(start);
-  }
-  return "unknown CPU";
+// The first "model name" line of /proc/cpuinfo (x86), else "unknown CPU"; read once per process.
+const std::string& cpu_model_name() {
+  static const std::string name = [] {
+    std::ifstream in("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("model name", 0) != 0) continue;
+      const auto colon = line.find(':');
+      if (colon == std::string::npos) continue;
+      const auto start = line.find_first_not_of(" \t", colon + 1);
+      return start == std::string::npos ? std::string("unknown CPU") : line.substr(start);
+    }
+    return std::string("unknown CPU");
+  }();
+  return name;
 }
 
 }  // namespace

@@ -21,7 +21,6 @@ struct MachineDescription {
   std::string numerics_key() const;
   // One line for logs: "cpu: Intel(R) Xeon(R) Processor, 2 threads, OpenBLAS 0.3.21 ... SkylakeX ...".
   std::string line() const;
-  bool operator==(const MachineDescription&) const = default;
 };
 
 MachineDescription describe_machine(Device device);

@@ -104,8 +104,11 @@ RunDir RunDir::open(const Recipe& recipe, const std::string& dir) {
       fail("cannot resume: '{}' is not valid JSON: {}", summary.string(), e.what());
     }
     run.started_utc_ = j.value("started_utc", run.started_utc_);
-    if (j.contains("machine") && j["machine"].is_object())
-      run.previous_machine_line_ = j["machine"].value("line", "");
+    if (j.contains("machine") && j["machine"].is_object()) {
+      const auto& m = j["machine"];
+      run.previous_machine_ = {m.value("device", ""), m.value("processor", ""), m.value("threads", 0),
+                               m.value("library", "")};
+    }
     for (const auto& r : j.value("results", nlohmann::json::array())) {
       ModelResult m;
       m.stage = r.value("stage", "");
@@ -170,7 +173,8 @@ std::string RunDir::set_machine(const MachineDescription& machine) {
   std::lock_guard lock(mutex_);
   machine_ = machine;
   write_summary();
-  return previous_machine_line_.empty() || previous_machine_line_ == machine.line() ? "" : previous_machine_line_;
+  const bool same = previous_machine_.device.empty() || previous_machine_.numerics_key() == machine.numerics_key();
+  return same ? "" : previous_machine_.line();
 }
 
 void RunDir::set_status(const std::string& status) {

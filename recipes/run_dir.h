@@ -65,9 +65,9 @@ class RunDir {
   // "running", "finished" or "failed: <why>"; rewrites summary.json.
   void set_status(const std::string& status);
   const std::vector<ModelResult>& results() const { return results_; }
-  // Records what computes the run (summary.json "machine"). Returns the machine a resumed
-  // run's summary names when it differs from this one (the digits will differ from an
-  // uninterrupted run's), else "".
+  // Records what computes the run (summary.json "machine"). Returns the line of the machine a
+  // resumed run's summary names when its numerics (numerics_key) differ from this one's (the
+  // digits will differ from an uninterrupted run's), else "".
   std::string set_machine(const MachineDescription& machine);
 
   RunDir(RunDir&& other) noexcept;
@@ -80,7 +80,7 @@ class RunDir {
   std::string recipe_name_, recipe_source_, started_utc_, status_ = "running";
   std::vector<ModelResult> results_;
   MachineDescription machine_;
-  std::string previous_machine_line_;  // summary.json's machine when resumed ("" when none)
+  MachineDescription previous_machine_;  // summary.json's machine when resumed (device "" when none)
   std::mutex mutex_;
 };
 
