@@ -1,5 +1,6 @@
 // Helpers for recipe tests: temporary files and directories that clean up after themselves,
-// the text of an error a call throws, a weights file's values, and a stage cache's entry count.
+// the text of an error a call throws, a weights file's values, a bit-for-bit comparison of one
+// model's weights in two run directories, and a stage cache's entry count.
 #pragma once
 #include <doctest/doctest.h>
 #include <atomic>
@@ -58,6 +59,22 @@ inline std::map<std::string, std::vector<double>> weights_of(const std::filesyst
   std::map<std::string, std::vector<double>> out;
   for (auto& [name, t] : retort::read_safetensors(file.string()).tensors) out[name] = t.to_vector();
   return out;
+}
+
+// Checks that `model`'s weights in two run directories (models/<model>.safetensors) are
+// bit-identical, tensor by tensor, naming each tensor that differs. Returns how many tensors it
+// compared, so a caller can require that the files were not (nearly) empty.
+inline size_t check_same_weights(const std::filesystem::path& run_a, const std::filesystem::path& run_b,
+                                 const std::string& model) {
+  const auto a = weights_of(run_a / "models" / (model + ".safetensors"));
+  const auto b = weights_of(run_b / "models" / (model + ".safetensors"));
+  REQUIRE(a.size() == b.size());
+  for (const auto& [name, va] : a) {
+    INFO(model << " tensor " << name);
+    REQUIRE(b.count(name) == 1);
+    CHECK(va == b.at(name));  // exact equality: bit-identical
+  }
+  return a.size();
 }
 
 // The entries of a stage-cache directory (temporary ".<key>.tmp.<pid>" ones not counted).

@@ -54,16 +54,6 @@ RunOptions short_run() {
   return o;
 }
 
-// The two runs' final student weights are bit-identical.
-void check_same_student(const RunResult& x, const RunResult& y) {
-  const auto a = test::weights_of(fs::path(x.run_dir) / "models" / "student.safetensors");
-  const auto b = test::weights_of(fs::path(y.run_dir) / "models" / "student.safetensors");
-  REQUIRE(a.size() == b.size());
-  for (const auto& [name, va] : a) {
-    INFO("tensor " << name);
-    CHECK(va == b.at(name));
-  }
-}
 }  // namespace
 
 TEST_CASE("stage cache: a reused stage restores its Dropout generators, so the next stage matches") {
@@ -89,7 +79,7 @@ TEST_CASE("stage cache: a reused stage restores its Dropout generators, so the n
   REQUIRE(cached.completed);
   CHECK(test::cache_entries(tmp.path / "stage_cache") == 2);  // "first" reused, "second" trained and stored
 
-  check_same_student(uncached, cached);
+  test::check_same_weights(uncached.run_dir, cached.run_dir, "student");
   CHECK(cached.summary["results"][1]["test_top1"] == uncached.summary["results"][1]["test_top1"]);
 }
 
@@ -118,5 +108,5 @@ TEST_CASE("runner: a resume that skips a finished stage restores its Dropout gen
   const RunResult resumed = run_recipe(both, o);
   REQUIRE(resumed.completed);
 
-  check_same_student(uninterrupted, resumed);
+  test::check_same_weights(uninterrupted.run_dir, resumed.run_dir, "student");
 }

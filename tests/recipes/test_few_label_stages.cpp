@@ -137,9 +137,7 @@ TEST_CASE("stage cache: an identical stage is reused, a changed one trains again
   o.out_dir = (tmp.path / "b").string();
   RunResult b = run_recipe(recipe, o);
   CHECK(test::cache_entries(cache) == 3);  // everything reused
-  for (const char* m : {"teacher", "student"})
-    CHECK(test::weights_of(fs::path(a.run_dir) / "models" / (std::string(m) + ".safetensors")) ==
-          test::weights_of(fs::path(b.run_dir) / "models" / (std::string(m) + ".safetensors")));
+  for (const char* m : {"teacher", "student"}) test::check_same_weights(a.run_dir, b.run_dir, m);
   CHECK(a.summary["results"] == b.summary["results"]);
   // A different probe learning rate: the pretrain stage is reused, the probe and the
   // distillation (whose teacher changed) train again.
