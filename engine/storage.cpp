@@ -1,10 +1,12 @@
-// Storage allocation and byte copies; CUDA memory comes from kernels/cuda's pooled allocator.
+// Storage allocation and byte copies; host memory comes from engine/host_pool, CUDA memory from
+// kernels/cuda's pooled allocator.
 #include "engine/storage.h"
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include "engine/error.h"
+#include "engine/host_pool.h"
 #include "kernels/cuda/cuda_api.h"
 
 namespace retort {
@@ -24,21 +26,18 @@ void count_alloc(Device d, size_t n) {
   size_t peak = c.peak.load();
   while (now > peak && !c.peak.compare_exchange_weak(peak, now)) {}
 }
+// Every block is a whole number of 64-byte lines, and never empty.
+size_t padded(size_t n) { return n == 0 ? 64 : (n + 63) / 64 * 64; }
 }  // namespace
 
 Storage::Storage(size_t n, Device dev) : nbytes(n), device(dev) {
-  size_t bytes = n == 0 ? 64 : (n + 63) / 64 * 64;
-  if (dev.is_cpu()) {
-    ptr = std::aligned_alloc(64, bytes);
-    RETORT_CHECK(ptr, "out of host memory allocating {} bytes", bytes);
-  } else {
-    ptr = cuda::device_alloc(bytes, dev.index);
-  }
+  if (dev.is_cpu()) ptr = host_pool::allocate(padded(n));
+  else ptr = cuda::device_alloc(padded(n), dev.index);
   count_alloc(dev, n);
 }
 
 Storage::~Storage() {
-  if (device.is_cpu()) std::free(ptr);
+  if (device.is_cpu()) host_pool::release(ptr, padded(nbytes));
   else cuda::device_free(ptr, device.index);
   counters(device).current.fetch_sub(nbytes);
 }
