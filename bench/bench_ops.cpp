@@ -1,5 +1,5 @@
 // Kernel benchmark: times forward and forward+backward of the ops that dominate training
-// (GEMM, convolution, normalisation, attention, softmax, cross-entropy) on the CPU and, where
+// (GEMM, convolution, normalisation, attention, softmax, strided elementwise ops) on the CPU and, where
 // a GPU is usable, on CUDA, after checking the CUDA result against the CPU reference.
 // Prints a Markdown table (median of --repeats runs). Not part of the test suite.
 //   build/retort_bench [--repeats 20] [--only conv]
@@ -83,6 +83,12 @@ int main(int argc, char** argv) {
        [](const auto& in) { return scaled_dot_product_attention(in[0], in[1], in[2]); }},
       {"softmax [4096,1000]", {{4096, 1000}}, [](const auto& in) { return softmax(in[0], 1); }},
       {"relu [64,64,28,28]", {{64, 64, 28, 28}}, [](const auto& in) { return relu(in[0]); }},
+      // Strided elementwise paths (kernels/cpu/strided_walk.h): a per-channel broadcast, and the
+      // copy that makes a ViT's token grid [B, hw, C] a channel-first map [B, C, hw].
+      {"add broadcast [64,192,28,28]+[192,1,1]", {{64, 192, 28, 28}, {192, 1, 1}},
+       [](const auto& in) { return add(in[0], in[1]); }},
+      {"transpose copy [128,784,192]->[128,192,784]", {{128, 784, 192}},
+       [](const auto& in) { return in[0].transpose(1, 2).contiguous(); }},
   };
   std::vector<Device> devices{Device::cpu()};
   if (cuda_available()) devices.push_back(Device::cuda(0));

@@ -2,6 +2,7 @@
 #include "kernels/cpu/copy.h"
 #include <cstring>
 #include "engine/error.h"
+#include "kernels/cpu/strided_walk.h"
 
 namespace retort::cpu {
 namespace {
@@ -40,8 +41,13 @@ StoreFn storer(DType t) {
 
 template <typename Word>
 void copy_same(Word* dst, const Layout& dl, const Word* src, const Layout& sl, int64_t n) {
-#pragma omp parallel for if (n > 65536)
-  for (int64_t i = 0; i < n; ++i) dst[dl.offset_of(i)] = src[sl.offset_of(i)];
+  const StridedWalk<2> walk({&dl, &sl});
+  const int64_t sd = walk.inner_stride(0), ss = walk.inner_stride(1);
+  walk.walk_all(n, n > 65536, [&](int64_t, int64_t len, const std::array<int64_t, 2>& off) {
+    Word* d = dst + off[0];
+    const Word* s = src + off[1];
+    for (int64_t j = 0; j < len; ++j) d[j * sd] = s[j * ss];
+  });
 }
 
 }  // namespace
@@ -64,8 +70,11 @@ void strided_copy(void* dst, DType dt, const Layout& dl, const void* src, DType 
   }
   LoadFn ld = loader(st);
   StoreFn sto = storer(dt);
-#pragma omp parallel for if (n > 65536)
-  for (int64_t i = 0; i < n; ++i) sto(dst, dl.offset_of(i), ld(src, sl.offset_of(i)));
+  const StridedWalk<2> walk({&dl, &sl});
+  const int64_t sd = walk.inner_stride(0), ss = walk.inner_stride(1);
+  walk.walk_all(n, n > 65536, [&](int64_t, int64_t len, const std::array<int64_t, 2>& off) {
+    for (int64_t j = 0; j < len; ++j) sto(dst, off[0] + j * sd, ld(src, off[1] + j * ss));
+  });
 }
 
 void fill(void* dst, DType t, int64_t n, double v) {

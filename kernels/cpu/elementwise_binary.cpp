@@ -1,6 +1,7 @@
 // CPU broadcast binary kernels (add, sub, mul, div, maximum, ge_mask): reference for CUDA.
 #include "kernels/cpu/dispatch.h"
 #include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/strided_walk.h"
 
 namespace retort::cpu {
 namespace {
@@ -28,9 +29,14 @@ void binary(BinaryOp op, DType type, const void* a, const Layout& la, const void
       _Pragma("omp parallel for if (n > 32768)")
       for (int64_t i = 0; i < n; ++i) po[i] = scalar_t(apply<acc_t>(op, acc_t(pa[i]), acc_t(pb[i])));
     } else {
-      _Pragma("omp parallel for if (n > 32768)")
-      for (int64_t i = 0; i < n; ++i)
-        po[i] = scalar_t(apply<acc_t>(op, acc_t(pa[la.offset_of(i)]), acc_t(pb[lb.offset_of(i)])));
+      const StridedWalk<2> walk({&la, &lb});
+      const int64_t sa = walk.inner_stride(0), sb = walk.inner_stride(1);
+      walk.walk_all(n, n > 32768, [&](int64_t i, int64_t len, const std::array<int64_t, 2>& off) {
+        const scalar_t* ra = pa + off[0];
+        const scalar_t* rb = pb + off[1];
+        scalar_t* ro = po + i;
+        for (int64_t j = 0; j < len; ++j) ro[j] = scalar_t(apply<acc_t>(op, acc_t(ra[j * sa]), acc_t(rb[j * sb])));
+      });
     }
   });
 }
