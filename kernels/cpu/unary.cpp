@@ -1,6 +1,7 @@
 // CPU unary kernels and their fused backward: the reference for kernels/cuda/unary.cu.
 #include "kernels/cpu/unary.h"
 #include "kernels/cpu/dispatch.h"
+#include "kernels/cpu/strided_walk.h"
 #include <type_traits>
 #include "kernels/unary_math.h"
 
@@ -33,9 +34,12 @@ void unary(UnaryOp op, UnaryParams prm, DType type, const void* in, const Layout
         _Pragma("omp parallel for simd if (n > 65536)")
         for (int64_t i = 0; i < n; ++i) y[i] = scalar_t(unary_math::forward<acc_t>(kOp, acc_t(x[i]), p0, p1));
       } else {
-        _Pragma("omp parallel for if (n > 65536)")
-        for (int64_t i = 0; i < n; ++i)
-          y[i] = scalar_t(unary_math::forward<acc_t>(kOp, acc_t(x[li.offset_of(i)]), p0, p1));
+        const StridedWalk<1> walk({&li});
+        const int64_t sx = walk.inner_stride(0);
+        walk.walk_all(n, n > 65536, [&](int64_t i, int64_t len, const std::array<int64_t, 1>& off) {
+          const scalar_t* rx = x + off[0];
+          for (int64_t j = 0; j < len; ++j) y[i + j] = scalar_t(unary_math::forward<acc_t>(kOp, acc_t(rx[j * sx]), p0, p1));
+        });
       }
     });
   });
@@ -56,9 +60,14 @@ void unary_backward(UnaryOp op, UnaryParams prm, DType type, const void* grad_ou
         for (int64_t i = 0; i < n; ++i)
           gi[i] = scalar_t(unary_math::backward<acc_t>(kOp, acc_t(g[i]), acc_t(s[i]), p0, p1));
       } else {
-        _Pragma("omp parallel for if (n > 65536)")
-        for (int64_t i = 0; i < n; ++i)
-          gi[i] = scalar_t(unary_math::backward<acc_t>(kOp, acc_t(g[lg.offset_of(i)]), acc_t(s[ls.offset_of(i)]), p0, p1));
+        const StridedWalk<2> walk({&lg, &ls});
+        const int64_t sg = walk.inner_stride(0), ss = walk.inner_stride(1);
+        walk.walk_all(n, n > 65536, [&](int64_t i, int64_t len, const std::array<int64_t, 2>& off) {
+          const scalar_t* rg = g + off[0];
+          const scalar_t* rs = s + off[1];
+          for (int64_t j = 0; j < len; ++j)
+            gi[i + j] = scalar_t(unary_math::backward<acc_t>(kOp, acc_t(rg[j * sg]), acc_t(rs[j * ss]), p0, p1));
+        });
       }
     });
   });

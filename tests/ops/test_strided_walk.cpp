@@ -1,7 +1,7 @@
 // StridedWalk (kernels/cpu/strided_walk.h) against Layout::offset_of, the per-element reference:
 // every index of random shapes with permuted, broadcast, sliced and size-1 dims, walked in
 // random pieces; then the CPU binary and strided-copy kernels, which use it, against plain
-// loops over offset_of on random values.
+// loops over offset_of on random values (unary ops too).
 #include <doctest/doctest.h>
 #include <algorithm>
 #include <numeric>
@@ -10,6 +10,8 @@
 #include "kernels/cpu/copy.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/strided_walk.h"
+#include "kernels/cpu/unary.h"
+#include "kernels/unary_math.h"
 
 using namespace retort;
 
@@ -108,6 +110,21 @@ TEST_CASE("strided walk: the binary and strided-copy kernels match per-element l
                           : op == BinaryOp::div ? x / y : std::max(x, y);
       }
       CHECK(got == want);  // the same operations on the same values: bit-identical
+    }
+
+    // Unary forward (strided input) and backward (strided gradient and saved input), against the
+    // same formulas in float (the kernels' accumulation type for f32): bit-identical.
+    for (UnaryOp op : {UnaryOp::relu, UnaryOp::abs, UnaryOp::gelu}) {
+      const UnaryParams prm{};
+      std::vector<float> got(static_cast<size_t>(n)), want(static_cast<size_t>(n));
+      cpu::unary(op, prm, DType::f32, a.data(), la, got.data(), n);
+      for (int64_t i = 0; i < n; ++i)
+        want[size_t(i)] = unary_math::forward<float>(op, a[size_t(la.offset_of(i))], 0.f, 0.f);
+      CHECK(got == want);
+      cpu::unary_backward(op, prm, DType::f32, b.data(), lb, a.data(), la, got.data(), n);
+      for (int64_t i = 0; i < n; ++i)
+        want[size_t(i)] = unary_math::backward<float>(op, b[size_t(lb.offset_of(i))], a[size_t(la.offset_of(i))], 0.f, 0.f);
+      CHECK(got == want);
     }
 
     // Same-type copy (a strided destination too) and a casting copy f32 -> f64.
