@@ -65,8 +65,8 @@ class Pool {
       std::free(ptr);
       return;
     }
-    lru_.push_back({ptr, size});
-    by_size_.emplace(size, std::prev(lru_.end()));
+    lru_.push_back({ptr, size, {}});
+    lru_.back().entry = by_size_.emplace(size, std::prev(lru_.end()));
     cached_bytes_ += size;
     trim_to(limit_);
   }
@@ -88,31 +88,28 @@ class Pool {
   }
 
  private:
+  struct Block;
+  using BySize = std::multimap<size_t, std::list<Block>::iterator>;
   struct Block {
     void* ptr;
     size_t size;
+    BySize::iterator entry;  // this block's entry in by_size_
   };
 
   // Frees the least recently released blocks until at most `bytes` stay cached. Holds mutex_.
   void trim_to(size_t bytes) {
     while (cached_bytes_ > bytes) {
-      const Block oldest = lru_.front();
-      // by_size_ holds one entry per cached block; find the one that points at `oldest`.
-      auto [first, last] = by_size_.equal_range(oldest.size);
-      for (auto it = first; it != last; ++it)
-        if (it->second == lru_.begin()) {
-          by_size_.erase(it);
-          break;
-        }
-      lru_.pop_front();
+      const Block& oldest = lru_.front();
+      by_size_.erase(oldest.entry);
       cached_bytes_ -= oldest.size;
       std::free(oldest.ptr);
+      lru_.pop_front();
     }
   }
 
   std::mutex mutex_;
   std::list<Block> lru_;  // cached blocks, least recently released first
-  std::multimap<size_t, std::list<Block>::iterator> by_size_;
+  BySize by_size_;  // size -> a cached block of that size
   size_t cached_bytes_ = 0;
   size_t limit_;
   size_t hits_ = 0, misses_ = 0;
