@@ -62,17 +62,26 @@ pair_overrides() {
   esac
 }
 
-# run_study_row RECIPE OUT [retort run args...]: runs one row unless OUT already finished.
+# run_study_row RECIPE OUT [retort run args...]: runs one row unless OUT already finished. A row
+# that was cut off after writing a checkpoint (OUT/checkpoints/*) is continued with --resume, its
+# log appended to; any other unfinished OUT is started again.
 run_study_row() {
-  local recipe=$1 out=$2
+  local recipe=$1 out=$2 resume=()
   shift 2
   if [ -f "$out/summary.json" ] && grep -q '"status": "finished"' "$out/summary.json"; then
     echo "== $out: already finished"; return 0
   fi
-  rm -rf "$out"
-  echo "== $(date -u +%FT%TZ) $out"
+  if [ -f "$out/summary.json" ] && compgen -G "$out/checkpoints/*" > /dev/null; then
+    resume=(--resume)
+    echo "== $(date -u +%FT%TZ) $out (resumed from its checkpoints)"
+    echo "---- resumed $(date -u +%FT%TZ)" >> "$out.log"
+  else
+    rm -rf "$out"
+    echo "== $(date -u +%FT%TZ) $out"
+    : > "$out.log"
+  fi
   /usr/bin/time -f "   wall %e s" "$RETORT" run "$recipe" "$@" --stage-cache "$STAGE_CACHE" --out "$out" \
-    --quiet --device cpu 2> "$out.log" || { tail -5 "$out.log"; return 1; }
+    "${resume[@]}" --quiet --device cpu 2>> "$out.log" || { tail -5 "$out.log"; return 1; }
   grep -E "test top1|reused|transfer set|wall [0-9]" "$out.log" | sed 's/^/   /'
 }
 
