@@ -48,7 +48,7 @@ void run_max_rows(const ReducePlan& p, DType dtype, Device device, Tensor* value
 
 Tensor mean(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
   check_float_input(a, "mean");
-  ReducePlan p = plan_reduction(a, dims, keepdim, "mean");
+  ReducePlan p = plan_reduction(a, dims, keepdim, "mean", true);
   Tensor total = reduce_rows(ReduceOp::sum, p, a.dtype(), a.device());
   const double inv = p.inner > 0 ? 1.0 / double(p.inner) : std::numeric_limits<double>::quiet_NaN();
   Tensor out;

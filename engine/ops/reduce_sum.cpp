@@ -1,5 +1,6 @@
 // sum over dims (keepdim): the reduction every backward needs. Moves the reduced dims last,
-// then reduces contiguous rows on CPU or CUDA.
+// then reduces contiguous rows on CPU or CUDA; on the CPU, a contiguous input whose reduced dims
+// lead is summed by columns where it lies (the same bits, no transposed copy).
 #include <algorithm>
 #include "engine/autograd.h"
 #include "engine/ops.h"
@@ -10,7 +11,8 @@
 
 namespace retort {
 
-ReducePlan plan_reduction(const Tensor& a, const std::vector<int64_t>& dims_in, bool keepdim, const char* op) {
+ReducePlan plan_reduction(const Tensor& a, const std::vector<int64_t>& dims_in, bool keepdim, const char* op,
+                          bool allow_columns) {
   ReducePlan p;
   std::vector<bool> reduced(size_t(a.dim()), dims_in.empty());
   for (int64_t d : dims_in) {
@@ -37,20 +39,34 @@ ReducePlan plan_reduction(const Tensor& a, const std::vector<int64_t>& dims_in, 
     }
   if (keepdim) p.out_shape = p.keep_shape;
   NoGradGuard ng;
-  p.rows = a.detach().permute(perm).contiguous();
+  Tensor permuted = a.detach().permute(perm);
+  // Reduced dims leading (0..k-1 reduced, k.. kept): memory already holds [inner, outer].
+  int64_t k = 0;
+  while (k < a.dim() && reduced[size_t(k)]) ++k;
+  bool leading = k > 0 && k < a.dim();
+  for (int64_t d = k; d < a.dim(); ++d) leading = leading && !reduced[size_t(d)];
+  if (allow_columns && leading && a.device().is_cpu() && a.is_contiguous() && !permuted.is_contiguous()) {
+    p.rows = a.detach();
+    p.columns = true;
+    return p;
+  }
+  p.rows = permuted.contiguous();
   return p;
 }
 
 Tensor reduce_rows(ReduceOp op, const ReducePlan& p, DType dtype, Device device) {
   Tensor out = Tensor::empty(p.out_shape, dtype, device);
-  if (device.is_cpu()) cpu::reduce_rows(op, dtype, p.rows.raw_data(), out.raw_data(), p.outer, p.inner);
+  if (p.columns) {
+    RETORT_CHECK(op == ReduceOp::sum && device.is_cpu(), "reduce: a column plan serves CPU sums only");
+    cpu::sum_cols(dtype, p.rows.raw_data(), out.raw_data(), p.inner, p.outer);
+  } else if (device.is_cpu()) cpu::reduce_rows(op, dtype, p.rows.raw_data(), out.raw_data(), p.outer, p.inner);
   else RETORT_CUDA_CALL(cuda::reduce_rows(op, dtype, p.rows.raw_data(), out.raw_data(), p.outer, p.inner));
   return out;
 }
 
 Tensor sum(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
   RETORT_CHECK(a.defined(), "sum: undefined operand");
-  ReducePlan p = plan_reduction(a, dims, keepdim, "sum");
+  ReducePlan p = plan_reduction(a, dims, keepdim, "sum", true);
   Tensor out = reduce_rows(ReduceOp::sum, p, a.dtype(), a.device());
   if (needs_grad({&a})) {
     Shape keep = p.keep_shape, in_shape = a.shape();
