@@ -1,4 +1,5 @@
 // Core tensor tests: views share storage, copies, casts, autograd of add/mul/sum and views.
+#include <algorithm>
 #include "helpers.h"
 
 using namespace retort;
@@ -27,6 +28,23 @@ TEST_CASE("casts round-trip and bf16 rounds to nearest even") {
   Tensor b = a.to(DType::bf16).to(DType::f64);
   check_close(b, {1.0, -2.5, 3.140625, 0.00099945068359375}, 1e-9);
   check_close(Tensor::from_vector({3.7, -1.2}, {2}).to(DType::i64), {3, -1});
+}
+
+TEST_CASE("full: every dtype, rounded like a cast, on short and long (threaded) tensors") {
+  for (int64_t n : {int64_t(1), int64_t(5), int64_t(300001)}) {
+    for (DType dt : {DType::f32, DType::f64, DType::bf16, DType::i64, DType::u8}) {
+      INFO(n, " elements of ", dtype_name(dt));
+      const double v = dt == DType::u8 ? 200.0 : dt == DType::i64 ? -7.0 : 1.0 / 3.0;
+      const double want = Tensor::from_vector({v}, {1}, dt).to_vector()[0];  // the cast's rounding
+      CHECK(want != 0.0);
+      Tensor t = Tensor::full({n}, v, dt);
+      auto got = t.to_vector();
+      CHECK(got.front() == want);
+      CHECK(got.back() == want);
+      CHECK(std::count(got.begin(), got.end(), want) == n);
+    }
+  }
+  CHECK(Tensor::zeros({3, 4}, DType::bf16).to_vector() == std::vector<double>(12, 0.0));
 }
 
 TEST_CASE("add/mul/sum forward with broadcasting") {

@@ -77,9 +77,25 @@ void strided_copy(void* dst, DType dt, const Layout& dl, const void* src, DType 
   });
 }
 
+// The value is converted to the dtype once, then its bytes are replicated (OpenMP over large n).
 void fill(void* dst, DType t, int64_t n, double v) {
-  StoreFn sto = storer(t);
-  for (int64_t i = 0; i < n; ++i) sto(dst, i, v);
+  if (n <= 0) return;
+  alignas(8) unsigned char one[8] = {};
+  storer(t)(one, 0, v);
+  auto replicate = [&](auto word) {
+    using W = decltype(word);
+    std::memcpy(&word, one, sizeof(W));
+    W* p = static_cast<W*>(dst);
+    _Pragma("omp parallel for if (n > 262144)")
+    for (int64_t i = 0; i < n; ++i) p[i] = word;
+  };
+  switch (dtype_size(t)) {
+    case 1: replicate(uint8_t{}); return;
+    case 2: replicate(uint16_t{}); return;
+    case 4: replicate(uint32_t{}); return;
+    case 8: replicate(uint64_t{}); return;
+  }
+  fail("fill: unsupported element size {}", dtype_size(t));
 }
 
 }  // namespace retort::cpu
