@@ -10,7 +10,8 @@
 # METHODS: kd (recipes/fmnist_kd.toml, which also trains the student alone: the "alone" row),
 # fitnet, fsp, aft, aft_fixed, align_uniform, task_oriented, task_agnostic. PAIR as in
 # bench/study_pairs.sh. Results land in runs/results/fmnist_full_<infix><method>-s<seed>/; a
-# finished run is not redone. RESULTS_DIR and STAGE_CACHE move the runs and the stage cache elsewhere.
+# finished run is not redone, one cut off after a checkpoint continues (--resume). RESULTS_DIR and
+# STAGE_CACHE move the runs and the stage cache elsewhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS=${1:-"0 1 2"}
