@@ -8,8 +8,9 @@
 # PAIR (bench/study_pairs.sh): resnet-resnet (default, wrn_16_2 -> resnet8), vit-resnet
 # (vit_tiny -> resnet8), resnet-vit (wrn_16_2 -> vit_tiny). Results land in
 # runs/results/fmnist_few_<infix><method>-s<seed>/ (infix "", "vit_", "vitstudent_"); an
-# existing finished run is not redone, one cut off after a checkpoint continues (--resume). RESULTS_DIR and STAGE_CACHE move the runs and the
-# stage cache elsewhere (default runs/results, runs/stage_cache).
+# existing finished run is not redone, one cut off after a checkpoint continues (--resume).
+# RESULTS_DIR and STAGE_CACHE move the runs and the stage cache elsewhere (default runs/results,
+# runs/stage_cache).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS=${1:-"0 1 2"}
