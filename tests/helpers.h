@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <vector>
 #include "engine/retort.h"
@@ -17,6 +18,13 @@ inline Tensor random_tensor(const Shape& shape, uint64_t seed, double lo = -1.0,
   std::vector<double> v(static_cast<size_t>(shape_numel(shape)));
   for (auto& x : v) x = lo + (hi - lo) * g.uniform();
   return Tensor::from_vector(v, shape, dtype, device);
+}
+
+// True when a and b have the same dtype, shape and element bytes (views compared by value).
+inline bool same_bits(const Tensor& a, const Tensor& b) {
+  if (a.dtype() != b.dtype() || a.shape() != b.shape()) return false;
+  Tensor ca = a.detach().contiguous(), cb = b.detach().contiguous();
+  return std::memcmp(ca.raw_data(), cb.raw_data(), ca.nbytes()) == 0;
 }
 
 // Max |a-b| / (atol_scale + |b|) elementwise; shapes must match.

@@ -2,6 +2,7 @@
 #include "kernels/cpu/copy.h"
 #include <cstring>
 #include "engine/error.h"
+#include "kernels/cpu/dispatch.h"
 #include "kernels/cpu/strided_walk.h"
 
 namespace retort::cpu {
@@ -61,12 +62,11 @@ void strided_copy(void* dst, DType dt, const Layout& dl, const void* src, DType 
       std::memcpy(dst, src, size_t(n) * es);
       return;
     }
-    switch (es) {
-      case 1: copy_same(static_cast<uint8_t*>(dst), dl, static_cast<const uint8_t*>(src), sl, n); return;
-      case 2: copy_same(static_cast<uint16_t*>(dst), dl, static_cast<const uint16_t*>(src), sl, n); return;
-      case 4: copy_same(static_cast<uint32_t*>(dst), dl, static_cast<const uint32_t*>(src), sl, n); return;
-      case 8: copy_same(static_cast<uint64_t*>(dst), dl, static_cast<const uint64_t*>(src), sl, n); return;
-    }
+    dispatch_word(es, [&](auto word) {
+      using W = decltype(word);
+      copy_same(static_cast<W*>(dst), dl, static_cast<const W*>(src), sl, n);
+    });
+    return;
   }
   LoadFn ld = loader(st);
   StoreFn sto = storer(dt);
@@ -82,20 +82,13 @@ void fill(void* dst, DType t, int64_t n, double v) {
   if (n <= 0) return;
   alignas(8) unsigned char one[8] = {};
   storer(t)(one, 0, v);
-  auto replicate = [&](auto word) {
+  dispatch_word(dtype_size(t), [&](auto word) {
     using W = decltype(word);
     std::memcpy(&word, one, sizeof(W));
     W* p = static_cast<W*>(dst);
     _Pragma("omp parallel for if (n > 262144)")
     for (int64_t i = 0; i < n; ++i) p[i] = word;
-  };
-  switch (dtype_size(t)) {
-    case 1: replicate(uint8_t{}); return;
-    case 2: replicate(uint16_t{}); return;
-    case 4: replicate(uint32_t{}); return;
-    case 8: replicate(uint64_t{}); return;
-  }
-  fail("fill: unsupported element size {}", dtype_size(t));
+  });
 }
 
 }  // namespace retort::cpu

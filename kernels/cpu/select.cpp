@@ -24,18 +24,6 @@ template <> double as_double<bf16>(bf16 v) { return double(float(v)); }
 template <typename T> bool same(T x, T y) { return x == y; }
 template <> bool same<bf16>(bf16 x, bf16 y) { return float(x) == float(y); }
 
-// Word type of an element size, for dtype-agnostic copies.
-template <typename Fn>
-void dispatch_size(size_t elem_size, Fn&& fn) {
-  switch (elem_size) {
-    case 1: fn(uint8_t{}); return;
-    case 2: fn(uint16_t{}); return;
-    case 4: fn(uint32_t{}); return;
-    case 8: fn(uint64_t{}); return;
-  }
-  fail("select kernels: unsupported element size {}", elem_size);
-}
-
 void check_index(int64_t j, int64_t size, const char* op) {
   RETORT_CHECK(j >= 0 && j < size, "{}: index {} is out of range for a dim of size {}", op, j, size);
 }
@@ -62,7 +50,7 @@ void eq(DType type, const void* a, const Layout& la, const void* b, const Layout
 
 void where(size_t elem_size, const uint8_t* mask, const Layout& lm, const void* a, const Layout& la, const void* b,
            const Layout& lb, void* out, int64_t n) {
-  dispatch_size(elem_size, [&](auto tag) {
+  dispatch_word(elem_size, [&](auto tag) {
     using W = decltype(tag);
     const W* pa = static_cast<const W*>(a);
     const W* pb = static_cast<const W*>(b);
@@ -106,7 +94,7 @@ void index_add(DType type, const void* src, int64_t outer, int64_t num_index, in
 void gather(size_t elem_size, const void* in, const Layout& la, int dim, const int64_t* index, const Layout& li,
             void* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) check_index(index[li.offset_of(i)], la.shape[dim], "gather");
-  dispatch_size(elem_size, [&](auto tag) {
+  dispatch_word(elem_size, [&](auto tag) {
     using W = decltype(tag);
     const W* src = static_cast<const W*>(in);
     W* dst = static_cast<W*>(out);

@@ -11,6 +11,7 @@
 
 using namespace retort;
 using retort::test::random_tensor;
+using retort::test::same_bits;
 using retort::test::read_bytes;
 using retort::test::TempDir;
 
@@ -55,11 +56,6 @@ std::unique_ptr<Optimizer> make_optimizer(bool adamw, TinyModel& m) {
   return std::make_unique<SGD>(std::move(groups), SgdOptions{0.9, true});
 }
 
-bool same_bits(const Tensor& a, const Tensor& b) {
-  if (a.dtype() != b.dtype() || a.shape() != b.shape()) return false;
-  Tensor ca = a.detach().contiguous(), cb = b.detach().contiguous();
-  return std::memcmp(ca.raw_data(), cb.raw_data(), ca.nbytes()) == 0;
-}
 }  // namespace
 
 TEST_CASE("checkpoint: round trip restores progress, RNG and optimizer state bit-exactly") {

@@ -9,6 +9,7 @@
 
 using namespace retort;
 using retort::test::random_tensor;
+using retort::test::same_bits;
 using retort::test::read_bytes;
 using retort::test::TempDir;
 using retort::test::write_bytes;
@@ -21,12 +22,6 @@ std::string le64(uint64_t v) {
 }
 // A safetensors file: 8-byte little-endian header length, the header text, the data bytes.
 std::string st_file(const std::string& header, const std::string& data) { return le64(header.size()) + header + data; }
-
-bool same_bytes(const Tensor& a, const Tensor& b) {
-  if (a.dtype() != b.dtype() || a.shape() != b.shape()) return false;
-  Tensor ca = a.contiguous(), cb = b.contiguous();
-  return std::memcmp(ca.raw_data(), cb.raw_data(), ca.nbytes()) == 0;
-}
 
 // Reads `bytes` written to a file and checks the error names the file, "byte <at>" and `what`.
 void expect_corrupt(const TempDir& dir, const std::string& bytes, uint64_t at, const std::string& what) {
@@ -69,7 +64,7 @@ TEST_CASE("safetensors: round trip of every dtype, a 0-d, an empty and a strided
     INFO(in[i].first);
     CHECK(out.tensors[i].first == in[i].first);  // order kept
     CHECK(out.tensors[i].second.device().is_cpu());
-    CHECK(same_bytes(out.tensors[i].second, in[i].second));
+    CHECK(same_bits(out.tensors[i].second, in[i].second));
   }
   CHECK(out.at("scalar").dim() == 0);
   CHECK(out.at("scalar").item() == 3.5);
@@ -217,6 +212,6 @@ TEST_CASE("cuda parity: safetensors writes device tensors") {
   TempDir dir("st_gpu");
   Tensor host = random_tensor({5, 3}, 9, -1, 1, DType::f32);
   write_safetensors(dir.file("gpu.safetensors"), {{"x", host.to(Device::cuda())}});
-  CHECK(same_bytes(read_safetensors(dir.file("gpu.safetensors")).at("x"), host));
+  CHECK(same_bits(read_safetensors(dir.file("gpu.safetensors")).at("x"), host));
 }
 }
