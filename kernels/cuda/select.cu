@@ -4,6 +4,7 @@
 #include <cstdio>
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/select.h"
+#include "kernels/dispatch_word.h"
 #include "kernels/index_math.h"
 
 namespace retort::cuda {
@@ -28,16 +29,6 @@ void dispatch_any(DType t, Fn&& fn) {
     case DType::i64: fn(int64_t{}); return;
     case DType::u8: fn(uint8_t{}); return;
   }
-}
-template <typename Fn>
-void dispatch_size(size_t elem_size, Fn&& fn) {
-  switch (elem_size) {
-    case 1: fn(uint8_t{}); return;
-    case 2: fn(uint16_t{}); return;
-    case 4: fn(uint32_t{}); return;
-    case 8: fn(uint64_t{}); return;
-  }
-  fail("select kernels: unsupported element size {}", elem_size);
 }
 template <typename T> __device__ __forceinline__ double as_double(T v) { return double(v); }
 template <> __device__ __forceinline__ double as_double<__nv_bfloat16>(__nv_bfloat16 v) {
@@ -128,7 +119,7 @@ void eq(DType type, const void* a, const Layout& la, const void* b, const Layout
 void where(size_t elem_size, const uint8_t* mask, const Layout& lm, const void* a, const Layout& la, const void* b,
            const Layout& lb, void* out, int64_t n) {
   if (n == 0) return;
-  dispatch_size(elem_size, [&](auto tag) {
+  dispatch_word(elem_size, [&](auto tag) {
     using W = decltype(tag);
     where_kernel<W><<<grid_for(n), 256, 0, stream()>>>(mask, lm, static_cast<const W*>(a), la,
                                                        static_cast<const W*>(b), lb, static_cast<W*>(out), n);
@@ -140,7 +131,7 @@ void index_select(size_t elem_size, const void* in, int64_t outer, int64_t src_s
                   const int64_t* index, int64_t num_index, void* out) {
   const int64_t n = outer * num_index * inner;
   if (n == 0) return;
-  dispatch_size(elem_size, [&](auto tag) {
+  dispatch_word(elem_size, [&](auto tag) {
     using W = decltype(tag);
     index_select_kernel<W><<<grid_for(n), 256, 0, stream()>>>(static_cast<const W*>(in), src_size, inner, index,
                                                               num_index, static_cast<W*>(out), n);
@@ -162,7 +153,7 @@ void index_add(DType type, const void* src, int64_t outer, int64_t num_index, in
 void gather(size_t elem_size, const void* in, const Layout& la, int dim, const int64_t* index, const Layout& li,
             void* out, int64_t n) {
   if (n == 0) return;
-  dispatch_size(elem_size, [&](auto tag) {
+  dispatch_word(elem_size, [&](auto tag) {
     using W = decltype(tag);
     gather_kernel<W><<<grid_for(n), 256, 0, stream()>>>(static_cast<const W*>(in), la, dim, index, li,
                                                         static_cast<W*>(out), n);
