@@ -12,7 +12,8 @@ void* device_alloc(size_t, int) { no_cuda(); }
 void device_free(void*, int) {}
 void memcpy_any(void*, bool, const void*, bool, size_t) { no_cuda(); }
 void synchronize() {}
-void set_device(int) { no_cuda(); }
+void use_device(int) { no_cuda(); }
+void raise_pending_device_error() {}
 std::string device_description(int) { return "no GPU: this retort was built without CUDA"; }
 }  // namespace retort::cuda
 #endif

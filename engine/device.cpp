@@ -17,7 +17,10 @@ std::string cuda_unavailable_reason() { return cuda_available() ? "" : cuda::una
 Device resolve_device(const std::string& name) {
   if (name == "cpu") return Device::cpu();
   if (name == "auto") {
-    if (cuda_available()) return Device::cuda(0);
+    if (cuda_available()) {
+      cuda::use_device(0);
+      return Device::cuda(0);
+    }
     static std::once_flag said;
     std::call_once(said, [] {
       std::fprintf(stderr, "[retort] device auto: no usable GPU (%s); running on the CPU\n",
@@ -35,6 +38,7 @@ Device resolve_device(const std::string& name) {
                  name, cuda_unavailable_reason());
     RETORT_CHECK(index >= 0 && index < cuda_device_count(), "device '{}' does not exist: {} GPU(s) visible", name,
                  cuda_device_count());
+    cuda::use_device(index);  // binds the process to it: kernels, memory and handles all go there
     return Device::cuda(index);
   }
   fail("unknown device '{}': use auto, cpu, cuda or cuda:N", name);

@@ -1,6 +1,7 @@
 // Core tensor tests: views share storage, copies, casts, autograd of add/mul/sum and views.
 #include <algorithm>
 #include "helpers.h"
+#include "kernels/cuda/device_binding.h"
 
 using namespace retort;
 using retort::test::check_close;
@@ -103,6 +104,32 @@ TEST_CASE("device auto falls back to CPU and cuda without a GPU is a clear error
   CHECK_THROWS_WITH_AS(resolve_device("cuda"), doctest::Contains("CUDA is not usable here"), Error);
   CHECK_THROWS_AS(Tensor::zeros({2}, DType::f32, Device::cuda()), Error);
   CHECK_THROWS_WITH_AS(resolve_device("tpu"), doctest::Contains("unknown device"), Error);
+}
+
+TEST_CASE("a process computes on one GPU: the first named binds it, another one is an error") {
+  cuda::DeviceBinding binding;
+  CHECK(binding.bound() == -1);
+  CHECK(binding.bind(1));        // first: bound, the caller makes it current
+  CHECK_FALSE(binding.bind(1));  // again: nothing to do
+  CHECK(binding.bound() == 1);
+  CHECK_THROWS_WITH_AS(binding.bind(0),
+                       doctest::Contains("cuda:0 was asked for, but this process already computes on cuda:1"), Error);
+  CHECK(binding.bound() == 1);
+  CHECK_THROWS_WITH_AS(cuda::DeviceBinding().bind(-2), doctest::Contains("cuda:-2 is not a device index"), Error);
+}
+
+TEST_SUITE("gpu") {
+TEST_CASE("cuda: cuda:N names a real GPU, and the process computes there") {
+  RETORT_REQUIRE_GPU();
+  const int n = cuda_device_count();
+  const std::string visible = fmt::format("does not exist: {} GPU(s) visible", n);
+  CHECK_THROWS_WITH_AS(resolve_device(fmt::format("cuda:{}", n)), doctest::Contains(visible.c_str()), Error);
+  const Device d = resolve_device("cuda:0");
+  CHECK(d == Device::cuda(0));
+  Tensor t = Tensor::ones({3}).to(d);
+  CHECK(t.device() == d);
+  CHECK(t.to(Device::cpu()).to_vector() == std::vector<double>{1, 1, 1});
+}
 }
 
 TEST_CASE("memory statistics track current and peak bytes") {

@@ -21,6 +21,28 @@ namespace retort::cuda {
 
 cudaStream_t stream();  // the engine's one stream (non-blocking), per process
 
+// What a kernel reports when it meets bad input it cannot throw about (an out-of-range index).
+// It lives in mapped host memory, so writing it costs nothing until it happens; the first
+// report wins. The host raises it as a retort::Error at the next synchronisation
+// (synchronize(), a copy to the host), before any result of that work can be read.
+enum class DeviceErrorOp : int { none = 0, index_select, index_add, gather, scatter_add };
+struct DeviceErrorRecord {
+  int flag;  // 0 until a kernel reports
+  int op;    // DeviceErrorOp
+  long long index, size;
+};
+DeviceErrorRecord* device_error_record();  // the device's view of the record
+
+__device__ __forceinline__ void report_bad_index(DeviceErrorRecord* rec, DeviceErrorOp op, int64_t index,
+                                                 int64_t size) {
+  if (atomicCAS(&rec->flag, 0, 1) == 0) {
+    rec->op = int(op);
+    rec->index = index;
+    rec->size = size;
+    __threadfence_system();
+  }
+}
+
 inline unsigned grid_for(int64_t n, int block = 256) {
   int64_t g = (n + block - 1) / block;
   return unsigned(g > 65535 * 32 ? 65535 * 32 : (g < 1 ? 1 : g));

@@ -14,8 +14,13 @@ std::string unavailable_reason();      // why device_count() is 0 ("" when a GPU
 void* device_alloc(size_t bytes, int device);   // cudaMallocAsync from a retained pool
 void device_free(void* ptr, int device);
 void memcpy_any(void* dst, bool dst_gpu, const void* src, bool src_gpu, size_t bytes);
+// Waits for the engine's stream; raises what a kernel reported since (an out-of-range index).
 void synchronize();
-void set_device(int device);
+// Binds this process to cuda:`device` (the first device named wins; another one later is an
+// error: one GPU per process) and makes it current on the calling thread.
+void use_device(int device);
+// Raises, as a retort::Error, what a kernel reported since the last check (no-op when nothing).
+void raise_pending_device_error();
 // "NVIDIA H100 80GB HBM3, sm_90, CUDA runtime 13.0": what computes on `device` (never throws;
 // says why when it cannot tell).
 std::string device_description(int device);

@@ -1,7 +1,6 @@
 // CUDA comparisons and selection (gt, eq, where, index_select/index_add, gather/scatter_add).
 // Reference: kernels/cpu/select.cpp. Accumulating kernels use atomicAdd (float, double and
 // bf16 on sm_80+), so their summation order, unlike the CPU's, is not fixed.
-#include <cstdio>
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/select.h"
 #include "kernels/dispatch_word.h"
@@ -12,12 +11,12 @@ namespace {
 #define RETORT_GRID_LOOP(i, n) \
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
 
-// An out-of-range index: say which, then trap (the context is lost, the next CUDA call fails).
-__device__ __forceinline__ void check_index(int64_t j, int64_t size, const char* op) {
-  if (j < 0 || j >= size) {
-    printf("retort %s: index %lld is out of range for a dim of size %lld\n", op, (long long)j, (long long)size);
-    __trap();
-  }
+// An out-of-range index is reported (the host raises it at the next synchronisation) and not
+// followed: the element reads as zero, or adds nothing. The CUDA context stays usable.
+__device__ __forceinline__ bool index_ok(int64_t j, int64_t size, DeviceErrorRecord* rec, DeviceErrorOp op) {
+  if (j >= 0 && j < size) return true;
+  report_bad_index(rec, op, j, size);
+  return false;
 }
 
 template <typename Fn>
@@ -55,45 +54,42 @@ __global__ void where_kernel(const uint8_t* mask, Layout lm, const W* a, Layout 
 }
 template <typename W>
 __global__ void index_select_kernel(const W* in, int64_t src_size, int64_t inner, const int64_t* index,
-                                    int64_t num_index, W* out, int64_t n) {
+                                    int64_t num_index, W* out, int64_t n, DeviceErrorRecord* rec) {
   RETORT_GRID_LOOP(e, n) {
     int64_t i = e % inner, r = e / inner;
     int64_t k = r % num_index, o = r / num_index;
     int64_t j = index[k];
-    check_index(j, src_size, "index_select");
-    out[e] = in[(o * src_size + j) * inner + i];
+    out[e] = index_ok(j, src_size, rec, DeviceErrorOp::index_select) ? in[(o * src_size + j) * inner + i] : W{};
   }
 }
 template <typename T>
 __global__ void index_add_kernel(const T* src, int64_t num_index, int64_t inner, const int64_t* index,
-                                 int64_t dst_size, T* out, int64_t n) {
+                                 int64_t dst_size, T* out, int64_t n, DeviceErrorRecord* rec) {
   RETORT_GRID_LOOP(e, n) {
     int64_t i = e % inner, r = e / inner;
     int64_t k = r % num_index, o = r / num_index;
     int64_t j = index[k];
-    check_index(j, dst_size, "index_add");
-    atomic_add(out + (o * dst_size + j) * inner + i, src[e]);
+    if (index_ok(j, dst_size, rec, DeviceErrorOp::index_add)) atomic_add(out + (o * dst_size + j) * inner + i, src[e]);
   }
 }
 template <typename W>
-__global__ void gather_kernel(const W* in, Layout la, int dim, const int64_t* index, Layout li, W* out, int64_t n) {
+__global__ void gather_kernel(const W* in, Layout la, int dim, const int64_t* index, Layout li, W* out, int64_t n,
+                              DeviceErrorRecord* rec) {
   RETORT_GRID_LOOP(i, n) {
     int64_t io, ao;
     gather_offsets(li, la, dim, i, io, ao);
     int64_t j = index[io];
-    check_index(j, la.shape[dim], "gather");
-    out[i] = in[ao + j * la.strides[dim]];
+    out[i] = index_ok(j, la.shape[dim], rec, DeviceErrorOp::gather) ? in[ao + j * la.strides[dim]] : W{};
   }
 }
 template <typename T>
 __global__ void scatter_add_kernel(const T* src, const int64_t* index, Layout li, int dim, T* out, Layout lo,
-                                   int64_t n) {
+                                   int64_t n, DeviceErrorRecord* rec) {
   RETORT_GRID_LOOP(i, n) {
     int64_t io, oo;
     gather_offsets(li, lo, dim, i, io, oo);
     int64_t j = index[io];
-    check_index(j, lo.shape[dim], "scatter_add");
-    atomic_add(out + oo + j * lo.strides[dim], src[i]);
+    if (index_ok(j, lo.shape[dim], rec, DeviceErrorOp::scatter_add)) atomic_add(out + oo + j * lo.strides[dim], src[i]);
   }
 }
 }  // namespace
@@ -134,7 +130,8 @@ void index_select(size_t elem_size, const void* in, int64_t outer, int64_t src_s
   dispatch_word(elem_size, [&](auto tag) {
     using W = decltype(tag);
     index_select_kernel<W><<<grid_for(n), 256, 0, stream()>>>(static_cast<const W*>(in), src_size, inner, index,
-                                                              num_index, static_cast<W*>(out), n);
+                                                              num_index, static_cast<W*>(out), n,
+                                                              device_error_record());
   });
   RETORT_CUDA_LAUNCH_CHECK();
 }
@@ -145,7 +142,8 @@ void index_add(DType type, const void* src, int64_t outer, int64_t num_index, in
   if (n == 0) return;
   RETORT_CUDA_DISPATCH_FLOAT(type, "index_add", [&] {
     index_add_kernel<scalar_t><<<grid_for(n), 256, 0, stream()>>>(static_cast<const scalar_t*>(src), num_index, inner,
-                                                                  index, dst_size, static_cast<scalar_t*>(out), n);
+                                                                  index, dst_size, static_cast<scalar_t*>(out), n,
+                                                                  device_error_record());
     RETORT_CUDA_LAUNCH_CHECK();
   });
 }
@@ -156,7 +154,7 @@ void gather(size_t elem_size, const void* in, const Layout& la, int dim, const i
   dispatch_word(elem_size, [&](auto tag) {
     using W = decltype(tag);
     gather_kernel<W><<<grid_for(n), 256, 0, stream()>>>(static_cast<const W*>(in), la, dim, index, li,
-                                                        static_cast<W*>(out), n);
+                                                        static_cast<W*>(out), n, device_error_record());
   });
   RETORT_CUDA_LAUNCH_CHECK();
 }
@@ -166,7 +164,8 @@ void scatter_add(DType type, const void* src, const int64_t* index, const Layout
   if (n == 0) return;
   RETORT_CUDA_DISPATCH_FLOAT(type, "scatter_add", [&] {
     scatter_add_kernel<scalar_t><<<grid_for(n), 256, 0, stream()>>>(static_cast<const scalar_t*>(src), index, li, dim,
-                                                                    static_cast<scalar_t*>(out), lo, n);
+                                                                    static_cast<scalar_t*>(out), lo, n,
+                                                                    device_error_record());
     RETORT_CUDA_LAUNCH_CHECK();
   });
 }

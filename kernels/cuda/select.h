@@ -1,6 +1,7 @@
 // CUDA kernels for comparisons and selection; same semantics as kernels/cpu/select.h, except
-// that an out-of-range index cannot throw from the device: the kernel prints it and traps,
-// so the next CUDA call fails with an error instead of reading out of bounds. Outputs are
+// that an out-of-range index cannot throw from the device: the kernel skips it (reads zero,
+// adds nothing) and reports it, and the host raises the same message as the CPU's at the next
+// synchronisation (kernels/cuda/common.cuh); the CUDA context stays usable. Outputs are
 // contiguous; inputs are read through layouts of the output shape unless said otherwise.
 #pragma once
 #include <cstddef>
@@ -19,7 +20,7 @@ void where(size_t elem_size, const uint8_t* mask, const Layout& lm, const void* 
            const Layout& lb, void* out, int64_t n);
 
 // in is contiguous [outer, src_size, inner]; out[o, k, i] = in[o, index[k], i] for k < num_index.
-// An index outside [0, src_size) traps. Any dtype (elem_size bytes).
+// An index outside [0, src_size) is reported (see above). Any dtype (elem_size bytes).
 void index_select(size_t elem_size, const void* in, int64_t outer, int64_t src_size, int64_t inner,
                   const int64_t* index, int64_t num_index, void* out);
 // out is contiguous [outer, dst_size, inner] (already initialised); src is [outer, num_index, inner];
@@ -29,7 +30,7 @@ void index_add(DType type, const void* src, int64_t outer, int64_t num_index, in
 
 // torch.gather: for every element of the index's shape (layout li, n elements),
 // out[i] = in[coords(i) with coords[dim] replaced by index[i]]; `in` read through layout la
-// (its shape bounds the index along dim). Traps on an out-of-range index. Any dtype.
+// (its shape bounds the index along dim). Reports an out-of-range index. Any dtype.
 void gather(size_t elem_size, const void* in, const Layout& la, int dim, const int64_t* index, const Layout& li,
             void* out, int64_t n);
 // The adjoint of gather: out (contiguous, layout lo, already initialised) receives

@@ -190,4 +190,26 @@ TEST_CASE("cuda parity: index_select and gather") {
   CHECK(index_select(src.to(Device::cuda()), 0, ii.to(Device::cuda())).to_i64_vector() ==
         std::vector<int64_t>{14, 10, 14});
 }
+
+TEST_CASE("cuda: an out-of-range index is an error naming it, and the GPU stays usable") {
+  RETORT_REQUIRE_GPU();
+  const Device gpu = Device::cuda();
+  Tensor a = random_tensor({4, 6}, 41).to(gpu);
+  // Each bad index is raised at the next read by the host, with the CPU's wording.
+  CHECK_THROWS_WITH_AS(index_select(a, 1, Tensor::from_i64({2, 9}, {2}).to(gpu)).to_vector(),
+                       doctest::Contains("index_select: index 9 is out of range for a dim of size 6"), Error);
+  CHECK_THROWS_WITH_AS(gather(a, 0, Tensor::from_i64({0, -3}, {1, 2}).to(gpu)).to_vector(),
+                       doctest::Contains("gather: index -3 is out of range for a dim of size 4"), Error);
+  Tensor leaf = a.detach().requires_grad_(true);
+  Tensor picked = index_select(leaf, 0, Tensor::from_i64({1, 3}, {2}).to(gpu));
+  sum(picked).backward();
+  std::vector<double> expected(24, 0.0);
+  for (int64_t row : {1, 3})
+    for (int64_t c = 0; c < 6; ++c) expected[size_t(row * 6 + c)] = 1.0;
+  CHECK(leaf.grad().to(Device::cpu()).to_vector() == expected);
+  // Afterwards the context still computes: a good selection gives the CPU's values.
+  Tensor idx = Tensor::from_i64({5, 0, 5}, {3});
+  CHECK(index_select(a, 1, idx.to(gpu)).to(Device::cpu()).to_vector() ==
+        index_select(a.to(Device::cpu()), 1, idx).to_vector());
+}
 }
