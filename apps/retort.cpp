@@ -1,5 +1,5 @@
-// The `retort` command line: run a recipe, evaluate weights, import torchvision/timm
-// weights, list what is built in, describe what computes here.
+// The `retort` command line: run a recipe, time a stage's training step, evaluate weights,
+// import torchvision/timm weights, list what is built in, describe what computes here.
 // Every error exits non-zero with a one-line reason.
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -15,7 +15,9 @@
 #include "models/registry.h"
 #include "recipes/recipe.h"
 #include "recipes/catalog.h"
+#include "recipes/run_dir.h"
 #include "recipes/runner.h"
+#include "recipes/step_bench.h"
 #include "recipes/trainer.h"
 #include "transfer/loss_term.h"
 
@@ -59,6 +61,26 @@ int cmd_eval(const std::string& arch, const std::string& weights, const std::str
   EvalResult r = evaluate(*model, loader, device);
   std::printf("%s on %s test (%lld images): top1 %.2f%%  top5 %.2f%%  loss %.4f  (%.0f images/s on %s)\n", arch.c_str(),
               dataset.c_str(), (long long)r.images, r.top1, r.top5, r.loss, r.images_per_s, device.str().c_str());
+  return 0;
+}
+
+struct BenchArgs {
+  std::string recipe, json;
+  std::vector<std::string> sets;
+  StepBenchOptions options;
+};
+
+// Times a stage's training step (recipes/step_bench.h); prints one line, and the JSON record to
+// --json (atomically) when asked.
+int cmd_bench(const BenchArgs& a) {
+  transfer::register_builtin_losses();
+  Recipe recipe = load_recipe(resolve_recipe(a.recipe).string(), a.sets);
+  StepBenchResult r = bench_stage_steps(recipe, a.options);
+  std::printf("%s / %s on %s: batch %lld, %.2f ms/step, %.1f images/s (median of %lld rounds of %lld steps; "
+              "warm-up %lld steps %.2f s; loss %.4f)\n",
+              r.recipe.c_str(), r.stage.c_str(), r.device.c_str(), (long long)r.batch, r.ms_per_step, r.images_per_s,
+              (long long)r.rounds, (long long)r.steps, (long long)r.warmup, r.warmup_s, r.final_loss);
+  if (!a.json.empty()) write_file_atomic(a.json, r.to_json().dump() + "\n");
   return 0;
 }
 
@@ -149,10 +171,26 @@ int main(int argc, char** argv) {
   run->add_flag("--resume", ro.resume, "Continue the run in --out from its last checkpoints");
   run->add_option("--checkpoint-every", ro.checkpoint_every_steps, "Also checkpoint every N steps (0: per epoch)");
   run->add_flag("--quiet", ro.quiet, "No progress bar");
+  run->add_option("--max-batches", ro.max_batches_per_epoch,
+                  "A quick look: at most N batches per epoch and per evaluation (0: all)")
+      ->check(CLI::NonNegativeNumber);
   run->add_option("--stage-cache", ro.stage_cache_dir,
                   "Reuse stages an earlier run trained with the same settings and inputs (e.g. runs/stage_cache)");
   run->add_option("--feature-cache", ro.feature_cache_dir,
                   "Directory of teacher-feature files for teacher_cache = \"file\" (default <run.out_dir>/feature_cache)");
+
+  auto* bench = app.add_subcommand(
+      "bench", "Time one stage's training step on synthetic batches that live on the device (images/s)");
+  BenchArgs ba;
+  bench->add_option("recipe", ba.recipe, "Recipe file, e.g. bench/gpu/step_kd_resnet32x4_resnet8x4.toml")->required();
+  bench->add_option("--stage", ba.options.stage, "Stage to time (default: the last)");
+  bench->add_option("--batch-size", ba.options.batch_size, "Batch size (default: the stage's)");
+  bench->add_option("--warmup", ba.options.warmup, "Untimed steps first (default 5)");
+  bench->add_option("--steps", ba.options.steps, "Steps per timed round (default 20)");
+  bench->add_option("--rounds", ba.options.rounds, "Timed rounds; the median counts (default 3)");
+  bench->add_option("--device", ba.options.device, "auto | cpu | cuda | cuda:N (default: the recipe's run.device)");
+  bench->add_option("--set", ba.sets, "Override a recipe value: key=value; repeatable");
+  bench->add_option("--json", ba.json, "Also write the result as one JSON object to this file");
 
   auto* eval = app.add_subcommand("eval", "Evaluate a model's weights on a test split");
   std::string arch, weights, dataset = "fashion-mnist", root, device = "auto";
@@ -193,6 +231,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (*run) return cmd_run(recipe_path, sets, ro);
+    if (*bench) return cmd_bench(ba);
     if (*eval) return cmd_eval(arch, weights, dataset, root, device, batch, image_size, channels);
     if (*imp) return cmd_import(ia);
     if (*list) return cmd_list(what);

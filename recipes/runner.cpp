@@ -14,9 +14,8 @@
 #include "engine/error.h"
 #include "engine/io/safetensors.h"
 #include "engine/nn/module_rng.h"
-#include "models/import_weights.h"
-#include "models/registry.h"
 #include "recipes/progress.h"
+#include "recipes/recipe_models.h"
 #include "recipes/run_dir.h"
 #include "recipes/results_table.h"
 #include "recipes/stage_cache.h"
@@ -27,12 +26,6 @@
 namespace retort {
 namespace fs = std::filesystem;
 namespace {
-
-uint64_t fnv1a(const std::string& s, uint64_t seed) {
-  uint64_t h = 1469598103934665603ull ^ seed;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
 
 std::string dataset_name(DatasetKind k) { return to_string(k); }
 
@@ -191,20 +184,7 @@ RunResult run_recipe(const Recipe& recipe, const RunOptions& options) {
   // ---- models
   std::map<std::string, std::shared_ptr<models::Model>> models_by_name;
   for (const auto& [name, spec] : recipe.models) {
-    models::ModelConfig cfg;
-    cfg.in_channels = recipe.data.channels;
-    cfg.num_classes = data.train_all.dataset().num_classes;
-    cfg.image_size = recipe.data.image_size;
-    cfg.seed = fnv1a(name, uint64_t(recipe.run.seed));
-    for (const auto& [k, v] : spec.options) {
-      if (k == "dropout") cfg.dropout = v;
-      else if (k == "patch_size") cfg.patch_size = int64_t(v);
-      else if (k == "depth") cfg.depth = int64_t(v);
-      else fail("{}: model option '{}' is not known (dropout, patch_size, depth)", recipe.where(spec.pos), k);
-    }
-    auto model = models::create_model(spec.arch, cfg);
-    if (!spec.weights.empty()) models::load_weights_file(*model, spec.weights, {}, say);  // strict, pos_embed resampled
-    model->to(device);
+    auto model = build_recipe_model(recipe, name, data.train_all.dataset().num_classes, device, say);
     say(fmt::format("model '{}': {} ({} parameters)", name, spec.arch, model->num_parameters()));
     models_by_name[name] = model;
   }

@@ -2,6 +2,7 @@
 // weighted loss terms (NaN/Inf stops the run naming step and term) -> backward -> clip ->
 // optimizer step; evaluation per eval_every epochs; atomic checkpoints; exact resume.
 #include "recipes/trainer.h"
+#include "recipes/train_step.h"
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -39,17 +40,6 @@ void count_topk(const Tensor& logits, const Tensor& labels, int64_t& top1, int64
   }
 }
 
-// The stage's groups over `params`, then the loss terms' own groups (e.g. AFT's rho) after them.
-std::unique_ptr<Optimizer> make_optimizer(const OptimizerSettings& s, const nn::NamedTensors& params,
-                                          std::vector<ParamGroup> own_groups = {}) {
-  auto groups = make_param_groups(params, s.lr, s.weight_decay, s.no_decay_norm_bias);
-  for (auto& g : own_groups)
-    if (!g.params.empty()) groups.push_back(std::move(g));
-  if (s.type == OptimizerKind::sgd) return std::make_unique<SGD>(std::move(groups), SgdOptions{s.momentum, s.nesterov});
-  RETORT_CHECK(s.betas.size() == 2, "adamw: betas must have two values");
-  return std::make_unique<AdamW>(std::move(groups), AdamWOptions{s.betas[0], s.betas[1], s.eps});
-}
-
 LrSchedule make_schedule(const StageSpec& st, int64_t steps_per_epoch) {
   const auto& s = st.schedule;
   const double lr = st.optimizer.lr;
@@ -69,13 +59,6 @@ nn::NamedTensors checkpoint_tensors(const models::Model& student,
     for (auto& [n, t] : losses[i]->buffers()) out.push_back({fmt::format("loss{}.{}", i, n), t});
   }
   return out;
-}
-
-// The classifier head of `model` (a Linear child named by head_name()).
-nn::Linear& head_of(models::Model& model) {
-  auto* head = dynamic_cast<nn::Linear*>(model.child(model.head_name()));
-  RETORT_CHECK(head, "model {} has no Linear head named '{}'", model.type_name(), model.head_name());
-  return *head;
 }
 
 // Decides per teacher whether its taps come from a feature cache, and builds the caches.
@@ -195,56 +178,12 @@ StageResult train_stage(const Recipe& recipe, const StageSpec& stage, std::share
                                      : build_stage_losses(recipe, stage, student, teachers, input_shape, device, seed,
                                                           data.labelled);
   std::vector<std::unique_ptr<transfer::Loss>>& losses = built.losses;
-  const std::vector<double>& weights = built.weights;
-  const std::set<std::string>& student_taps = built.student_taps;
-  const std::map<std::string, std::set<std::string>>& teacher_taps = built.teacher_taps;
 
-  // ---- what of the student trains: everything, or only its head (a linear probe)
+  // ---- what of the student trains, and the optimizer over it and the losses' learned parts
   const bool head_only = stage.trainable == Trainable::head;
-  if (head_only) {
-    nn::Linear& head = head_of(*student);
-    student->requires_grad_(false);
-    head.requires_grad_(true);
-    if (stage.reset_head) {
-      Generator head_gen(seed ^ std::hash<std::string>{}(stage.name + "/head"));
-      head.reset_parameters(head_gen);
-    }
-  } else {
-    student->requires_grad_(true);
-    if (stage.reset_head) {
-      Generator head_gen(seed ^ std::hash<std::string>{}(stage.name + "/head"));
-      head_of(*student).reset_parameters(head_gen);
-    }
-  }
-
-  // ---- optimizer over the student's parameters and the losses' learned parts
-  // (a loss's group with its own lr or weight decay becomes a separate ParamGroup)
-  nn::NamedTensors params;  // everything trained (for clipping)
-  for (auto& [n, t] : student->named_parameters())
-    if (t.requires_grad()) params.push_back({n, t});
-  nn::NamedTensors stage_params = params;                 // those under the stage's settings
-  std::vector<ParamGroup> own_groups;
-  for (size_t i = 0; i < losses.size(); ++i)
-    for (auto& group : losses[i]->param_groups()) {
-      nn::NamedTensors named;
-      for (auto& [n, t] : group.params) named.push_back({fmt::format("loss{}.{}", i, n), t});
-      params.insert(params.end(), named.begin(), named.end());
-      if (!group.lr && !group.weight_decay) {
-        stage_params.insert(stage_params.end(), named.begin(), named.end());
-        continue;
-      }
-      ParamGroup pg;
-      pg.lr = group.lr.value_or(stage.optimizer.lr);
-      pg.weight_decay = group.weight_decay.value_or(stage.optimizer.weight_decay);
-      pg.name = fmt::format("loss{}", i);
-      for (auto& [n, t] : named)
-        if (t.requires_grad()) {
-          pg.params.push_back(t);
-          pg.names.push_back(n);
-        }
-      own_groups.push_back(std::move(pg));
-    }
-  auto optimizer = make_optimizer(stage.optimizer, stage_params, std::move(own_groups));
+  prepare_trainable(stage, *student, seed);
+  StageOptimizer stage_optimizer = make_stage_optimizer(stage, *student, losses);
+  Optimizer* optimizer = stage_optimizer.optimizer.get();
 
   data::LoaderOptions lo;
   lo.batch_size = stage.batch_size;
@@ -272,7 +211,7 @@ StageResult train_stage(const Recipe& recipe, const StageSpec& stage, std::share
   progress.stage = stage.name;
   nn::NamedTensors ckpt_tensors = checkpoint_tensors(*student, losses);
   if (options.resume && std::filesystem::exists(ckpt)) {
-    progress = load_checkpoint(ckpt, ckpt_tensors, optimizer.get());
+    progress = load_checkpoint(ckpt, ckpt_tensors, optimizer);
     student->state_loaded_externally();
     progress.restore_rng(gen);
     nn::restore_module_rngs(*student, "rng.student.", progress.extra);
@@ -283,7 +222,7 @@ StageResult train_stage(const Recipe& recipe, const StageSpec& stage, std::share
     progress.capture_rng(gen);
     nn::capture_module_rngs(*student, "rng.student.", progress.extra);
     std::filesystem::create_directories(options.checkpoint_dir);
-    save_checkpoint(ckpt, ckpt_tensors, optimizer.get(), progress);
+    save_checkpoint(ckpt, ckpt_tensors, optimizer, progress);
   };
 
   StageResult result;
@@ -292,7 +231,8 @@ StageResult train_stage(const Recipe& recipe, const StageSpec& stage, std::share
     t->eval();
     t->requires_grad_(false);
   }
-  auto caches = build_teacher_caches(recipe, stage, teachers, teacher_taps, data, device, options, log);
+  auto caches = build_teacher_caches(recipe, stage, teachers, built.teacher_taps, data, device, options, log);
+  const StepParts parts{&stage, student.get(), &teachers, &built, optimizer, &stage_optimizer.trained, &caches};
   // ---- epochs
   for (int64_t epoch = progress.epoch; epoch < stage.epochs; ++epoch) {
     student->train(!head_only);  // a linear probe keeps the body's BatchNorm statistics
@@ -307,58 +247,14 @@ StageResult train_stage(const Recipe& recipe, const StageSpec& stage, std::share
       schedule.apply(*optimizer, progress.step);
       Tensor x = batch.images_tensor(device);
       Tensor y = data.labelled ? batch.labels_tensor(device) : Tensor();
-      std::map<std::string, models::Taps> tteachers;
-      {
-        NoGradGuard no_grad;
-        for (auto& [name, model] : teachers) {
-          if (!teacher_taps.count(name)) continue;
-          if (auto c = caches.find(name); c != caches.end()) {
-            tteachers[name] = c->second.gather(batch.positions, device);
-            continue;
-          }
-          models::Taps taps;
-          Tensor logits = model->forward(x, &taps);
-          taps["logits"] = logits;
-          tteachers[name] = std::move(taps);
-        }
-      }
-      models::Taps staps;
-      staps["logits"] = student->forward(x, student_taps.size() > 1 ? &staps : nullptr);
-      transfer::StepInputs in{x, y, &staps, &tteachers};
-      // One host read per step: the weighted total. Only when it is not finite are the terms
-      // read one by one, to name the culprit.
-      Tensor total;
-      std::vector<Tensor> terms;
-      for (size_t i = 0; i < losses.size(); ++i) {
-        terms.push_back(losses[i]->compute(in));
-        Tensor weighted = mul(terms.back(), weights[i]);
-        total = total.defined() ? add(total, weighted) : weighted;
-      }
-      const double total_value = total.item();
-      if (!std::isfinite(total_value)) {
-        std::string culprit = "total", value = fmt::format("{}", total_value);
-        for (size_t i = 0; i < terms.size(); ++i) {
-          const double v = terms[i].item();
-          if (!std::isfinite(v)) {
-            culprit = stage.losses[i].name;
-            value = fmt::format("{}", v);
-            break;
-          }
-        }
-        fail("step {} (stage '{}', epoch {}, batch {}): loss '{}' is {}; stopping", progress.step, stage.name, epoch,
-             progress.batch_in_epoch, culprit, value);
-      }
-      optimizer->zero_grad();
-      total.backward();
-      if (stage.clip_grad_norm > 0) {
-        std::vector<Tensor> ps;
-        for (auto& [n, t] : params) ps.push_back(t);
-        clip_grad_norm(ps, stage.clip_grad_norm);
-      }
-      optimizer->step();
+      const StepOutput out = train_step(parts, x, y, &batch.positions, [&] {
+        return fmt::format("step {} (stage '{}', epoch {}, batch {})", progress.step, stage.name, epoch,
+                           progress.batch_in_epoch);
+      });
+      const double total_value = out.loss;
       ++progress.step;
       ++progress.batch_in_epoch;
-      if (y.defined()) count_topk(staps["logits"].detach(), y, hits, dummy5);
+      if (y.defined()) count_topk(out.student_logits, y, hits, dummy5);
       seen += x.size(0);
       loss_acc += total_value;
       if (hooks.progress) {

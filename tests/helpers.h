@@ -4,12 +4,21 @@
 #include <doctest/doctest.h>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <vector>
 #include "engine/retort.h"
 
 namespace retort::test {
+
+// A file of the source tree (fixtures, corpora): under $RETORT_SOURCE_DIR when set (a test
+// binary carried to another machine, as the GPU kit does), else the tree it was built from.
+inline std::filesystem::path source_path(const std::string& relative) {
+  const char* root = std::getenv("RETORT_SOURCE_DIR");
+  return std::filesystem::path(root && *root ? root : RETORT_SOURCE_DIR) / relative;
+}
 
 // Random tensor with values uniform in [lo, hi) (never all zeros), deterministic per seed.
 inline Tensor random_tensor(const Shape& shape, uint64_t seed, double lo = -1.0, double hi = 1.0,

@@ -199,7 +199,7 @@ TEST_CASE("safetensors: a header with 100000 entries parses in header order (no 
 }
 
 TEST_CASE("safetensors: the fuzz corpus replays (every file loads or is rejected with a retort::Error)") {
-  const std::filesystem::path corpus = std::filesystem::path(RETORT_SOURCE_DIR) / "tests/fuzz_corpus/safetensors";
+  const std::filesystem::path corpus = retort::test::source_path("tests/fuzz_corpus/safetensors");
   REQUIRE(std::filesystem::is_directory(corpus));
   int files = 0, loaded = 0, rejected = 0;
   for (const auto& entry : std::filesystem::directory_iterator(corpus)) {

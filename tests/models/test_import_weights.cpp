@@ -117,7 +117,7 @@ TEST_CASE("import: pos_embed resampling matches timm's bicubic antialias on hand
 TEST_CASE("import: pos_embed resampling matches timm's own output (fixture written by timm)") {
   // tests/models/fixtures/make_pos_embed_fixture.py: timm's resample_abs_pos_embed (computed in
   // f32 by PyTorch) on random embeddings; retort computes in double.
-  const std::string path = std::string(RETORT_SOURCE_DIR) + "/tests/models/fixtures/pos_embed_timm.safetensors";
+  const std::string path = retort::test::source_path("tests/models/fixtures/pos_embed_timm.safetensors").string();
   SafetensorsContents f = read_safetensors(path);
   int pairs = 0;
   for (auto [old_side, new_side] : std::vector<std::pair<int64_t, int64_t>>{{2, 4}, {4, 2}, {14, 8}, {14, 16}, {7, 5}, {3, 7}}) {

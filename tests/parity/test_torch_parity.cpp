@@ -28,7 +28,7 @@ constexpr double kF32Tolerance = 1e-4;
 constexpr double kF64Tolerance = 1e-6;
 
 std::string fixture_path(const std::string& name) {
-  return (std::filesystem::path(RETORT_SOURCE_DIR) / "tests" / "fixtures" / "torch" / (name + ".safetensors")).string();
+  return retort::test::source_path("tests/fixtures/torch/" + name + ".safetensors").string();
 }
 
 struct RelErrors {
