@@ -110,7 +110,10 @@ def unpack_kit(ctx):
     target = os.path.join(ctx.work, "kit")
     shutil.rmtree(target, ignore_errors=True)
     with tarfile.open(payload, "r:xz") as tar:
-        tar.extractall(target)
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(target, filter="data")
+        else:
+            tar.extractall(target)
     ctx.kit = target
     ctx.bin = os.path.join(target, "bin")
     ctx.data_dir = os.path.join(kit_dir, "data", "fashion-mnist")
