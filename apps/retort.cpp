@@ -13,12 +13,12 @@
 #include "engine/version.h"
 #include "models/import_weights.h"
 #include "models/registry.h"
-#include "recipes/recipe.h"
-#include "recipes/catalog.h"
-#include "recipes/run_dir.h"
-#include "recipes/runner.h"
-#include "recipes/step_bench.h"
-#include "recipes/trainer.h"
+#include "train/recipe.h"
+#include "train/catalog.h"
+#include "train/run_dir.h"
+#include "train/runner.h"
+#include "train/step_bench.h"
+#include "train/trainer.h"
 #include "transfer/loss_term.h"
 
 using namespace retort;
@@ -26,7 +26,6 @@ using namespace retort;
 namespace {
 
 int cmd_run(const std::string& recipe_path, const std::vector<std::string>& sets, RunOptions opts) {
-  transfer::register_builtin_losses();
   Recipe recipe = load_recipe(resolve_recipe(recipe_path).string(), sets);
   check_recipe_files(recipe);
   RunResult r = run_recipe(recipe, opts);
@@ -70,10 +69,9 @@ struct BenchArgs {
   StepBenchOptions options;
 };
 
-// Times a stage's training step (recipes/step_bench.h); prints one line, and the JSON record to
+// Times a stage's training step (train/step_bench.h); prints one line, and the JSON record to
 // --json (atomically) when asked.
 int cmd_bench(const BenchArgs& a) {
-  transfer::register_builtin_losses();
   Recipe recipe = load_recipe(resolve_recipe(a.recipe).string(), a.sets);
   StepBenchResult r = bench_stage_steps(recipe, a.options);
   std::printf("%s / %s on %s: batch %lld, %.2f ms/step, %.1f images/s (median of %lld rounds of %lld steps; "
@@ -133,7 +131,6 @@ int cmd_list(const std::string& what) {
       std::printf("%-16s %s%s\n", d.name.c_str(), d.description.c_str(),
                   d.default_dir.empty() ? "" : (" (default: " + d.default_dir + ")").c_str());
   } else if (what == "losses") {
-    transfer::register_builtin_losses();
     for (const auto& l : transfer::list_losses()) std::printf("%-14s %s\n", l.name.c_str(), l.help.c_str());
   } else if (what == "recipes") {
     std::printf("%s", format_recipe_list(list_recipes()).c_str());

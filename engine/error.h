@@ -1,15 +1,14 @@
-// Error type and check macros: every failure names what was wrong, where, and what to do.
+// fmt-style failures for the engine and the layers above it: every failure names what was
+// wrong, where, and what to do. They throw core's retort::Error (core/check.h), which the
+// kernels raise with RETORT_REQUIRE.
 #pragma once
 #include <stdexcept>
 #include <string>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include "core/check.h"
 
 namespace retort {
-
-struct Error : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
 
 template <typename... Args>
 [[noreturn]] void fail(fmt::format_string<Args...> f, Args&&... args) {

@@ -2,13 +2,15 @@
 // configuration string, or the CUDA device's description; numerics_digest(): a hash of a few
 // seeded convolutions and matrix products.
 #include "engine/machine.h"
+#include "engine/error.h"
 #include <omp.h>
 #include <fstream>
 #include <fmt/format.h>
 #include "engine/content_hash.h"
 #include "engine/ops.h"
 #include "engine/random.h"
-#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/blas.h"
+#include "kernels/matmul.h"
 #include "kernels/cuda/cuda_api.h"
 
 namespace retort {

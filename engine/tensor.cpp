@@ -3,9 +3,9 @@
 #include <numeric>
 #include "engine/autograd.h"
 #include "engine/error.h"
-#include "kernels/cpu/copy.h"
-#include "kernels/cuda/copy.h"
+#include "kernels/copy.h"
 #include "kernels/cuda/cuda_api.h"
+#include "engine/kernel_call.h"
 
 namespace retort {
 
@@ -294,8 +294,7 @@ Tensor Tensor::flatten(int64_t start, int64_t end) const {
 namespace {
 void raw_copy(const Tensor& dst, const Tensor& src) {  // same shape, same device
   Layout dl = make_layout(dst.shape(), dst.strides()), sl = make_layout(src.shape(), src.strides());
-  if (dst.device().is_cpu()) cpu::strided_copy(dst.raw_data(), dst.dtype(), dl, src.raw_data(), src.dtype(), sl);
-  else RETORT_CUDA_CALL(cuda::strided_copy(dst.raw_data(), dst.dtype(), dl, src.raw_data(), src.dtype(), sl));
+  RETORT_KERNEL(dst.device(), strided_copy, dst.raw_data(), dst.dtype(), dl, src.raw_data(), src.dtype(), sl);
 }
 Tensor contiguous_copy(const Tensor& t, DType dtype) {
   Tensor out = Tensor::empty(t.shape(), dtype, t.device());
@@ -347,8 +346,7 @@ Tensor& Tensor::copy_(const Tensor& src_in) {
 }
 Tensor& Tensor::fill_(double value) {
   if (is_contiguous()) {
-    if (device().is_cpu()) cpu::fill(raw_data(), dtype(), numel(), value);
-    else RETORT_CUDA_CALL(cuda::fill(raw_data(), dtype(), numel(), value));
+    RETORT_KERNEL(device(), fill, raw_data(), dtype(), numel(), value);
   } else {
     copy_(Tensor::full({}, value, dtype(), device()));
   }

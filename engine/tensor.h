@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 #include "engine/device.h"
-#include "engine/dtype.h"
+#include "core/dtype.h"
 #include "engine/storage.h"
 
 namespace retort {

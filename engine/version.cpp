@@ -1,4 +1,4 @@
-// retort's version string (also anchors retort_lib while its layers fill in).
+// retort's version string.
 #include "engine/version.h"
 namespace retort {
 const char* version() { return "0.1.0"; }

@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <cstdio>
 #include <vector>
-#include "engine/dtype.h"
+#include "core/dtype.h"
 #include "engine/error.h"
 #include "engine/io/safetensors_format.h"
 

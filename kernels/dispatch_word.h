@@ -3,7 +3,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
-#include "engine/error.h"
+#include "core/check.h"
 
 namespace retort {
 // Calls fn(W{}) with W the unsigned integer of elem_size bytes (1, 2, 4 or 8).
@@ -15,6 +15,6 @@ void dispatch_word(size_t elem_size, Fn&& fn) {
     case 4: fn(uint32_t{}); return;
     case 8: fn(uint64_t{}); return;
   }
-  fail("unsupported element size {}", elem_size);
+  raise("unsupported element size ", elem_size);
 }
 }  // namespace retort

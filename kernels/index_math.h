@@ -1,7 +1,7 @@
 // Index arithmetic shared by the CPU and CUDA gather / scatter_add kernels.
 #pragma once
 #include <cstdint>
-#include "kernels/layout.h"
+#include "core/layout.h"
 
 namespace retort {
 

@@ -3,7 +3,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
-#include "kernels/layout.h"
+#include "core/layout.h"
 
 namespace retort {
 

@@ -4,8 +4,8 @@
 // the same precision.
 #pragma once
 #include <math.h>
-#include "kernels/cpu/unary.h"
-#include "kernels/layout.h"
+#include "kernels/unary.h"
+#include "core/layout.h"
 
 namespace retort::unary_math {
 

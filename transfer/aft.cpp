@@ -145,7 +145,7 @@ void register_aft_loss() {
       "Adaptive Feature Transfer (Qiu et al. 2024): sqrt(mean((K_s - K_t)^2) + 1e-8) of batch cosine kernels; "
       "weight = beta (10)",
       [](const BuildContext& c) {
-        const auto& names = c.term->strings("teachers");
+        const auto& names = c.args->strings("teachers");
         RETORT_CHECK(!names.empty(), "aft: `teachers` must name at least one model");
         int64_t d_t = 0;
         for (const auto& n : names) {
@@ -155,9 +155,9 @@ void register_aft_loss() {
         }
         const int64_t d_s = pooled_dim(*c.student, c.input_shape, "the student");
         AftOptions o;
-        o.variant = parse_aft_variant(c.term->string("variant"));
-        o.learn_rho = c.term->boolean("learn_rho");
-        o.rho_lr = c.term->number("rho_lr");
+        o.variant = parse_aft_variant(c.args->string("variant"));
+        o.learn_rho = c.args->boolean("learn_rho");
+        o.rho_lr = c.args->number("rho_lr");
         auto params = c.student->named_parameters();
         DType dtype = params.empty() ? DType::f32 : params.front().second.dtype();
         return std::make_unique<AftLoss>(names, d_s, d_t, o, c.seed, c.device, dtype);

@@ -108,14 +108,14 @@ void register_align_uniform_loss() {
       "alignment/uniformity distillation (Farhat & Chen 2024): align + (unif(z_s) + unif(z_t)) / 2 on "
       "projection heads",
       [](const BuildContext& c) {
-        const std::string& name = c.term->string("teacher");
+        const std::string& name = c.args->string("teacher");
         auto it = c.teachers.find(name);
         RETORT_CHECK(it != c.teachers.end(), "align_uniform: teacher '{}' is not a teacher of this stage", name);
         const int64_t d_t = pooled_dim(*it->second, c.input_shape, "teacher '" + name + "'");
         const int64_t d_s = pooled_dim(*c.student, c.input_shape, "the student");
         auto params = c.student->named_parameters();
         DType dtype = params.empty() ? DType::f32 : params.front().second.dtype();
-        return std::make_unique<AlignUniformLoss>(name, d_s, d_t, c.term->integer("dim"), c.term->number("t"), c.seed,
+        return std::make_unique<AlignUniformLoss>(name, d_s, d_t, c.args->integer("dim"), c.args->number("t"), c.seed,
                                                   c.device, dtype);
       });
 }

@@ -47,14 +47,14 @@ void register_builtin_losses() {
     register_loss("ce", {ParamSpec("label_smoothing", ValueKind::number, 0.0, "uniform mass mixed into the target")},
                   "cross-entropy with the labels (fused log-softmax, optional label smoothing)",
                   [](const BuildContext& c) {
-                    return std::make_unique<CrossEntropyLoss>(c.term->number("label_smoothing"));
+                    return std::make_unique<CrossEntropyLoss>(c.args->number("label_smoothing"));
                   });
     register_loss("kd",
                   {ParamSpec("teacher", ValueKind::model, kRequired, "the teacher model whose logits are matched"),
                    ParamSpec("T", ValueKind::number, kKdDefaultTemperature, "softmax temperature")},
                   "Hinton KD: T^2 * KL(softmax(z_t/T) || softmax(z_s/T)), batch mean",
                   [](const BuildContext& c) {
-                    return std::make_unique<KdLoss>(c.term->string("teacher"), c.term->number("T"));
+                    return std::make_unique<KdLoss>(c.args->string("teacher"), c.args->number("T"));
                   });
     register_fitnet_loss();
     register_fsp_loss();

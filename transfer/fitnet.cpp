@@ -69,16 +69,16 @@ void register_fitnet_loss() {
        ParamSpec("pool", ValueKind::string, "avg", "how the larger map is pooled to the smaller: avg | max")},
       "FitNets hints: mean (regressor(f_s) - f_t)^2, regressor 1x1 conv+BN (maps) or linear (vectors); weight 100",
       [](const BuildContext& c) -> std::unique_ptr<Loss> {
-        const std::string where = c.recipe ? c.recipe->where(c.term->pos) : std::string("fitnet");
-        const std::string& teacher = c.term->string("teacher");
+        const std::string where = c.args->where;
+        const std::string& teacher = c.args->string("teacher");
         auto it = c.teachers.find(teacher);
         RETORT_CHECK(it != c.teachers.end() && it->second, "{}: loss 'fitnet' reads teacher '{}', which is not a "
                      "teacher of this stage", where, teacher);
         RETORT_CHECK(c.student, "{}: loss 'fitnet' built without a student model", where);
         try {
-          return make_fitnet_loss(*c.student, *it->second, teacher, c.term->string("student_tap"),
-                                  c.term->string("teacher_tap"), c.input_shape, c.device, c.seed,
-                                  parse_pool_mode(c.term->string("pool"), "fitnet"));
+          return make_fitnet_loss(*c.student, *it->second, teacher, c.args->string("student_tap"),
+                                  c.args->string("teacher_tap"), c.input_shape, c.device, c.seed,
+                                  parse_pool_mode(c.args->string("pool"), "fitnet"));
         } catch (const Error& e) {
           fail("{}: {}", where, e.what());
         }

@@ -199,20 +199,20 @@ void register_fsp_loss() {
                  "sum (paper: batch mean of squared Frobenius norms) | mean (RepDistiller: mean over b, i, j)")},
       "FSP (Yim 2017): (1/B) sum over consecutive tap pairs ||G_T - G_S||_F^2, G = F1 F2^T / (h*w)",
       [](const BuildContext& c) -> std::unique_ptr<Loss> {
-        const std::string where = c.recipe ? c.recipe->where(c.term->pos) : std::string("fsp");
-        const std::string& teacher = c.term->string("teacher");
+        const std::string where = c.args->where;
+        const std::string& teacher = c.args->string("teacher");
         auto it = c.teachers.find(teacher);
         RETORT_CHECK(it != c.teachers.end() && it->second,
                      "{}: loss 'fsp' reads teacher '{}', which is not a teacher of this stage", where, teacher);
         RETORT_CHECK(c.student, "{}: loss 'fsp' built without a student model", where);
         try {
           FspOptions o;
-          o.pairing = parse_fsp_pairing(c.term->string("pairing"));
-          o.shuffle = c.term->boolean("shuffle");
-          o.shuffle_seed = uint64_t(c.term->integer("shuffle_seed"));
-          o.reduction = parse_fsp_reduction(c.term->string("reduction"));
+          o.pairing = parse_fsp_pairing(c.args->string("pairing"));
+          o.shuffle = c.args->boolean("shuffle");
+          o.shuffle_seed = uint64_t(c.args->integer("shuffle_seed"));
+          o.reduction = parse_fsp_reduction(c.args->string("reduction"));
           auto list = [&](const char* key) {
-            return c.term->has(key) ? c.term->strings(key) : std::vector<std::string>{};
+            return c.args->has(key) ? c.args->strings(key) : std::vector<std::string>{};
           };
           std::vector<std::string> taps = list("taps"), st = list("student_taps"), tt = list("teacher_taps");
           if (!taps.empty()) {

@@ -1,4 +1,5 @@
-// Loss registry: schemas go to the recipe validator, factories build the terms.
+// Loss registry: each loss kind's schema (transfer/loss_schema.h) and factory, registered
+// together; build_loss makes a term from its checked arguments.
 #include "transfer/loss_term.h"
 #include <mutex>
 #include "engine/error.h"
@@ -39,14 +40,15 @@ void register_loss(const std::string& name, std::vector<ParamSpec> params, std::
 }
 
 std::unique_ptr<Loss> build_loss(const BuildContext& ctx) {
-  RETORT_CHECK(ctx.term, "build_loss without a loss term");
-  auto it = entries().find(ctx.term->name);
-  RETORT_CHECK(it != entries().end(), "{}: unknown loss '{}'", ctx.recipe ? ctx.recipe->where(ctx.term->pos) : "",
-               ctx.term->name);
+  RETORT_CHECK(ctx.args, "build_loss without the loss's arguments");
+  register_builtin_losses();
+  auto it = entries().find(ctx.args->name);
+  RETORT_CHECK(it != entries().end(), "{}: unknown loss '{}'", ctx.args->where, ctx.args->name);
   return it->second.factory(ctx);
 }
 
 std::vector<LossInfo> list_losses() {
+  register_builtin_losses();
   std::vector<LossInfo> out;
   for (auto& [name, e] : entries()) out.push_back({name, e.help});
   return out;

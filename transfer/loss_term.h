@@ -11,7 +11,7 @@
 #include <vector>
 #include "engine/nn/module.h"
 #include "models/model.h"
-#include "recipes/recipe.h"
+#include "transfer/loss_schema.h"
 
 namespace retort::transfer {
 
@@ -27,10 +27,10 @@ struct StepInputs {
   const Tensor& teacher_tap(const std::string& teacher, const std::string& tap) const;
 };
 
-// What a loss may need when it is built: the models it will read, and the device.
+// What a loss may need when it is built: its checked arguments (which say where they were
+// written), the models it will read, and the device.
 struct BuildContext {
-  const Recipe* recipe = nullptr;
-  const LossTerm* term = nullptr;
+  const LossArgs* args = nullptr;
   std::shared_ptr<models::Model> student;
   std::map<std::string, std::shared_ptr<models::Model>> teachers;
   Shape input_shape;  // [1, C, H, W] of the stage's data
@@ -74,7 +74,8 @@ using LossFactory = std::function<std::unique_ptr<Loss>(const BuildContext&)>;
 
 // Registers a loss kind: its recipe schema (keys, types, defaults) and its factory.
 void register_loss(const std::string& name, std::vector<ParamSpec> params, std::string help, LossFactory factory);
-// Registers every built-in loss (idempotent); called before recipes are parsed.
+// Registers every built-in loss (idempotent); find_loss_schema, build_loss and list_losses call
+// it, so nothing else needs to.
 void register_builtin_losses();
 std::unique_ptr<Loss> build_loss(const BuildContext& ctx);
 struct LossInfo {

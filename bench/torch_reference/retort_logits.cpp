@@ -13,7 +13,7 @@
 #include "models/registry.h"
 
 namespace retort {
-std::map<std::string, Tensor> load_model_weights(const std::string& path);  // recipes/runner.cpp
+std::map<std::string, Tensor> load_model_weights(const std::string& path);  // train/runner.cpp
 }
 
 using namespace retort;

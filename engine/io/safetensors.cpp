@@ -14,7 +14,7 @@
 #include <limits>
 #include <set>
 #include <nlohmann/json.hpp>
-#include "kernels/layout.h"
+#include "core/layout.h"
 #include "engine/error.h"
 
 namespace retort {

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <nlohmann/json.hpp>
 #include "engine/error.h"
-#include "kernels/layout.h"
+#include "core/layout.h"
 
 namespace retort {
 

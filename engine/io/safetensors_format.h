@@ -21,7 +21,7 @@
 #include <map>
 #include <string>
 #include <vector>
-#include "engine/dtype.h"
+#include "core/dtype.h"
 
 namespace retort {
 

@@ -4,10 +4,11 @@
 // Causal masking is top-left aligned like PyTorch: query i attends to keys j <= i.
 #include <cmath>
 #include "engine/autograd.h"
+#include "engine/error.h"
 #include "engine/ops.h"
-#include "kernels/cpu/attention.h"
-#include "kernels/cuda/attention_flash.h"
+#include "kernels/attention.h"
 #include "kernels/cuda/cuda_api.h"
+#include "engine/kernel_call.h"
 
 namespace retort {
 
@@ -39,12 +40,8 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   Tensor out = Tensor::empty({B, H, Lq, D}, q.dtype(), q.device());
   Tensor lse = Tensor::empty({B, H, Lq}, sd, q.device());
   if (BH * Lq > 0) {
-    if (on_cpu)
-      cpu::attention_forward(q.dtype(), qc.raw_data(), kc.raw_data(), vc.raw_data(), BH, Lq, Lk, D, causal, scale,
-                             out.raw_data(), lse.raw_data());
-    else
-      RETORT_CUDA_CALL(cuda::attention_forward(q.dtype(), qc.raw_data(), kc.raw_data(), vc.raw_data(), BH, Lq, Lk, D,
-                                               causal, scale, out.raw_data(), lse.raw_data()));
+    RETORT_KERNEL(q.device(), attention_forward, q.dtype(), qc.raw_data(), kc.raw_data(), vc.raw_data(), BH, Lq, Lk, D,
+                  causal, scale, out.raw_data(), lse.raw_data());
   }
 
   if (needs_grad({&q, &k, &v})) {
@@ -57,13 +54,9 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
       Tensor dv = gv ? Tensor::empty(vc.shape(), vc.dtype(), vc.device()) : Tensor();
       auto ptr = [](const Tensor& t) -> void* { return t.defined() ? t.raw_data() : nullptr; };
       if (BH * Lq > 0) {
-        if (qc.device().is_cpu())
-          cpu::attention_backward(qc.dtype(), gc.raw_data(), qc.raw_data(), kc.raw_data(), vc.raw_data(), od.raw_data(),
-                                  lse.raw_data(), BH, Lq, Lk, D, causal, scale, ptr(dq), ptr(dk), ptr(dv));
-        else
-          RETORT_CUDA_CALL(cuda::attention_backward(qc.dtype(), gc.raw_data(), qc.raw_data(), kc.raw_data(),
-                                                    vc.raw_data(), od.raw_data(), lse.raw_data(), BH, Lq, Lk, D, causal,
-                                                    scale, ptr(dq), ptr(dk), ptr(dv)));
+        RETORT_KERNEL(qc.device(), attention_backward, qc.dtype(), gc.raw_data(), qc.raw_data(), kc.raw_data(),
+                      vc.raw_data(), od.raw_data(), lse.raw_data(), BH, Lq, Lk, D, causal, scale, ptr(dq), ptr(dk),
+                      ptr(dv));
       } else {
         if (dk.defined()) dk.zero_();
         if (dv.defined()) dv.zero_();

@@ -2,9 +2,9 @@
 #include "engine/autograd.h"
 #include "engine/ops.h"
 #include "engine/ops/broadcast.h"
-#include "kernels/cpu/elementwise.h"
+#include "kernels/binary.h"
 #include "kernels/cuda/cuda_api.h"
-#include "kernels/cuda/elementwise.h"
+#include "engine/kernel_call.h"
 
 namespace retort {
 Tensor broadcast_binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
@@ -12,10 +12,7 @@ Tensor broadcast_binary(BinaryOp op, const Tensor& a, const Tensor& b, const cha
   Shape out_shape = broadcast_shapes(a.shape(), b.shape(), name);
   Tensor out = Tensor::empty(out_shape, a.dtype(), a.device());
   Layout la = broadcast_layout(a, out_shape), lb = broadcast_layout(b, out_shape);
-  if (a.device().is_cpu())
-    cpu::binary(op, a.dtype(), a.raw_data(), la, b.raw_data(), lb, out.raw_data(), out.numel());
-  else
-    RETORT_CUDA_CALL(cuda::binary(op, a.dtype(), a.raw_data(), la, b.raw_data(), lb, out.raw_data(), out.numel()));
+  RETORT_KERNEL(a.device(), binary, op, a.dtype(), a.raw_data(), la, b.raw_data(), lb, out.raw_data(), out.numel());
   return out;
 }
 

@@ -1,8 +1,8 @@
 // Broadcasting helpers shared by the op families: result shapes and operand layouts.
 #pragma once
 #include "engine/tensor.h"
-#include "kernels/cpu/elementwise.h"
-#include "kernels/layout.h"
+#include "kernels/binary.h"
+#include "core/layout.h"
 
 namespace retort {
 

@@ -6,11 +6,12 @@
 #include <cstdio>
 #include <string>
 #include "engine/autograd.h"
+#include "engine/error.h"
 #include "engine/ops.h"
 #include "engine/ops/broadcast.h"
-#include "kernels/cpu/conv.h"
-#include "kernels/cuda/conv_cudnn.h"
+#include "kernels/conv.h"
 #include "kernels/cuda/cuda_api.h"
+#include "engine/kernel_call.h"
 
 namespace retort {
 namespace {
@@ -86,8 +87,7 @@ Tensor conv_forward_raw(const Tensor& x, const Tensor& w, const Tensor& bias, co
     Tensor xc = x.contiguous(), wc = w.contiguous(), bc = bias.defined() ? bias.contiguous() : Tensor();
     Tensor y = Tensor::empty({g.n, g.oc, g.oh, g.ow}, x.dtype(), x.device());
     const void* bp = bc.defined() ? bc.raw_data() : nullptr;
-    if (x.device().is_cpu()) cpu::conv2d_forward(x.dtype(), g, xc.raw_data(), wc.raw_data(), bp, y.raw_data());
-    else RETORT_CUDA_CALL(cuda::conv2d_forward(x.dtype(), g, xc.raw_data(), wc.raw_data(), bp, y.raw_data()));
+    RETORT_KERNEL(x.device(), conv2d_forward, x.dtype(), g, xc.raw_data(), wc.raw_data(), bp, y.raw_data());
     return y;
   };
   return bf16_or_f32(x, native, [&] {
@@ -100,8 +100,7 @@ Tensor conv_backward_input(const Tensor& gy, const Tensor& w, const Conv2dGeomet
   auto native = [&] {
     Tensor gyc = gy.contiguous(), wc = w.contiguous();
     Tensor gx = Tensor::empty({g.n, g.c, g.h, g.w}, gy.dtype(), gy.device());
-    if (gy.device().is_cpu()) cpu::conv2d_backward_input(gy.dtype(), g, gyc.raw_data(), wc.raw_data(), gx.raw_data());
-    else RETORT_CUDA_CALL(cuda::conv2d_backward_input(gy.dtype(), g, gyc.raw_data(), wc.raw_data(), gx.raw_data()));
+    RETORT_KERNEL(gy.device(), conv2d_backward_input, gy.dtype(), g, gyc.raw_data(), wc.raw_data(), gx.raw_data());
     return gx;
   };
   return bf16_or_f32(gy, native, [&] {
@@ -113,8 +112,7 @@ Tensor conv_backward_weight(const Tensor& x, const Tensor& gy, const Conv2dGeome
   auto native = [&] {
     Tensor xc = x.contiguous(), gyc = gy.contiguous();
     Tensor gw = Tensor::empty({g.oc, g.c / g.groups, g.kh, g.kw}, gy.dtype(), gy.device());
-    if (gy.device().is_cpu()) cpu::conv2d_backward_weight(gy.dtype(), g, xc.raw_data(), gyc.raw_data(), gw.raw_data());
-    else RETORT_CUDA_CALL(cuda::conv2d_backward_weight(gy.dtype(), g, xc.raw_data(), gyc.raw_data(), gw.raw_data()));
+    RETORT_KERNEL(gy.device(), conv2d_backward_weight, gy.dtype(), g, xc.raw_data(), gyc.raw_data(), gw.raw_data());
     return gw;
   };
   return bf16_or_f32(gy, native, [&] {
@@ -127,8 +125,7 @@ Tensor conv_backward_bias(const Tensor& gy) {
   Tensor gyc = gy.contiguous();
   const int64_t n = gy.size(0), c = gy.size(1), plane = gy.size(2) * gy.size(3);
   Tensor gb = Tensor::empty({c}, gy.dtype(), gy.device());
-  if (gy.device().is_cpu()) cpu::conv2d_backward_bias(gy.dtype(), gyc.raw_data(), gb.raw_data(), n, c, plane);
-  else RETORT_CUDA_CALL(cuda::conv2d_backward_bias(gy.dtype(), gyc.raw_data(), gb.raw_data(), n, c, plane));
+  RETORT_KERNEL(gy.device(), conv2d_backward_bias, gy.dtype(), gyc.raw_data(), gb.raw_data(), n, c, plane);
   return gb;
 }
 

@@ -3,9 +3,9 @@
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/ops.h"
-#include "kernels/cpu/geometry.h"
+#include "kernels/geometry.h"
 #include "kernels/cuda/cuda_api.h"
-#include "kernels/cuda/geometry.h"
+#include "engine/kernel_call.h"
 
 namespace retort {
 namespace {
@@ -15,8 +15,8 @@ DType acc_dtype(DType t) { return t == DType::f64 ? DType::f64 : DType::f32; }
 Tensor pairwise_grad(const Tensor& g, const Tensor& a, const Tensor& b) {
   const int64_t N = a.size(0), M = b.size(0), D = a.size(1);
   Tensor ga = Tensor::empty({N, D}, a.dtype(), a.device());
-  if (a.device().is_cpu()) cpu::pairwise_sq_dist_grad(a.dtype(), g.raw_data(), a.raw_data(), b.raw_data(), ga.raw_data(), N, M, D);
-  else RETORT_CUDA_CALL(cuda::pairwise_sq_dist_grad(a.dtype(), g.raw_data(), a.raw_data(), b.raw_data(), ga.raw_data(), N, M, D));
+  RETORT_KERNEL(a.device(), pairwise_sq_dist_grad, a.dtype(), g.raw_data(), a.raw_data(), b.raw_data(),
+                ga.raw_data(), N, M, D);
   return ga;
 }
 }  // namespace
@@ -35,11 +35,8 @@ Tensor l2_normalize(const Tensor& x_in, int64_t dim, double eps) {
     const int64_t n = rows_x.shape().back(), rows = n == 0 ? 0 : rows_x.numel() / n;
     rows_y = Tensor::empty(rows_x.shape(), rows_x.dtype(), dev);
     norms = Tensor::empty({rows}, acc_dtype(rows_x.dtype()), dev);
-    if (dev.is_cpu())
-      cpu::l2_normalize_forward(rows_x.dtype(), rows_x.raw_data(), rows_y.raw_data(), norms.raw_data(), rows, n, eps);
-    else
-      RETORT_CUDA_CALL(cuda::l2_normalize_forward(rows_x.dtype(), rows_x.raw_data(), rows_y.raw_data(), norms.raw_data(),
-                                                  rows, n, eps));
+    RETORT_KERNEL(dev, l2_normalize_forward, rows_x.dtype(), rows_x.raw_data(), rows_y.raw_data(),
+                  norms.raw_data(), rows, n, eps);
     out = rows_y.transpose(d, last).contiguous();
   }
   if (needs_grad({&x_in})) {
@@ -47,12 +44,8 @@ Tensor l2_normalize(const Tensor& x_in, int64_t dim, double eps) {
       Tensor rows_g = g.transpose(d, last).contiguous();
       Tensor rows_dx = Tensor::empty(rows_y.shape(), rows_y.dtype(), rows_y.device());
       const int64_t n = rows_y.shape().back(), rows = norms.numel();
-      if (rows_y.device().is_cpu())
-        cpu::l2_normalize_backward(rows_y.dtype(), rows_y.raw_data(), rows_g.raw_data(), norms.raw_data(),
-                                   rows_dx.raw_data(), rows, n, eps);
-      else
-        RETORT_CUDA_CALL(cuda::l2_normalize_backward(rows_y.dtype(), rows_y.raw_data(), rows_g.raw_data(),
-                                                     norms.raw_data(), rows_dx.raw_data(), rows, n, eps));
+      RETORT_KERNEL(rows_y.device(), l2_normalize_backward, rows_y.dtype(), rows_y.raw_data(), rows_g.raw_data(),
+                    norms.raw_data(), rows_dx.raw_data(), rows, n, eps);
       return std::vector<Tensor>{rows_dx.transpose(d, last).contiguous()};
     });
   }
@@ -69,8 +62,7 @@ Tensor pairwise_sq_dist(const Tensor& a_in, const Tensor& b_in) {
   Tensor a = a_in.detach().contiguous(), b = b_in.detach().contiguous();
   const int64_t N = a.size(0), M = b.size(0), D = a.size(1);
   Tensor out = Tensor::empty({N, M}, a.dtype(), a.device());
-  if (a.device().is_cpu()) cpu::pairwise_sq_dist_forward(a.dtype(), a.raw_data(), b.raw_data(), out.raw_data(), N, M, D);
-  else RETORT_CUDA_CALL(cuda::pairwise_sq_dist_forward(a.dtype(), a.raw_data(), b.raw_data(), out.raw_data(), N, M, D));
+  RETORT_KERNEL(a.device(), pairwise_sq_dist_forward, a.dtype(), a.raw_data(), b.raw_data(), out.raw_data(), N, M, D);
   if (needs_grad({&a_in, &b_in})) {
     bool need_a = a_in.requires_grad(), need_b = b_in.requires_grad();
     record(out, "pairwise_sq_dist", {a_in, b_in}, [a, b, need_a, need_b](const Tensor& g_in) {

@@ -3,9 +3,9 @@
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/ops.h"
-#include "kernels/cpu/loss.h"
+#include "kernels/loss.h"
 #include "kernels/cuda/cuda_api.h"
-#include "kernels/cuda/loss.h"
+#include "engine/kernel_call.h"
 
 namespace retort {
 namespace {
@@ -37,11 +37,8 @@ void check_pair(const Tensor& a, const Tensor& b, const char* op, const char* fi
 Tensor pointwise_loss(PointwiseLoss kind, const Tensor& a_in, const Tensor& b_in, double beta, const char* op) {
   Tensor a = a_in.detach().contiguous(), b = b_in.detach().contiguous();
   Tensor out = Tensor::empty(a.shape(), a.dtype(), a.device());
-  if (a.device().is_cpu())
-    cpu::pointwise_loss_forward(kind, a.dtype(), a.raw_data(), b.raw_data(), out.raw_data(), a.numel(), beta);
-  else
-    RETORT_CUDA_CALL(
-        cuda::pointwise_loss_forward(kind, a.dtype(), a.raw_data(), b.raw_data(), out.raw_data(), a.numel(), beta));
+  RETORT_KERNEL(a.device(), pointwise_loss_forward, kind, a.dtype(), a.raw_data(), b.raw_data(), out.raw_data(),
+                a.numel(), beta);
   if (needs_grad({&a_in, &b_in})) {
     bool need_a = a_in.requires_grad(), need_b = b_in.requires_grad();
     record(out, op, {a_in, b_in}, [=](const Tensor& g_in) {
@@ -50,11 +47,8 @@ Tensor pointwise_loss(PointwiseLoss kind, const Tensor& a_in, const Tensor& b_in
       Tensor gb = need_b ? Tensor::empty(a.shape(), a.dtype(), a.device()) : Tensor();
       void* pa = need_a ? ga.raw_data() : nullptr;
       void* pb = need_b ? gb.raw_data() : nullptr;
-      if (a.device().is_cpu())
-        cpu::pointwise_loss_backward(kind, a.dtype(), a.raw_data(), b.raw_data(), g.raw_data(), pa, pb, a.numel(), beta);
-      else
-        RETORT_CUDA_CALL(cuda::pointwise_loss_backward(kind, a.dtype(), a.raw_data(), b.raw_data(), g.raw_data(), pa,
-                                                       pb, a.numel(), beta));
+      RETORT_KERNEL(a.device(), pointwise_loss_backward, kind, a.dtype(), a.raw_data(), b.raw_data(), g.raw_data(), pa,
+                    pb, a.numel(), beta);
       return std::vector<Tensor>{ga, gb};
     });
   }
@@ -80,12 +74,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_sm
   Tensor loss = Tensor::empty({rows}, x.dtype(), dev);
   Tensor lse = Tensor::empty({rows}, x.dtype() == DType::f64 ? DType::f64 : DType::f32, dev);
   Tensor bad = Tensor::full({1}, double(rows), DType::i64, dev);
-  if (dev.is_cpu())
-    cpu::cross_entropy_forward(x.dtype(), x.raw_data(), t.data<int64_t>(), loss.raw_data(), lse.raw_data(), rows,
-                               classes, label_smoothing, bad.data<int64_t>());
-  else
-    RETORT_CUDA_CALL(cuda::cross_entropy_forward(x.dtype(), x.raw_data(), t.data<int64_t>(), loss.raw_data(),
-                                                 lse.raw_data(), rows, classes, label_smoothing, bad.data<int64_t>()));
+  RETORT_KERNEL(dev, cross_entropy_forward, x.dtype(), x.raw_data(), t.data<int64_t>(), loss.raw_data(), lse.raw_data(),
+                rows, classes, label_smoothing, bad.data<int64_t>());
   const int64_t bad_row = bad.to_i64_vector()[0];
   if (bad_row < rows) {
     const int64_t label = t.slice(0, bad_row, bad_row + 1).to_i64_vector()[0];
@@ -96,12 +86,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_sm
     record(loss, "cross_entropy", {logits}, [x, t, lse, rows, classes, label_smoothing](const Tensor& g_in) {
       Tensor g = g_in.contiguous();
       Tensor dx = Tensor::empty(x.shape(), x.dtype(), x.device());
-      if (x.device().is_cpu())
-        cpu::cross_entropy_backward(x.dtype(), x.raw_data(), t.data<int64_t>(), lse.raw_data(), g.raw_data(),
-                                    dx.raw_data(), rows, classes, label_smoothing);
-      else
-        RETORT_CUDA_CALL(cuda::cross_entropy_backward(x.dtype(), x.raw_data(), t.data<int64_t>(), lse.raw_data(),
-                                                      g.raw_data(), dx.raw_data(), rows, classes, label_smoothing));
+      RETORT_KERNEL(x.device(), cross_entropy_backward, x.dtype(), x.raw_data(), t.data<int64_t>(), lse.raw_data(),
+                    g.raw_data(), dx.raw_data(), rows, classes, label_smoothing);
       return std::vector<Tensor>{dx};
     });
   }

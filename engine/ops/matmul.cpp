@@ -4,11 +4,12 @@
 #include <algorithm>
 #include <cstdint>
 #include "engine/autograd.h"
+#include "engine/error.h"
 #include "engine/ops.h"
 #include "engine/ops/broadcast.h"
-#include "kernels/cpu/gemm.h"
+#include "kernels/matmul.h"
 #include "kernels/cuda/cuda_api.h"
-#include "kernels/cuda/gemm.h"
+#include "engine/kernel_call.h"
 
 namespace retort {
 namespace {
@@ -99,8 +100,7 @@ void run_gemm(const Tensor& a_in, const Tensor& b_in, Tensor& out, bool accumula
     g.batch = 1;
   }
   if (out.numel() == 0) return;
-  if (out.device().is_cpu()) cpu::gemm(g);
-  else RETORT_CUDA_CALL(cuda::gemm(g));
+  RETORT_KERNEL(out.device(), gemm, g);
 }
 
 Tensor matmul_forward(const Tensor& a, const Tensor& b) {

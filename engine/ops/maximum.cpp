@@ -3,7 +3,7 @@
 #include "engine/autograd.h"
 #include "engine/ops.h"
 #include "engine/ops/broadcast.h"
-#include "kernels/cpu/elementwise.h"
+#include "kernels/binary.h"
 
 namespace retort {
 

@@ -2,10 +2,11 @@
 // dispatch to the fused kernels in kernels/cpu/norm.* and kernels/cuda/norm.*.
 // batch_norm2d accepts [N, C, H, W] (and, like BatchNorm1d, [N, C] or [N, C, L]).
 #include "engine/autograd.h"
+#include "engine/error.h"
 #include "engine/ops.h"
-#include "kernels/cpu/norm.h"
+#include "kernels/norm.h"
 #include "kernels/cuda/cuda_api.h"
-#include "kernels/cuda/norm.h"
+#include "engine/kernel_call.h"
 
 namespace retort {
 namespace {
@@ -74,13 +75,8 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, T
     mean.copy_(running_mean.detach());
     var.copy_(running_var.detach());
   }
-  if (x.device().is_cpu())
-    cpu::batch_norm_forward(x.dtype(), xc.raw_data(), ptr_or_null(wc), ptr_or_null(bc), N, C, S, batch_stats, eps,
-                            mean.raw_data(), var.raw_data(), invstd.raw_data(), y.raw_data());
-  else
-    RETORT_CUDA_CALL(cuda::batch_norm_forward(x.dtype(), xc.raw_data(), ptr_or_null(wc), ptr_or_null(bc), N, C, S,
-                                              batch_stats, eps, mean.raw_data(), var.raw_data(), invstd.raw_data(),
-                                              y.raw_data()));
+  RETORT_KERNEL(x.device(), batch_norm_forward, x.dtype(), xc.raw_data(), ptr_or_null(wc), ptr_or_null(bc), N, C, S,
+                batch_stats, eps, mean.raw_data(), var.raw_data(), invstd.raw_data(), y.raw_data());
 
   if (training && running_mean.defined()) {
     NoGradGuard ng;
@@ -99,14 +95,9 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, T
       Tensor dx = gx ? Tensor::empty(xc.shape(), xc.dtype(), xc.device()) : Tensor();
       Tensor dw = gw ? Tensor::empty({C}, sd, xc.device()) : Tensor();
       Tensor db = gb ? Tensor::empty({C}, sd, xc.device()) : Tensor();
-      if (xc.device().is_cpu())
-        cpu::batch_norm_backward(xc.dtype(), gc.raw_data(), xc.raw_data(), ptr_or_null(wc), mean.raw_data(),
-                                 invstd.raw_data(), N, C, S, batch_stats, mut_ptr_or_null(dx), mut_ptr_or_null(dw),
-                                 mut_ptr_or_null(db));
-      else
-        RETORT_CUDA_CALL(cuda::batch_norm_backward(xc.dtype(), gc.raw_data(), xc.raw_data(), ptr_or_null(wc),
-                                                   mean.raw_data(), invstd.raw_data(), N, C, S, batch_stats,
-                                                   mut_ptr_or_null(dx), mut_ptr_or_null(dw), mut_ptr_or_null(db)));
+      RETORT_KERNEL(xc.device(), batch_norm_backward, xc.dtype(), gc.raw_data(), xc.raw_data(), ptr_or_null(wc),
+                    mean.raw_data(), invstd.raw_data(), N, C, S, batch_stats, mut_ptr_or_null(dx), mut_ptr_or_null(dw),
+                    mut_ptr_or_null(db));
       return std::vector<Tensor>{dx, as_param_grad(dw, wd), as_param_grad(db, bd)};
     });
   }
@@ -129,12 +120,8 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   Tensor mean = Tensor::empty({rows}, sd, x.device()), rstd = Tensor::empty({rows}, sd, x.device());
   if (rows > 0) {
-    if (x.device().is_cpu())
-      cpu::layer_norm_forward(x.dtype(), xc.raw_data(), ptr_or_null(wc), ptr_or_null(bc), rows, C, eps, y.raw_data(),
-                              mean.raw_data(), rstd.raw_data());
-    else
-      RETORT_CUDA_CALL(cuda::layer_norm_forward(x.dtype(), xc.raw_data(), ptr_or_null(wc), ptr_or_null(bc), rows, C,
-                                                eps, y.raw_data(), mean.raw_data(), rstd.raw_data()));
+    RETORT_KERNEL(x.device(), layer_norm_forward, x.dtype(), xc.raw_data(), ptr_or_null(wc), ptr_or_null(bc), rows, C,
+                  eps, y.raw_data(), mean.raw_data(), rstd.raw_data());
   }
 
   if (needs_grad({&x, &weight, &bias})) {
@@ -147,14 +134,9 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
       Tensor dw = gw ? Tensor::zeros({C}, sd, xc.device()) : Tensor();
       Tensor db = gb ? Tensor::zeros({C}, sd, xc.device()) : Tensor();
       if (rows > 0) {
-        if (xc.device().is_cpu())
-          cpu::layer_norm_backward(xc.dtype(), gc.raw_data(), xc.raw_data(), ptr_or_null(wc), mean.raw_data(),
-                                   rstd.raw_data(), rows, C, mut_ptr_or_null(dx), mut_ptr_or_null(dw),
-                                   mut_ptr_or_null(db));
-        else
-          RETORT_CUDA_CALL(cuda::layer_norm_backward(xc.dtype(), gc.raw_data(), xc.raw_data(), ptr_or_null(wc),
-                                                     mean.raw_data(), rstd.raw_data(), rows, C, mut_ptr_or_null(dx),
-                                                     mut_ptr_or_null(dw), mut_ptr_or_null(db)));
+        RETORT_KERNEL(xc.device(), layer_norm_backward, xc.dtype(), gc.raw_data(), xc.raw_data(), ptr_or_null(wc),
+                      mean.raw_data(), rstd.raw_data(), rows, C, mut_ptr_or_null(dx), mut_ptr_or_null(dw),
+                      mut_ptr_or_null(db));
       }
       return std::vector<Tensor>{dx, as_param_grad(dw, wd), as_param_grad(db, bd)};
     });

@@ -1,10 +1,11 @@
 // Pooling ops (NCHW): max_pool2d (argmax indices saved for backward), avg_pool2d
 // (count_include_pad) and adaptive_avg_pool2d. Shape checks, autograd, dispatch.
 #include "engine/autograd.h"
+#include "engine/error.h"
 #include "engine/ops.h"
-#include "kernels/cpu/pool.h"
+#include "kernels/pool.h"
 #include "kernels/cuda/cuda_api.h"
-#include "kernels/cuda/pool.h"
+#include "engine/kernel_call.h"
 
 namespace retort {
 namespace {
@@ -42,13 +43,12 @@ Pool2dGeometry window_geometry(const Tensor& x, std::array<int64_t, 2> kernel, s
 
 Shape out_shape(const Tensor& x, const Pool2dGeometry& g) { return {x.size(0), x.size(1), g.oh, g.ow}; }
 
-// Runs a backward kernel into a fresh gradient of x's shape.
-template <typename CpuFn, typename CudaFn>
-Tensor backward_into(const Shape& x_shape, const Tensor& gy_in, CpuFn cpu_fn, CudaFn cuda_fn) {
+// Runs a backward kernel, kernel(device, gy, gx), into a fresh gradient of x's shape.
+template <typename Kernel>
+Tensor backward_into(const Shape& x_shape, const Tensor& gy_in, Kernel kernel) {
   Tensor gy = gy_in.contiguous();
   Tensor gx = Tensor::empty(x_shape, gy.dtype(), gy.device());
-  if (gy.device().is_cpu()) cpu_fn(gy.raw_data(), gx.raw_data());
-  else cuda_fn(gy.raw_data(), gx.raw_data());
+  kernel(gy.device(), gy.raw_data(), gx.raw_data());
   return gx;
 }
 }  // namespace
@@ -59,16 +59,14 @@ Tensor max_pool2d(const Tensor& x, std::array<int64_t, 2> kernel, std::array<int
   Tensor xc = x.detach().contiguous();
   Tensor y = Tensor::empty(out_shape(x, g), x.dtype(), x.device());
   Tensor idx = Tensor::empty(out_shape(x, g), DType::i64, x.device());
-  if (x.device().is_cpu()) cpu::max_pool2d_forward(x.dtype(), g, xc.raw_data(), y.raw_data(), idx.data<int64_t>());
-  else RETORT_CUDA_CALL(cuda::max_pool2d_forward(x.dtype(), g, xc.raw_data(), y.raw_data(), idx.data<int64_t>()));
+  RETORT_KERNEL(x.device(), max_pool2d_forward, x.dtype(), g, xc.raw_data(), y.raw_data(), idx.data<int64_t>());
   if (needs_grad({&x})) {
     Shape xs = x.shape();
     DType dt = x.dtype();
     record(y, "max_pool2d", {x}, [g, idx, xs, dt](const Tensor& gy) {
       const int64_t* ip = idx.data<int64_t>();
       return std::vector<Tensor>{backward_into(
-          xs, gy, [&](const void* go, void* gi) { cpu::max_pool2d_backward(dt, g, go, ip, gi); },
-          [&](const void* go, void* gi) { RETORT_CUDA_CALL(cuda::max_pool2d_backward(dt, g, go, ip, gi)); })};
+          xs, gy, [&](Device d, const void* go, void* gi) { RETORT_KERNEL(d, max_pool2d_backward, dt, g, go, ip, gi); })};
     });
   }
   return y;
@@ -79,16 +77,14 @@ Tensor avg_pool2d(const Tensor& x, std::array<int64_t, 2> kernel, std::array<int
   const Pool2dGeometry g = window_geometry(x, kernel, stride, padding, "avg_pool2d");
   Tensor xc = x.detach().contiguous();
   Tensor y = Tensor::empty(out_shape(x, g), x.dtype(), x.device());
-  if (x.device().is_cpu()) cpu::avg_pool2d_forward(x.dtype(), g, count_include_pad, xc.raw_data(), y.raw_data());
-  else RETORT_CUDA_CALL(cuda::avg_pool2d_forward(x.dtype(), g, count_include_pad, xc.raw_data(), y.raw_data()));
+  RETORT_KERNEL(x.device(), avg_pool2d_forward, x.dtype(), g, count_include_pad, xc.raw_data(), y.raw_data());
   if (needs_grad({&x})) {
     Shape xs = x.shape();
     DType dt = x.dtype();
     record(y, "avg_pool2d", {x}, [g, xs, dt, count_include_pad](const Tensor& gy) {
       return std::vector<Tensor>{backward_into(
-          xs, gy, [&](const void* go, void* gi) { cpu::avg_pool2d_backward(dt, g, count_include_pad, go, gi); },
-          [&](const void* go, void* gi) {
-            RETORT_CUDA_CALL(cuda::avg_pool2d_backward(dt, g, count_include_pad, go, gi));
+          xs, gy, [&](Device d, const void* go, void* gi) {
+            RETORT_KERNEL(d, avg_pool2d_backward, dt, g, count_include_pad, go, gi);
           })};
     });
   }
@@ -109,15 +105,13 @@ Tensor adaptive_avg_pool2d(const Tensor& x, std::array<int64_t, 2> output_size) 
   g.ow = output_size[1];
   Tensor xc = x.detach().contiguous();
   Tensor y = Tensor::empty(out_shape(x, g), x.dtype(), x.device());
-  if (x.device().is_cpu()) cpu::adaptive_avg_pool2d_forward(x.dtype(), g, xc.raw_data(), y.raw_data());
-  else RETORT_CUDA_CALL(cuda::adaptive_avg_pool2d_forward(x.dtype(), g, xc.raw_data(), y.raw_data()));
+  RETORT_KERNEL(x.device(), adaptive_avg_pool2d_forward, x.dtype(), g, xc.raw_data(), y.raw_data());
   if (needs_grad({&x})) {
     Shape xs = x.shape();
     DType dt = x.dtype();
     record(y, "adaptive_avg_pool2d", {x}, [g, xs, dt](const Tensor& gy) {
       return std::vector<Tensor>{backward_into(
-          xs, gy, [&](const void* go, void* gi) { cpu::adaptive_avg_pool2d_backward(dt, g, go, gi); },
-          [&](const void* go, void* gi) { RETORT_CUDA_CALL(cuda::adaptive_avg_pool2d_backward(dt, g, go, gi)); })};
+          xs, gy, [&](Device d, const void* go, void* gi) { RETORT_KERNEL(d, adaptive_avg_pool2d_backward, dt, g, go, gi); })};
     });
   }
   return y;

@@ -4,10 +4,10 @@
 #include "engine/error.h"
 #include "engine/ops.h"
 #include "engine/random.h"
-#include "kernels/cpu/random.h"
+#include "kernels/random.h"
 #include "kernels/cuda/cuda_api.h"
-#include "kernels/cuda/random.h"
 #include "kernels/random_draws.h"
+#include "engine/kernel_call.h"
 
 namespace retort {
 namespace {
@@ -21,8 +21,7 @@ Tensor rand(const Shape& shape, Generator& gen, DType dtype, Device device) {
   Tensor out = Tensor::empty(shape, dtype, device);
   const int64_t n = out.numel();
   const uint64_t base = gen.advance(uint64_t(n));
-  if (device.is_cpu()) cpu::uniform(dtype, out.raw_data(), n, gen.seed(), base);
-  else RETORT_CUDA_CALL(cuda::uniform(dtype, out.raw_data(), n, gen.seed(), base));
+  RETORT_KERNEL(device, uniform, dtype, out.raw_data(), n, gen.seed(), base);
   return out;
 }
 
@@ -31,8 +30,7 @@ Tensor randn(const Shape& shape, Generator& gen, DType dtype, Device device) {
   Tensor out = Tensor::empty(shape, dtype, device);
   const int64_t n = out.numel();
   const uint64_t base = gen.advance(normal_counters(n));
-  if (device.is_cpu()) cpu::normal(dtype, out.raw_data(), n, gen.seed(), base);
-  else RETORT_CUDA_CALL(cuda::normal(dtype, out.raw_data(), n, gen.seed(), base));
+  RETORT_KERNEL(device, normal, dtype, out.raw_data(), n, gen.seed(), base);
   return out;
 }
 
@@ -47,20 +45,14 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   Tensor mask = Tensor::empty(x.shape(), DType::u8, x.device());
   Layout lx = make_layout(x.shape(), x.strides());
-  if (x.device().is_cpu())
-    cpu::dropout(x.dtype(), x.raw_data(), lx, out.raw_data(), mask.data<uint8_t>(), n, gen.seed(), base, p, scale);
-  else
-    RETORT_CUDA_CALL(cuda::dropout(x.dtype(), x.raw_data(), lx, out.raw_data(), mask.data<uint8_t>(), n, gen.seed(),
-                                   base, p, scale));
+  RETORT_KERNEL(x.device(), dropout, x.dtype(), x.raw_data(), lx, out.raw_data(), mask.data<uint8_t>(), n,
+                gen.seed(), base, p, scale);
   if (needs_grad({&x})) {
     record(out, "dropout", {x}, [mask, scale](const Tensor& g) {
       Tensor gi = Tensor::empty(g.shape(), g.dtype(), g.device());
       Layout lg = make_layout(g.shape(), g.strides());
-      if (g.device().is_cpu())
-        cpu::dropout_backward(g.dtype(), g.raw_data(), lg, mask.data<uint8_t>(), scale, gi.raw_data(), gi.numel());
-      else
-        RETORT_CUDA_CALL(cuda::dropout_backward(g.dtype(), g.raw_data(), lg, mask.data<uint8_t>(), scale, gi.raw_data(),
-                                                gi.numel()));
+      RETORT_KERNEL(g.device(), dropout_backward, g.dtype(), g.raw_data(), lg, mask.data<uint8_t>(), scale,
+                    gi.raw_data(), gi.numel());
       return std::vector<Tensor>{gi};
     });
   }

@@ -6,9 +6,9 @@
 #include "engine/error.h"
 #include "engine/ops.h"
 #include "engine/ops/reduce_util.h"
-#include "kernels/cpu/reduce_arg.h"
+#include "kernels/reduce.h"
 #include "kernels/cuda/cuda_api.h"
-#include "kernels/cuda/reduce_arg.h"
+#include "engine/kernel_call.h"
 
 namespace retort {
 namespace {
@@ -41,8 +41,7 @@ void check_float_input(const Tensor& a, const char* op) {
 void run_max_rows(const ReducePlan& p, DType dtype, Device device, Tensor* values, Tensor& index) {
   index = Tensor::empty({p.outer}, DType::i64, device);
   void* vp = values ? values->raw_data() : nullptr;
-  if (device.is_cpu()) cpu::max_rows(dtype, p.rows.raw_data(), vp, index.data<int64_t>(), p.outer, p.inner);
-  else RETORT_CUDA_CALL(cuda::max_rows(dtype, p.rows.raw_data(), vp, index.data<int64_t>(), p.outer, p.inner));
+  RETORT_KERNEL(device, max_rows, dtype, p.rows.raw_data(), vp, index.data<int64_t>(), p.outer, p.inner);
 }
 }  // namespace
 
@@ -78,10 +77,8 @@ Tensor max(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
     record(out, "max", {a}, [rp, index, outer, inner](const Tensor& g_in) {
       Tensor g = g_in.contiguous();
       Tensor rows = Tensor::empty({outer, inner}, g.dtype(), g.device());
-      if (g.device().is_cpu())
-        cpu::scatter_rows(g.dtype(), g.raw_data(), index.data<int64_t>(), rows.raw_data(), outer, inner);
-      else
-        RETORT_CUDA_CALL(cuda::scatter_rows(g.dtype(), g.raw_data(), index.data<int64_t>(), rows.raw_data(), outer, inner));
+      RETORT_KERNEL(g.device(), scatter_rows, g.dtype(), g.raw_data(), index.data<int64_t>(),
+                    rows.raw_data(), outer, inner);
       return std::vector<Tensor>{rows.view(rp.permuted_shape).permute(rp.inverse)};
     });
   }

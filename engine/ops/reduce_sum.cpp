@@ -3,11 +3,12 @@
 // lead is summed by columns where it lies (the same bits, no transposed copy).
 #include <algorithm>
 #include "engine/autograd.h"
+#include "engine/error.h"
 #include "engine/ops.h"
 #include "engine/ops/reduce_util.h"
-#include "kernels/cpu/reduce.h"
+#include "kernels/reduce.h"
 #include "kernels/cuda/cuda_api.h"
-#include "kernels/cuda/reduce.h"
+#include "engine/kernel_call.h"
 
 namespace retort {
 
@@ -59,8 +60,7 @@ Tensor reduce_rows(ReduceOp op, const ReducePlan& p, DType dtype, Device device)
   if (p.columns) {
     RETORT_CHECK(op == ReduceOp::sum && device.is_cpu(), "reduce: a column plan serves CPU sums only");
     cpu::sum_cols(dtype, p.rows.raw_data(), out.raw_data(), p.inner, p.outer);
-  } else if (device.is_cpu()) cpu::reduce_rows(op, dtype, p.rows.raw_data(), out.raw_data(), p.outer, p.inner);
-  else RETORT_CUDA_CALL(cuda::reduce_rows(op, dtype, p.rows.raw_data(), out.raw_data(), p.outer, p.inner));
+  } else RETORT_KERNEL(device, reduce_rows, op, dtype, p.rows.raw_data(), out.raw_data(), p.outer, p.inner);
   return out;
 }
 

@@ -4,7 +4,7 @@
 #pragma once
 #include <vector>
 #include "engine/tensor.h"
-#include "kernels/cpu/reduce.h"
+#include "kernels/reduce.h"
 
 namespace retort {
 

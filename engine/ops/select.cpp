@@ -4,9 +4,9 @@
 #include "engine/error.h"
 #include "engine/ops.h"
 #include "engine/ops/broadcast.h"
-#include "kernels/cpu/select.h"
+#include "kernels/select.h"
 #include "kernels/cuda/cuda_api.h"
-#include "kernels/cuda/select.h"
+#include "engine/kernel_call.h"
 
 namespace retort {
 namespace {
@@ -28,9 +28,8 @@ Tensor index_add_zeros(const Shape& shape, int64_t dim, const Tensor& index, con
   for (int64_t d = 0; d < dim; ++d) outer *= shape[size_t(d)];
   for (int64_t d = dim + 1; d < int64_t(shape.size()); ++d) inner *= shape[size_t(d)];
   const int64_t k = idx.numel(), dst = shape[size_t(dim)];
-  if (on_cpu(out)) cpu::index_add(s.dtype(), s.raw_data(), outer, k, inner, idx.data<int64_t>(), dst, out.raw_data());
-  else
-    RETORT_CUDA_CALL(cuda::index_add(s.dtype(), s.raw_data(), outer, k, inner, idx.data<int64_t>(), dst, out.raw_data()));
+  RETORT_KERNEL(out.device(), index_add, s.dtype(), s.raw_data(), outer, k, inner, idx.data<int64_t>(), dst,
+                out.raw_data());
   return out;
 }
 
@@ -41,11 +40,8 @@ Tensor scatter_add_zeros(const Shape& shape, int64_t dim, const Tensor& index, c
   Tensor out = Tensor::zeros(shape, src.dtype(), src.device());
   Tensor s = src.contiguous();
   Layout li = make_layout(index.shape(), index.strides()), lo = make_layout(out.shape(), out.strides());
-  if (on_cpu(out))
-    cpu::scatter_add(s.dtype(), s.raw_data(), index.data<int64_t>(), li, int(dim), out.raw_data(), lo, s.numel());
-  else
-    RETORT_CUDA_CALL(cuda::scatter_add(s.dtype(), s.raw_data(), index.data<int64_t>(), li, int(dim), out.raw_data(), lo,
-                                       s.numel()));
+  RETORT_KERNEL(out.device(), scatter_add, s.dtype(), s.raw_data(), index.data<int64_t>(), li, int(dim), out.raw_data(),
+                lo, s.numel());
   return out;
 }
 }  // namespace
@@ -54,8 +50,7 @@ Tensor gt(const Tensor& a, double s) {
   RETORT_CHECK(a.defined(), "gt: the operand is undefined");
   Tensor out = Tensor::empty(a.shape(), DType::u8, a.device());
   Layout l = make_layout(a.shape(), a.strides());
-  if (on_cpu(a)) cpu::gt_scalar(a.dtype(), a.raw_data(), l, s, out.data<uint8_t>(), out.numel());
-  else RETORT_CUDA_CALL(cuda::gt_scalar(a.dtype(), a.raw_data(), l, s, out.data<uint8_t>(), out.numel()));
+  RETORT_KERNEL(a.device(), gt_scalar, a.dtype(), a.raw_data(), l, s, out.data<uint8_t>(), out.numel());
   return out;
 }
 
@@ -64,8 +59,7 @@ Tensor eq(const Tensor& a, const Tensor& b) {
   Shape shape = broadcast_shapes(a.shape(), b.shape(), "eq");
   Tensor out = Tensor::empty(shape, DType::u8, a.device());
   Layout la = broadcast_layout(a, shape), lb = broadcast_layout(b, shape);
-  if (on_cpu(a)) cpu::eq(a.dtype(), a.raw_data(), la, b.raw_data(), lb, out.data<uint8_t>(), out.numel());
-  else RETORT_CUDA_CALL(cuda::eq(a.dtype(), a.raw_data(), la, b.raw_data(), lb, out.data<uint8_t>(), out.numel()));
+  RETORT_KERNEL(a.device(), eq, a.dtype(), a.raw_data(), la, b.raw_data(), lb, out.data<uint8_t>(), out.numel());
   return out;
 }
 
@@ -85,11 +79,8 @@ Tensor where(const Tensor& mask, const Tensor& a, const Tensor& b) {
   Tensor out = Tensor::empty(ab, a.dtype(), a.device());
   Layout lm = broadcast_layout(mask, ab), la = broadcast_layout(a, ab), lb = broadcast_layout(b, ab);
   const size_t es = dtype_size(a.dtype());
-  if (on_cpu(a))
-    cpu::where(es, mask.data<uint8_t>(), lm, a.raw_data(), la, b.raw_data(), lb, out.raw_data(), out.numel());
-  else
-    RETORT_CUDA_CALL(
-        cuda::where(es, mask.data<uint8_t>(), lm, a.raw_data(), la, b.raw_data(), lb, out.raw_data(), out.numel()));
+  RETORT_KERNEL(a.device(), where, es, mask.data<uint8_t>(), lm, a.raw_data(), la, b.raw_data(), lb, out.raw_data(),
+                out.numel());
   if (needs_grad({&a, &b})) {
     Tensor m = mask.detach();
     Shape sa = a.shape(), sb = b.shape();
@@ -131,9 +122,8 @@ Tensor index_select(const Tensor& a, int64_t dim_in, const Tensor& index) {
   Tensor out = Tensor::empty(shape, a.dtype(), a.device());
   const size_t es = dtype_size(a.dtype());
   const int64_t size = a.shape()[size_t(dim)], k = idx.numel();
-  if (on_cpu(a)) cpu::index_select(es, src.raw_data(), outer, size, inner, idx.data<int64_t>(), k, out.raw_data());
-  else
-    RETORT_CUDA_CALL(cuda::index_select(es, src.raw_data(), outer, size, inner, idx.data<int64_t>(), k, out.raw_data()));
+  RETORT_KERNEL(a.device(), index_select, es, src.raw_data(), outer, size, inner, idx.data<int64_t>(), k,
+                out.raw_data());
   if (needs_grad({&a})) {
     Shape in_shape = a.shape();
     record(out, "index_select", {a}, [in_shape, dim, idx](const Tensor& g) {
@@ -157,10 +147,8 @@ Tensor gather(const Tensor& a, int64_t dim_in, const Tensor& index) {
   Tensor out = Tensor::empty(index.shape(), a.dtype(), a.device());
   Layout la = make_layout(a.shape(), a.strides()), li = make_layout(index.shape(), index.strides());
   const size_t es = dtype_size(a.dtype());
-  if (on_cpu(a)) cpu::gather(es, a.raw_data(), la, int(dim), index.data<int64_t>(), li, out.raw_data(), out.numel());
-  else
-    RETORT_CUDA_CALL(
-        cuda::gather(es, a.raw_data(), la, int(dim), index.data<int64_t>(), li, out.raw_data(), out.numel()));
+  RETORT_KERNEL(a.device(), gather, es, a.raw_data(), la, int(dim), index.data<int64_t>(), li, out.raw_data(),
+                out.numel());
   if (needs_grad({&a})) {
     Shape in_shape = a.shape();
     Tensor idx = index.detach();

@@ -3,9 +3,9 @@
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/ops.h"
-#include "kernels/cpu/softmax.h"
+#include "kernels/softmax.h"
 #include "kernels/cuda/cuda_api.h"
-#include "kernels/cuda/softmax.h"
+#include "engine/kernel_call.h"
 
 namespace retort {
 namespace {
@@ -14,16 +14,14 @@ Tensor softmax_rows_forward(const Tensor& x, bool log) {
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   int64_t n = x.dim() == 0 ? 1 : x.shape().back();
   int64_t rows = n == 0 ? 0 : x.numel() / n;
-  if (x.device().is_cpu()) cpu::softmax_forward(x.dtype(), x.raw_data(), y.raw_data(), rows, n, log);
-  else RETORT_CUDA_CALL(cuda::softmax_forward(x.dtype(), x.raw_data(), y.raw_data(), rows, n, log));
+  RETORT_KERNEL(x.device(), softmax_forward, x.dtype(), x.raw_data(), y.raw_data(), rows, n, log);
   return y;
 }
 Tensor softmax_rows_backward(const Tensor& y, const Tensor& g, bool log) {
   Tensor dx = Tensor::empty(y.shape(), y.dtype(), y.device());
   int64_t n = y.dim() == 0 ? 1 : y.shape().back();
   int64_t rows = n == 0 ? 0 : y.numel() / n;
-  if (y.device().is_cpu()) cpu::softmax_backward(y.dtype(), y.raw_data(), g.raw_data(), dx.raw_data(), rows, n, log);
-  else RETORT_CUDA_CALL(cuda::softmax_backward(y.dtype(), y.raw_data(), g.raw_data(), dx.raw_data(), rows, n, log));
+  RETORT_KERNEL(y.device(), softmax_backward, y.dtype(), y.raw_data(), g.raw_data(), dx.raw_data(), rows, n, log);
   return dx;
 }
 

@@ -6,25 +6,22 @@
 #include "engine/ops.h"
 #include "engine/ops/unary_util.h"
 #include "kernels/cuda/cuda_api.h"
-#include "kernels/cuda/unary.h"
+#include "kernels/unary.h"
+#include "engine/kernel_call.h"
 
 namespace retort {
 namespace {
 Tensor unary_raw(UnaryOp op, const Tensor& a, UnaryParams prm) {
   Tensor out = Tensor::empty(a.shape(), a.dtype(), a.device());
   Layout l = make_layout(a.shape(), a.strides());
-  if (a.device().is_cpu()) cpu::unary(op, prm, a.dtype(), a.raw_data(), l, out.raw_data(), out.numel());
-  else RETORT_CUDA_CALL(cuda::unary(op, prm, a.dtype(), a.raw_data(), l, out.raw_data(), out.numel()));
+  RETORT_KERNEL(a.device(), unary, op, prm, a.dtype(), a.raw_data(), l, out.raw_data(), out.numel());
   return out;
 }
 Tensor unary_grad(UnaryOp op, const Tensor& g, const Tensor& saved, UnaryParams prm) {
   Tensor gi = Tensor::empty(saved.shape(), saved.dtype(), saved.device());
   Layout lg = make_layout(g.shape(), g.strides()), ls = make_layout(saved.shape(), saved.strides());
-  if (saved.device().is_cpu())
-    cpu::unary_backward(op, prm, saved.dtype(), g.raw_data(), lg, saved.raw_data(), ls, gi.raw_data(), gi.numel());
-  else
-    RETORT_CUDA_CALL(cuda::unary_backward(op, prm, saved.dtype(), g.raw_data(), lg, saved.raw_data(), ls,
-                                          gi.raw_data(), gi.numel()));
+  RETORT_KERNEL(saved.device(), unary_backward, op, prm, saved.dtype(), g.raw_data(), lg, saved.raw_data(), ls,
+                gi.raw_data(), gi.numel());
   return gi;
 }
 }  // namespace

@@ -2,7 +2,7 @@
 // tensor-scalar ops in engine/ops/scalar.cpp): checks, dispatch and autograd wiring.
 #pragma once
 #include "engine/tensor.h"
-#include "kernels/cpu/unary.h"
+#include "kernels/unary.h"
 
 namespace retort {
 

@@ -1,9 +1,9 @@
 // AdamW: resolves per-group hyper-parameters, keeps the moments and step count, dispatches the fused kernel.
 #include "engine/optim/adamw.h"
 #include "engine/error.h"
-#include "kernels/cpu/optim.h"
+#include "kernels/optim.h"
 #include "kernels/cuda/cuda_api.h"
-#include "kernels/cuda/optim.h"
+#include "engine/kernel_call.h"
 
 namespace retort {
 
@@ -32,11 +32,8 @@ void AdamW::update(const ParamGroup& group, Tensor& param, const Tensor& grad, P
   h.beta2 = group.beta2.value_or(options_.beta2);
   h.eps = group.eps.value_or(options_.eps);
   h.step = int64_t(step);
-  if (param.device().is_cpu())
-    cpu::adamw_update(param.dtype(), param.raw_data(), grad.raw_data(), m.raw_data(), v.raw_data(), param.numel(), h);
-  else
-    RETORT_CUDA_CALL(
-        cuda::adamw_update(param.dtype(), param.raw_data(), grad.raw_data(), m.raw_data(), v.raw_data(), param.numel(), h));
+  RETORT_KERNEL(param.device(), adamw_update, param.dtype(), param.raw_data(), grad.raw_data(), m.raw_data(),
+                v.raw_data(), param.numel(), h);
 }
 
 }  // namespace retort

@@ -1,9 +1,9 @@
 // SGD: resolves per-group hyper-parameters, keeps the momentum buffer, dispatches the fused kernel.
 #include "engine/optim/sgd.h"
 #include "engine/error.h"
-#include "kernels/cpu/optim.h"
+#include "kernels/optim.h"
 #include "kernels/cuda/cuda_api.h"
-#include "kernels/cuda/optim.h"
+#include "engine/kernel_call.h"
 
 namespace retort {
 
@@ -35,10 +35,7 @@ void SGD::update(const ParamGroup& group, Tensor& param, const Tensor& grad, Par
     if (!b.defined()) b = Tensor::zeros(param.shape(), param.dtype(), param.device());
     buf = b.raw_data();
   }
-  if (param.device().is_cpu())
-    cpu::sgd_update(param.dtype(), param.raw_data(), grad.raw_data(), buf, param.numel(), h);
-  else
-    RETORT_CUDA_CALL(cuda::sgd_update(param.dtype(), param.raw_data(), grad.raw_data(), buf, param.numel(), h));
+  RETORT_KERNEL(param.device(), sgd_update, param.dtype(), param.raw_data(), grad.raw_data(), buf, param.numel(), h);
 }
 
 }  // namespace retort

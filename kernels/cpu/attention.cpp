@@ -4,7 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <vector>
-#include "kernels/cpu/attention.h"
+#include "kernels/attention.h"
 #include "kernels/cpu/dispatch.h"
 
 namespace retort::cpu {

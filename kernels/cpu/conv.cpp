@@ -6,14 +6,15 @@
 // a lone chunk splits its GEMMs over the team instead).
 // col2im folds column gradients back. The weight gradient sums per-thread partials in thread
 // order (deterministic for a fixed thread count).
-#include "kernels/cpu/conv.h"
+#include "kernels/conv.h"
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
 #include <vector>
 #include <omp.h>
-#include "kernels/cpu/gemm.h"
-#include "engine/error.h"
+#include "kernels/cpu/blas.h"
+#include "kernels/matmul.h"
+#include "core/check.h"
 
 namespace retort::cpu {
 namespace {
@@ -212,9 +213,8 @@ void backward_weight(const Conv2dGeometry& g, const T* x, const T* gy, T* gw) {
 }
 
 void check_type(DType type, const char* what) {
-  RETORT_CHECK(type == DType::f32 || type == DType::f64,
-               "{}: dtype {} is not supported by the CPU kernel (f32, f64; bf16 goes through f32)", what,
-               dtype_name(type));
+  RETORT_REQUIRE(type == DType::f32 || type == DType::f64, what, ": dtype ", type,
+                 " is not supported by the CPU kernel (f32, f64; bf16 goes through f32)");
 }
 bool empty_problem(const Conv2dGeometry& g) { return g.n == 0 || g.oc == 0 || g.oh == 0 || g.ow == 0; }
 }  // namespace

@@ -1,7 +1,7 @@
 // CPU strided copy / cast / fill: the reference for kernels/cuda/copy.cu.
-#include "kernels/cpu/copy.h"
+#include "kernels/copy.h"
 #include <cstring>
-#include "engine/error.h"
+#include "core/check.h"
 #include "kernels/cpu/dispatch.h"
 #include "kernels/cpu/strided_walk.h"
 

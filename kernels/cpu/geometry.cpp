@@ -2,7 +2,7 @@
 // kernels/cuda/geometry.cu.
 #include <cmath>
 #include "kernels/cpu/dispatch.h"
-#include "kernels/cpu/geometry.h"
+#include "kernels/geometry.h"
 
 namespace retort::cpu {
 

@@ -2,7 +2,7 @@
 #include <cmath>
 #include <limits>
 #include "kernels/cpu/dispatch.h"
-#include "kernels/cpu/loss.h"
+#include "kernels/loss.h"
 
 namespace retort::cpu {
 namespace {

@@ -4,7 +4,7 @@
 // in double so the reference stays accurate for long rows and large batches.
 #include <cmath>
 #include "kernels/cpu/dispatch.h"
-#include "kernels/cpu/norm.h"
+#include "kernels/norm.h"
 
 namespace retort::cpu {
 

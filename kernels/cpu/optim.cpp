@@ -1,5 +1,5 @@
 // CPU reference kernels for the fused SGD and AdamW updates (see kernels/cpu/optim.h).
-#include "kernels/cpu/optim.h"
+#include "kernels/optim.h"
 #include <cmath>
 #include "kernels/cpu/dispatch.h"
 

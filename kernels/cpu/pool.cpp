@@ -1,6 +1,6 @@
 // CPU pooling kernels (reference for kernels/cuda/pool.cu): OpenMP over planes; backward
 // passes scatter each output gradient into its own plane (no two threads share a plane).
-#include "kernels/cpu/pool.h"
+#include "kernels/pool.h"
 #include <algorithm>
 #include <cmath>
 #include <limits>

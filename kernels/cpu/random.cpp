@@ -1,5 +1,5 @@
 // CPU random kernels (uniform, normal, dropout): the reference for kernels/cuda/random.cu.
-#include "kernels/cpu/random.h"
+#include "kernels/random.h"
 #include "kernels/cpu/dispatch.h"
 #include "kernels/random_draws.h"
 

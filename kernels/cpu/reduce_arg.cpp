@@ -1,7 +1,7 @@
 // CPU max-with-index row reduction and its scatter: the reference for kernels/cuda/reduce_arg.cu.
 #include <cmath>
 #include "kernels/cpu/dispatch.h"
-#include "kernels/cpu/reduce_arg.h"
+#include "kernels/reduce.h"
 
 namespace retort::cpu {
 

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <limits>
 #include "kernels/cpu/dispatch.h"
-#include "kernels/cpu/reduce.h"
+#include "kernels/reduce.h"
 
 namespace retort::cpu {
 namespace {

@@ -1,7 +1,7 @@
 // CPU comparisons and selection (gt, eq, where, index_select/index_add, gather/scatter_add):
 // the reference for kernels/cuda/select.cu. Index checks run in a serial pass before the
 // parallel loops (an exception must not leave an OpenMP region).
-#include "kernels/cpu/select.h"
+#include "kernels/select.h"
 #include <cstring>
 #include "kernels/cpu/dispatch.h"
 #include "kernels/index_math.h"
@@ -25,7 +25,7 @@ template <typename T> bool same(T x, T y) { return x == y; }
 template <> bool same<bf16>(bf16 x, bf16 y) { return float(x) == float(y); }
 
 void check_index(int64_t j, int64_t size, const char* op) {
-  RETORT_CHECK(j >= 0 && j < size, "{}: index {} is out of range for a dim of size {}", op, j, size);
+  RETORT_REQUIRE(j >= 0 && j < size, op, ": index ", j, " is out of range for a dim of size ", size);
 }
 }  // namespace
 

@@ -2,7 +2,7 @@
 #include <cmath>
 #include <limits>
 #include "kernels/cpu/dispatch.h"
-#include "kernels/cpu/softmax.h"
+#include "kernels/softmax.h"
 
 namespace retort::cpu {
 

@@ -3,14 +3,14 @@
 // operand's offset computed once per run and stepped by its innermost stride inside it. Dims of
 // size 1 are dropped and neighbouring dims that every operand steps through contiguously are
 // merged first, so a transposed or broadcast view costs little more than a dense one. The
-// visiting order and the values are those of Layout::offset_of (kernels/layout.h), which stays
+// visiting order and the values are those of Layout::offset_of (core/layout.h), which stays
 // the per-element reference (and what the CUDA kernels use).
 #pragma once
 #include <omp.h>
 #include <algorithm>
 #include <array>
 #include <cstdint>
-#include "kernels/layout.h"
+#include "core/layout.h"
 
 namespace retort::cpu {
 

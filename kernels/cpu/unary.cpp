@@ -1,5 +1,5 @@
 // CPU unary kernels and their fused backward: the reference for kernels/cuda/unary.cu.
-#include "kernels/cpu/unary.h"
+#include "kernels/unary.h"
 #include "kernels/cpu/dispatch.h"
 #include "kernels/cpu/strided_walk.h"
 #include <type_traits>
@@ -11,14 +11,9 @@ namespace retort::cpu {
 // op's switch folded away and the contiguous loop vectorisable.
 template <typename Body>
 void with_op(UnaryOp op, Body&& body) {
-#define RETORT_UNARY_CASE(name) \
+#define RETORT_UNARY_CASE(name, reads) \
   case UnaryOp::name: body(std::integral_constant<UnaryOp, UnaryOp::name>{}); return;
-  switch (op) {
-    RETORT_UNARY_CASE(exp) RETORT_UNARY_CASE(log) RETORT_UNARY_CASE(sqrt) RETORT_UNARY_CASE(pow)
-    RETORT_UNARY_CASE(abs) RETORT_UNARY_CASE(clamp) RETORT_UNARY_CASE(relu) RETORT_UNARY_CASE(gelu)
-    RETORT_UNARY_CASE(sigmoid) RETORT_UNARY_CASE(tanh) RETORT_UNARY_CASE(add_scalar) RETORT_UNARY_CASE(mul_scalar)
-    RETORT_UNARY_CASE(rsub_scalar) RETORT_UNARY_CASE(rdiv_scalar)
-  }
+  switch (op) { RETORT_UNARY_OPS(RETORT_UNARY_CASE) }
 #undef RETORT_UNARY_CASE
 }
 

@@ -4,15 +4,15 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <cstdint>
-#include "engine/dtype.h"
-#include "engine/error.h"
-#include "kernels/layout.h"
+#include "core/dtype.h"
+#include "core/check.h"
+#include "core/layout.h"
 
 #define RETORT_CUDA_CHECK(expr)                                                                     \
   do {                                                                                              \
     cudaError_t err__ = (expr);                                                                     \
     if (err__ != cudaSuccess)                                                                       \
-      ::retort::fail("CUDA error in {} ({}:{}): {}", #expr, __FILE__, __LINE__, cudaGetErrorString(err__)); \
+      ::retort::raise("CUDA error in ", #expr, " (", __FILE__, ":", __LINE__, "): ", cudaGetErrorString(err__)); \
   } while (0)
 
 #define RETORT_CUDA_LAUNCH_CHECK() RETORT_CUDA_CHECK(cudaGetLastError())
@@ -70,6 +70,6 @@ template <> __device__ __forceinline__ void st<__nv_bfloat16, float>(__nv_bfloat
       case ::retort::DType::f32: { using scalar_t = float; return __VA_ARGS__(); }          \
       case ::retort::DType::f64: { using scalar_t = double; return __VA_ARGS__(); }         \
       case ::retort::DType::bf16: { using scalar_t = __nv_bfloat16; return __VA_ARGS__(); } \
-      default: ::retort::fail("{}: dtype {} is not supported on CUDA", opname, ::retort::dtype_name(dtype)); \
+      default: ::retort::raise(opname, ": dtype ", dtype, " is not supported on CUDA"); \
     }                                                                                      \
   }()

@@ -1,6 +1,6 @@
 // CUDA strided copy with dtype conversion, and fill. Reference: kernels/cpu/copy.cpp.
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/copy.h"
+#include "kernels/copy.h"
 
 namespace retort::cuda {
 namespace {

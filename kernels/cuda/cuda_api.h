@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
-#include "engine/error.h"
+#include "core/check.h"
 
 namespace retort::cuda {
 
@@ -30,5 +30,5 @@ std::string device_description(int device);
 #ifdef RETORT_WITH_CUDA
 #define RETORT_CUDA_CALL(...) (__VA_ARGS__)
 #else
-#define RETORT_CUDA_CALL(...) ::retort::fail("this retort was built without CUDA (nvcc was not found at build time)")
+#define RETORT_CUDA_CALL(...) ::retort::raise("this retort was built without CUDA (nvcc was not found at build time)")
 #endif

@@ -4,7 +4,7 @@
 // instead of silently computing on the first. Plain C++ (no CUDA headers), so the rule is tested
 // on machines without a GPU; kernels/cuda/runtime.cu applies it.
 #pragma once
-#include "engine/error.h"
+#include "core/check.h"
 
 namespace retort::cuda {
 
@@ -13,12 +13,10 @@ class DeviceBinding {
   // Binds to `device` when nothing is bound yet (returns true: the caller must make it current);
   // returns false when `device` is already the bound one; throws when another one is.
   bool bind(int device) {
-    RETORT_CHECK(device >= 0, "cuda:{} is not a device index", device);
+    RETORT_REQUIRE(device >= 0, "cuda:", device, " is not a device index");
     if (bound_ == device) return false;
-    RETORT_CHECK(bound_ < 0,
-                 "cuda:{} was asked for, but this process already computes on cuda:{}; retort drives one GPU per "
-                 "process: start one process per GPU (e.g. mpirun -np N retort run ...)",
-                 device, bound_);
+    RETORT_REQUIRE(bound_ < 0, "cuda:", device, " was asked for, but this process already computes on cuda:", bound_,
+                   "; retort drives one GPU per process: start one process per GPU (e.g. mpirun -np N retort run ...)");
     bound_ = device;
     return true;
   }

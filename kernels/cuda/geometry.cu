@@ -3,7 +3,7 @@
 // Reference: kernels/cpu/geometry.cpp.
 #include "kernels/cuda/block_reduce.cuh"
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/geometry.h"
+#include "kernels/geometry.h"
 
 namespace retort::cuda {
 namespace {
@@ -83,7 +83,7 @@ __global__ void pairwise_grad_kernel(const T* g, const T* a, const T* b, T* ga, 
 }
 
 void check_grid(int64_t rows, const char* op) {
-  RETORT_CHECK((rows + kTile - 1) / kTile <= 65535, "{}: {} rows exceed the CUDA grid limit", op, rows);
+  RETORT_REQUIRE((rows + kTile - 1) / kTile <= 65535, op, ": ", rows, " rows exceed the CUDA grid limit");
 }
 }  // namespace
 

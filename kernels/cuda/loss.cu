@@ -3,7 +3,7 @@
 // Reference: kernels/cpu/loss.cpp.
 #include "kernels/cuda/block_reduce.cuh"
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/loss.h"
+#include "kernels/loss.h"
 
 namespace retort::cuda {
 namespace {

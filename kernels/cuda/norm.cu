@@ -5,7 +5,7 @@
 #include <algorithm>
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_api.h"
-#include "kernels/cuda/norm.h"
+#include "kernels/norm.h"
 
 namespace retort::cuda {
 namespace {

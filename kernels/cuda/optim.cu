@@ -2,7 +2,7 @@
 // Reference: kernels/cpu/optim.cpp (same formulas, same order of operations).
 #include <cmath>
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/optim.h"
+#include "kernels/optim.h"
 
 namespace retort::cuda {
 namespace {

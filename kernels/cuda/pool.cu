@@ -2,7 +2,7 @@
 // input element gathering from the outputs whose window covers it (no atomics, so the result
 // is deterministic). Reference: kernels/cpu/pool.cpp.
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/pool.h"
+#include "kernels/pool.h"
 
 namespace retort::cuda {
 namespace {

@@ -1,7 +1,7 @@
 // CUDA random kernels (uniform, normal, dropout) on the counter-based generator: the same
 // counters as kernels/cpu/random.cpp, so uniforms and dropout masks match the CPU bit for bit.
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/random.h"
+#include "kernels/random.h"
 #include "kernels/random_draws.h"
 
 namespace retort::cuda {

@@ -3,7 +3,7 @@
 // Reference: kernels/cpu/reduce_arg.cpp.
 #include "kernels/cuda/block_reduce.cuh"
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/reduce_arg.h"
+#include "kernels/reduce.h"
 
 namespace retort::cuda {
 namespace {

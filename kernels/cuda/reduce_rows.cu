@@ -2,7 +2,7 @@
 // Reference: kernels/cpu/reduce_rows.cpp.
 #include <cfloat>
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/reduce.h"
+#include "kernels/reduce.h"
 
 namespace retort::cuda {
 namespace {

@@ -58,8 +58,8 @@ int bound_device() {
 
 void use_device(int device) {
   if (g_bound.load(std::memory_order_acquire) == device) return make_current_on_this_thread(device);
-  RETORT_CHECK(cached_count() > 0, "cuda:{} was asked for, but CUDA is not usable here: {}", device, g_reason);
-  RETORT_CHECK(device < cached_count(), "cuda:{} does not exist: {} GPU(s) visible", device, cached_count());
+  RETORT_REQUIRE(cached_count() > 0, "cuda:", device, " was asked for, but CUDA is not usable here: ", g_reason);
+  RETORT_REQUIRE(device < cached_count(), "cuda:", device, " does not exist: ", cached_count(), " GPU(s) visible");
   {
     std::lock_guard<std::mutex> lock(g_binding_mutex);
     g_binding.bind(device);
@@ -81,7 +81,7 @@ std::string device_description(int device) {
 }
 
 cudaStream_t stream() {
-  RETORT_CHECK(cached_count() > 0, "CUDA was asked for but is not usable: {}", g_reason);
+  RETORT_REQUIRE(cached_count() > 0, "CUDA was asked for but is not usable: ", g_reason);
   make_current_on_this_thread(bound_device());
   static cudaStream_t s = [] {
     cudaStream_t st;
@@ -99,15 +99,15 @@ cudaStream_t stream() {
 }
 
 void* device_alloc(size_t bytes, int device) {
-  RETORT_CHECK(cached_count() > 0, "cannot allocate on cuda:{}: {}", device, g_reason);
+  RETORT_REQUIRE(cached_count() > 0, "cannot allocate on cuda:", device, ": ", g_reason);
   use_device(device);
   void* p = nullptr;
   cudaError_t err = cudaMallocAsync(&p, bytes, stream());
   if (err != cudaSuccess) {
     size_t free_b = 0, total_b = 0;
     cudaMemGetInfo(&free_b, &total_b);
-    fail("CUDA out of memory allocating {} bytes on cuda:{} ({} free of {}): {}", bytes, device, free_b, total_b,
-         cudaGetErrorString(err));
+    raise("CUDA out of memory allocating ", bytes, " bytes on cuda:", device, " (", free_b, " free of ", total_b,
+          "): ", cudaGetErrorString(err));
   }
   return p;
 }
@@ -170,9 +170,8 @@ void raise_pending_device_error() {
   const int op = rec->op;
   const long long index = rec->index, size = rec->size;
   rec->flag = 0;  // reported once; the context stays usable
-  fail("{}: index {} is out of range for a dim of size {} (found on the GPU; the results of the work since the last "
-       "synchronisation are void)",
-       op_name(op), index, size);
+  raise(op_name(op), ": index ", index, " is out of range for a dim of size ", size,
+        " (found on the GPU; the results of the work since the last synchronisation are void)");
 }
 
 }  // namespace retort::cuda

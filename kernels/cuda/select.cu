@@ -2,7 +2,7 @@
 // Reference: kernels/cpu/select.cpp. Accumulating kernels use atomicAdd (float, double and
 // bf16 on sm_80+), so their summation order, unlike the CPU's, is not fixed.
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/select.h"
+#include "kernels/select.h"
 #include "kernels/dispatch_word.h"
 #include "kernels/index_math.h"
 

@@ -2,7 +2,7 @@
 // the fused backward reduces sum(g*y) (or sum(g)) per row. Reference: kernels/cpu/softmax.cpp.
 #include "kernels/cuda/block_reduce.cuh"
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/softmax.h"
+#include "kernels/softmax.h"
 
 namespace retort::cuda {
 namespace {

@@ -2,7 +2,7 @@
 // op so the per-element switch folds away. Reference: kernels/cpu/unary.cpp; the formulas are
 // shared with it through kernels/unary_math.h.
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/unary.h"
+#include "kernels/unary.h"
 #include "kernels/unary_math.h"
 
 namespace retort::cuda {
@@ -32,16 +32,11 @@ __global__ void unary_backward_kernel(const T* g, Layout lg, const T* s, Layout 
 // Calls fn(std::integral_constant<UnaryOp, op>{}) so kernels are instantiated per op.
 template <typename Fn>
 void for_op(UnaryOp op, Fn&& fn) {
-  switch (op) {
-#define RETORT_UNARY_CASE(name) \
+#define RETORT_UNARY_CASE(name, reads) \
   case UnaryOp::name: fn(std::integral_constant<UnaryOp, UnaryOp::name>{}); return;
-    RETORT_UNARY_CASE(exp) RETORT_UNARY_CASE(log) RETORT_UNARY_CASE(sqrt) RETORT_UNARY_CASE(pow)
-    RETORT_UNARY_CASE(abs) RETORT_UNARY_CASE(clamp) RETORT_UNARY_CASE(relu) RETORT_UNARY_CASE(gelu)
-    RETORT_UNARY_CASE(sigmoid) RETORT_UNARY_CASE(tanh) RETORT_UNARY_CASE(add_scalar) RETORT_UNARY_CASE(mul_scalar)
-    RETORT_UNARY_CASE(rsub_scalar) RETORT_UNARY_CASE(rdiv_scalar)
+  switch (op) { RETORT_UNARY_OPS(RETORT_UNARY_CASE) }
 #undef RETORT_UNARY_CASE
-  }
-  fail("unary op: unknown op {}", int(op));
+  raise("unary op: unknown op ", int(op));
 }
 }  // namespace
 

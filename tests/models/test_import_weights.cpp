@@ -2,7 +2,7 @@
 // name in one error (non-strict warns), dtypes are converted, a missing num_batches_tracked
 // is tolerated, retort checkpoints give their "model." tensors, ViT pos_embed is resampled
 // as timm's resample_abs_pos_embed (bicubic, antialias) on hand-computed cases and on timm's
-// own output. (Run-directory model file names: tests/recipes/test_run_model_files.cpp.)
+// own output. (Run-directory model file names: tests/train/test_run_model_files.cpp.)
 #include <cmath>
 #include "engine/io/checkpoint.h"
 #include "engine/io/safetensors.h"

@@ -3,7 +3,7 @@
 // copy, same pairwise order), so training runs keep their digits. Plus which inputs take that path.
 #include "engine/ops/reduce_util.h"
 #include "helpers.h"
-#include "kernels/cpu/reduce.h"
+#include "kernels/reduce.h"
 #include "ops/parity.h"
 
 using namespace retort;

@@ -7,10 +7,10 @@
 #include <numeric>
 #include <random>
 #include <vector>
-#include "kernels/cpu/copy.h"
-#include "kernels/cpu/elementwise.h"
+#include "kernels/copy.h"
+#include "kernels/binary.h"
 #include "kernels/cpu/strided_walk.h"
-#include "kernels/cpu/unary.h"
+#include "kernels/unary.h"
 #include "kernels/unary_math.h"
 
 using namespace retort;

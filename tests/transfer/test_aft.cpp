@@ -7,9 +7,9 @@
 #include <filesystem>
 #include "engine/io/safetensors.h"
 #include "helpers.h"
-#include "recipes/recipe.h"
-#include "recipes/recipe_schema.h"
-#include "recipes/runner.h"
+#include "train/recipe.h"
+#include "train/recipe_schema.h"
+#include "train/runner.h"
 #include "transfer/aft.h"
 
 using namespace retort;
@@ -156,7 +156,6 @@ TEST_CASE("aft: every variant runs with a finite value and gradients") {
 }
 
 TEST_CASE("aft: registered with its schema") {
-  transfer::register_builtin_losses();
   const LossSchema* schema = find_loss_schema("aft");
   REQUIRE(schema != nullptr);
   for (const char* key : {"teachers", "variant", "learn_rho", "rho_lr"}) CHECK(schema->find(key) != nullptr);
@@ -166,7 +165,6 @@ TEST_CASE("aft: registered with its schema") {
 TEST_CASE("aft: a run trains s in its own optimizer group (trainer, checkpoint)") {
   // End to end on a small labelled Fashion-MNIST subset: the AFT stage's checkpoint holds s
   // (moved away from 0) and an optimizer group with lr = rho_lr and no weight decay.
-  transfer::register_builtin_losses();
   Recipe recipe = parse_recipe(R"(
 [run]
 name = "tiny_aft"

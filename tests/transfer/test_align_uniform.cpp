@@ -2,7 +2,7 @@
 // the projection heads), the teacher head trains while the teacher features stay frozen.
 #include <cmath>
 #include "helpers.h"
-#include "recipes/recipe_schema.h"
+#include "train/recipe_schema.h"
 #include "transfer/align_uniform.h"
 
 using namespace retort;
@@ -72,7 +72,6 @@ TEST_CASE("align_uniform: the teacher head trains, the teacher features get no g
 }
 
 TEST_CASE("align_uniform: registered with its schema") {
-  transfer::register_builtin_losses();
   const LossSchema* schema = find_loss_schema("align_uniform");
   REQUIRE(schema != nullptr);
   for (const char* key : {"teacher", "dim", "t"}) CHECK(schema->find(key) != nullptr);

@@ -3,7 +3,7 @@
 // load-time error of an impossible tap pairing through the loss registry.
 #include "helpers.h"
 #include "models/registry.h"
-#include "recipes/recipe.h"
+#include "train/recipe.h"
 #include "transfer/fitnet.h"
 #include "transfer/loss_term.h"
 
@@ -141,7 +141,6 @@ TEST_CASE("fitnet: ViT student tokens to a ResNet teacher stage, and ResNet to V
 }
 
 TEST_CASE("fitnet: registry builds the loss and rejects an impossible pairing at construction") {
-  transfer::register_builtin_losses();
   const std::string base = R"(
 [models.t]
 arch = "wrn_16_2"
@@ -156,9 +155,9 @@ epochs = 1
   auto teacher = models::create_model("wrn_16_2", fmnist_config(3));
   auto student = models::create_model("resnet8", fmnist_config(4));
   auto build = [&](const Recipe& r) {
+    const LossArgs args = loss_args(r, r.stages[0].losses[0]);
     transfer::BuildContext ctx;
-    ctx.recipe = &r;
-    ctx.term = &r.stages[0].losses[0];
+    ctx.args = &args;
     ctx.student = student;
     ctx.teachers = {{"t", teacher}};
     ctx.input_shape = {1, 1, 28, 28};
@@ -166,8 +165,8 @@ epochs = 1
     return transfer::build_loss(ctx);
   };
   const Recipe ok = parse_recipe(base + "losses = [{ name = \"fitnet\", teacher = \"t\", weight = 100 }]\n", "f.toml");
-  CHECK(ok.stages[0].losses[0].string("student_tap") == "stage2");
-  CHECK(ok.stages[0].losses[0].string("teacher_tap") == "stage2");
+  CHECK(loss_args(ok, ok.stages[0].losses[0]).string("student_tap") == "stage2");
+  CHECK(loss_args(ok, ok.stages[0].losses[0]).string("teacher_tap") == "stage2");
   auto loss = build(ok);
   CHECK(loss->student_taps() == std::vector<std::string>{"stage2"});
   CHECK(loss->teacher_taps() == std::vector<std::string>{"stage2"});

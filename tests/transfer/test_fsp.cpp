@@ -4,7 +4,7 @@
 #include <algorithm>
 #include "helpers.h"
 #include "models/registry.h"
-#include "recipes/recipe.h"
+#include "train/recipe.h"
 #include "transfer/fsp.h"
 #include "transfer/loss_term.h"
 
@@ -160,7 +160,6 @@ TEST_CASE("fsp: resnet8 student learns from a wider wrn_16_2 teacher through pro
 }
 
 TEST_CASE("fsp: registry defaults and errors") {
-  transfer::register_builtin_losses();
   const std::string base = R"(
 [models.t]
 arch = "wrn_16_2"
@@ -176,9 +175,9 @@ epochs = 1
   auto student = models::create_model("resnet8", fmnist_config(4));
   auto vit = models::create_model("vit_tiny", fmnist_config(5));
   auto build = [&](const Recipe& r, std::shared_ptr<models::Model> s) {
+    const LossArgs args = loss_args(r, r.stages[0].losses[0]);
     transfer::BuildContext ctx;
-    ctx.recipe = &r;
-    ctx.term = &r.stages[0].losses[0];
+    ctx.args = &args;
     ctx.student = s;
     ctx.teachers = {{"t", teacher}};
     ctx.input_shape = {1, 1, 28, 28};
@@ -186,10 +185,10 @@ epochs = 1
     return transfer::build_loss(ctx);
   };
   const Recipe ok = parse_recipe(base + "losses = [{ name = \"fsp\", teacher = \"t\" }]\n", "p.toml");
-  CHECK(ok.stages[0].losses[0].string("pairing") == "repdistiller");
-  CHECK(ok.stages[0].losses[0].boolean("shuffle") == false);
-  CHECK(ok.stages[0].losses[0].integer("shuffle_seed") == 0);
-  CHECK(ok.stages[0].losses[0].string("reduction") == "sum");
+  CHECK(loss_args(ok, ok.stages[0].losses[0]).string("pairing") == "repdistiller");
+  CHECK(loss_args(ok, ok.stages[0].losses[0]).boolean("shuffle") == false);
+  CHECK(loss_args(ok, ok.stages[0].losses[0]).integer("shuffle_seed") == 0);
+  CHECK(loss_args(ok, ok.stages[0].losses[0]).string("reduction") == "sum");
   CHECK(build(ok, student)->teacher_taps() == std::vector<std::string>{"stem", "stage1", "stage2", "stage3"});
 
   const Recipe taps = parse_recipe(

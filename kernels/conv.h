@@ -1,0 +1,38 @@
+// Kernel family "conv": 2-D convolution (NCHW, cross-correlation like PyTorch). The CPU
+// reference runs im2col + OpenBLAS GEMM per group and col2im for the input gradient; the CUDA
+// side calls cuDNN (kernels/cuda/conv.cu). f32 and f64 on the CPU (bf16 is computed in f32 by
+// the caller); f32, f64 and bf16 on CUDA.
+#pragma once
+#include <cstdint>
+#include "core/dtype.h"
+#include "kernels/family.h"
+
+namespace retort {
+
+// All tensors contiguous: x [n, c, h, w], weight [oc, c / groups, kh, kw], y [n, oc, oh, ow].
+struct Conv2dGeometry {
+  int64_t n = 0, c = 0, h = 0, w = 0;
+  int64_t oc = 0, kh = 0, kw = 0;
+  int64_t oh = 0, ow = 0;
+  int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dil_h = 1, dil_w = 1;
+  int64_t groups = 1;
+};
+
+}  // namespace retort
+
+namespace retort::kernels {
+// y = conv(x, weight) (+ bias when not null).
+using Conv2dForward = void(DType type, const Conv2dGeometry& g, const void* x, const void* weight, const void* bias,
+                           void* y);
+// gx = d(loss)/dx from gy = d(loss)/dy; gx is overwritten.
+using Conv2dBackwardInput = void(DType type, const Conv2dGeometry& g, const void* gy, const void* weight, void* gx);
+// gw = d(loss)/dweight; gw is overwritten.
+using Conv2dBackwardWeight = void(DType type, const Conv2dGeometry& g, const void* x, const void* gy, void* gw);
+// gb[c] = sum over n and pixels of gy[n, c, :] (gy contiguous [n, c, plane]).
+using Conv2dBackwardBias = void(DType type, const void* gy, void* gb, int64_t n, int64_t c, int64_t plane);
+}  // namespace retort::kernels
+
+RETORT_DECLARE_KERNEL(conv2d_forward, Conv2dForward)
+RETORT_DECLARE_KERNEL(conv2d_backward_input, Conv2dBackwardInput)
+RETORT_DECLARE_KERNEL(conv2d_backward_weight, Conv2dBackwardWeight)
+RETORT_DECLARE_KERNEL(conv2d_backward_bias, Conv2dBackwardBias)

@@ -1,0 +1,18 @@
+// Builds the models a recipe names ([models.<name>]): the architecture configured for the
+// recipe's data (channels, image size, classes) and its options (dropout, patch_size, depth),
+// initialised from a seed derived from the run seed and the name, loaded from `weights` when
+// given, and moved to the device. Shared by the runner and the step benchmark.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+#include "engine/device.h"
+#include "models/model.h"
+#include "train/recipe.h"
+
+namespace retort {
+
+std::shared_ptr<models::Model> build_recipe_model(const Recipe& recipe, const std::string& name, int64_t num_classes,
+                                                  Device device, const std::function<void(const std::string&)>& say);
+
+}  // namespace retort

@@ -1,0 +1,44 @@
+// What a recipe may say: the allowed keys of every recipe table (a loss term's come from its
+// schema, transfer/loss_schema.h), the optional registry of model architectures, and the
+// "did you mean" key suggestions used by every recipe error message.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+#include "transfer/loss_schema.h"
+
+namespace retort {
+
+// Model architectures known to the model registry. While none are registered, recipes may
+// name any architecture; once some are, an unknown `arch` is an error with a suggestion.
+void register_model_arch(std::string name);
+std::vector<std::string> registered_model_archs();  // sorted
+
+// The fixed key sets of the recipe's tables.
+namespace recipe_keys {
+extern const std::vector<std::string> root;       // run, data, models, stages
+extern const std::vector<std::string> run;
+extern const std::vector<std::string> data;
+extern const std::vector<std::string> augment;
+extern const std::vector<std::string> model;
+extern const std::vector<std::string> stage;
+extern const std::vector<std::string> optimizer;  // union over optimizer types
+extern const std::vector<std::string> schedule;   // union over schedule types
+extern const std::vector<std::string> loss_common;  // name, weight
+// The keys a loss term of this kind accepts (common keys + its schema; common only when
+// the kind is not registered).
+std::vector<std::string> loss(std::string_view loss_name);
+}  // namespace recipe_keys
+
+// Nearest candidate to `key` by edit distance (case-insensitive, with common synonyms such
+// as learning_rate -> lr, temperature -> T), or nullopt when nothing is close.
+std::optional<std::string> nearest_key(std::string_view key, const std::vector<std::string>& candidates);
+// "; did you mean 'lr'?" or "; valid keys: a, b, c" (or "; nothing is defined").
+std::string suggestion_suffix(std::string_view key, const std::vector<std::string>& candidates,
+                              std::string_view what = "keys");
+size_t edit_distance(std::string_view a, std::string_view b);
+
+}  // namespace retort

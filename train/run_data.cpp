@@ -1,0 +1,123 @@
+// The data of a run and of each stage (see train/run_data.h).
+#include "train/run_data.h"
+#include "engine/data/image_folder.h"
+#include "engine/data/registry.h"
+#include "engine/data/subsets.h"
+#include "engine/data/transforms.h"
+#include "engine/error.h"
+#include "transfer/retrieval.h"
+
+namespace retort {
+namespace {
+std::string dataset_name(DatasetKind k) { return to_string(k); }
+}  // namespace
+
+LoadedData load_data(const Recipe& r) {
+  const auto& d = r.data;
+  data::DatasetRequest req;
+  req.name = dataset_name(d.dataset);
+  req.dir = d.root;
+  req.channels = d.channels;
+  req.height = req.width = d.image_size;
+  req.train = true;
+  data::Dataset train_set = data::load_dataset(req);
+  // Extra unlabelled images join the training dataset after its own images (label 0 as a
+  // placeholder: they only ever appear in views of stages without labels).
+  std::vector<int64_t> extra_indices;
+  if (!d.extra_unlabelled_folder.empty()) {
+    int64_t count = 0;
+    std::vector<uint8_t> pixels =
+        data::load_unlabelled_images(d.extra_unlabelled_folder, train_set.channels, train_set.height, train_set.width, count);
+    for (int64_t i = 0; i < count; ++i) extra_indices.push_back(train_set.size() + i);
+    train_set.images.insert(train_set.images.end(), pixels.begin(), pixels.end());
+    train_set.labels.resize(train_set.labels.size() + size_t(count), 0);
+  }
+  const int64_t own_images = train_set.size() - int64_t(extra_indices.size());
+  auto train = std::make_shared<const data::Dataset>(std::move(train_set));
+  req.train = false;
+  auto test = std::make_shared<const data::Dataset>(data::load_dataset(req));
+  RETORT_CHECK(train->channels == d.channels || d.dataset != DatasetKind::folder,
+               "data: {} has {} channels but the recipe asks for {}", req.name, train->channels, d.channels);
+  LoadedData out;
+  std::vector<int64_t> own(static_cast<size_t>(own_images));
+  for (int64_t i = 0; i < own_images; ++i) own[size_t(i)] = i;
+  data::DatasetView all(train, std::move(own));
+  out.extra = data::DatasetView(train, extra_indices);
+  const uint64_t seed = uint64_t(r.run.seed);
+  if (d.val_size > 0) all = data::split_validation(all, d.val_size, seed ^ 0x7a1ull).train;
+  if (d.train_subset > 0) {
+    RETORT_CHECK(d.train_subset <= all.size(), "data.train_subset = {} but the training set has {} images",
+                 d.train_subset, all.size());
+    all = data::split_validation(all, d.train_subset, seed ^ 0x5b5e7ull).validation;  // a stratified draw
+  }
+  out.train_all = all;
+  if (d.labelled_per_class > 0) {
+    auto split = data::split_labelled_per_class(all, d.labelled_per_class, seed ^ 0x1abe1ull);
+    out.labelled = split.labelled;
+    out.unlabelled = split.unlabelled;
+  } else {
+    out.labelled = all;
+  }
+  out.test = data::DatasetView(test);
+
+  std::vector<float> mean(d.mean.begin(), d.mean.end()), stdv(d.std.begin(), d.std.end());
+  if (d.augment.random_crop_padding > 0) out.train_transforms.push_back(data::random_crop_transform(d.augment.random_crop_padding));
+  if (d.augment.hflip) out.train_transforms.push_back(data::random_hflip_transform());
+  if (train->height != d.image_size || train->width != d.image_size) {
+    out.train_transforms.push_back(data::resize_transform(d.image_size, d.image_size));
+    out.eval_transforms.push_back(data::resize_transform(d.image_size, d.image_size));
+  }
+  if (!mean.empty()) {
+    out.train_transforms.push_back(data::normalize_transform(mean, stdv));
+    out.eval_transforms.push_back(data::normalize_transform(mean, stdv));
+  }
+  return out;
+}
+
+StageDatasets stage_datasets(const Recipe& recipe, const StageSpec& stage, const LoadedData& data,
+                             const std::map<std::string, std::shared_ptr<models::Model>>& models_by_name, Device device,
+                             const std::function<void(const std::string&)>& say) {
+  StageDatasets sd;
+  sd.test = data.test;
+  sd.train_transforms = data.train_transforms;
+  sd.eval_transforms = data.eval_transforms;
+  sd.workers = int(recipe.data.workers);
+  sd.augmented = recipe.data.augment.random_crop_padding > 0 || recipe.data.augment.hflip;
+  auto need_pool = [&](const char* what) {
+    RETORT_CHECK(!data.unlabelled.empty(), "{}: stage '{}' trains on {}, but data.labelled_per_class is 0 so there is "
+                 "no unlabelled pool", recipe.where(stage.pos), stage.name, what);
+  };
+  // A view of `base` followed by the extra unlabelled images (same dataset, so one index list).
+  auto with_extra = [&](const data::DatasetView& base) {
+    if (data.extra.empty()) return base;
+    std::vector<int64_t> idx = base.indices();
+    idx.insert(idx.end(), data.extra.indices().begin(), data.extra.indices().end());
+    return data::DatasetView(data.extra.dataset_ptr(), std::move(idx));
+  };
+  switch (stage.data) {
+    case StageData::labelled: sd.train = data.labelled; break;
+    case StageData::unlabelled:
+      if (data.extra.empty()) need_pool("unlabelled data");
+      sd.train = with_extra(data.unlabelled);
+      sd.labelled = false;
+      break;
+    case StageData::all: sd.train = with_extra(data.train_all); sd.labelled = false; break;
+    case StageData::pool:
+      need_pool("the pool");
+      sd.train = data.unlabelled;
+      break;
+  }
+  if (stage.retrieve_k > 0) {
+    const std::string by = stage.retrieve_with.empty() ? stage.teachers.at(0) : stage.retrieve_with;
+    auto curated = transfer::curate_by_retrieval(*models_by_name.at(by), stage.retrieve_tap, data.labelled, sd.train,
+                                                 stage.retrieve_k, data.eval_transforms, device);
+    say(fmt::format("stage '{}': transfer set by retrieval: {} of {} images kept ({} labelled x {} neighbours by '{}' "
+                    "tap '{}' = {} listed)",
+                    stage.name, curated.transfer_set.size(), sd.train.size(), data.labelled.size(), stage.retrieve_k, by,
+                    stage.retrieve_tap, curated.neighbours_listed));
+    sd.train = curated.transfer_set;
+  }
+  return sd;
+}
+
+}  // namespace retort

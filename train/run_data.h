@@ -1,0 +1,33 @@
+// The data of a run: the training set (after val_size and train_subset), its labelled and
+// unlabelled parts (labelled_per_class), extra unlabelled images, the test set, and the
+// transforms; and what one stage trains and evaluates on (its data choice, curated by
+// retrieval when the stage asks).
+#pragma once
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+#include "engine/data/dataset.h"
+#include "engine/data/loader.h"
+#include "models/model.h"
+#include "train/recipe.h"
+#include "train/trainer.h"
+
+namespace retort {
+
+struct LoadedData {
+  data::DatasetView train_all, labelled, unlabelled, test;
+  data::DatasetView extra;  // data.extra_unlabelled_folder's images (no labels), empty when not set
+  std::vector<data::BatchTransform> train_transforms, eval_transforms;
+};
+
+// Loads the recipe's data and splits it as the recipe says.
+LoadedData load_data(const Recipe& recipe);
+
+// What `stage` trains and evaluates on; `say` reports a retrieval-curated transfer set.
+StageDatasets stage_datasets(const Recipe& recipe, const StageSpec& stage, const LoadedData& data,
+                             const std::map<std::string, std::shared_ptr<models::Model>>& models_by_name, Device device,
+                             const std::function<void(const std::string&)>& say);
+
+}  // namespace retort

@@ -1,0 +1,193 @@
+// Run directory: creation, resolved.toml, metrics.jsonl appends, atomic summary.json.
+#include "train/run_dir.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <unistd.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include "engine/error.h"
+
+namespace retort {
+
+namespace fs = std::filesystem;
+
+std::string utc_stamp(bool iso) {
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, iso ? "%Y-%m-%dT%H:%M:%SZ" : "%Y%m%d-%H%M%S", &tm);
+  return buf;
+}
+
+void write_file_atomic(const fs::path& path, const std::string& text) {
+  const fs::path tmp = path.string() + fmt::format(".tmp-{}", ::getpid());
+  {
+    std::FILE* f = std::fopen(tmp.c_str(), "wb");
+    if (!f) fail("cannot write '{}': {}", tmp.string(), std::strerror(errno));
+    bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+    ok = std::fflush(f) == 0 && ok;
+    ok = ::fsync(::fileno(f)) == 0 && ok;
+    ok = std::fclose(f) == 0 && ok;
+    if (!ok) {
+      std::remove(tmp.c_str());
+      fail("cannot write '{}': {} (disk full?)", tmp.string(), std::strerror(errno));
+    }
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    std::remove(tmp.c_str());
+    fail("cannot move '{}' to '{}': {}", tmp.string(), path.string(), ec.message());
+  }
+}
+
+RunDir::RunDir(RunDir&& other) noexcept
+    : path_(std::move(other.path_)),
+      recipe_name_(std::move(other.recipe_name_)),
+      recipe_source_(std::move(other.recipe_source_)),
+      started_utc_(std::move(other.started_utc_)),
+      status_(std::move(other.status_)),
+      results_(std::move(other.results_)) {}
+
+RunDir RunDir::create(const Recipe& recipe, const std::string& explicit_dir) {
+  RunDir run;
+  std::error_code ec;
+  if (!explicit_dir.empty()) {
+    run.path_ = explicit_dir;
+    if (fs::exists(run.path_) && !(fs::is_directory(run.path_) && fs::is_empty(run.path_)))
+      fail("run directory '{}' already exists and is not empty: choose another --out or remove it", explicit_dir);
+    fs::create_directories(run.path_, ec);
+  } else {
+    const fs::path base = fs::path(recipe.run.out_dir) / fmt::format("{}-{}", recipe.run.name, utc_stamp());
+    fs::create_directories(base.parent_path().empty() ? fs::path(".") : base.parent_path(), ec);
+    if (ec) fail("cannot create output directory '{}': {}", recipe.run.out_dir, ec.message());
+    // create_directory reports whether it made the directory, so two runs never share one.
+    for (int n = 1; n < 1000; ++n) {
+      run.path_ = n == 1 ? base : fs::path(base.string() + fmt::format("-{}", n));
+      if (fs::create_directory(run.path_, ec)) break;
+      if (ec) break;
+    }
+  }
+  if (ec) fail("cannot create run directory '{}': {}", run.path_.string(), ec.message());
+  run.recipe_name_ = recipe.run.name;
+  run.recipe_source_ = recipe.source;
+  run.started_utc_ = utc_stamp(true);
+  write_file_atomic(run.file("resolved.toml"), to_toml(recipe));
+  {
+    std::lock_guard lock(run.mutex_);
+    run.write_summary();
+  }
+  return run;
+}
+
+RunDir RunDir::open(const Recipe& recipe, const std::string& dir) {
+  RETORT_CHECK(!dir.empty(), "--resume needs the run directory to continue (--out DIR)");
+  RETORT_CHECK(fs::is_directory(dir), "cannot resume: run directory '{}' does not exist", dir);
+  RunDir run;
+  run.path_ = dir;
+  run.recipe_name_ = recipe.run.name;
+  run.recipe_source_ = recipe.source;
+  run.started_utc_ = utc_stamp(true);
+  const fs::path summary = run.file("summary.json");
+  if (fs::exists(summary)) {
+    std::ifstream in(summary);
+    nlohmann::json j;
+    try {
+      in >> j;
+    } catch (const std::exception& e) {
+      fail("cannot resume: '{}' is not valid JSON: {}", summary.string(), e.what());
+    }
+    run.started_utc_ = j.value("started_utc", run.started_utc_);
+    if (j.contains("machine") && j["machine"].is_object()) {
+      const auto& m = j["machine"];
+      run.previous_machine_ = {m.value("device", ""), m.value("processor", ""), m.value("threads", 0),
+                               m.value("library", "")};
+    }
+    for (const auto& r : j.value("results", nlohmann::json::array())) {
+      ModelResult m;
+      m.stage = r.value("stage", "");
+      m.model = r.value("model", "");
+      m.test_top1 = r["test_top1"].is_number() ? r["test_top1"].get<double>() : NAN;
+      m.test_top5 = r["test_top5"].is_number() ? r["test_top5"].get<double>() : NAN;
+      m.wall_s = r["wall_s"].is_number() ? r["wall_s"].get<double>() : NAN;
+      m.parameters = r.value("parameters", int64_t(0));
+      run.results_.push_back(m);
+    }
+  }
+  write_file_atomic(run.file("resolved.toml"), to_toml(recipe));
+  {
+    std::lock_guard lock(run.mutex_);
+    run.write_summary();
+  }
+  return run;
+}
+
+fs::path RunDir::checkpoint_path(const std::string& stage, const std::string& model) const {
+  fs::path dir = path_ / "checkpoints";
+  fs::create_directories(dir);
+  return dir / fmt::format("{}-{}.safetensors", stage, model);
+}
+
+namespace {
+// NaN and infinities are not JSON numbers: they become null.
+nlohmann::json number_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+}  // namespace
+
+void RunDir::append_metrics(const EvalRecord& r) {
+  const nlohmann::json j = to_json(r);
+  const std::string line = j.dump() + "\n";
+  std::lock_guard lock(mutex_);
+  std::ofstream out(file("metrics.jsonl"), std::ios::app | std::ios::binary);
+  out << line;
+  out.flush();
+  if (!out) fail("cannot append to '{}': {}", file("metrics.jsonl").string(), std::strerror(errno));
+}
+
+void RunDir::record_result(const ModelResult& result) {
+  std::lock_guard lock(mutex_);
+  auto same = [&](const ModelResult& r) { return r.stage == result.stage && r.model == result.model; };
+  auto it = std::find_if(results_.begin(), results_.end(), same);
+  if (it != results_.end()) *it = result;
+  else results_.push_back(result);
+  write_summary();
+}
+
+std::string RunDir::set_machine(const MachineDescription& machine) {
+  std::lock_guard lock(mutex_);
+  machine_ = machine;
+  write_summary();
+  const bool same = previous_machine_.device.empty() || previous_machine_.numerics_key() == machine.numerics_key();
+  return same ? "" : previous_machine_.line();
+}
+
+void RunDir::set_status(const std::string& status) {
+  std::lock_guard lock(mutex_);
+  status_ = status;
+  write_summary();
+}
+
+void RunDir::write_summary() {
+  nlohmann::json results = nlohmann::json::array();
+  for (const auto& r : results_)
+    results.push_back({{"stage", r.stage},
+                       {"model", r.model},
+                       {"test_top1", number_or_null(r.test_top1)},
+                       {"test_top5", number_or_null(r.test_top5)},
+                       {"wall_s", number_or_null(r.wall_s)},
+                       {"parameters", r.parameters}});
+  nlohmann::json j = {{"recipe", recipe_name_}, {"source", recipe_source_}, {"run_dir", path_.string()},
+                      {"started_utc", started_utc_}, {"updated_utc", utc_stamp(true)}, {"status", status_},
+                      {"results", results}};
+  if (!machine_.device.empty())
+    j["machine"] = {{"device", machine_.device}, {"processor", machine_.processor}, {"threads", machine_.threads},
+                    {"library", machine_.library}, {"line", machine_.line()}};
+  write_file_atomic(file("summary.json"), j.dump(2) + "\n");
+}
+
+}  // namespace retort

@@ -1,0 +1,267 @@
+// The recipe runner, as an outline: open the run (device, run directory, data, models, and every
+// stage's losses, so impossible recipes fail before anything trains), then per stage: skip it
+// when a resumed run already finished it, reuse it from the stage cache, or train it; record
+// its result and model file; finally the results table.
+#include "train/runner.h"
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <optional>
+#include "engine/device.h"
+#include "engine/error.h"
+#include "engine/io/safetensors.h"
+#include "engine/nn/module_rng.h"
+#include "train/progress.h"
+#include "train/recipe_models.h"
+#include "train/results_table.h"
+#include "train/run_data.h"
+#include "train/run_dir.h"
+#include "train/stage_cache.h"
+#include "train/trainer.h"
+
+namespace retort {
+namespace fs = std::filesystem;
+namespace {
+using Models = std::map<std::string, std::shared_ptr<models::Model>>;
+
+void say(const std::string& s) { std::fprintf(stderr, "[retort] %s\n", s.c_str()); }
+
+// What every stage of a run shares.
+struct Run {
+  const Recipe& recipe;
+  const RunOptions& options;
+  Device device;
+  RunDir dir;
+  LoadedData data;
+  Models models;
+  std::vector<StageLosses> losses;  // per stage, built before anything trains
+  StageCache cache{std::string()};
+  std::map<std::string, std::string> model_keys;  // each model's current state key (stage cache)
+  fs::path models_dir;
+};
+
+Models build_models(const Recipe& recipe, int64_t num_classes, Device device) {
+  Models out;
+  for (const auto& [name, spec] : recipe.models) {
+    auto model = build_recipe_model(recipe, name, num_classes, device, say);
+    say(fmt::format("model '{}': {} ({} parameters)", name, spec.arch, model->num_parameters()));
+    out[name] = model;
+  }
+  return out;
+}
+
+Models teachers_of(const Run& run, const StageSpec& stage) {
+  Models teachers;
+  for (const auto& t : stage.teachers) teachers[t] = run.models.at(t);
+  return teachers;
+}
+
+std::vector<StageLosses> build_all_losses(const Run& run) {
+  std::vector<StageLosses> out;
+  const auto& ds = run.data.train_all.dataset();
+  const Shape input{1, ds.channels, run.recipe.data.image_size, run.recipe.data.image_size};
+  for (const auto& stage : run.recipe.stages)
+    out.push_back(build_stage_losses(run.recipe, stage, run.models.at(stage.train), teachers_of(run, stage), input,
+                                     run.device, uint64_t(run.recipe.run.seed),
+                                     stage.data == StageData::labelled || stage.data == StageData::pool));
+  return out;
+}
+
+std::unique_ptr<Run> open_run(const Recipe& recipe, const RunOptions& options) {
+  const Device device = resolve_device(options.device.empty() ? recipe.run.device : options.device);
+  auto run = std::unique_ptr<Run>(new Run{recipe, options, device,
+                                          options.resume ? RunDir::open(recipe, options.out_dir)
+                                                         : RunDir::create(recipe, options.out_dir)});
+  say(fmt::format("run '{}' on {} -> {}", recipe.run.name, device.str(), run->dir.path().string()));
+  const MachineDescription machine = describe_machine(device);
+  say(machine.line());
+  if (const std::string before = run->dir.set_machine(machine); !before.empty())
+    say(fmt::format("warning: the run being resumed was computed by another machine or kernel set ({}); its digits "
+                    "will differ from an uninterrupted run's", before));
+  run->data = load_data(recipe);
+  const LoadedData& d = run->data;
+  say(fmt::format("data: {} train ({} labelled, {} unlabelled), {} test{}", d.train_all.size(), d.labelled.size(),
+                  d.unlabelled.size(), d.test.size(),
+                  d.extra.empty() ? std::string()
+                                  : fmt::format(", {} extra unlabelled images from {}", d.extra.size(),
+                                                recipe.data.extra_unlabelled_folder)));
+  run->models = build_models(recipe, d.train_all.dataset().num_classes, device);
+  run->losses = build_all_losses(*run);
+  run->cache = StageCache(options.stage_cache_dir);
+  if (run->cache.enabled())
+    for (const auto& [name, spec] : recipe.models) run->model_keys[name] = StageCache::initial_model_key(recipe, name);
+  run->models_dir = run->dir.path() / "models";
+  fs::create_directories(run->models_dir);
+  return run;
+}
+
+// The terminal side of a stage: its progress bar and its evaluation lines; every evaluation
+// also goes to metrics.jsonl and is kept for the stage cache.
+class StageReporter {
+ public:
+  explicit StageReporter(Run& run) : run_(run) {}
+  StageHooks hooks() {
+    StageHooks h;
+    h.log = say;
+    h.progress = [this](const StepReport& r) { progress(r); };
+    h.metrics = [this](const EvalRecord& r) { evaluation(r); };
+    return h;
+  }
+  const std::vector<EvalRecord>& metrics() const { return metrics_; }
+
+ private:
+  void progress(const StepReport& r) {
+    if (run_.options.quiet) return;
+    if (!bar_) bar_ = std::make_unique<Progress>(r.stage + "/" + r.model, r.epochs, r.batches);
+    if (r.epoch != bar_epoch_) {
+      if (bar_epoch_ >= 0) bar_->end_epoch();
+      bar_->start_epoch(r.epoch + 1);
+      bar_epoch_ = r.epoch;
+    }
+    bar_->update(r.batch, r.loss, r.train_top1, r.batch_images);
+  }
+  void evaluation(const EvalRecord& r) {
+    metrics_.push_back(r);
+    run_.dir.append_metrics(r);
+    const std::string line = fmt::format("{} / {} epoch {}: test top1 {:.2f}%  top5 {:.2f}%  loss {:.4f}  ({:.0f} img/s "
+                                         "train)", r.stage, r.model, r.epoch, r.top1, r.top5, r.loss, r.images_per_s);
+    if (!bar_) return say(line);
+    bar_->end_epoch();
+    bar_epoch_ = -1;
+    bar_->message(line);
+  }
+
+  Run& run_;
+  std::unique_ptr<Progress> bar_;
+  int64_t bar_epoch_ = -1;
+  std::vector<EvalRecord> metrics_;
+};
+
+// Resuming: a stage this run already finished is not trained or evaluated again; its model
+// file (written after the stage, tagged with the stage's name) holds its final weights.
+bool finished_before_resume(Run& run, const StageSpec& stage) {
+  if (!run.options.resume) return false;
+  const fs::path file = run.models_dir / (stage.train + ".safetensors");
+  const auto& done = run.dir.results();
+  const bool recorded = std::any_of(done.begin(), done.end(), [&](const ModelResult& r) {
+    return r.stage == stage.name && r.model == stage.train;
+  });
+  if (!recorded || !fs::exists(file)) return false;
+  SafetensorsContents saved = read_safetensors(file.string());
+  if (!saved.metadata.count("stage") || saved.metadata.at("stage") != stage.name) return false;
+  auto& student = *run.models.at(stage.train);
+  student.load_state_dict(std::map<std::string, Tensor>(saved.tensors.begin(), saved.tensors.end()), true);
+  nn::restore_module_rngs(student, nn::kModelFileRngPrefix, saved.metadata);
+  say(fmt::format("stage '{}': finished before the resume; weights from {}", stage.name, file.string()));
+  return true;
+}
+
+// A stage some earlier run trained with the same key is loaded, not trained again (weights,
+// Dropout generator states, and its evaluation records replayed).
+std::optional<StageResult> from_stage_cache(Run& run, const StageSpec& stage, const std::string& key,
+                                            const StageHooks& hooks) {
+  auto hit = run.cache.enabled() ? run.cache.find(key) : std::nullopt;
+  if (!hit) return std::nullopt;
+  auto& student = *run.models.at(stage.train);
+  student.load_state_dict(hit->weights, true);
+  nn::restore_module_rngs(student, nn::kModelFileRngPrefix, hit->rngs);
+  say(fmt::format("stage '{}': reused from the stage cache ({}/{}), first trained by {}", stage.name, run.cache.dir(),
+                  key, hit->result.value("run_dir", std::string("?"))));
+  for (const auto& m : hit->metrics) hooks.metrics(m);
+  StageResult sr;
+  sr.test.top1 = hit->result.at("test_top1");
+  sr.test.top5 = hit->result.at("test_top5");
+  sr.wall_s = hit->result.at("wall_s");
+  sr.parameters = hit->result.at("parameters");
+  return sr;
+}
+
+StageResult train_one(Run& run, const StageSpec& stage, const StageHooks& hooks) {
+  StageOptions so;
+  so.losses = &run.losses.at(size_t(&stage - run.recipe.stages.data()));
+  so.checkpoint_dir = (run.dir.path() / "checkpoints").string();
+  so.resume = run.options.resume;
+  so.checkpoint_every_steps = run.options.checkpoint_every_steps;
+  so.stop_after_steps = run.options.stop_after_steps;
+  so.max_batches_per_epoch = run.options.max_batches_per_epoch;
+  so.feature_cache_dir = run.options.feature_cache_dir.empty()
+                             ? (fs::path(run.recipe.run.out_dir) / "feature_cache").string()
+                             : run.options.feature_cache_dir;
+  StageDatasets sd = stage_datasets(run.recipe, stage, run.data, run.models, run.device, say);
+  say(fmt::format("stage '{}': training '{}' for {} epochs{}", stage.name, stage.train, stage.epochs,
+                  stage.teachers.empty() ? "" : fmt::format(" with teachers {}", fmt::join(stage.teachers, ", "))));
+  try {
+    return train_stage(run.recipe, stage, run.models.at(stage.train), teachers_of(run, stage), sd, run.device, so,
+                       hooks);
+  } catch (const std::exception& e) {
+    run.dir.set_status(std::string("failed: ") + e.what());
+    throw;
+  }
+}
+
+// summary.json's row, the model file (with its Dropout generators' states, which a resume that
+// skips this finished stage restores) and the stage cache's entry.
+void record_stage(Run& run, const StageSpec& stage, const StageResult& sr, const std::string& key, bool trained,
+                  const std::vector<EvalRecord>& metrics) {
+  auto& student = *run.models.at(stage.train);
+  if (run.cache.enabled() && trained)
+    run.cache.store(key, student,
+                    nlohmann::json{{"test_top1", sr.test.top1}, {"test_top5", sr.test.top5}, {"wall_s", sr.wall_s},
+                                   {"parameters", sr.parameters}, {"run_dir", run.dir.path().string()}},
+                    metrics);
+  if (run.cache.enabled()) run.model_keys[stage.train] = key;
+  run.dir.record_result({stage.name, stage.train, sr.test.top1, sr.test.top5, sr.wall_s, sr.parameters});
+  StringMap file_metadata = {{"arch", run.recipe.models.at(stage.train).arch}, {"stage", stage.name}};
+  nn::capture_module_rngs(student, nn::kModelFileRngPrefix, file_metadata);
+  write_safetensors((run.models_dir / (stage.train + ".safetensors")).string(), student.state_dict(), file_metadata);
+}
+
+std::map<std::string, Tensor> read_weights(const std::string& path) {
+  auto file = read_safetensors(path);
+  std::map<std::string, Tensor> out;
+  bool checkpoint = false;
+  for (auto& [name, t] : file.tensors) checkpoint |= name.rfind("model.", 0) == 0;
+  for (auto& [name, t] : file.tensors) {
+    if (!checkpoint) out[name] = t;
+    else if (name.rfind("model.", 0) == 0) out[name.substr(6)] = t;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::map<std::string, Tensor> load_model_weights(const std::string& path) { return read_weights(path); }
+
+RunResult run_recipe(const Recipe& recipe, const RunOptions& options) {
+  const auto started = std::chrono::steady_clock::now();
+  std::unique_ptr<Run> run = open_run(recipe, options);
+  RunResult result;
+  result.run_dir = run->dir.path().string();
+  for (const auto& stage : recipe.stages) {
+    const std::string key = run->cache.enabled() ? StageCache::stage_key(recipe, stage, run->model_keys, run->device,
+                                                                         options.max_batches_per_epoch)
+                                                 : "";
+    if (finished_before_resume(*run, stage)) {
+      if (run->cache.enabled()) run->model_keys[stage.train] = key;
+      continue;
+    }
+    StageReporter reporter(*run);
+    std::optional<StageResult> sr = from_stage_cache(*run, stage, key, reporter.hooks());
+    const bool trained = !sr;
+    if (trained) sr = train_one(*run, stage, reporter.hooks());
+    if (!sr->completed) {
+      result.completed = false;
+      say(fmt::format("stage '{}' stopped after {} steps (as asked)", stage.name, sr->steps));
+      return result;
+    }
+    record_stage(*run, stage, *sr, key, trained, reporter.metrics());
+  }
+  run->dir.set_status("finished");
+  result.summary = nlohmann::json::parse(read_text_file(run->dir.file("summary.json")));
+  const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  std::fprintf(stderr, "%s", results_table(run->dir.results(), recipe, run->device, wall_s).c_str());
+  return result;
+}
+
+}  // namespace retort

@@ -1,0 +1,32 @@
+// Runs a whole recipe: loads the data, builds every model, runs the stages in order
+// (resuming where a previous run stopped), and writes the run directory: resolved.toml,
+// metrics.jsonl, summary.json, checkpoints/ and models/<name>.safetensors.
+#pragma once
+#include <string>
+#include <vector>
+#include <nlohmann/json.hpp>
+#include "train/recipe.h"
+
+namespace retort {
+
+struct RunOptions {
+  std::string out_dir;         // "" = <run.out_dir>/<run.name>
+  std::string device;          // "" = the recipe's run.device
+  bool resume = false;         // continue the run found in out_dir
+  bool quiet = false;          // no progress bar
+  int64_t checkpoint_every_steps = 0;
+  int64_t stop_after_steps = 0;      // testing aid: stop the first unfinished stage after N steps
+  int64_t max_batches_per_epoch = 0;  // smoke tests
+  std::string stage_cache_dir;    // "" = off; see train/stage_cache.h
+  std::string feature_cache_dir;  // teacher_cache = "file" (default <run.out_dir>/feature_cache)
+};
+
+struct RunResult {
+  std::string run_dir;
+  nlohmann::json summary;  // what summary.json holds
+  bool completed = true;
+};
+
+RunResult run_recipe(const Recipe& recipe, const RunOptions& options);
+
+}  // namespace retort

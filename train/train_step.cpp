@@ -1,0 +1,141 @@
+// One optimisation step of a stage and the set-up it needs (see train/train_step.h).
+#include "train/train_step.h"
+#include <cmath>
+#include "engine/autograd.h"
+#include "engine/error.h"
+#include "engine/nn/layers.h"
+#include "engine/ops.h"
+#include "engine/optim/adamw.h"
+#include "engine/optim/clip.h"
+#include "engine/optim/sgd.h"
+
+namespace retort {
+namespace {
+
+// The classifier head of `model` (a Linear child named by head_name()).
+nn::Linear& head_of(models::Model& model) {
+  auto* head = dynamic_cast<nn::Linear*>(model.child(model.head_name()));
+  RETORT_CHECK(head, "model {} has no Linear head named '{}'", model.type_name(), model.head_name());
+  return *head;
+}
+
+// The stage's groups over `params`, then the loss terms' own groups (e.g. AFT's rho) after them.
+std::unique_ptr<Optimizer> make_optimizer(const OptimizerSettings& s, const nn::NamedTensors& params,
+                                          std::vector<ParamGroup> own_groups) {
+  auto groups = make_param_groups(params, s.lr, s.weight_decay, s.no_decay_norm_bias);
+  for (auto& g : own_groups)
+    if (!g.params.empty()) groups.push_back(std::move(g));
+  if (s.type == OptimizerKind::sgd) return std::make_unique<SGD>(std::move(groups), SgdOptions{s.momentum, s.nesterov});
+  RETORT_CHECK(s.betas.size() == 2, "adamw: betas must have two values");
+  return std::make_unique<AdamW>(std::move(groups), AdamWOptions{s.betas[0], s.betas[1], s.eps});
+}
+
+// Teachers' taps for this batch: from the feature cache when there is one, else a forward.
+std::map<std::string, models::Taps> teacher_taps(const StepParts& parts, const Tensor& x,
+                                                 const std::vector<int64_t>* positions) {
+  NoGradGuard no_grad;
+  std::map<std::string, models::Taps> out;
+  for (auto& [name, model] : *parts.teachers) {
+    if (!parts.losses->teacher_taps.count(name)) continue;
+    if (parts.caches)
+      if (auto c = parts.caches->find(name); c != parts.caches->end()) {
+        out[name] = c->second.gather(*positions, x.device());
+        continue;
+      }
+    models::Taps taps;
+    Tensor logits = model->forward(x, &taps);
+    taps["logits"] = logits;
+    out[name] = std::move(taps);
+  }
+  return out;
+}
+
+}  // namespace
+
+void prepare_trainable(const StageSpec& stage, models::Model& student, uint64_t seed) {
+  const bool head_only = stage.trainable == Trainable::head;
+  if (head_only) {
+    student.requires_grad_(false);
+    head_of(student).requires_grad_(true);
+  } else {
+    student.requires_grad_(true);
+  }
+  if (stage.reset_head) {
+    Generator head_gen(seed ^ std::hash<std::string>{}(stage.name + "/head"));
+    head_of(student).reset_parameters(head_gen);
+  }
+}
+
+StageOptimizer make_stage_optimizer(const StageSpec& stage, const models::Model& student,
+                                    const std::vector<std::unique_ptr<transfer::Loss>>& losses) {
+  StageOptimizer out;
+  for (auto& [n, t] : student.named_parameters())
+    if (t.requires_grad()) out.trained.push_back({n, t});
+  nn::NamedTensors stage_params = out.trained;  // those under the stage's settings
+  std::vector<ParamGroup> own_groups;
+  for (size_t i = 0; i < losses.size(); ++i)
+    for (auto& group : losses[i]->param_groups()) {
+      nn::NamedTensors named;
+      for (auto& [n, t] : group.params) named.push_back({fmt::format("loss{}.{}", i, n), t});
+      out.trained.insert(out.trained.end(), named.begin(), named.end());
+      if (!group.lr && !group.weight_decay) {
+        stage_params.insert(stage_params.end(), named.begin(), named.end());
+        continue;
+      }
+      ParamGroup pg;
+      pg.lr = group.lr.value_or(stage.optimizer.lr);
+      pg.weight_decay = group.weight_decay.value_or(stage.optimizer.weight_decay);
+      pg.name = fmt::format("loss{}", i);
+      for (auto& [n, t] : named)
+        if (t.requires_grad()) {
+          pg.params.push_back(t);
+          pg.names.push_back(n);
+        }
+      own_groups.push_back(std::move(pg));
+    }
+  out.optimizer = make_optimizer(stage.optimizer, stage_params, std::move(own_groups));
+  return out;
+}
+
+StepOutput train_step(const StepParts& parts, const Tensor& x, const Tensor& y, const std::vector<int64_t>* positions,
+                      const std::function<std::string()>& where) {
+  std::map<std::string, models::Taps> teachers = teacher_taps(parts, x, positions);
+  const auto& losses = parts.losses->losses;
+  const auto& weights = parts.losses->weights;
+  models::Taps staps;
+  staps["logits"] = parts.student->forward(x, parts.losses->student_taps.size() > 1 ? &staps : nullptr);
+  transfer::StepInputs in{x, y, &staps, &teachers};
+  // One host read per step: the weighted total. Only when it is not finite are the terms read
+  // one by one, to name the culprit.
+  Tensor total;
+  std::vector<Tensor> terms;
+  for (size_t i = 0; i < losses.size(); ++i) {
+    terms.push_back(losses[i]->compute(in));
+    Tensor weighted = mul(terms.back(), weights[i]);
+    total = total.defined() ? add(total, weighted) : weighted;
+  }
+  const double total_value = total.item();
+  if (!std::isfinite(total_value)) {
+    std::string culprit = "total", value = fmt::format("{}", total_value);
+    for (size_t i = 0; i < terms.size(); ++i) {
+      const double v = terms[i].item();
+      if (!std::isfinite(v)) {
+        culprit = parts.stage->losses[i].name;
+        value = fmt::format("{}", v);
+        break;
+      }
+    }
+    fail("{}: loss '{}' is {}; stopping", where(), culprit, value);
+  }
+  parts.optimizer->zero_grad();
+  total.backward();
+  if (parts.stage->clip_grad_norm > 0) {
+    std::vector<Tensor> ps;
+    for (auto& [n, t] : *parts.trained) ps.push_back(t);
+    clip_grad_norm(ps, parts.stage->clip_grad_norm);
+  }
+  parts.optimizer->step();
+  return {total_value, staps["logits"].detach()};
+}
+
+}  // namespace retort

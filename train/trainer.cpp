@@ -1,0 +1,242 @@
+// The stage loop, as an outline of named phases: configure (losses, what trains, optimizer,
+// loaders, schedule, teacher caches) -> resume from the stage's checkpoint -> per epoch:
+// train_step over the batches (train/train_step.h), then checkpoint and evaluate. Checkpoints
+// are atomic and a resume is bit-identical on the CPU.
+#include "train/trainer.h"
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include "engine/error.h"
+#include "engine/io/checkpoint.h"
+#include "engine/nn/module_rng.h"
+#include "engine/optim/schedule.h"
+#include "train/teacher_caches.h"
+#include "train/train_step.h"
+
+namespace retort {
+namespace {
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+LrSchedule make_schedule(const StageSpec& st, int64_t steps_per_epoch) {
+  const auto& s = st.schedule;
+  const double lr = st.optimizer.lr;
+  LrSchedule sched = LrSchedule::constant(lr);
+  if (s.type == ScheduleKind::multistep) sched = LrSchedule::multistep_epochs(lr, s.milestones, steps_per_epoch, s.gamma);
+  if (s.type == ScheduleKind::cosine) sched = LrSchedule::cosine(lr, st.epochs * steps_per_epoch, s.min_lr);
+  if (s.warmup_epochs > 0) sched = sched.with_warmup(int64_t(std::llround(s.warmup_epochs * double(steps_per_epoch))), 0.0);
+  return sched;
+}
+
+// Model tensors and loss-term tensors under one naming for checkpoints.
+nn::NamedTensors checkpoint_tensors(const models::Model& student,
+                                    const std::vector<std::unique_ptr<transfer::Loss>>& losses) {
+  nn::NamedTensors out = student.state_dict();
+  for (size_t i = 0; i < losses.size(); ++i) {
+    for (auto& [n, t] : losses[i]->parameters()) out.push_back({fmt::format("loss{}.{}", i, n), t});
+    for (auto& [n, t] : losses[i]->buffers()) out.push_back({fmt::format("loss{}.{}", i, n), t});
+  }
+  return out;
+}
+
+data::DataLoader train_loader_for(const StageSpec& stage, const StageDatasets& data, uint64_t seed) {
+  data::LoaderOptions lo;
+  lo.batch_size = stage.batch_size;
+  lo.shuffle = true;
+  lo.drop_last = data.train.size() > stage.batch_size;
+  lo.seed = seed * 1000003ull + std::hash<std::string>{}(stage.name) % 1000003ull;
+  lo.num_workers = data.workers;
+  lo.transforms = data.train_transforms;
+  return data::DataLoader(data.train, lo);
+}
+
+data::DataLoader test_loader_for(const StageSpec& stage, const StageDatasets& data) {
+  data::LoaderOptions eo;
+  eo.shuffle = false;
+  eo.batch_size = std::max<int64_t>(stage.batch_size, 256);
+  eo.num_workers = data.workers;
+  eo.transforms = data.eval_transforms;
+  return data::DataLoader(data.test, eo);
+}
+
+// Everything a stage's epochs share, set up once.
+struct StageRun {
+  const Recipe& recipe;
+  const StageSpec& stage;
+  std::shared_ptr<models::Model> student;
+  const StageDatasets& data;
+  Device device;
+  const StageOptions& options;
+  const StageHooks& hooks;
+  Clock::time_point started = Clock::now();
+  StageLosses losses;
+  StageOptimizer optimizer;
+  data::DataLoader train_loader, test_loader;
+  int64_t steps_per_epoch = 0;
+  LrSchedule schedule = LrSchedule::constant(0);
+  Generator gen;
+  std::map<std::string, transfer::TeacherFeatureCache> caches;
+  StepParts parts;
+  TrainingProgress progress;
+  std::string checkpoint;
+  nn::NamedTensors checkpoint_tensors;
+
+  void log(const std::string& s) const {
+    if (hooks.log) hooks.log(s);
+  }
+  bool head_only() const { return stage.trainable == Trainable::head; }
+};
+
+// What one epoch's batches add up to.
+struct EpochTotals {
+  int64_t seen = 0, hits = 0;
+  double loss = 0;
+  double images_per_s = 0;
+  bool stopped = false;  // stop_after_steps reached: nothing more is written
+};
+
+std::unique_ptr<StageRun> configure(const Recipe& recipe, const StageSpec& stage, std::shared_ptr<models::Model> student,
+                                    const std::map<std::string, std::shared_ptr<models::Model>>& teachers,
+                                    const StageDatasets& data, Device device, const StageOptions& options,
+                                    const StageHooks& hooks) {
+  const uint64_t seed = uint64_t(recipe.run.seed);
+  const Shape input_shape{1, data.train.dataset().channels, recipe.data.image_size, recipe.data.image_size};
+  auto run = std::unique_ptr<StageRun>(new StageRun{recipe, stage, student, data, device, options, hooks, Clock::now(),
+      options.losses ? std::move(*options.losses)
+                     : build_stage_losses(recipe, stage, student, teachers, input_shape, device, seed, data.labelled),
+      {}, train_loader_for(stage, data, seed), test_loader_for(stage, data)});
+  prepare_trainable(stage, *student, seed);
+  run->optimizer = make_stage_optimizer(stage, *student, run->losses.losses);
+  run->steps_per_epoch = run->train_loader.batches_per_epoch();
+  if (options.max_batches_per_epoch > 0)
+    run->steps_per_epoch = std::min(run->steps_per_epoch, options.max_batches_per_epoch);
+  run->schedule = make_schedule(stage, run->steps_per_epoch);
+  run->gen = Generator(seed ^ 0x5eedull);
+  run->progress.stage = stage.name;
+  run->checkpoint = (std::filesystem::path(options.checkpoint_dir) / (stage.name + ".ckpt.safetensors")).string();
+  run->checkpoint_tensors = checkpoint_tensors(*student, run->losses.losses);
+  for (auto& [name, t] : teachers) {
+    t->eval();
+    t->requires_grad_(false);
+  }
+  run->caches = build_teacher_caches(recipe, stage, teachers, run->losses.teacher_taps, data, device, options,
+                                     [&](const std::string& s) { run->log(s); });
+  run->parts = StepParts{&stage, student.get(), &teachers, &run->losses, run->optimizer.optimizer.get(),
+                         &run->optimizer.trained, &run->caches};
+  return run;
+}
+
+void resume(StageRun& run) {
+  if (!run.options.resume || !std::filesystem::exists(run.checkpoint)) return;
+  run.progress = load_checkpoint(run.checkpoint, run.checkpoint_tensors, run.optimizer.optimizer.get());
+  run.student->state_loaded_externally();
+  run.progress.restore_rng(run.gen);
+  nn::restore_module_rngs(*run.student, "rng.student.", run.progress.extra);
+  run.log(fmt::format("resumed stage '{}' from {} at epoch {}, batch {} (step {})", run.stage.name, run.checkpoint,
+                      run.progress.epoch, run.progress.batch_in_epoch, run.progress.step));
+}
+
+void save_checkpoint(StageRun& run) {
+  run.progress.capture_rng(run.gen);
+  nn::capture_module_rngs(*run.student, "rng.student.", run.progress.extra);
+  std::filesystem::create_directories(run.options.checkpoint_dir);
+  save_checkpoint(run.checkpoint, run.checkpoint_tensors, run.optimizer.optimizer.get(), run.progress);
+}
+
+void report_step(StageRun& run, const EpochTotals& t, int64_t epoch, Clock::time_point epoch_start, int64_t batch) {
+  if (!run.hooks.progress) return;
+  StepReport r{run.stage.name, run.stage.train, epoch, run.stage.epochs, run.progress.batch_in_epoch,
+               run.steps_per_epoch, run.progress.step, t.loss / double(run.progress.batch_in_epoch),
+               t.seen ? 100.0 * double(t.hits) / double(t.seen) : 0.0,
+               double(t.seen) / std::max(seconds_since(epoch_start), 1e-9), run.optimizer.optimizer->lr(0), batch};
+  run.hooks.progress(r);
+}
+
+// The epoch's batches, from where the progress says (a resume may start mid-epoch).
+EpochTotals train_epoch(StageRun& run, int64_t epoch) {
+  run.student->train(!run.head_only());  // a linear probe keeps the body's BatchNorm statistics
+  for (auto& l : run.losses.losses) l->train(true);
+  run.train_loader.start_epoch(epoch, run.progress.batch_in_epoch);
+  run.progress.epoch = epoch;
+  const auto epoch_start = Clock::now();
+  EpochTotals t;
+  int64_t top5 = 0;
+  data::Batch batch;
+  while (run.progress.batch_in_epoch < run.steps_per_epoch && run.train_loader.next(batch)) {
+    run.schedule.apply(*run.optimizer.optimizer, run.progress.step);
+    Tensor x = batch.images_tensor(run.device);
+    Tensor y = run.data.labelled ? batch.labels_tensor(run.device) : Tensor();
+    const StepOutput out = train_step(run.parts, x, y, &batch.positions, [&] {
+      return fmt::format("step {} (stage '{}', epoch {}, batch {})", run.progress.step, run.stage.name, epoch,
+                         run.progress.batch_in_epoch);
+    });
+    ++run.progress.step;
+    ++run.progress.batch_in_epoch;
+    if (y.defined()) count_topk(out.student_logits, y, t.hits, top5);
+    t.seen += x.size(0);
+    t.loss += out.loss;
+    report_step(run, t, epoch, epoch_start, x.size(0));
+    if (run.options.checkpoint_every_steps > 0 && run.progress.step % run.options.checkpoint_every_steps == 0)
+      save_checkpoint(run);
+    if (run.options.stop_after_steps > 0 && run.progress.step >= run.options.stop_after_steps) {
+      t.stopped = true;
+      return t;
+    }
+  }
+  t.images_per_s = double(t.seen) / std::max(seconds_since(epoch_start), 1e-9);
+  return t;
+}
+
+// After an epoch: the checkpoint, then the evaluation when one is due.
+void finish_epoch(StageRun& run, int64_t epoch, const EpochTotals& t, StageResult& result) {
+  run.progress.batch_in_epoch = 0;
+  run.progress.epoch = epoch + 1;
+  save_checkpoint(run);
+  const bool due = (epoch + 1) % std::max<int64_t>(run.stage.eval_every, 1) == 0 || epoch + 1 == run.stage.epochs;
+  if (!due) return;
+  result.test = evaluate(*run.student, run.test_loader, run.device, run.options.max_batches_per_epoch);
+  if (!run.hooks.metrics) return;
+  EvalRecord r;
+  r.stage = run.stage.name;
+  r.model = run.stage.train;
+  r.epoch = epoch + 1;
+  r.step = run.progress.step;
+  r.split = "test";
+  r.loss = result.test.loss;
+  r.top1 = result.test.top1;
+  r.top5 = result.test.top5;
+  r.images_per_s = t.images_per_s;
+  r.eval_images_per_s = result.test.images_per_s;
+  r.train_loss = t.loss / double(std::max<int64_t>(run.steps_per_epoch, 1));
+  r.train_top1 = t.seen ? 100.0 * double(t.hits) / double(t.seen) : 0.0;
+  r.wall_s = seconds_since(run.started);
+  run.hooks.metrics(r);
+}
+
+}  // namespace
+
+StageResult train_stage(const Recipe& recipe, const StageSpec& stage, std::shared_ptr<models::Model> student,
+                        const std::map<std::string, std::shared_ptr<models::Model>>& teachers,
+                        const StageDatasets& data, Device device, const StageOptions& options,
+                        const StageHooks& hooks) {
+  std::unique_ptr<StageRun> run = configure(recipe, stage, student, teachers, data, device, options, hooks);
+  resume(*run);
+  StageResult result;
+  result.parameters = student->num_parameters();
+  for (int64_t epoch = run->progress.epoch; epoch < stage.epochs; ++epoch) {
+    const EpochTotals totals = train_epoch(*run, epoch);
+    if (totals.stopped) {  // as if killed: nothing more is written
+      result.completed = false;
+      result.steps = run->progress.step;
+      return result;
+    }
+    finish_epoch(*run, epoch, totals, result);
+  }
+  if (result.test.images == 0)
+    result.test = evaluate(*student, run->test_loader, device, options.max_batches_per_epoch);
+  result.steps = run->progress.step;
+  result.wall_s = seconds_since(run->started);
+  return result;
+}
+
+}  // namespace retort

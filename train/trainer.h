@@ -1,0 +1,64 @@
+// One stage of a recipe: trains one model with a weighted sum of loss terms, teachers
+// frozen, evaluating on the test split, checkpointing atomically, and resuming from the
+// last checkpoint bit-identically on the CPU.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+#include "engine/data/loader.h"
+#include "models/model.h"
+#include "train/evaluate.h"
+#include "train/metrics.h"
+#include "train/recipe.h"
+#include "train/stage_losses.h"
+
+namespace retort {
+
+// Progress of a stage as the trainer reports it to the terminal.
+struct StepReport {
+  std::string stage, model;
+  int64_t epoch = 0, epochs = 0, batch = 0, batches = 0, step = 0;
+  double loss = 0, train_top1 = 0, images_per_s = 0, lr = 0;
+  int64_t batch_images = 0;
+};
+
+struct StageHooks {
+  std::function<void(const EvalRecord&)> metrics;  // one record per evaluation
+  std::function<void(const StepReport&)> progress;  // after each step
+  std::function<void(const std::string&)> log;      // one-line messages
+};
+
+struct StageOptions {
+  StageLosses* losses = nullptr;     // the stage's losses, already built (taken over); null: built here
+  std::string checkpoint_dir;        // where <stage>.ckpt.safetensors lives
+  bool resume = false;               // continue from the stage's checkpoint when present
+  int64_t checkpoint_every_steps = 0;  // 0: only at the end of each epoch
+  int64_t stop_after_steps = 0;      // testing aid: stop (as if killed) after this many steps
+  int64_t max_batches_per_epoch = 0;   // 0: all (smoke tests)
+  std::string feature_cache_dir;       // teacher_cache = "file": where the feature files live
+  int64_t feature_cache_max_bytes = int64_t(2) << 30;  // teacher_cache = "auto" stays off above this
+};
+
+struct StageResult {
+  EvalResult test;
+  double wall_s = 0;
+  int64_t steps = 0;
+  int64_t parameters = 0;
+  bool completed = true;  // false when stop_after_steps cut it short
+};
+
+struct StageDatasets {
+  data::DatasetView train;  // what the stage trains on
+  data::DatasetView test;   // what it evaluates on
+  std::vector<data::BatchTransform> train_transforms, eval_transforms;
+  bool labelled = true;     // false: batches carry no labels for the losses
+  bool augmented = false;   // train_transforms draw random numbers (crop, flip)
+  int workers = 2;
+};
+
+StageResult train_stage(const Recipe& recipe, const StageSpec& stage, std::shared_ptr<models::Model> student,
+                        const std::map<std::string, std::shared_ptr<models::Model>>& teachers, const StageDatasets& data,
+                        Device device, const StageOptions& options, const StageHooks& hooks);
+
+}  // namespace retort
