@@ -14,6 +14,7 @@
 #include "models/import_weights.h"
 #include "models/registry.h"
 #include "train/recipe.h"
+#include "train/recipe_fields.h"
 #include "train/catalog.h"
 #include "train/run_dir.h"
 #include "train/runner.h"
@@ -134,8 +135,10 @@ int cmd_list(const std::string& what) {
     for (const auto& l : transfer::list_losses()) std::printf("%-14s %s\n", l.name.c_str(), l.help.c_str());
   } else if (what == "recipes") {
     std::printf("%s", format_recipe_list(list_recipes()).c_str());
+  } else if (what == "keys") {
+    std::printf("%s", recipe_key_reference().c_str());
   } else {
-    fail("list: unknown kind '{}': use models, datasets, losses or recipes", what);
+    fail("list: unknown kind '{}': use models, datasets, losses, recipes or keys", what);
   }
   return 0;
 }
@@ -211,9 +214,9 @@ int main(int argc, char** argv) {
   imp->add_option("--num-classes", ia.num_classes, "Classes (default: the file's classifier)");
   imp->add_flag("--non-strict", ia.non_strict, "Warn about missing/unexpected names instead of failing");
 
-  auto* list = app.add_subcommand("list", "List built-in models, datasets, losses or recipes");
+  auto* list = app.add_subcommand("list", "List built-in models, datasets, losses, recipes, or every recipe key");
   std::string what;
-  list->add_option("what", what, "models | datasets | losses | recipes")->required();
+  list->add_option("what", what, "models | datasets | losses | recipes | keys")->required();
 
   auto* machine = app.add_subcommand(
       "machine", "Describe what computes here (processor, threads, OpenBLAS kernels or GPU) and digest its numerics: "

@@ -40,14 +40,14 @@ bool is_index(const std::string& s) {
 
 std::vector<std::string> keys_of(const Level& level) {
   switch (level.where) {
-    case Where::root: return recipe_keys::root;
-    case Where::run: return recipe_keys::run;
-    case Where::data: return recipe_keys::data;
-    case Where::augment: return recipe_keys::augment;
-    case Where::model: return recipe_keys::model;
-    case Where::stage: return recipe_keys::stage;
-    case Where::optimizer: return recipe_keys::optimizer;
-    case Where::schedule: return recipe_keys::schedule;
+    case Where::root: return recipe_keys::root();
+    case Where::run: return recipe_keys::run();
+    case Where::data: return recipe_keys::data();
+    case Where::augment: return recipe_keys::augment();
+    case Where::model: return recipe_keys::model();
+    case Where::stage: return recipe_keys::stage();
+    case Where::optimizer: return recipe_keys::optimizer();
+    case Where::schedule: return recipe_keys::schedule();
     case Where::loss: return recipe_keys::loss(level.loss_name);
     case Where::models: {
       std::vector<std::string> names;

@@ -1,24 +1,17 @@
-// TOML tree -> typed Recipe: every table's keys, types, value ranges and defaults.
+// TOML tree -> typed Recipe. The plain tables ([run], [data], [models.*], [[stages]]) are read
+// through their field tables (train/recipe_fields.h); here are the rest: the dataset defaults,
+// the optimizer and schedule (keys by type), the loss terms (keys by schema), and the tree.
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include "train/recipe_fields.h"
 #include "train/recipe_internal.h"
 
 namespace retort::recipe_detail {
-namespace {
 
-const std::vector<std::string> kDatasets = {"fashion-mnist", "cifar10", "cifar100", "folder"};
-
-struct DatasetDefaults {
-  const char* root;  // nullptr: the recipe must say
-  int64_t image_size;
-  int64_t channels;
-  std::vector<double> mean, std;
-};
-
-DatasetDefaults defaults_for(DatasetKind kind) {
+DatasetDefaults dataset_defaults(DatasetKind kind) {
   switch (kind) {
     case DatasetKind::fashion_mnist:
       return {"/usr/share/datasets/fashion-mnist", 28, 1, {0.2860}, {0.3530}};
@@ -32,73 +25,43 @@ DatasetDefaults defaults_for(DatasetKind kind) {
   return {};
 }
 
-// Dataset statistics adapted to the channel count (mean over channels, or repeated).
-std::vector<double> per_channel(const std::vector<double>& stats, int64_t channels) {
-  if (int64_t(stats.size()) == channels) return stats;
-  double avg = 0;
-  for (double s : stats) avg += s / double(stats.size());
-  return std::vector<double>(size_t(std::max<int64_t>(channels, 0)), avg);
+const std::vector<KeyDoc>& optimizer_key_docs() {
+  static const std::vector<KeyDoc> docs = {
+      {"type", "\"sgd\" | \"adamw\"", "\"sgd\"", "the optimizer"},
+      {"lr", "a number, positive", "0.05 (sgd), 1e-3 (adamw)", "the learning rate (the schedule scales it)"},
+      {"momentum", "a number in [0, 1)", "0.9", "sgd only"},
+      {"nesterov", "a boolean", "false", "sgd only: Nesterov momentum"},
+      {"weight_decay", "a number, at least 0", "5e-4 (sgd), 1e-2 (adamw)", "L2 (sgd) or decoupled (adamw) decay"},
+      {"betas", "two numbers in [0, 1)", "[0.9, 0.999]", "adamw only"},
+      {"eps", "a number, positive", "1e-8", "adamw only"},
+      {"no_decay_norm_bias", "a boolean", "false", "no weight decay on norm weights and biases"},
+  };
+  return docs;
 }
 
-template <typename T>
-void check_at_least(TableReader& r, std::string_view key, T value, T minimum) {
-  if (r.has(key) && value < minimum) r.invalid(key, fmt::format("at least {}", minimum));
+const std::vector<KeyDoc>& schedule_key_docs() {
+  static const std::vector<KeyDoc> docs = {
+      {"type", "\"constant\" | \"cosine\" | \"multistep\"", "\"constant\"", "how lr changes over the stage"},
+      {"milestones", "increasing epochs >= 1", "required (multistep)", "multistep: epochs where lr *= gamma"},
+      {"gamma", "a number, positive", "0.1", "multistep only"},
+      {"warmup_epochs", "a number, at least 0", "0", "linear warm-up from 0, any schedule"},
+      {"min_lr", "a number, at least 0", "0", "cosine only: the final lr"},
+  };
+  return docs;
 }
+
+namespace {
 
 RunSettings parse_run(TableReader r, const std::string& default_name) {
   RunSettings run;
-  run.name = r.string_or("name", default_name);
-  run.seed = r.integer_or("seed", run.seed);
-  run.device = r.string_or("device", run.device);
-  run.out_dir = r.string_or("out_dir", run.out_dir);
-  if (run.name.empty() || run.name.find('/') != std::string::npos)
-    r.invalid("name", "a non-empty name without '/' (it names the run directory)");
-  const std::string& d = run.device;
-  bool device_ok = d == "auto" || d == "cpu" || d == "cuda" ||
-                   (d.rfind("cuda:", 0) == 0 && d.size() > 5 &&
-                    std::all_of(d.begin() + 5, d.end(), [](char c) { return c >= '0' && c <= '9'; }));
-  if (!device_ok) r.invalid("device", "\"auto\", \"cpu\", \"cuda\" or \"cuda:N\"");
+  run.name = default_name;
+  read_fields(run_fields(), r, run);
   return run;
 }
 
 DataSettings parse_data(TableReader r) {
   DataSettings data;
-  if (auto ds = r.choice("dataset", kDatasets))
-    data.dataset = DatasetKind(std::find(kDatasets.begin(), kDatasets.end(), *ds) - kDatasets.begin());
-  const DatasetDefaults def = defaults_for(data.dataset);
-  if (def.root || r.has("root")) data.root = r.string_or("root", def.root ? def.root : "");
-  else if (!r.has("dataset") || r.node("dataset")->is_string())
-    r.context().error(&r.table(), fmt::format("missing required key 'root' in [data]: dataset '{}' has no "
-                                              "default location",
-                                              to_string(data.dataset)));
-  data.image_size = r.integer_or("image_size", def.image_size);
-  data.channels = r.integer_or("channels", def.channels);
-  check_at_least<int64_t>(r, "image_size", data.image_size, 1);
-  check_at_least<int64_t>(r, "channels", data.channels, 1);
-  data.mean = r.numbers("mean").value_or(per_channel(def.mean, data.channels));
-  data.std = r.numbers("std").value_or(per_channel(def.std, data.channels));
-  for (const char* key : {"mean", "std"}) {
-    const auto& v = std::string_view(key) == "mean" ? data.mean : data.std;
-    if (r.has(key) && int64_t(v.size()) != data.channels)
-      r.invalid(key, fmt::format("an array of {} numbers (one per channel)", data.channels));
-  }
-  if (r.has("std") && std::any_of(data.std.begin(), data.std.end(), [](double s) { return !(s > 0); }))
-    r.invalid("std", "positive");
-  if (const toml::table* aug = r.subtable("augment")) {
-    TableReader a(r.context(), *aug, "data.augment", recipe_keys::augment);
-    data.augment.random_crop_padding = a.integer_or("random_crop_padding", 0);
-    data.augment.hflip = a.boolean_or("hflip", false);
-    check_at_least<int64_t>(a, "random_crop_padding", data.augment.random_crop_padding, 0);
-  }
-  data.labelled_per_class = r.integer_or("labelled_per_class", data.labelled_per_class);
-  data.val_size = r.integer_or("val_size", data.val_size);
-  data.train_subset = r.integer_or("train_subset", data.train_subset);
-  data.workers = r.integer_or("workers", data.workers);
-  data.extra_unlabelled_folder = r.string_or("extra_unlabelled_folder", "");
-  check_at_least<int64_t>(r, "labelled_per_class", data.labelled_per_class, 0);
-  check_at_least<int64_t>(r, "val_size", data.val_size, 0);
-  check_at_least<int64_t>(r, "train_subset", data.train_subset, 0);
-  check_at_least<int64_t>(r, "workers", data.workers, 0);
+  read_fields(data_fields(), r, data);
   return data;
 }
 
@@ -106,26 +69,19 @@ ModelSpec parse_model(TableReader r, const std::string& name, ParseContext& ctx)
   ModelSpec m;
   m.name = name;
   m.pos.line = ctx.line(&r.table());
-  if (r.require("arch")) m.arch = r.string_or("arch", "");
-  const auto archs = registered_model_archs();
-  if (!archs.empty() && r.has("arch") && r.node("arch")->is_string() &&
-      std::find(archs.begin(), archs.end(), m.arch) == archs.end())
-    ctx.error(r.node("arch"), fmt::format("unknown arch '{}' in [{}]{}", m.arch, r.display(),
-                                          suggestion_suffix(m.arch, archs, "architectures")));
-  m.weights = r.string_or("weights", "");
-  m.from_stage = r.string_or("from_stage", "");
-  m.frozen = r.boolean_or("frozen", false);
-  if (const toml::table* opts = r.subtable("options")) {
-    for (auto&& [key, value] : *opts) {
-      if (auto i = value.value_exact<int64_t>()) m.options[std::string(key.str())] = double(*i);
-      else if (auto d = value.value_exact<double>()) m.options[std::string(key.str())] = *d;
-      else
-        ctx.error(&value, fmt::format("key '{}' in [{}.options] must be a number, got {}", key.str(),
-                                      r.display(), describe_node(value)));
-    }
-  }
+  read_fields(model_fields(), r, m);
   return m;
 }
+
+StageSpec parse_stage(TableReader r, size_t index, ParseContext& ctx) {
+  StageSpec s;
+  s.pos.line = ctx.line(&r.table());
+  s.name = fmt::format("stage{}", index);
+  read_fields(stage_fields(), r, s);
+  return s;
+}
+
+}  // namespace
 
 OptimizerSettings parse_optimizer(TableReader r) {
   OptimizerSettings o;
@@ -224,67 +180,27 @@ LossTerm parse_loss(const toml::node& node, ParseContext& ctx) {
   return term;
 }
 
-StageSpec parse_stage(TableReader r, size_t index, ParseContext& ctx) {
-  StageSpec s;
-  s.pos.line = ctx.line(&r.table());
-  s.name = r.string_or("name", fmt::format("stage{}", index));
-  if (r.require("train")) s.train = r.string_or("train", "");
-  s.teachers = r.strings("teachers").value_or(std::vector<std::string>{});
-  if (r.require("epochs")) s.epochs = r.integer_or("epochs", 1);
-  s.batch_size = r.integer_or("batch_size", s.batch_size);
-  s.eval_every = r.integer_or("eval_every", s.eval_every);
-  check_at_least<int64_t>(r, "epochs", s.epochs, 1);
-  check_at_least<int64_t>(r, "batch_size", s.batch_size, 1);
-  check_at_least<int64_t>(r, "eval_every", s.eval_every, 1);
-  static const toml::table empty;
-  const toml::table* opt = r.subtable("optimizer");
-  s.optimizer = parse_optimizer(TableReader(ctx, opt ? *opt : empty, "stages.optimizer", recipe_keys::optimizer));
-  const toml::table* sch = r.subtable("schedule");
-  s.schedule = parse_schedule(TableReader(ctx, sch ? *sch : empty, "stages.schedule", recipe_keys::schedule));
-  s.clip_grad_norm = r.number_or("clip_grad_norm", 0);
-  if (r.has("clip_grad_norm") && !(s.clip_grad_norm >= 0)) r.invalid("clip_grad_norm", "at least 0 (0 = off)");
-  if (auto d = r.choice("data", {"labelled", "unlabelled", "all", "pool"}))
-    s.data = *d == "labelled"     ? StageData::labelled
-             : *d == "unlabelled" ? StageData::unlabelled
-             : *d == "pool"       ? StageData::pool
-                                  : StageData::all;
-  if (auto t = r.choice("trainable", {"all", "head"})) s.trainable = *t == "head" ? Trainable::head : Trainable::all;
-  s.reset_head = r.boolean_or("reset_head", false);
-  s.retrieve_k = r.integer_or("retrieve_k", 0);
-  check_at_least<int64_t>(r, "retrieve_k", s.retrieve_k, 0);
-  s.retrieve_with = r.string_or("retrieve_with", "");
-  s.retrieve_tap = r.string_or("retrieve_tap", s.retrieve_tap);
-  if (auto c = r.choice("teacher_cache", {"auto", "off", "memory", "file"}))
-    s.teacher_cache = *c == "off" ? TeacherCache::off : *c == "memory" ? TeacherCache::memory
-                      : *c == "file" ? TeacherCache::file : TeacherCache::auto_;
-  if (const toml::array* losses = r.array("losses")) {
-    if (losses->empty()) r.invalid("losses", "a non-empty array of loss terms");
-    for (const auto& node : *losses) s.losses.push_back(parse_loss(node, ctx));
-  } else if (!r.has("losses")) {
-    LossTerm ce{"ce", 1.0, {}, {}};  // default: plain cross-entropy with the registered defaults
-    if (const LossSchema* schema = find_loss_schema("ce"))
-      for (const auto& p : schema->params)
-        if (p.default_value) ce.params[p.key] = LossParam{*p.default_value, {}};
-    s.losses.push_back(std::move(ce));
-  }
-  return s;
+LossTerm default_loss_term() {
+  LossTerm ce{"ce", 1.0, {}, {}};
+  if (const LossSchema* schema = find_loss_schema("ce"))
+    for (const auto& p : schema->params)
+      if (p.default_value) ce.params[p.key] = LossParam{*p.default_value, {}};
+  return ce;
 }
-
-}  // namespace
 
 Recipe parse_tree(const toml::table& root, ParseContext& ctx, const std::string& default_name) {
   Recipe recipe;
-  TableReader top(ctx, root, "root", recipe_keys::root);
+  TableReader top(ctx, root, "root", recipe_keys::root());
   static const toml::table empty;
   const toml::table* run = top.subtable("run");
-  recipe.run = parse_run(TableReader(ctx, run ? *run : empty, "run", recipe_keys::run), default_name);
+  recipe.run = parse_run(TableReader(ctx, run ? *run : empty, "run", recipe_keys::run()), default_name);
   const toml::table* data = top.subtable("data");
-  recipe.data = parse_data(TableReader(ctx, data ? *data : empty, "data", recipe_keys::data));
+  recipe.data = parse_data(TableReader(ctx, data ? *data : empty, "data", recipe_keys::data()));
   if (const toml::table* models = top.subtable("models")) {
     for (auto&& [key, value] : *models) {
       const std::string name(key.str());
       if (const toml::table* t = value.as_table())
-        recipe.models[name] = parse_model(TableReader(ctx, *t, "models." + name, recipe_keys::model), name, ctx);
+        recipe.models[name] = parse_model(TableReader(ctx, *t, "models." + name, recipe_keys::model()), name, ctx);
       else
         ctx.error(&value, fmt::format("'models.{}' must be a table like [models.{}] with arch = \"...\", got {}",
                                       name, name, describe_node(value)));
@@ -296,7 +212,7 @@ Recipe parse_tree(const toml::table& root, ParseContext& ctx, const std::string&
     for (size_t i = 0; i < stages->size(); ++i) {
       const toml::node& node = *stages->get(i);
       if (const toml::table* t = node.as_table())
-        recipe.stages.push_back(parse_stage(TableReader(ctx, *t, "stages", recipe_keys::stage), i, ctx));
+        recipe.stages.push_back(parse_stage(TableReader(ctx, *t, "stages", recipe_keys::stage()), i, ctx));
       else
         ctx.error(&node, fmt::format("each element of 'stages' must be a table ([[stages]]), got {}",
                                      describe_node(node)));

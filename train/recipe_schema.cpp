@@ -1,6 +1,8 @@
 // Recipe key sets, the architecture registry and key suggestions (the loss schemas are
 // transfer/loss_schema.h's).
 #include "train/recipe_schema.h"
+#include "train/recipe_fields.h"
+#include "train/recipe_internal.h"
 
 #include <algorithm>
 #include <cctype>
@@ -44,24 +46,53 @@ std::vector<std::string> registered_model_archs() {
 // ---- key sets -------------------------------------------------------------------------
 
 namespace recipe_keys {
-const std::vector<std::string> root = {"run", "data", "models", "stages"};
-const std::vector<std::string> run = {"name", "seed", "device", "out_dir"};
-const std::vector<std::string> data = {"dataset",  "root",   "image_size",         "channels",
-                                       "mean",     "std",    "augment",            "labelled_per_class",
-                                       "val_size", "train_subset", "workers", "extra_unlabelled_folder"};
-const std::vector<std::string> augment = {"random_crop_padding", "hflip"};
-const std::vector<std::string> model = {"arch", "weights", "from_stage", "frozen", "options"};
-const std::vector<std::string> stage = {"name",      "train",    "teachers", "epochs",         "batch_size",
-                                        "eval_every", "optimizer", "schedule", "clip_grad_norm", "data",
-                                        "trainable", "reset_head", "retrieve_k", "retrieve_with",
-                                        "retrieve_tap", "teacher_cache", "losses"};
-const std::vector<std::string> optimizer = {"type", "lr",    "momentum", "nesterov",
-                                            "weight_decay", "betas", "eps", "no_decay_norm_bias"};
-const std::vector<std::string> schedule = {"type", "milestones", "gamma", "warmup_epochs", "min_lr"};
-const std::vector<std::string> loss_common = {"name", "weight"};
+namespace {
+std::vector<std::string> doc_keys(const std::vector<recipe_detail::KeyDoc>& docs) {
+  std::vector<std::string> keys;
+  for (const auto& d : docs) keys.push_back(d.key);
+  return keys;
+}
+}  // namespace
+
+const std::vector<std::string>& root() {
+  static const std::vector<std::string> k = {"run", "data", "models", "stages"};
+  return k;
+}
+const std::vector<std::string>& run() {
+  static const auto k = field_keys(run_fields());
+  return k;
+}
+const std::vector<std::string>& data() {
+  static const auto k = field_keys(data_fields());
+  return k;
+}
+const std::vector<std::string>& augment() {
+  static const auto k = field_keys(augment_fields());
+  return k;
+}
+const std::vector<std::string>& model() {
+  static const auto k = field_keys(model_fields());
+  return k;
+}
+const std::vector<std::string>& stage() {
+  static const auto k = field_keys(stage_fields());
+  return k;
+}
+const std::vector<std::string>& optimizer() {
+  static const auto k = doc_keys(recipe_detail::optimizer_key_docs());
+  return k;
+}
+const std::vector<std::string>& schedule() {
+  static const auto k = doc_keys(recipe_detail::schedule_key_docs());
+  return k;
+}
+const std::vector<std::string>& loss_common() {
+  static const std::vector<std::string> k = {"name", "weight"};
+  return k;
+}
 
 std::vector<std::string> loss(std::string_view loss_name) {
-  std::vector<std::string> keys = loss_common;
+  std::vector<std::string> keys = loss_common();
   if (const LossSchema* s = find_loss_schema(loss_name))
     for (const auto& p : s->params) keys.push_back(p.key);
   return keys;

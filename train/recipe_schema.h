@@ -17,17 +17,18 @@ namespace retort {
 void register_model_arch(std::string name);
 std::vector<std::string> registered_model_archs();  // sorted
 
-// The fixed key sets of the recipe's tables.
+// The key sets of the recipe's tables, from their field tables (train/recipe_fields.h) and key
+// documentation, so the parser, --set and "did you mean" agree with what is documented.
 namespace recipe_keys {
-extern const std::vector<std::string> root;       // run, data, models, stages
-extern const std::vector<std::string> run;
-extern const std::vector<std::string> data;
-extern const std::vector<std::string> augment;
-extern const std::vector<std::string> model;
-extern const std::vector<std::string> stage;
-extern const std::vector<std::string> optimizer;  // union over optimizer types
-extern const std::vector<std::string> schedule;   // union over schedule types
-extern const std::vector<std::string> loss_common;  // name, weight
+const std::vector<std::string>& root();       // run, data, models, stages
+const std::vector<std::string>& run();
+const std::vector<std::string>& data();
+const std::vector<std::string>& augment();
+const std::vector<std::string>& model();
+const std::vector<std::string>& stage();
+const std::vector<std::string>& optimizer();  // union over optimizer types
+const std::vector<std::string>& schedule();   // union over schedule types
+const std::vector<std::string>& loss_common();  // name, weight
 // The keys a loss term of this kind accepts (common keys + its schema; common only when
 // the kind is not registered).
 std::vector<std::string> loss(std::string_view loss_name);
