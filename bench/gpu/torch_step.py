@@ -128,31 +128,34 @@ def distill_kl(F, student_logits, teacher_logits, T):
     return F.kl_div(log_p_s, p_t, reduction="sum") * (T ** 2) / student_logits.shape[0]
 
 
-def make_kd_step(torch, student, teacher, optimizer, x, y, autocast):
+def kd_loss_fn(torch, student, teacher, x, y, autocast):
+    """0.1 CE + 0.9 DistillKL, the teacher's forward under no_grad."""
     F = torch.nn.functional
 
-    def step():
+    def loss():
         with torch.no_grad(), autocast():
             teacher_logits = teacher(x)
         with autocast():
             student_logits = student(x)
-            loss = (KD_CE_WEIGHT * F.cross_entropy(student_logits, y)
+            return (KD_CE_WEIGHT * F.cross_entropy(student_logits, y)
                     + KD_KL_WEIGHT * distill_kl(F, student_logits, teacher_logits, KD_TEMPERATURE))
-        value = loss.item()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return value
 
-    return step
+    return loss
 
 
-def make_ce_step(torch, student, optimizer, x, y, autocast):
-    F = torch.nn.functional
+def ce_loss_fn(torch, student, x, y, autocast):
+    def loss():
+        with autocast():
+            return torch.nn.functional.cross_entropy(student(x), y)
+
+    return loss
+
+
+def make_step(loss_fn, optimizer):
+    """One training step: the loss, read on the host once (as retort's trainer does), backward, update."""
 
     def step():
-        with autocast():
-            loss = F.cross_entropy(student(x), y)
+        loss = loss_fn()
         value = loss.item()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -175,12 +178,12 @@ def build_step(torch, args, x, y):
         student_raw = build_model("resnet8x4")
         student = prepare_model(torch, student_raw, args.device, args.mode, train=True)
         optimizer = torch.optim.SGD(student.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=False)
-        step = make_kd_step(torch, student, teacher, optimizer, x, y, autocast)
+        step = make_step(kd_loss_fn(torch, student, teacher, x, y, autocast), optimizer)
     else:
         student_raw = build_model("vit_small", patch_size=4)
         student = prepare_model(torch, student_raw, args.device, args.mode, train=True)
         optimizer = torch.optim.AdamW(student.parameters(), lr=5e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.05)
-        step = make_ce_step(torch, student, optimizer, x, y, autocast)
+        step = make_step(ce_loss_fn(torch, student, x, y, autocast), optimizer)
     return step, sum(p.numel() for p in student_raw.parameters())
 
 

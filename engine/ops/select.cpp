@@ -10,7 +10,6 @@
 
 namespace retort {
 namespace {
-bool on_cpu(const Tensor& t) { return t.device().is_cpu(); }
 
 void check_index_tensor(const Tensor& index, const Tensor& a, const char* op) {
   RETORT_CHECK(index.defined(), "{}: the index is undefined", op);

@@ -1,12 +1,13 @@
-// scaled_dot_product_attention: hand-computed values (plain, causal, default scale), f64
-// gradchecks (causal or not, Lq != Lk, strided inputs), shape errors, and CUDA parity of the
-// fused flash kernels (forward output and the gradients of q, k, v) against the CPU reference.
+// scaled_dot_product_attention: hand-computed values (plain, causal, default scale), shape
+// errors; through the op cases (ops/op_case.h) gradients (causal or not, Lq != Lk), bf16,
+// transposed inputs, and CUDA parity of the fused flash kernels (output and q, k, v gradients).
+#include <array>
 #include "helpers.h"
+#include "ops/op_case.h"
 
 using namespace retort;
 using retort::test::check_close;
 using retort::test::gradcheck;
-using retort::test::max_rel_error;
 using retort::test::random_tensor;
 
 namespace {
@@ -58,26 +59,43 @@ TEST_CASE("scaled_dot_product_attention: gradients by hand") {
   check_close(k2.grad(), {0, -1, 0, 1}, 1e-12);
 }
 
-TEST_CASE("gradcheck: scaled_dot_product_attention") {
-  auto q = random_tensor({2, 3, 5, 4}, 51), k = random_tensor({2, 3, 7, 4}, 52), v = random_tensor({2, 3, 7, 4}, 53);
-  auto attn = [](bool causal, double scale) {
-    return [causal, scale](const std::vector<Tensor>& in) {
-      return scaled_dot_product_attention(in[0], in[1], in[2], causal, scale);
-    };
+namespace {
+using V = std::vector<Tensor>;
+test::OpCase attention_case(std::string name, bool causal, double scale, std::array<int64_t, 5> small) {
+  test::OpCase c;
+  c.op = "scaled_dot_product_attention";
+  c.name = "attention " + name + (causal ? ", causal" : "");
+  c.fn = [causal, scale](const V& in) { return scaled_dot_product_attention(in[0], in[1], in[2], causal, scale); };
+  auto qkv = [](std::array<int64_t, 5> s) {  // B, H, Lq, Lk, D
+    return std::vector<Shape>{{s[0], s[1], s[2], s[4]}, {s[0], s[1], s[3], s[4]}, {s[0], s[1], s[3], s[4]}};
   };
-  gradcheck(attn(false, 0.0), {q, k, v});  // Lq < Lk
-  gradcheck(attn(true, 0.0), {q, k, v});
-  gradcheck(attn(true, 0.7), {random_tensor({1, 2, 6, 3}, 54), random_tensor({1, 2, 6, 3}, 55),
-                              random_tensor({1, 2, 6, 3}, 56)});
-  // Lq > Lk, causal: late queries see every key
-  gradcheck(attn(true, 0.0), {random_tensor({1, 2, 7, 3}, 57), random_tensor({1, 2, 4, 3}, 58),
-                              random_tensor({1, 2, 4, 3}, 59)});
+  c.shapes = qkv(small);
+  if (scale == 0.0)
+    for (auto s : std::vector<std::array<int64_t, 5>>{{2, 3, 17, 17, 64}, {1, 2, 65, 65, 64}, {2, 2, 197, 197, 64},
+                                                       {1, 1, 5, 9, 7},     {2, 1, 33, 20, 128}, {1, 2, 40, 70, 96},
+                                                       {1, 1, 1, 1, 32},    {3, 2, 31, 64, 33}})
+      c.gpu_shapes.push_back(qkv(s));
+  c.lo = -1.5, c.hi = 1.5;
+  return c;
+}
+const test::OpCases kAttentionCases(
+    "attention", {attention_case("Lq < Lk", false, 0.0, {2, 3, 5, 7, 4}), attention_case("Lq < Lk", true, 0.0, {2, 3, 5, 7, 4}),
+                  attention_case("scale 0.7", true, 0.7, {1, 2, 6, 6, 3}),
+                  attention_case("Lq > Lk (late queries see every key)", true, 0.0, {1, 2, 7, 4, 3})});
+}  // namespace
+
+TEST_CASE("gradcheck: scaled_dot_product_attention") {
+  test::check_gradients(kAttentionCases);
   // strided inputs: [B, L, H, D] transposed to [B, H, L, D]
   gradcheck(
-      [](const std::vector<Tensor>& in) {
+      [](const V& in) {
         return scaled_dot_product_attention(in[0].transpose(1, 2), in[1].transpose(1, 2), in[2].transpose(1, 2));
       },
       {random_tensor({2, 5, 3, 4}, 60), random_tensor({2, 3, 3, 4}, 61), random_tensor({2, 3, 3, 4}, 62)});
+}
+TEST_CASE("op cases: scaled_dot_product_attention in bf16 and on transposed inputs") {
+  test::check_bf16(kAttentionCases);
+  test::check_transposed(kAttentionCases);
 }
 
 TEST_CASE("scaled_dot_product_attention: shape errors name the operand") {
@@ -97,34 +115,7 @@ TEST_CASE("scaled_dot_product_attention: shape errors name the operand") {
 TEST_SUITE("gpu") {
 TEST_CASE("cuda parity: scaled_dot_product_attention") {
   RETORT_REQUIRE_GPU();
-  const Device gpu = Device::cuda();
-  struct Case { int64_t B, H, Lq, Lk, D; };
-  const std::vector<Case> cases = {{2, 3, 17, 17, 64}, {1, 2, 65, 65, 64}, {2, 2, 197, 197, 64}, {1, 1, 5, 9, 7},
-                                   {2, 1, 33, 20, 128}, {1, 2, 40, 70, 96}, {1, 1, 1, 1, 32}, {3, 2, 31, 64, 33}};
-  for (DType dt : {DType::f32, DType::bf16, DType::f64}) {
-    const double tol = dt == DType::bf16 ? 1e-2 : 1e-5;
-    for (const Case& c : cases)
-      for (bool causal : {false, true}) {
-        INFO("B " << c.B << " H " << c.H << " Lq " << c.Lq << " Lk " << c.Lk << " D " << c.D << " causal " << causal
-                  << " dtype " << dtype_name(dt));
-        std::vector<Tensor> cpu_in = {random_tensor({c.B, c.H, c.Lq, c.D}, 71, -1.5, 1.5, dt),
-                                      random_tensor({c.B, c.H, c.Lk, c.D}, 72, -1.5, 1.5, dt),
-                                      random_tensor({c.B, c.H, c.Lk, c.D}, 73, -1.5, 1.5, dt)};
-        Tensor g = random_tensor({c.B, c.H, c.Lq, c.D}, 74, -1, 1, dt);
-        std::vector<Tensor> gpu_in;
-        for (auto& t : cpu_in) t.requires_grad_();
-        for (auto& t : cpu_in) gpu_in.push_back(t.detach().to(gpu).requires_grad_());
-        Tensor oc = scaled_dot_product_attention(cpu_in[0], cpu_in[1], cpu_in[2], causal);
-        Tensor og = scaled_dot_product_attention(gpu_in[0], gpu_in[1], gpu_in[2], causal);
-        CHECK(max_rel_error(og.to(Device::cpu()), oc) <= tol);
-        oc.backward(g);
-        og.backward(g.to(gpu));
-        for (size_t i = 0; i < 3; ++i) {
-          INFO("gradient of " << "qkv"[i]);
-          CHECK(max_rel_error(gpu_in[i].grad().to(Device::cpu()), cpu_in[i].grad()) <= tol);
-        }
-      }
-  }
+  test::check_cuda_parity(kAttentionCases);
 }
 
 TEST_CASE("cuda: scaled_dot_product_attention rejects head dims above the kernel's limit") {

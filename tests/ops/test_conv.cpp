@@ -1,11 +1,12 @@
 // conv2d: hand-computed values (plain, strided+padded, dilated, grouped with bias), a naive
-// reference on random odd shapes, the adjoint identity on a multi-chunk batch, f64 gradchecks
-// for every option, shape errors, bf16 on the CPU, and CUDA parity (skipped without a GPU).
+// reference on random odd shapes, the adjoint identity on a multi-chunk batch, shape errors,
+// bf16 on the CPU; gradients for every option, bf16, transposed inputs and CUDA parity through
+// the op cases (ops/op_case.h).
 #include "helpers.h"
+#include "ops/op_case.h"
 
 using namespace retort;
 using retort::test::check_close;
-using retort::test::gradcheck;
 using retort::test::max_rel_error;
 using retort::test::random_tensor;
 
@@ -129,17 +130,41 @@ TEST_CASE("conv2d: multi-chunk batches and single samples agree with the referen
   CHECK(sum(mul(w1g.grad(), w1)).item() == doctest::Approx(lhs1).epsilon(1e-10));
 }
 
-TEST_CASE("gradcheck: conv2d for every option (stride, padding, dilation, groups, depthwise)") {
-  uint64_t seed = 500;
-  for (const auto& c : option_cases()) {
-    INFO(c.name);
-    Conv2dOptions o = c.o;
-    gradcheck([o](const std::vector<Tensor>& in) { return conv2d(in[0], in[1], in[2], o); },
-              {random_tensor(c.x, seed++), random_tensor(c.w, seed++), random_tensor({c.w[0]}, seed++)});
+namespace {
+test::OpCase conv_case(const ConvCase& cc, bool bias = true) {
+  test::OpCase c;
+  c.op = "conv2d";
+  c.name = std::string("conv2d ") + cc.name + (bias ? "" : ", no bias");
+  const Conv2dOptions o = cc.o;
+  c.fn = [o, bias](const std::vector<Tensor>& in) { return conv2d(in[0], in[1], bias ? in[2] : Tensor(), o); };
+  c.shapes = bias ? std::vector<Shape>{cc.x, cc.w, {cc.w[0]}} : std::vector<Shape>{cc.x, cc.w};
+  c.cuda_bf16_gradients = false;  // bf16 gradient sums are too coarse for the bf16 rule on CUDA
+  return c;
+}
+std::vector<test::OpCase> conv_cases() {
+  std::vector<test::OpCase> cases;
+  for (const auto& cc : option_cases()) cases.push_back(conv_case(cc));
+  cases.push_back(conv_case({{2, 3, 5, 7}, {2, 3, 3, 2}, opts({1, 1}, {0, 0}, {1, 1}, 1), "plain"}, false));
+  test::OpCase wider = conv_case({{5, 16, 29, 31}, {32, 16, 3, 3}, opts({1, 1}, {1, 1}, {1, 1}, 1), "wider"});
+  test::OpCase depthwise = conv_case({{3, 32, 15, 17}, {32, 1, 3, 3}, opts({2, 2}, {1, 1}, {1, 1}, 32), "depthwise 32"});
+  for (test::OpCase* big : {&wider, &depthwise}) {  // CUDA sizes: too large for finite differences
+    big->gpu_shapes = {big->shapes};
+    big->shapes = {};
+    big->gradcheck = false;
+    big->bf16 = false;
+    cases.push_back(*big);
   }
-  // Without bias, and with a non-contiguous (transposed) input.
-  gradcheck([](const std::vector<Tensor>& in) { return conv2d(in[0].transpose(2, 3), in[1]); },
-            {random_tensor({2, 3, 5, 7}, 550), random_tensor({2, 3, 3, 2}, 551)});
+  return cases;
+}
+const test::OpCases kConvCases("conv", conv_cases());
+}  // namespace
+
+TEST_CASE("gradcheck: conv2d for every option (stride, padding, dilation, groups, depthwise)") {
+  test::check_gradients(kConvCases);
+}
+TEST_CASE("op cases: conv2d in bf16 and on transposed inputs") {
+  test::check_bf16(kConvCases);
+  test::check_transposed(kConvCases);
 }
 
 TEST_CASE("conv2d: bf16 on the CPU goes through f32") {
@@ -171,29 +196,6 @@ TEST_CASE("conv2d: shape errors name the op, the shapes and the operand") {
 TEST_SUITE("gpu") {
 TEST_CASE("cuda parity: conv2d forward and backward") {
   RETORT_REQUIRE_GPU();
-  const Device gpu = Device::cuda(0);
-  uint64_t seed = 700;
-  std::vector<ConvCase> cases = option_cases();
-  cases.push_back({{5, 16, 29, 31}, {32, 16, 3, 3}, opts({1, 1}, {1, 1}, {1, 1}, 1), "wider"});
-  cases.push_back({{3, 32, 15, 17}, {32, 1, 3, 3}, opts({2, 2}, {1, 1}, {1, 1}, 32), "depthwise 32"});
-  for (const auto& c : cases) {
-    for (DType dt : {DType::f32, DType::f64, DType::bf16}) {
-      INFO(c.name << " dtype " << dtype_name(dt));
-      Tensor x = random_tensor(c.x, seed++, -1, 1, dt), w = random_tensor(c.w, seed++, -1, 1, dt);
-      Tensor b = random_tensor({c.w[0]}, seed++, -1, 1, dt);
-      const double tol = dt == DType::bf16 ? 1e-2 : (dt == DType::f32 ? 1e-5 : 1e-12);
-      Tensor xc = x.clone().requires_grad_(), wc = w.clone().requires_grad_(), bc = b.clone().requires_grad_();
-      Tensor xg = x.to(gpu).requires_grad_(), wg = w.to(gpu).requires_grad_(), bg = b.to(gpu).requires_grad_();
-      Tensor yc = conv2d(xc, wc, bc, c.o), yg = conv2d(xg, wg, bg, c.o);
-      CHECK(max_rel_error(yg.to(Device::cpu()), yc) < tol);
-      if (dt == DType::bf16) continue;  // bf16 gradient sums are too coarse for a tight parity check
-      Tensor gy = random_tensor(yc.shape(), seed++, -1, 1, dt);
-      sum(mul(yc, gy)).backward();
-      sum(mul(yg, gy.to(gpu))).backward();
-      CHECK(max_rel_error(xg.grad().to(Device::cpu()), xc.grad()) < tol);
-      CHECK(max_rel_error(wg.grad().to(Device::cpu()), wc.grad()) < tol);
-      CHECK(max_rel_error(bg.grad().to(Device::cpu()), bc.grad()) < tol);
-    }
-  }
+  test::check_cuda_parity(kConvCases);
 }
 }  // TEST_SUITE

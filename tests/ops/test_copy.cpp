@@ -1,17 +1,14 @@
-// CPU/CUDA parity for the core kernels: strided copy and casts (Tensor::to, contiguous on
-// views), fill, the broadcast binary ops with their gradients, and sum (reduce_rows). Plus a
-// CPU check of casts between every dtype pair through strided views.
+// Kernel family "copy": strided copies and casts (Tensor::to, contiguous on views) and fills,
+// on the CPU between every dtype pair through strided views, and CUDA against the CPU bit for
+// bit (dedicated tests: copies are exact, so they are compared exactly, not by tolerance).
 #include "helpers.h"
 #include "ops/op_test_util.h"
 
 using namespace retort;
 using retort::test::check_close;
-using retort::test::check_cuda_parity;
-using retort::test::max_rel_error;
 using retort::test::random_tensor;
 
 namespace {
-using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
 const DType kAllTypes[] = {DType::f32, DType::f64, DType::bf16, DType::i64, DType::u8};
 }  // namespace
 
@@ -84,44 +81,5 @@ TEST_CASE("cuda parity: fill") {
   for (double v : {-2.5, 0.1, 1e30})
     for (DType dt : {DType::f32, DType::f64, DType::bf16})
       CHECK(Tensor::full({5, 3}, v, dt, gpu).to(Device::cpu()).to_vector() == Tensor::full({5, 3}, v, dt).to_vector());
-}
-
-TEST_CASE("cuda parity: add, sub, mul, div with broadcasting") {
-  RETORT_REQUIRE_GPU();
-  std::vector<std::pair<const char*, Fn>> ops = {
-      {"add", [](const std::vector<Tensor>& in) { return add(in[0], in[1]); }},
-      {"sub", [](const std::vector<Tensor>& in) { return sub(in[0], in[1]); }},
-      {"mul", [](const std::vector<Tensor>& in) { return mul(in[0], in[1]); }},
-      {"div", [](const std::vector<Tensor>& in) { return div(in[0], in[1]); }},
-  };
-  std::vector<std::vector<Shape>> shape_pairs = {
-      {{1}, {1}}, {{33, 65}, {65}}, {{7, 1, 5}, {1, 3, 5}}, {{1}, {1031}}, {{5, 9, 31}, {9, 1}}};
-  for (DType dt : {DType::f32, DType::bf16, DType::f64}) {
-    for (const auto& [name, f] : ops)
-      for (const auto& shapes : shape_pairs) {
-        INFO(std::string(name) << " " << shape_str(shapes[0]) << " x " << shape_str(shapes[1]) << " "
-                               << std::string(dtype_name(dt)));
-        check_cuda_parity(f, shapes, dt, 0.5, 2.0);  // positive: div stays away from 0
-      }
-    // strided operands: a transposed view against a contiguous one
-    check_cuda_parity([](const std::vector<Tensor>& in) { return div(in[0].transpose(0, 1), in[1]); },
-                      {Shape{65, 33}, Shape{33, 65}}, dt, 0.5, 2.0);
-  }
-}
-
-TEST_CASE("cuda parity: sum") {
-  RETORT_REQUIRE_GPU();
-  struct Case { Shape shape; std::vector<int64_t> dims; bool keepdim; };
-  std::vector<Case> cases = {
-      {{1}, {}, false},          {{1031}, {}, false},        {{33, 65}, {1}, false},   {{33, 65}, {0}, true},
-      {{5, 9, 31}, {0, 2}, true}, {{5, 9, 31}, {1}, false},  {{3, 100003}, {1}, false}, {{7, 1, 5}, {}, true},
-  };
-  for (const auto& c : cases)
-    for (DType dt : {DType::f32, DType::bf16, DType::f64}) {
-      INFO(shape_str(c.shape) << " dims " << c.dims.size() << " " << std::string(dtype_name(dt)));
-      // positive inputs: sums far from 0, so the relative tolerance measures rounding, not cancellation
-      check_cuda_parity([c](const std::vector<Tensor>& in) { return sum(in[0], c.dims, c.keepdim); }, {c.shape}, dt,
-                        0.5, 1.5);
-    }
 }
 }

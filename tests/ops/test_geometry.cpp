@@ -1,12 +1,11 @@
 // Geometry ops l2_normalize and pairwise_sq_dist: hand-computed values, eps clamping,
-// f64 gradchecks, errors and CUDA parity.
+// errors; gradients, bf16, transposed inputs and CUDA parity through the op cases.
 #include <cmath>
 #include "helpers.h"
-#include "ops/parity.h"
+#include "ops/op_case.h"
 
 using namespace retort;
 using retort::test::check_close;
-using retort::test::gradcheck;
 using retort::test::random_tensor;
 
 TEST_CASE("l2_normalize: values along a dim and the eps clamp") {
@@ -43,34 +42,53 @@ TEST_CASE("pairwise_sq_dist: values by hand") {
                        Error);
 }
 
-TEST_CASE("gradcheck: l2_normalize and pairwise_sq_dist") {
-  auto x = random_tensor({3, 5, 7}, 62);
-  for (int64_t d : {0, 1, 2})
-    gradcheck([d](const std::vector<Tensor>& in) { return l2_normalize(in[0], d); }, {x});
-  gradcheck([](const std::vector<Tensor>& in) { return l2_normalize(in[0], 1, 5.0); }, {random_tensor({3, 5}, 63)});
-  auto a = random_tensor({5, 3}, 64), b = random_tensor({7, 3}, 65);
-  gradcheck([](const std::vector<Tensor>& in) { return pairwise_sq_dist(in[0], in[1]); }, {a, b});
-  gradcheck([](const std::vector<Tensor>& in) { return pairwise_sq_dist(in[0], in[0]); }, {a});
+namespace {
+using V = std::vector<Tensor>;
+std::vector<test::OpCase> geometry_cases() {
+  std::vector<test::OpCase> cases;
+  for (int64_t d : {0, 1, 2}) {
+    test::OpCase c;
+    c.op = "l2_normalize";
+    c.name = "l2_normalize dim " + std::to_string(d);
+    c.fn = [d](const V& in) { return l2_normalize(in[0], d); };
+    c.shapes = {{3, 5, 7}};
+    c.gpu_shapes = {{{3, 5, 7}}, {{9, 1000, 1}}, {{2, 4099, 1}}};
+    cases.push_back(c);
+  }
+  test::OpCase clamped;
+  clamped.op = "l2_normalize";
+  clamped.name = "l2_normalize dim 1, eps 5 (the clamp)";
+  clamped.fn = [](const V& in) { return l2_normalize(in[0], 1, 5.0); };
+  clamped.shapes = {{3, 5}};
+  cases.push_back(clamped);
+  test::OpCase dist;
+  dist.op = "pairwise_sq_dist";
+  dist.name = "pairwise_sq_dist [N, D] x [M, D]";
+  dist.fn = [](const V& in) { return pairwise_sq_dist(in[0], in[1]); };
+  dist.shapes = {{5, 3}, {7, 3}};
+  dist.gpu_shapes = {{{5, 3}, {7, 3}}, {{33, 65}, {17, 65}}, {{100, 129}, {70, 129}}, {{1, 1}, {1, 1}}};
+  dist.transposed = false;  // rows are points
+  cases.push_back(dist);
+  test::OpCase self = dist;
+  self.name = "pairwise_sq_dist of a set with itself";
+  self.fn = [](const V& in) { return pairwise_sq_dist(in[0], in[0]); };
+  self.shapes = {{5, 3}};
+  self.gpu_shapes = {};
+  cases.push_back(self);
+  return cases;
+}
+const test::OpCases kGeometryCases("geometry", geometry_cases());
+}  // namespace
+
+TEST_CASE("gradcheck: l2_normalize and pairwise_sq_dist") { test::check_gradients(kGeometryCases); }
+TEST_CASE("op cases: l2_normalize and pairwise_sq_dist in bf16 and on transposed inputs") {
+  test::check_bf16(kGeometryCases);
+  test::check_transposed(kGeometryCases);
 }
 
 TEST_SUITE("gpu") {
-  TEST_CASE("cuda parity: l2_normalize") {
+  TEST_CASE("cuda parity: l2_normalize, pairwise_sq_dist") {
     RETORT_REQUIRE_GPU();
-    for (Shape s : {Shape{3, 5, 7}, Shape{9, 1000}, Shape{2, 4099}}) {
-      auto x = random_tensor(s, 71);
-      for (DType dt : {DType::f32, DType::f64, DType::bf16})
-        for (int64_t d : {0, -1})
-          retort::test::check_cuda_parity([d](const std::vector<Tensor>& in) { return l2_normalize(in[0], d); }, {x}, dt,
-                                          dt == DType::bf16 ? 1e-2 : 1e-5);
-    }
-  }
-  TEST_CASE("cuda parity: pairwise_sq_dist") {
-    RETORT_REQUIRE_GPU();
-    for (auto [n, m, d] : {std::array<int64_t, 3>{5, 7, 3}, {33, 17, 65}, {100, 70, 129}, {1, 1, 1}}) {
-      auto a = random_tensor({n, d}, 72), b = random_tensor({m, d}, 73);
-      for (DType dt : {DType::f32, DType::f64, DType::bf16})
-        retort::test::check_cuda_parity([](const std::vector<Tensor>& in) { return pairwise_sq_dist(in[0], in[1]); },
-                                        {a, b}, dt, dt == DType::bf16 ? 1e-2 : 1e-5);
-    }
+    test::check_cuda_parity(kGeometryCases);
   }
 }

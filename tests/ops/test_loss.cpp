@@ -1,13 +1,12 @@
 // Losses: cross_entropy (label smoothing, reductions, bad labels), kl_div (PyTorch semantics),
-// mse_loss, smooth_l1_loss: hand-computed values, f64 gradchecks, errors and CUDA parity.
+// mse_loss, smooth_l1_loss: hand-computed values and errors; gradients, bf16, transposed
+// inputs and CUDA parity through the op cases (ops/op_case.h).
 #include <cmath>
 #include "helpers.h"
-#include "ops/parity.h"
+#include "ops/op_case.h"
 
 using namespace retort;
 using retort::test::check_close;
-using retort::test::gradcheck;
-using retort::test::random_tensor;
 
 TEST_CASE("cross_entropy with label smoothing 0.1 on a 2x3 example (by hand)") {
   // Row 0: logits (1, 2, 3), target 2.  lse = 3 + ln(1 + e^-1 + e^-2) = 3.4076059644...
@@ -88,55 +87,70 @@ TEST_CASE("mse_loss and smooth_l1_loss: values") {
   CHECK_THROWS_WITH_AS(mse_loss(a, Tensor::ones({1})), doctest::Contains("mse_loss: shapes differ"), Error);
 }
 
-TEST_CASE("gradcheck: cross_entropy, kl_div, mse_loss, smooth_l1_loss") {
-  auto logits = random_tensor({5, 7}, 41, -3, 3);
-  Tensor target = Tensor::from_i64({0, 6, 3, 3, 1}, {5});
+namespace {
+using V = std::vector<Tensor>;
+// Labels for logits [N, C]: row i gets (i * 7919) % C, on the logits' device.
+Tensor labels_for(const Tensor& logits) {
+  std::vector<int64_t> t(static_cast<size_t>(logits.size(0)));
+  for (size_t i = 0; i < t.size(); ++i) t[i] = int64_t((i * 7919) % size_t(logits.size(1)));
+  return Tensor::from_i64(t, {logits.size(0)}).to(logits.device());
+}
+const char* reduction_name(Reduction r) {
+  return r == Reduction::none ? "none" : r == Reduction::mean ? "mean" : r == Reduction::sum ? "sum" : "batchmean";
+}
+std::vector<test::OpCase> loss_cases() {
+  std::vector<test::OpCase> cases;
   for (double eps : {0.0, 0.1})
-    for (Reduction r : {Reduction::none, Reduction::mean, Reduction::sum})
-      gradcheck([&](const std::vector<Tensor>& in) { return cross_entropy(in[0], target, eps, r); }, {logits});
-  auto log_q = random_tensor({3, 5}, 42, -3, -0.1), p = random_tensor({3, 5}, 43, 0.05, 1.0);
-  auto log_p = random_tensor({3, 5}, 44, -3, -0.1);
-  gradcheck([](const std::vector<Tensor>& in) { return kl_div(in[0], in[1]); }, {log_q, p});
-  gradcheck([](const std::vector<Tensor>& in) { return kl_div(in[0], in[1], Reduction::none, true); }, {log_q, log_p});
-  auto a = random_tensor({3, 5}, 45, -3, 3), b = random_tensor({3, 5}, 46, -3, 3);
-  gradcheck([](const std::vector<Tensor>& in) { return mse_loss(in[0], in[1]); }, {a, b});
-  gradcheck([](const std::vector<Tensor>& in) { return smooth_l1_loss(in[0], in[1], 1.0, Reduction::none); }, {a, b});
-  gradcheck([](const std::vector<Tensor>& in) { return smooth_l1_loss(in[0], in[1], 0.5, Reduction::batchmean); }, {a, b});
+    for (Reduction r : {Reduction::none, Reduction::mean, Reduction::sum}) {
+      test::OpCase c;
+      c.op = "cross_entropy";
+      c.name = std::string("cross_entropy, smoothing ") + (eps > 0 ? "0.1" : "0") + ", reduction " + reduction_name(r);
+      c.fn = [eps, r](const V& in) { return cross_entropy(in[0], labels_for(in[0]), eps, r); };
+      c.shapes = {{5, 7}};
+      c.gpu_shapes = {{{5, 7}}, {{64, 1000}}, {{3, 5003}}};
+      c.lo = -3, c.hi = 3;
+      c.transposed = false;  // logits rows are samples: a transposed view is another problem
+      cases.push_back(c);
+    }
+  auto pair_case = [](std::string name, std::string op, test::OpFn fn, std::pair<double, double> ra,
+                      std::pair<double, double> rb) {
+    test::OpCase c;
+    c.name = std::move(name), c.op = std::move(op), c.fn = std::move(fn);
+    c.shapes = {{3, 5}, {3, 5}};
+    c.gpu_shapes = {{{3, 5}, {3, 5}}, {{17, 333}, {17, 333}}};
+    c.ranges = {ra, rb};
+    return c;
+  };
+  cases.push_back(pair_case("kl_div batchmean", "kl_div", [](const V& in) { return kl_div(in[0], in[1]); },
+                            {-3, -0.1}, {0.05, 1.0}));
+  cases.push_back(pair_case("kl_div none, log target", "kl_div",
+                            [](const V& in) { return kl_div(in[0], in[1], Reduction::none, true); }, {-3, -0.1},
+                            {-3, -0.1}));
+  cases.push_back(pair_case("mse_loss mean", "mse_loss", [](const V& in) { return mse_loss(in[0], in[1]); }, {-3, 3},
+                            {-3, 3}));
+  cases.push_back(pair_case("smooth_l1_loss beta 1, none", "smooth_l1_loss",
+                            [](const V& in) { return smooth_l1_loss(in[0], in[1], 1.0, Reduction::none); }, {-3, 3},
+                            {-3, 3}));
+  cases.push_back(pair_case("smooth_l1_loss beta 0.5, batchmean", "smooth_l1_loss",
+                            [](const V& in) { return smooth_l1_loss(in[0], in[1], 0.5, Reduction::batchmean); },
+                            {-3, 3}, {-3, 3}));
+  return cases;
+}
+const test::OpCases kLossCases("loss", loss_cases());
+}  // namespace
+
+TEST_CASE("gradcheck: cross_entropy, kl_div, mse_loss, smooth_l1_loss") { test::check_gradients(kLossCases); }
+TEST_CASE("op cases: losses in bf16 and on transposed inputs") {
+  test::check_bf16(kLossCases);
+  test::check_transposed(kLossCases);
 }
 
 TEST_SUITE("gpu") {
-  TEST_CASE("cuda parity: cross_entropy") {
+  TEST_CASE("cuda parity: cross_entropy, kl_div, mse_loss, smooth_l1_loss") {
     RETORT_REQUIRE_GPU();
-    for (Shape s : {Shape{5, 7}, Shape{64, 1000}, Shape{3, 5003}}) {
-      auto logits = random_tensor(s, 51, -5, 5);
-      std::vector<int64_t> t(static_cast<size_t>(s[0]));
-      for (size_t i = 0; i < t.size(); ++i) t[i] = int64_t((i * 7919) % size_t(s[1]));
-      Tensor target = Tensor::from_i64(t, {s[0]});
-      for (DType dt : {DType::f32, DType::bf16})
-        for (Reduction r : {Reduction::none, Reduction::mean})
-          retort::test::check_cuda_parity(
-              [r](const std::vector<Tensor>& in) { return cross_entropy(in[0], in[1], 0.1, r); }, {logits, target}, dt,
-              dt == DType::f32 ? 1e-5 : 1e-2);
-    }
+    test::check_cuda_parity(kLossCases);
     CHECK_THROWS_WITH_AS(cross_entropy(Tensor::ones({3, 4}, DType::f32, Device::cuda(0)),
                                        Tensor::from_i64({0, 1, 9}, {3}, Device::cuda(0))),
                          doctest::Contains("target label 9 at row 2"), Error);
-  }
-  TEST_CASE("cuda parity: kl_div, smooth_l1_loss, mse_loss") {
-    RETORT_REQUIRE_GPU();
-    for (Shape s : {Shape{3, 5}, Shape{17, 333}}) {
-      auto log_q = random_tensor(s, 52, -3, -0.1), p = random_tensor(s, 53, 0.05, 1.0);
-      auto a = random_tensor(s, 54, -3, 3), b = random_tensor(s, 55, -3, 3);
-      for (DType dt : {DType::f32, DType::bf16}) {
-        double tol = dt == DType::f32 ? 1e-5 : 1e-2;
-        using V = std::vector<Tensor>;
-        retort::test::check_cuda_parity([](const V& in) { return kl_div(in[0], in[1], Reduction::none); }, {log_q, p}, dt, tol);
-        retort::test::check_cuda_parity([](const V& in) { return kl_div(in[0], in[1], Reduction::none, true); }, {log_q, log_q},
-                                        dt, tol);
-        retort::test::check_cuda_parity([](const V& in) { return smooth_l1_loss(in[0], in[1], 1.0, Reduction::none); },
-                                        {a, b}, dt, tol);
-        retort::test::check_cuda_parity([](const V& in) { return mse_loss(in[0], in[1], Reduction::none); }, {a, b}, dt, tol);
-      }
-    }
   }
 }

@@ -1,10 +1,10 @@
-// matmul and linear: hand-computed values, transposed and broadcast operands, f64 gradchecks,
-// shape errors, bf16 on the CPU, and CUDA parity (skipped without a GPU).
+// matmul and linear: hand-computed values, transposed and broadcast operands, threading splits,
+// shape errors; gradients, bf16, transposed operands and CUDA parity through the op cases.
 #include "helpers.h"
+#include "ops/op_case.h"
 
 using namespace retort;
 using retort::test::check_close;
-using retort::test::gradcheck;
 using retort::test::max_rel_error;
 using retort::test::random_tensor;
 
@@ -124,75 +124,55 @@ TEST_CASE("linear: hand-computed values with and without bias") {
   check_close(y3, {-1.5, 3, -1.5, 12});
 }
 
-TEST_CASE("gradcheck: matmul (2-D, batched broadcast, transposed operands)") {
-  auto mm = [](const std::vector<Tensor>& in) { return matmul(in[0], in[1]); };
-  gradcheck(mm, {random_tensor({3, 5}, 41), random_tensor({5, 4}, 42)});
-  gradcheck(mm, {random_tensor({2, 1, 3, 5}, 43), random_tensor({3, 5, 2}, 44)});
-  gradcheck(mm, {random_tensor({3, 5}, 45), random_tensor({2, 5, 3}, 46)});
-  gradcheck([](const std::vector<Tensor>& in) { return matmul(in[0].transpose(0, 1), in[1].transpose(0, 1)); },
-            {random_tensor({5, 3}, 47), random_tensor({2, 5}, 48)});
+namespace {
+using V = std::vector<Tensor>;
+test::OpCase matmul_case(std::string name, std::vector<Shape> shapes, std::vector<std::vector<Shape>> gpu = {}) {
+  test::OpCase c;
+  c.op = "matmul";
+  c.name = "matmul " + name;
+  c.fn = [](const V& in) { return matmul(in[0], in[1]); };
+  c.shapes = std::move(shapes);
+  c.gpu_shapes = std::move(gpu);
+  return c;
 }
+test::OpCase linear_case(std::string name, bool bias, std::vector<Shape> shapes, std::vector<std::vector<Shape>> gpu) {
+  test::OpCase c;
+  c.op = "linear";
+  c.name = "linear " + name;
+  c.fn = [bias](const V& in) { return bias ? linear(in[0], in[1], in[2]) : linear(in[0], in[1]); };
+  c.shapes = std::move(shapes);
+  c.gpu_shapes = std::move(gpu);
+  c.cuda_bf16_gradients = false;  // bf16 gradient sums over the batch are too coarse for the bf16 rule on CUDA
+  return c;
+}
+std::vector<std::vector<Shape>> linear_gpu_shapes(bool bias) {
+  std::vector<std::vector<Shape>> out;
+  for (auto [M, K, N] : std::vector<std::array<int64_t, 3>>{{3, 5, 4}, {37, 61, 29}, {128, 96, 10}, {7, 1, 3}})
+    out.push_back(bias ? std::vector<Shape>{{M, K}, {N, K}, {N}} : std::vector<Shape>{{M, K}, {N, K}});
+  return out;
+}
+const test::OpCases kMatmulCases(
+    "matmul",
+    {matmul_case("2-D", {{3, 5}, {5, 4}}, {{{3, 5}, {5, 4}}, {{37, 61}, {61, 29}}, {{17, 33}, {33, 65}}}),
+     matmul_case("batched with broadcast batch dims", {{2, 1, 3, 5}, {3, 5, 2}},
+                 {{{2, 1, 5, 3}, {3, 3, 4}}, {{4, 31, 7}, {4, 7, 15}}}),
+     matmul_case("2-D by batched", {{3, 5}, {2, 5, 3}}, {{{2, 7, 13}, {13, 9}}}),
+     linear_case("with bias", true, {{3, 5}, {4, 5}, {4}}, linear_gpu_shapes(true)),
+     linear_case("without bias, 3-D input", false, {{2, 3, 5}, {3, 5}}, linear_gpu_shapes(false)),
+     linear_case("with bias, 3-D input", true, {{2, 3, 5}, {3, 5}, {3}}, {})});
+}  // namespace
 
-TEST_CASE("gradcheck: linear with and without bias, 3-D input") {
-  gradcheck([](const std::vector<Tensor>& in) { return linear(in[0], in[1], in[2]); },
-            {random_tensor({3, 5}, 51), random_tensor({4, 5}, 52), random_tensor({4}, 53)});
-  gradcheck([](const std::vector<Tensor>& in) { return linear(in[0], in[1]); },
-            {random_tensor({2, 3, 5}, 54), random_tensor({3, 5}, 55)});
-  gradcheck([](const std::vector<Tensor>& in) { return linear(in[0], in[1], in[2]); },
-            {random_tensor({2, 3, 5}, 56), random_tensor({3, 5}, 57), random_tensor({3}, 58)});
+TEST_CASE("gradcheck: matmul and linear (2-D, batched broadcast, with and without bias)") {
+  test::check_gradients(kMatmulCases);
+}
+TEST_CASE("op cases: matmul and linear in bf16 and on transposed operands") {
+  test::check_bf16(kMatmulCases);
+  test::check_transposed(kMatmulCases);
 }
 
 TEST_SUITE("gpu") {
-TEST_CASE("cuda parity: matmul") {
+TEST_CASE("cuda parity: matmul, linear forward and backward") {
   RETORT_REQUIRE_GPU();
-  const Device gpu = Device::cuda(0);
-  struct Case { Shape a, b; bool ta, tb; };
-  std::vector<Case> cases{{{3, 5}, {5, 4}, false, false},     {{37, 61}, {61, 29}, false, false},
-                          {{2, 7, 13}, {13, 9}, false, false}, {{2, 1, 5, 3}, {3, 3, 4}, false, false},
-                          {{17, 33}, {33, 65}, true, false},   {{4, 31, 7}, {4, 7, 15}, true, true}};
-  uint64_t seed = 100;
-  for (const auto& c : cases) {
-    for (DType dt : {DType::f32, DType::f64, DType::bf16}) {
-      Tensor a = random_tensor(c.a, seed++, -1, 1, dt), b = random_tensor(c.b, seed++, -1, 1, dt);
-      if (c.ta) a = a.transpose(-1, -2).contiguous().transpose(-1, -2);  // same values, column-major layout
-      if (c.tb) b = b.transpose(-1, -2).contiguous().transpose(-1, -2);
-      Tensor cpu = matmul(a, b);
-      Tensor gpu_out = matmul(a.to(gpu), b.to(gpu)).to(Device::cpu());
-      INFO("shapes " << shape_str(c.a) << " x " << shape_str(c.b) << " dtype " << dtype_name(dt));
-      CHECK(max_rel_error(gpu_out, cpu) < (dt == DType::bf16 ? 1e-2 : (dt == DType::f32 ? 1e-5 : 1e-12)));
-    }
-  }
-}
-
-TEST_CASE("cuda parity: linear forward and backward") {
-  RETORT_REQUIRE_GPU();
-  const Device gpu = Device::cuda(0);
-  std::vector<std::array<int64_t, 3>> shapes{{3, 5, 4}, {37, 61, 29}, {128, 96, 10}, {7, 1, 3}};
-  uint64_t seed = 200;
-  for (auto [M, K, N] : shapes) {
-    for (DType dt : {DType::f32, DType::f64, DType::bf16}) {
-      for (bool with_bias : {true, false}) {
-        Tensor x = random_tensor({M, K}, seed++, -1, 1, dt), w = random_tensor({N, K}, seed++, -1, 1, dt);
-        Tensor b = with_bias ? random_tensor({N}, seed++, -1, 1, dt) : Tensor();
-        const double tol = dt == DType::bf16 ? 1e-2 : (dt == DType::f32 ? 1e-5 : 1e-12);
-        INFO("M K N " << M << " " << K << " " << N << " dtype " << dtype_name(dt) << " bias " << with_bias);
-        Tensor xc = x.clone().requires_grad_(), wc = w.clone().requires_grad_();
-        Tensor xg = x.to(gpu).requires_grad_(), wg = w.to(gpu).requires_grad_();
-        Tensor bc, bg;
-        if (with_bias) {
-          bc = b.clone().requires_grad_();
-          bg = b.to(gpu).requires_grad_();
-        }
-        Tensor yc = linear(xc, wc, bc), yg = linear(xg, wg, bg);
-        CHECK(max_rel_error(yg.to(Device::cpu()), yc) < tol);
-        if (dt == DType::bf16) continue;  // bf16 gradient sums are too coarse for a tight parity check
-        sum(mul(yc, yc)).backward();
-        sum(mul(yg, yg)).backward();
-        CHECK(max_rel_error(xg.grad().to(Device::cpu()), xc.grad()) < tol);
-        CHECK(max_rel_error(wg.grad().to(Device::cpu()), wc.grad()) < tol);
-        if (with_bias) CHECK(max_rel_error(bg.grad().to(Device::cpu()), bc.grad()) < tol);
-      }
-    }
-  }
+  test::check_cuda_parity(kMatmulCases);
 }
 }  // TEST_SUITE

@@ -1,11 +1,11 @@
-// batch_norm2d and layer_norm: hand-computed values, running statistics, f64 gradchecks,
-// shape errors, and CUDA parity (forward, running stats and every gradient) against the CPU.
+// batch_norm2d and layer_norm: hand-computed values, running statistics, shape errors; gradients,
+// bf16, transposed inputs and CUDA parity (forward, running stats and every gradient) through
+// the op cases (ops/op_case.h).
 #include "helpers.h"
+#include "ops/op_case.h"
 
 using namespace retort;
 using retort::test::check_close;
-using retort::test::gradcheck;
-using retort::test::max_rel_error;
 using retort::test::random_tensor;
 
 namespace {
@@ -59,19 +59,65 @@ TEST_CASE("batch_norm2d: affine=false and no running stats normalise with batch 
   check_close(y, {-2 / s0, -1 / s0, 1 / s1, 3 / s1, 0, 3 / s0, -3 / s1, -1 / s1}, 1e-12);
 }
 
-TEST_CASE("gradcheck: batch_norm2d training (x, weight, bias) and eval") {
-  auto x = random_tensor({3, 3, 2, 3}, 11), w = random_tensor({3}, 12, 0.5, 1.5), b = random_tensor({3}, 13);
-  gradcheck(
-      [](const std::vector<Tensor>& in) {
-        Tensor rm = Tensor::zeros({3}, DType::f64), rv = Tensor::ones({3}, DType::f64);
-        return batch_norm2d(in[0], in[1], in[2], rm, rv, true, 0.1, 1e-5);
-      },
-      {x, w, b});
-  gradcheck([](const std::vector<Tensor>& in) { return batch_norm2d(in[0], Tensor(), Tensor(), Tensor(), Tensor(), true); },
-            {random_tensor({5, 2, 3}, 14)});
-  Tensor rm = random_tensor({3}, 15), rv = random_tensor({3}, 16, 0.5, 2.0);
-  gradcheck([&](const std::vector<Tensor>& in) { return batch_norm2d(in[0], in[1], in[2], rm, rv, false); },
-            {x, w, b});
+namespace {
+using V = std::vector<Tensor>;
+Tensor batch_norm_of(const V& in, bool training, bool affine, Tensor& rm, Tensor& rv) {
+  const int64_t C = in[0].size(1);
+  rm = random_tensor({C}, 35, -1, 1, DType::f32, in[0].device());
+  rv = random_tensor({C}, 36, 0.5, 2, DType::f32, in[0].device());
+  return affine ? batch_norm2d(in[0], in[1], in[2], rm, rv, training)
+                : batch_norm2d(in[0], Tensor(), Tensor(), rm, rv, training);
+}
+std::vector<Shape> bn_shapes(const Shape& s, bool affine) {
+  return affine ? std::vector<Shape>{s, {s[1]}, {s[1]}} : std::vector<Shape>{s};
+}
+const std::vector<Shape> kBnGpuShapes = {{2, 3, 5, 7}, {8, 16, 9, 9}, {3, 5, 1, 1}, {64, 32, 8, 8}, {7, 4, 33, 17}};
+test::OpCase batch_norm_case(bool training, bool affine) {
+  test::OpCase c;
+  c.op = "batch_norm2d";
+  c.name = std::string("batch_norm2d ") + (training ? "training" : "eval") + (affine ? ", affine" : ", no affine");
+  c.fn = [training, affine](const V& in) {
+    Tensor rm, rv;
+    return batch_norm_of(in, training, affine, rm, rv);
+  };
+  c.shapes = affine ? bn_shapes({3, 3, 2, 3}, true) : bn_shapes({5, 2, 3, 1}, false);
+  for (const Shape& s : kBnGpuShapes) c.gpu_shapes.push_back(bn_shapes(s, affine));
+  c.ranges = {{-2, 3}, {0.5, 1.5}, {-1, 1}};
+  return c;
+}
+// The running statistics a training forward leaves (not differentiable).
+test::OpCase running_stats_case() {
+  test::OpCase c = batch_norm_case(true, true);
+  c.name = "batch_norm2d training: the updated running statistics";
+  c.fn = [](const V& in) {
+    Tensor rm, rv;
+    batch_norm_of(in, true, true, rm, rv);
+    return concat({rm, rv}, 0).to(in[0].dtype());
+  };
+  c.gradients = false;
+  return c;
+}
+test::OpCase layer_norm_case(bool affine) {
+  test::OpCase c;
+  c.op = "layer_norm";
+  c.name = std::string("layer_norm") + (affine ? ", affine" : ", no affine");
+  c.fn = [affine](const V& in) { return affine ? layer_norm(in[0], in[1], in[2]) : layer_norm(in[0], Tensor(), Tensor()); };
+  c.shapes = affine ? std::vector<Shape>{{5, 7}, {7}, {7}} : std::vector<Shape>{{2, 3, 5}};
+  for (Shape s : std::vector<Shape>{{5, 7}, {2, 197, 384}, {3, 17, 64}, {1000, 33}, {4, 1025}, {3, 4096}})
+    c.gpu_shapes.push_back(affine ? std::vector<Shape>{s, {s.back()}, {s.back()}} : std::vector<Shape>{s});
+  c.ranges = {{-2, 3}, {0.5, 1.5}, {-1, 1}};
+  c.transposed = !affine;  // a transposed x would normalise over another dim than weight's
+  return c;
+}
+const test::OpCases kNormCases("norm", {batch_norm_case(true, true), batch_norm_case(true, false),
+                                        batch_norm_case(false, true), running_stats_case(), layer_norm_case(true),
+                                        layer_norm_case(false)});
+}  // namespace
+
+TEST_CASE("gradcheck: batch_norm2d training (x, weight, bias) and eval, layer_norm") { test::check_gradients(kNormCases); }
+TEST_CASE("op cases: batch_norm2d and layer_norm in bf16 and on transposed inputs") {
+  test::check_bf16(kNormCases);
+  test::check_transposed(kNormCases);
 }
 
 TEST_CASE("batch_norm2d: bf16 and f32 inputs with f32 running stats") {
@@ -115,16 +161,6 @@ TEST_CASE("layer_norm: 2x3 by hand, with and without affine") {
               {-1.2247356859083902, 0.5, -0.22473568590839021, 0.0, -1.9494877015442773, -0.22474385077213865}, 1e-6);
 }
 
-TEST_CASE("gradcheck: layer_norm") {
-  auto x = random_tensor({5, 7}, 21), w = random_tensor({7}, 22, 0.5, 1.5), b = random_tensor({7}, 23);
-  gradcheck([](const std::vector<Tensor>& in) { return layer_norm(in[0], in[1], in[2]); }, {x, w, b});
-  gradcheck([](const std::vector<Tensor>& in) { return layer_norm(in[0], Tensor(), Tensor()); },
-            {random_tensor({2, 3, 5}, 24)});
-  // a non-contiguous input
-  gradcheck([](const std::vector<Tensor>& in) { return layer_norm(in[0].transpose(0, 1), in[1], Tensor()); },
-            {random_tensor({5, 3}, 25), random_tensor({5}, 26)});
-}
-
 TEST_CASE("layer_norm: shape errors name the operand") {
   Tensor x = Tensor::ones({4, 6});
   CHECK_THROWS_WITH_AS(layer_norm(x, Tensor::ones({4}), Tensor()),
@@ -135,70 +171,8 @@ TEST_CASE("layer_norm: shape errors name the operand") {
 }
 
 TEST_SUITE("gpu") {
-TEST_CASE("cuda parity: batch_norm2d") {
+TEST_CASE("cuda parity: batch_norm2d, layer_norm (outputs, running statistics, every gradient)") {
   RETORT_REQUIRE_GPU();
-  const Device gpu = Device::cuda();
-  const std::vector<Shape> shapes = {{2, 3, 5, 7}, {8, 16, 9, 9}, {3, 5, 1, 1}, {64, 32, 8, 8}, {7, 4, 33, 17}};
-  for (DType dt : {DType::f32, DType::bf16, DType::f64}) {
-    const double tol = dt == DType::bf16 ? 1e-2 : 1e-5;
-    for (const Shape& s : shapes)
-      for (bool training : {true, false}) {
-        INFO("shape " << shape_str(s) << " dtype " << dtype_name(dt) << " training " << training);
-        const int64_t C = s[1];
-        Tensor x = random_tensor(s, 31, -2, 3, dt), g = random_tensor(s, 32, -1, 1, dt);
-        Tensor w = random_tensor({C}, 33, 0.5, 1.5, dt), b = random_tensor({C}, 34, -1, 1, dt);
-        Tensor rm = random_tensor({C}, 35, -1, 1, DType::f32), rv = random_tensor({C}, 36, 0.5, 2, DType::f32);
-        std::vector<Tensor> cpu_in = {x, w, b}, gpu_in;
-        for (auto& t : cpu_in) t.requires_grad_();
-        for (auto& t : cpu_in) gpu_in.push_back(t.detach().to(gpu).requires_grad_());
-        Tensor rm_c = rm.clone(), rv_c = rv.clone(), rm_g = rm.to(gpu), rv_g = rv.to(gpu);
-        Tensor yc = batch_norm2d(cpu_in[0], cpu_in[1], cpu_in[2], rm_c, rv_c, training);
-        Tensor yg = batch_norm2d(gpu_in[0], gpu_in[1], gpu_in[2], rm_g, rv_g, training);
-        CHECK(max_rel_error(yg.to(Device::cpu()), yc) <= tol);
-        CHECK(max_rel_error(rm_g.to(Device::cpu()), rm_c) <= 1e-5);
-        CHECK(max_rel_error(rv_g.to(Device::cpu()), rv_c) <= 1e-5);
-        yc.backward(g);
-        yg.backward(g.to(gpu));
-        for (size_t i = 0; i < 3; ++i) {
-          INFO("gradient of input " << i);
-          // bf16 weight/bias gradients are sums over many bf16-rounded terms: compare relative to their scale.
-          CHECK(max_rel_error(gpu_in[i].grad().to(Device::cpu()), cpu_in[i].grad()) <= tol);
-        }
-      }
-  }
-}
-
-TEST_CASE("cuda parity: layer_norm") {
-  RETORT_REQUIRE_GPU();
-  const Device gpu = Device::cuda();
-  const std::vector<Shape> shapes = {{5, 7}, {2, 197, 384}, {3, 17, 64}, {1000, 33}, {4, 1025}, {3, 4096}};
-  for (DType dt : {DType::f32, DType::bf16, DType::f64}) {
-    const double tol = dt == DType::bf16 ? 1e-2 : 1e-5;
-    for (const Shape& s : shapes)
-      for (bool affine : {true, false}) {
-        INFO("shape " << shape_str(s) << " dtype " << dtype_name(dt) << " affine " << affine);
-        const int64_t C = s.back();
-        Tensor x = random_tensor(s, 41, -2, 3, dt), g = random_tensor(s, 42, -1, 1, dt);
-        std::vector<Tensor> cpu_in, gpu_in;
-        cpu_in.push_back(x);
-        if (affine) {
-          cpu_in.push_back(random_tensor({C}, 43, 0.5, 1.5, dt));
-          cpu_in.push_back(random_tensor({C}, 44, -1, 1, dt));
-        }
-        for (auto& t : cpu_in) t.requires_grad_();
-        for (auto& t : cpu_in) gpu_in.push_back(t.detach().to(gpu).requires_grad_());
-        auto run = [&](const std::vector<Tensor>& in) {
-          return affine ? layer_norm(in[0], in[1], in[2]) : layer_norm(in[0], Tensor(), Tensor());
-        };
-        Tensor yc = run(cpu_in), yg = run(gpu_in);
-        CHECK(max_rel_error(yg.to(Device::cpu()), yc) <= tol);
-        yc.backward(g);
-        yg.backward(g.to(gpu));
-        for (size_t i = 0; i < cpu_in.size(); ++i) {
-          INFO("gradient of input " << i);
-          CHECK(max_rel_error(gpu_in[i].grad().to(Device::cpu()), cpu_in[i].grad()) <= tol);
-        }
-      }
-  }
+  test::check_cuda_parity(kNormCases);
 }
 }  // TEST_SUITE("gpu")

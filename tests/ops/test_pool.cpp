@@ -1,12 +1,10 @@
-// Pooling: hand-computed max/avg/adaptive values and gradients, f64 gradchecks for every
-// option on odd shapes, shape errors, and CUDA parity (skipped without a GPU).
+// Pooling: hand-computed max/avg/adaptive values and gradients, shape errors; gradients for
+// every option on odd shapes, bf16, transposed inputs and CUDA parity through the op cases.
 #include "helpers.h"
+#include "ops/op_case.h"
 
 using namespace retort;
 using retort::test::check_close;
-using retort::test::gradcheck;
-using retort::test::max_rel_error;
-using retort::test::random_tensor;
 
 namespace {
 Tensor sample_4x4(DType dt = DType::f64) {
@@ -55,22 +53,50 @@ TEST_CASE("adaptive_avg_pool2d: PyTorch's window rule on non-divisible sizes") {
   check_close(xg.grad().select(2, 1).select(2, 1), {0.25 + 1.0 / 6 + 1.0 / 6 + 1.0 / 9});
 }
 
-TEST_CASE("gradcheck: max_pool2d, avg_pool2d, adaptive_avg_pool2d on odd shapes and every option") {
-  Tensor x = random_tensor({2, 3, 7, 5}, 801);
-  gradcheck([](const std::vector<Tensor>& in) { return max_pool2d(in[0], {3, 3}, {2, 2}, {1, 1}); }, {x});
-  gradcheck([](const std::vector<Tensor>& in) { return max_pool2d(in[0], {2, 3}, {1, 2}, {1, 0}); }, {x});
-  gradcheck([](const std::vector<Tensor>& in) { return max_pool2d(in[0], {2, 2}, {2, 2}); }, {x});
+namespace {
+using V = std::vector<Tensor>;
+test::OpCase pool_case(std::string name, std::string op, test::OpFn fn) {
+  test::OpCase c;
+  c.name = std::move(name), c.op = std::move(op), c.fn = std::move(fn);
+  c.shapes = {{2, 3, 7, 5}};
+  c.gpu_shapes = {{{2, 3, 7, 5}}, {{1, 5, 13, 17}}, {{4, 16, 28, 28}}};
+  return c;
+}
+test::OpCase max_case(std::string name, test::OpFn fn) {
+  test::OpCase c = pool_case(std::move(name), "max_pool2d", std::move(fn));
+  c.bf16 = false;  // rounding to bf16 makes ties, and the gradient goes to another (first) maximum
+  return c;
+}
+std::vector<test::OpCase> pool_cases() {
+  std::vector<test::OpCase> cases = {
+      max_case("max 3x3, stride 2, padding 1", [](const V& in) { return max_pool2d(in[0], {3, 3}, {2, 2}, {1, 1}); }),
+      max_case("max 2x3, stride 1x2, padding 1x0", [](const V& in) { return max_pool2d(in[0], {2, 3}, {1, 2}, {1, 0}); }),
+      max_case("max 2x2, stride 2", [](const V& in) { return max_pool2d(in[0], {2, 2}, {2, 2}); }),
+      pool_case("adaptive avg to 3x2", "adaptive_avg_pool2d", [](const V& in) { return adaptive_avg_pool2d(in[0], {3, 2}); }),
+      pool_case("adaptive avg to 1x1", "adaptive_avg_pool2d", [](const V& in) { return adaptive_avg_pool2d(in[0], {1, 1}); }),
+      pool_case("adaptive avg, upsampling", "adaptive_avg_pool2d",
+                [](const V& in) { return adaptive_avg_pool2d(in[0], {in[0].size(2) + 2, in[0].size(3) + 1}); }),
+  };
   for (bool include_pad : {true, false}) {
-    gradcheck([include_pad](const std::vector<Tensor>& in) { return avg_pool2d(in[0], {3, 3}, {2, 2}, {1, 1}, include_pad); },
-              {x});
-    gradcheck([include_pad](const std::vector<Tensor>& in) { return avg_pool2d(in[0], {2, 3}, {1, 2}, {1, 1}, include_pad); },
-              {x});
+    const std::string counting = include_pad ? ", padding counted" : ", padding not counted";
+    cases.push_back(pool_case("avg 3x3, stride 2, padding 1" + counting, "avg_pool2d", [include_pad](const V& in) {
+      return avg_pool2d(in[0], {3, 3}, {2, 2}, {1, 1}, include_pad);
+    }));
+    cases.push_back(pool_case("avg 2x3, stride 1x2, padding 1" + counting, "avg_pool2d", [include_pad](const V& in) {
+      return avg_pool2d(in[0], {2, 3}, {1, 2}, {1, 1}, include_pad);
+    }));
   }
-  gradcheck([](const std::vector<Tensor>& in) { return adaptive_avg_pool2d(in[0], {3, 2}); }, {x});
-  gradcheck([](const std::vector<Tensor>& in) { return adaptive_avg_pool2d(in[0], {1, 1}); }, {x});
-  gradcheck([](const std::vector<Tensor>& in) { return adaptive_avg_pool2d(in[0], {9, 6}); }, {x});  // upsampling
-  // A non-contiguous input.
-  gradcheck([](const std::vector<Tensor>& in) { return max_pool2d(in[0].transpose(2, 3), {2, 2}, {1, 1}); }, {x});
+  return cases;
+}
+const test::OpCases kPoolCases("pool", pool_cases());
+}  // namespace
+
+TEST_CASE("gradcheck: max_pool2d, avg_pool2d, adaptive_avg_pool2d on odd shapes and every option") {
+  test::check_gradients(kPoolCases);
+}
+TEST_CASE("op cases: pooling in bf16 and on transposed inputs") {
+  test::check_bf16(kPoolCases);
+  test::check_transposed(kPoolCases);
 }
 
 TEST_CASE("pooling: shape errors name the op and the operand") {
@@ -90,31 +116,6 @@ TEST_CASE("pooling: shape errors name the op and the operand") {
 TEST_SUITE("gpu") {
 TEST_CASE("cuda parity: max_pool2d, avg_pool2d, adaptive_avg_pool2d forward and backward") {
   RETORT_REQUIRE_GPU();
-  const Device gpu = Device::cuda(0);
-  std::vector<Shape> shapes{{2, 3, 7, 5}, {1, 5, 13, 17}, {4, 16, 28, 28}};
-  uint64_t seed = 900;
-  for (const Shape& s : shapes)
-    for (DType dt : {DType::f32, DType::f64, DType::bf16}) {
-      const double tol = dt == DType::bf16 ? 1e-2 : (dt == DType::f32 ? 1e-5 : 1e-12);
-      Tensor x = random_tensor(s, seed++, -1, 1, dt);
-      std::vector<std::pair<const char*, std::function<Tensor(const Tensor&)>>> ops{
-          {"max 3/2/1", [](const Tensor& t) { return max_pool2d(t, {3, 3}, {2, 2}, {1, 1}); }},
-          {"max 2x3/1x2/1x0", [](const Tensor& t) { return max_pool2d(t, {2, 3}, {1, 2}, {1, 0}); }},
-          {"avg 3/2/1 incl", [](const Tensor& t) { return avg_pool2d(t, {3, 3}, {2, 2}, {1, 1}, true); }},
-          {"avg 3/2/1 excl", [](const Tensor& t) { return avg_pool2d(t, {3, 3}, {2, 2}, {1, 1}, false); }},
-          {"adaptive 3x2", [](const Tensor& t) { return adaptive_avg_pool2d(t, {3, 2}); }},
-          {"adaptive 1x1", [](const Tensor& t) { return adaptive_avg_pool2d(t, {1, 1}); }},
-          {"adaptive up", [s](const Tensor& t) { return adaptive_avg_pool2d(t, {s[2] + 2, s[3] + 1}); }}};
-      for (auto& [name, op] : ops) {
-        INFO(name << " shape " << shape_str(s) << " dtype " << dtype_name(dt));
-        Tensor xc = x.clone().requires_grad_(), xg = x.to(gpu).requires_grad_();
-        Tensor yc = op(xc), yg = op(xg);
-        CHECK(max_rel_error(yg.to(Device::cpu()), yc) < tol);
-        Tensor gy = random_tensor(yc.shape(), seed++, -1, 1, dt);
-        sum(mul(yc, gy)).backward();
-        sum(mul(yg, gy.to(gpu))).backward();
-        CHECK(max_rel_error(xg.grad().to(Device::cpu()), xc.grad()) < tol);
-      }
-    }
+  test::check_cuda_parity(kPoolCases);
 }
 }  // TEST_SUITE

@@ -1,11 +1,11 @@
-// Reductions mean, max, var, argmax: hand-computed values, f64 gradchecks, errors, CUDA parity.
+// Reductions mean, max, var, argmax: hand-computed values and errors; gradients, bf16,
+// transposed inputs and CUDA parity through the op cases; argmax parity exactly, by itself.
 #include <cmath>
 #include "helpers.h"
-#include "ops/parity.h"
+#include "ops/op_case.h"
 
 using namespace retort;
 using retort::test::check_close;
-using retort::test::gradcheck;
 using retort::test::random_tensor;
 
 TEST_CASE("mean: values over all dims, one dim, keepdim") {
@@ -75,34 +75,62 @@ TEST_CASE("reductions: clear errors") {
   CHECK_THROWS_AS(var(a, {2}), Error);
 }
 
-TEST_CASE("gradcheck: mean, max, var on odd sizes") {
-  auto x = random_tensor({3, 5, 7}, 11);
-  gradcheck([](const std::vector<Tensor>& in) { return mean(in[0]); }, {x});
-  gradcheck([](const std::vector<Tensor>& in) { return mean(in[0], {0, 2}, true); }, {x});
-  gradcheck([](const std::vector<Tensor>& in) { return max(in[0]); }, {x});
-  gradcheck([](const std::vector<Tensor>& in) { return max(in[0], {1}); }, {x});
-  gradcheck([](const std::vector<Tensor>& in) { return max(in[0], {0, 2}, true); }, {x});
-  gradcheck([](const std::vector<Tensor>& in) { return var(in[0]); }, {x});
-  gradcheck([](const std::vector<Tensor>& in) { return var(in[0], {2}); }, {x});
-  gradcheck([](const std::vector<Tensor>& in) { return var(in[0], {0, 1}, true, false); }, {x});
+namespace {
+using V = std::vector<Tensor>;
+test::OpCase reduce_case(std::string name, std::string op, test::OpFn fn) {
+  test::OpCase c;
+  c.name = std::move(name), c.op = std::move(op), c.fn = std::move(fn);
+  c.shapes = {{3, 5, 7}};
+  c.gpu_shapes = {{{3, 5, 7}}, {{2, 1000, 1}}, {{1, 1, 4099}}};
+  return c;
+}
+// Sums of positive inputs stay far from 0, so the relative tolerance measures rounding, not
+// cancellation.
+test::OpCase sum_case(std::string name, std::vector<int64_t> dims, bool keepdim, std::vector<std::vector<Shape>> gpu) {
+  test::OpCase c = reduce_case(std::move(name), "sum", [dims, keepdim](const V& in) { return sum(in[0], dims, keepdim); });
+  c.gpu_shapes = std::move(gpu);
+  c.lo = 0.5, c.hi = 1.5;
+  return c;
+}
+const test::OpCases kReduceCases(
+    "reduce",
+    {reduce_case("mean of everything", "mean", [](const V& in) { return mean(in[0]); }),
+     reduce_case("mean over dims 0, 2 (keepdim)", "mean", [](const V& in) { return mean(in[0], {0, 2}, true); }),
+     reduce_case("mean over the last dim", "mean", [](const V& in) { return mean(in[0], {-1}); }),
+     reduce_case("max of everything", "max", [](const V& in) { return max(in[0]); }),
+     reduce_case("max over dim 1", "max", [](const V& in) { return max(in[0], {1}); }),
+     reduce_case("max over dims 0, 2 (keepdim)", "max", [](const V& in) { return max(in[0], {0, 2}, true); }),
+     reduce_case("var of everything", "var", [](const V& in) { return var(in[0]); }),
+     reduce_case("var over the last dim", "var", [](const V& in) { return var(in[0], {2}); }),
+     reduce_case("var over dims 0, 1 (keepdim, biased)", "var",
+                 [](const V& in) { return var(in[0], {0, 1}, true, false); }),
+     sum_case("sum of everything", {}, false, {{{1}}, {{1031}}, {{7, 1, 5}}}),
+     sum_case("sum over dim 1", {1}, false, {{{33, 65}}, {{5, 9, 31}}, {{3, 100003}}}),
+     sum_case("sum over dim 0 (keepdim)", {0}, true, {{{33, 65}}}),
+     sum_case("sum over dims 0, 2 (keepdim)", {0, 2}, true, {{{5, 9, 31}}}),
+     sum_case("sum over leading dim 0 (the CPU's column path)", {0}, false,
+              {{{2176, 192}}, {{65, 17}}, {{5, 70, 19}}}),
+     [] {
+       test::OpCase c = reduce_case("mean over leading dim 0 (the CPU's column path)", "mean",
+                                    [](const V& in) { return mean(in[0], {0}); });
+       c.gpu_shapes = {{{2176, 192}}, {{65, 17}}, {{5, 70, 19}}};
+       return c;
+     }()},
+    {{"argmax", "cuda parity: argmax (exact indices, ties to the first)"}});
+}  // namespace
+
+TEST_CASE("gradcheck: sum, mean, max, var on odd sizes") { test::check_gradients(kReduceCases); }
+TEST_CASE("op cases: sum, mean, max, var in bf16 and on transposed inputs") {
+  test::check_bf16(kReduceCases);
+  test::check_transposed(kReduceCases);
 }
 
 TEST_SUITE("gpu") {
-  TEST_CASE("cuda parity: mean, max, var") {
+  TEST_CASE("cuda parity: sum, mean, max, var") {
     RETORT_REQUIRE_GPU();
-    for (Shape s : {Shape{3, 5, 7}, Shape{2, 1000}, Shape{1, 1, 4099}}) {
-      auto x = random_tensor(s, 21);
-      for (DType dt : {DType::f32, DType::bf16}) {
-        double tol = dt == DType::f32 ? 1e-5 : 1e-2;
-        retort::test::check_cuda_parity([](const std::vector<Tensor>& in) { return mean(in[0], {-1}); }, {x}, dt, tol);
-        retort::test::check_cuda_parity([](const std::vector<Tensor>& in) { return mean(in[0]); }, {x}, dt, tol);
-        retort::test::check_cuda_parity([](const std::vector<Tensor>& in) { return max(in[0], {-1}); }, {x}, dt, tol);
-        retort::test::check_cuda_parity([](const std::vector<Tensor>& in) { return max(in[0], {0}, true); }, {x}, dt, tol);
-        retort::test::check_cuda_parity([](const std::vector<Tensor>& in) { return var(in[0], {-1}); }, {x}, dt, tol);
-      }
-    }
+    test::check_cuda_parity(kReduceCases);
   }
-  TEST_CASE("cuda parity: argmax") {
+  TEST_CASE("cuda parity: argmax (exact indices, ties to the first)") {
     RETORT_REQUIRE_GPU();
     for (Shape s : {Shape{3, 5, 7}, Shape{5, 1023}, Shape{2, 70000}}) {
       Tensor x = random_tensor(s, 22, -1, 1, DType::f32);

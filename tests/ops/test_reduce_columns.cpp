@@ -1,10 +1,10 @@
 // Sums over leading dims on the CPU (cpu::sum_cols): a contiguous input is summed by columns where
 // it lies, and must give bit for bit what the transposing path gave (a row sum of the transposed
 // copy, same pairwise order), so training runs keep their digits. Plus which inputs take that path.
+// (Their CUDA parity is among the reduce op cases, test_reduce.cpp.)
 #include "engine/ops/reduce_util.h"
 #include "helpers.h"
 #include "kernels/reduce.h"
-#include "ops/parity.h"
 
 using namespace retort;
 using retort::test::check_close;
@@ -58,18 +58,4 @@ TEST_CASE("plan_reduction: which sums take the column path") {
   // A non-contiguous input still sums correctly (through the transposed copy).
   Tensor a = Tensor::from_vector({1, 2, 3, 4, 5, 6}, {2, 3});
   check_close(sum(a.transpose(0, 1), {0}), {6, 15});
-}
-
-TEST_SUITE("gpu") {
-  TEST_CASE("cuda parity: sum over leading dims") {
-    RETORT_REQUIRE_GPU();
-    for (Shape s : {Shape{2176, 192}, Shape{65, 17}, Shape{5, 70, 19}}) {
-      auto x = random_tensor(s, 34);
-      for (DType dt : {DType::f32, DType::bf16}) {
-        const double tol = dt == DType::f32 ? 1e-5 : 1e-2;
-        retort::test::check_cuda_parity([](const std::vector<Tensor>& in) { return sum(in[0], {0}); }, {x}, dt, tol);
-        retort::test::check_cuda_parity([](const std::vector<Tensor>& in) { return mean(in[0], {0}); }, {x}, dt, tol);
-      }
-    }
-  }
 }

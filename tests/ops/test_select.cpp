@@ -1,14 +1,13 @@
 // Comparisons and selection: gt, eq, where, masked_fill, index_select, gather. Hand-computed
-// values, f64 gradchecks (repeated indices included), error messages and CUDA parity.
+// values, repeated indices, error messages; gradients, bf16, transposed inputs and CUDA parity
+// through the op cases (ops/op_case.h).
 #include <cmath>
 #include "helpers.h"
+#include "ops/op_case.h"
 #include "ops/op_test_util.h"
 
 using namespace retort;
 using retort::test::check_close;
-using retort::test::check_cuda_parity;
-using retort::test::gradcheck;
-using retort::test::max_rel_error;
 using retort::test::random_tensor;
 
 namespace {
@@ -92,22 +91,83 @@ TEST_CASE("index_select and gather gradients in bf16 accumulate in f32") {
   check_close(b.grad(), {300, 0}, 0);
 }
 
-TEST_CASE("gradcheck: where, masked_fill, index_select, gather") {
-  Tensor mask = gt(random_tensor({3, 5}, 31), 0.0);
-  auto a = random_tensor({3, 5}, 32), b = random_tensor({5}, 33);
-  gradcheck([mask](const std::vector<Tensor>& in) { return where(mask, in[0], in[1]); }, {a, b});
-  gradcheck([mask](const std::vector<Tensor>& in) { return masked_fill(in[0], mask, 2.5); }, {a});
-  Tensor idx = Tensor::from_i64({4, 0, 4, 2}, {4});
-  auto x = random_tensor({3, 5, 3}, 34);
-  gradcheck([idx](const std::vector<Tensor>& in) { return index_select(in[0], 1, idx); }, {x});
-  Tensor idx0 = Tensor::from_i64({2, 0, 2, 2, 0, 1, 2, 1, 0}, {3, 3}).select(1, 2);  // strided index [2, 1, 0]
-  gradcheck([idx0](const std::vector<Tensor>& in) { return index_select(in[0], 0, idx0); }, {x});
-  Tensor gidx = Tensor::from_i64({0, 4, 4, 1, 2, 2, 2, 3, 1, 0, 0, 4}, {3, 4});
-  gradcheck([gidx](const std::vector<Tensor>& in) { return gather(in[0], 1, gidx); }, {random_tensor({3, 5}, 35)});
-  gradcheck([gidx](const std::vector<Tensor>& in) { return gather(in[0].transpose(0, 1), 1, gidx.slice(0, 0, 2)); },
-            {random_tensor({5, 3}, 36)});
-  Tensor gidx0 = Tensor::from_i64({2, 0, 1, 1, 1, 0}, {2, 3});
-  gradcheck([gidx0](const std::vector<Tensor>& in) { return gather(in[0], 0, gidx0); }, {random_tensor({3, 4}, 37)});
+namespace {
+using V = std::vector<Tensor>;
+// Deterministic integers in [0, bound) with many repeats, as an i64 tensor of `shape` on `d`.
+Tensor pattern_index(const Shape& shape, int64_t bound, Device d) {
+  std::vector<int64_t> v(static_cast<size_t>(shape_numel(shape)));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = int64_t((i * 7 + 3) % size_t(bound));
+  return Tensor::from_i64(v, shape).to(d);
+}
+// A u8 mask of `shape` (two of every three elements set) on `d`.
+Tensor pattern_mask(const Shape& shape, Device d) {
+  std::vector<double> v(static_cast<size_t>(shape_numel(shape)));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = i % 3 != 0;
+  return Tensor::from_vector(v, shape, DType::u8, d);
+}
+test::OpCase select_case(std::string name, std::string op, test::OpFn fn, std::vector<Shape> shapes,
+                         std::vector<std::vector<Shape>> gpu = {}) {
+  test::OpCase c;
+  c.name = std::move(name), c.op = std::move(op), c.fn = std::move(fn), c.shapes = std::move(shapes);
+  c.gpu_shapes = std::move(gpu);
+  return c;
+}
+test::OpCase mask_case(std::string name, std::string op, test::OpFn fn) {
+  test::OpCase c = select_case(std::move(name), std::move(op), std::move(fn), {{7, 3}}, {{{1}}, {{7, 3}}, {{33, 65}}});
+  c.gradients = false;  // u8 results
+  c.bf16 = false;       // rounding to bf16 moves values across the threshold
+  return c;
+}
+// index_select along `dim` with 3 * size + 1 indices (repeats, so the backward accumulates).
+test::OpCase index_select_case(int64_t dim) {
+  return select_case("index_select dim " + std::to_string(dim), "index_select",
+                     [dim](const V& in) {
+                       const int64_t n = in[0].size(dim);
+                       return index_select(in[0], dim, pattern_index({3 * n + 1}, n, in[0].device()));
+                     },
+                     {{3, 5, 3}}, {{{7, 7, 7}}});
+}
+// gather along dim 1 with an index one column wider than... or narrower than the input.
+test::OpCase gather_case(std::string name, int64_t dim, int64_t index_size) {
+  return select_case(std::move(name), "gather",
+                     [dim, index_size](const V& in) {
+                       Shape s = in[0].shape();
+                       const int64_t bound = s[size_t(dim)];
+                       s[size_t(dim)] = index_size;
+                       return gather(in[0], dim, pattern_index(s, bound, in[0].device()));
+                     },
+                     {{3, 5}}, {{{5, 257, 3}}, {{11, 5}}});
+}
+std::vector<test::OpCase> select_cases() {
+  std::vector<test::OpCase> cases = {
+      mask_case("gt 0.25", "gt", [](const V& in) { return gt(in[0], 0.25); }),
+      mask_case("eq against a clamped copy", "eq", [](const V& in) { return eq(in[0], clamp(in[0], -0.3, 0.3)); }),
+      select_case("where, broadcast b", "where",
+                  [](const V& in) { return where(pattern_mask(in[0].shape(), in[0].device()), in[0], in[1]); },
+                  {{3, 5}, {5}}, {{{1}, {1}}, {{7, 3}, {3}}, {{33, 65}, {65}}}),
+      select_case("masked_fill, broadcast mask", "masked_fill",
+                  [](const V& in) { return masked_fill(in[0], pattern_mask({in[0].size(-1)}, in[0].device()), -3.5); },
+                  {{3, 5}}, {{{1}}, {{7, 3}}, {{33, 65}}}),
+      index_select_case(0),
+      index_select_case(1),
+      index_select_case(2),
+      gather_case("gather dim 1, index wider than the input", 1, 7),
+      gather_case("gather dim 0, index narrower", 0, 2),
+  };
+  test::OpCase strided = select_case("index_select with a strided index", "index_select", [](const V& in) {
+    Tensor idx = Tensor::from_i64({2, 0, 2, 2, 0, 1, 2, 1, 0}, {3, 3}).to(in[0].device()).select(1, 2);  // [2, 1, 0]
+    return index_select(in[0], 0, idx);
+  }, {{3, 5, 3}});
+  cases.push_back(strided);
+  return cases;
+}
+const test::OpCases kSelectCases("select", select_cases());
+}  // namespace
+
+TEST_CASE("gradcheck: where, masked_fill, index_select, gather") { test::check_gradients(kSelectCases); }
+TEST_CASE("op cases: selection in bf16 and on transposed inputs") {
+  test::check_bf16(kSelectCases);
+  test::check_transposed(kSelectCases);
 }
 
 TEST_CASE("selection errors name the op and the operands") {
@@ -138,57 +198,17 @@ TEST_CASE("selection errors name the op and the operands") {
 }
 
 TEST_SUITE("gpu") {
-TEST_CASE("cuda parity: gt, eq, where, masked_fill") {
+TEST_CASE("cuda parity: gt, eq, where, masked_fill, index_select, gather") {
   RETORT_REQUIRE_GPU();
+  test::check_cuda_parity(kSelectCases);
+  // Integers compare exactly on both devices.
   const Device gpu = Device::cuda();
-  for (DType dt : {DType::f32, DType::bf16, DType::f64}) {
-    for (Shape s : {Shape{1}, Shape{7, 3}, Shape{33, 65}}) {
-      check_cuda_parity([](const std::vector<Tensor>& in) { return gt(in[0], 0.25); }, {s}, dt, -1, 1, false);
-      check_cuda_parity([](const std::vector<Tensor>& in) { return eq(in[0], clamp(in[0], -0.3, 0.3)); }, {s}, dt, -1,
-                        1, false);
-      check_cuda_parity([](const std::vector<Tensor>& in) { return where(gt(in[0], 0.0), in[0], in[1]); },
-                        {s, Shape{s.back()}}, dt, -1, 1);
-      Tensor mask = gt(random_tensor({s.back()}, 3), 0.2);
-      check_cuda_parity(
-          [mask](const std::vector<Tensor>& in) { return masked_fill(in[0], mask.to(in[0].device()), -3.5); }, {s}, dt,
-          -1, 1);
-    }
-  }
   Tensor p = Tensor::from_i64({3, 1, 2, 0, 9, 9, 4}, {7}), l = Tensor::from_i64({3, 0, 2, 0, 9, 8, 4}, {7});
   CHECK(eq(p.to(gpu), l.to(gpu)).to(Device::cpu()).to_vector() == eq(p, l).to_vector());
   CHECK(gt(p.to(gpu), 2.0).to(Device::cpu()).to_vector() == gt(p, 2.0).to_vector());
-}
-
-TEST_CASE("cuda parity: index_select and gather") {
-  RETORT_REQUIRE_GPU();
-  Generator g(5);
-  auto random_index = [&g](int64_t count, int64_t bound) {
-    std::vector<int64_t> v(static_cast<size_t>(count));
-    for (auto& x : v) x = g.randint(bound);
-    return v;
-  };
-  for (DType dt : {DType::f32, DType::bf16, DType::f64}) {
-    // odd sizes and many repeated indices so the atomic accumulation is exercised
-    Tensor idx = Tensor::from_i64(random_index(301, 7), {301});
-    for (int64_t dim : {0, 1, 2}) {
-      Shape s{7, 7, 7};
-      check_cuda_parity([idx, dim](const std::vector<Tensor>& in) {
-        return index_select(in[0], dim, idx.to(in[0].device()));
-      }, {s}, dt, -1, 1);
-    }
-    Shape gs{5, 257, 3};
-    Tensor gidx = Tensor::from_i64(random_index(5 * 300 * 3, 257), {5, 300, 3});
-    check_cuda_parity([gidx](const std::vector<Tensor>& in) { return gather(in[0], 1, gidx.to(in[0].device())); },
-                      {gs}, dt, -1, 1);
-    Tensor gidx2 = Tensor::from_i64(random_index(4 * 9, 3), {4, 9});
-    check_cuda_parity([gidx2](const std::vector<Tensor>& in) {
-      return gather(in[0].transpose(0, 1), 1, gidx2.to(in[0].device()));
-    }, {Shape{11, 5}}, dt, -1, 1);
-  }
   Tensor ii = Tensor::from_i64({4, 0, 4}, {3});
   Tensor src = Tensor::from_i64({10, 11, 12, 13, 14}, {5});
-  CHECK(index_select(src.to(Device::cuda()), 0, ii.to(Device::cuda())).to_i64_vector() ==
-        std::vector<int64_t>{14, 10, 14});
+  CHECK(index_select(src.to(gpu), 0, ii.to(gpu)).to_i64_vector() == std::vector<int64_t>{14, 10, 14});
 }
 
 TEST_CASE("cuda: an out-of-range index is an error naming it, and the GPU stays usable") {

@@ -1,12 +1,10 @@
-// Shape ops concat, stack, split, chunk, pad: values, shapes, f64 gradchecks, errors and a
-// CUDA parity check (they run through the strided-copy kernels).
+// Shape ops concat, stack, split, chunk, pad: values, shapes and errors; gradients, bf16,
+// transposed inputs and CUDA parity (through the strided-copy kernels) by the op cases.
 #include "helpers.h"
-#include "ops/parity.h"
+#include "ops/op_case.h"
 
 using namespace retort;
 using retort::test::check_close;
-using retort::test::gradcheck;
-using retort::test::random_tensor;
 
 TEST_CASE("concat and stack: values and shapes") {
   Tensor a = Tensor::from_vector({1, 2, 3, 4}, {2, 2});
@@ -65,33 +63,46 @@ TEST_CASE("pad: PyTorch order, constant value, cropping") {
   CHECK_THROWS_WITH_AS(pad(x, {-2, -2}), doctest::Contains("negative size"), Error);
 }
 
-TEST_CASE("gradcheck: concat, stack, split, chunk, pad") {
-  auto a = random_tensor({3, 5}, 81), b = random_tensor({3, 2}, 82), c = random_tensor({3, 1}, 83);
-  gradcheck([](const std::vector<Tensor>& in) { return concat(in, 1); }, {a, b, c});
-  gradcheck([](const std::vector<Tensor>& in) { return concat({in[0], in[0]}, 0); }, {a});
-  auto d = random_tensor({3, 5}, 84);
-  gradcheck([](const std::vector<Tensor>& in) { return stack(in, 1); }, {a, d});
-  auto x = random_tensor({7, 3}, 85);
-  gradcheck([](const std::vector<Tensor>& in) { return split(in[0], {2, 5}, 0)[1]; }, {x});
-  gradcheck([](const std::vector<Tensor>& in) {
-    auto parts = chunk(in[0], 3, 0);
-    return concat({mul(parts[2], 3.0), parts[0]}, 0);
-  }, {x});
-  gradcheck([](const std::vector<Tensor>& in) { return pad(in[0], {1, 2, 0, 1}, 0.5); }, {x});
-  gradcheck([](const std::vector<Tensor>& in) { return pad(in[0], {-1, 2, 1, -2}); }, {x});
+namespace {
+using V = std::vector<Tensor>;
+test::OpCase shape_case(std::string name, std::string op, test::OpFn fn, std::vector<Shape> shapes,
+                        std::vector<std::vector<Shape>> gpu = {}) {
+  test::OpCase c;
+  c.name = std::move(name), c.op = std::move(op), c.fn = std::move(fn), c.shapes = std::move(shapes);
+  c.gpu_shapes = std::move(gpu);
+  return c;
+}
+const test::OpCases kShapeCases(
+    "shape",
+    {shape_case("concat of three along dim 1", "concat", [](const V& in) { return concat(in, 1); },
+                {{3, 5}, {3, 2}, {3, 1}}, {{{3, 5, 7}, {3, 2, 7}, {3, 1, 7}}}),
+     shape_case("concat of a tensor with itself", "concat", [](const V& in) { return concat({in[0], in[0]}, 0); },
+                {{3, 5}}),
+     shape_case("stack along dim 1", "stack", [](const V& in) { return stack(in, 1); }, {{3, 5}, {3, 5}},
+                {{{3, 5, 7}, {3, 5, 7}}}),
+     shape_case("split, second part", "split", [](const V& in) { return split(in[0], {2, 5}, 0)[1]; }, {{7, 3}},
+                {{{7, 5, 7}}}),
+     shape_case("chunk, parts reassembled", "chunk",
+                [](const V& in) {
+                  auto parts = chunk(in[0], 3, 0);
+                  return concat({mul(parts[2], 3.0), parts[0]}, 0);
+                },
+                {{7, 3}}),
+     shape_case("pad with a value", "pad", [](const V& in) { return pad(in[0], {1, 2, 0, 1}, 0.5); }, {{7, 3}},
+                {{{3, 5, 7}}}),
+     shape_case("pad that crops", "pad", [](const V& in) { return pad(in[0], {-1, 2, 1, -2}); }, {{7, 3}},
+                {{{3, 5, 7}}})});
+}  // namespace
+
+TEST_CASE("gradcheck: concat, stack, split, chunk, pad") { test::check_gradients(kShapeCases); }
+TEST_CASE("op cases: shape ops in bf16 and on transposed inputs") {
+  test::check_bf16(kShapeCases);
+  test::check_transposed(kShapeCases);
 }
 
 TEST_SUITE("gpu") {
-  TEST_CASE("cuda parity: concat, stack, split, pad") {
+  TEST_CASE("cuda parity: concat, stack, split, chunk, pad") {
     RETORT_REQUIRE_GPU();
-    auto a = random_tensor({3, 5, 7}, 91), b = random_tensor({3, 2, 7}, 92), c = random_tensor({3, 5, 7}, 93);
-    using V = std::vector<Tensor>;
-    for (DType dt : {DType::f32, DType::bf16}) {
-      double tol = dt == DType::f32 ? 1e-5 : 1e-2;
-      retort::test::check_cuda_parity([](const V& in) { return concat(in, 1); }, {a, b}, dt, tol);
-      retort::test::check_cuda_parity([](const V& in) { return stack(in, 2); }, {a, c}, dt, tol);
-      retort::test::check_cuda_parity([](const V& in) { return split(in[0], {1, 4}, 1)[1]; }, {a}, dt, tol);
-      retort::test::check_cuda_parity([](const V& in) { return pad(in[0], {2, 1, -1, 3}, 0.25); }, {a}, dt, tol);
-    }
+    test::check_cuda_parity(kShapeCases);
   }
 }

@@ -1,12 +1,11 @@
 // softmax / log_softmax: hand-computed values, stability with large logits, any dim,
-// f64 gradchecks, errors and CUDA parity.
+// errors; gradients, bf16, transposed inputs and CUDA parity through the op cases (ops/op_case.h).
 #include <cmath>
 #include "helpers.h"
-#include "ops/parity.h"
+#include "ops/op_case.h"
 
 using namespace retort;
 using retort::test::check_close;
-using retort::test::gradcheck;
 using retort::test::random_tensor;
 
 TEST_CASE("softmax and log_softmax: hand-computed rows") {
@@ -44,26 +43,34 @@ TEST_CASE("softmax: clear errors") {
                        Error);
 }
 
-TEST_CASE("gradcheck: softmax and log_softmax on every dim") {
-  auto x = random_tensor({3, 5, 7}, 12, -2, 2);
-  for (int64_t d : {0, 1, 2, -1}) {
-    gradcheck([d](const std::vector<Tensor>& in) { return softmax(in[0], d); }, {x});
-    gradcheck([d](const std::vector<Tensor>& in) { return log_softmax(in[0], d); }, {x});
-  }
+namespace {
+test::OpCase softmax_case(bool log, int64_t dim) {
+  test::OpCase c;
+  c.op = log ? "log_softmax" : "softmax";
+  c.name = c.op + " dim " + std::to_string(dim);
+  c.fn = [log, dim](const std::vector<Tensor>& in) { return log ? log_softmax(in[0], dim) : softmax(in[0], dim); };
+  c.shapes = {{3, 5, 7}};
+  c.gpu_shapes = {{{3, 5, 7}}, {{7, 1000}}, {{2, 3, 5001}}, {{1, 1}}};
+  c.lo = -4, c.hi = 4;
+  return c;
+}
+const test::OpCases kSoftmaxCases("softmax", [] {
+  std::vector<test::OpCase> cases;
+  for (bool log : {false, true})
+    for (int64_t d : {0, 1, -1}) cases.push_back(softmax_case(log, d));
+  return cases;
+}());
+}  // namespace
+
+TEST_CASE("gradcheck: softmax and log_softmax on every dim") { test::check_gradients(kSoftmaxCases); }
+TEST_CASE("op cases: softmax and log_softmax in bf16 and on transposed inputs") {
+  test::check_bf16(kSoftmaxCases);
+  test::check_transposed(kSoftmaxCases);
 }
 
 TEST_SUITE("gpu") {
   TEST_CASE("cuda parity: softmax, log_softmax") {
     RETORT_REQUIRE_GPU();
-    for (Shape s : {Shape{3, 5, 7}, Shape{7, 1000}, Shape{2, 3, 5001}, Shape{1, 1}}) {
-      auto x = random_tensor(s, 31, -4, 4);
-      for (DType dt : {DType::f32, DType::f64, DType::bf16}) {
-        double tol = dt == DType::bf16 ? 1e-2 : 1e-5;
-        for (int64_t d : {0, -1}) {
-          retort::test::check_cuda_parity([d](const std::vector<Tensor>& in) { return softmax(in[0], d); }, {x}, dt, tol);
-          retort::test::check_cuda_parity([d](const std::vector<Tensor>& in) { return log_softmax(in[0], d); }, {x}, dt, tol);
-        }
-      }
-    }
+    test::check_cuda_parity(kSoftmaxCases);
   }
 }

@@ -1,15 +1,13 @@
-// Unary/activation ops, tensor-scalar ops and maximum: hand-computed values, f64 gradchecks
-// (inputs kept away from kinks), strided inputs, error messages, and CUDA parity.
+// Unary/activation ops, tensor-scalar ops and maximum: hand-computed values, NaN handling,
+// strided and broadcast operands, error messages; gradients (inputs kept away from kinks),
+// bf16, transposed inputs and CUDA parity through the op cases (ops/op_case.h).
 #include <cmath>
 #include "helpers.h"
+#include "ops/op_case.h"
 #include "ops/op_test_util.h"
 
 using namespace retort;
 using retort::test::check_close;
-using retort::test::check_cuda_parity;
-using retort::test::gradcheck;
-using retort::test::random_away_from;
-using retort::test::random_tensor;
 
 namespace {
 using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
@@ -101,54 +99,48 @@ TEST_CASE("maximum: broadcast values and gradient routing") {
   check_close(q.grad(), {1, 1}, 0);
 }
 
-TEST_CASE("gradcheck: smooth unary ops") {
-  auto x = random_tensor({3, 5}, 21, -2.0, 2.0);
-  auto pos = random_tensor({3, 5}, 22, 0.5, 2.0);
-  gradcheck([](const std::vector<Tensor>& in) { return exp(in[0]); }, {x});
-  gradcheck([](const std::vector<Tensor>& in) { return log(in[0]); }, {pos});
-  gradcheck([](const std::vector<Tensor>& in) { return sqrt(in[0]); }, {pos});
-  gradcheck([](const std::vector<Tensor>& in) { return pow(in[0], 3.0); }, {x});
-  gradcheck([](const std::vector<Tensor>& in) { return pow(in[0], -1.5); }, {pos});
-  gradcheck([](const std::vector<Tensor>& in) { return pow(in[0], 0.0); }, {pos});
-  gradcheck([](const std::vector<Tensor>& in) { return gelu(in[0]); }, {x});
-  gradcheck([](const std::vector<Tensor>& in) { return sigmoid(in[0]); }, {x});
-  gradcheck([](const std::vector<Tensor>& in) { return tanh(in[0]); }, {x});
+namespace {
+test::OpCase unary_case(std::string name, std::string op, Fn fn, double lo, double hi, std::vector<double> kinks = {}) {
+  test::OpCase c;
+  c.name = std::move(name);
+  c.op = std::move(op);
+  c.fn = std::move(fn);
+  c.shapes = {{3, 5}};
+  c.gpu_shapes = {{{1, 1}}, {{7, 1}}, {{33, 65}}, {{3, 1031}}};
+  c.lo = lo, c.hi = hi;
+  c.kinks = std::move(kinks);
+  return c;
 }
+#define RETORT_UNARY(expr) [](const std::vector<Tensor>& in) { return expr; }
+const test::OpCases kUnaryCases("unary", {
+    unary_case("exp", "exp", RETORT_UNARY(exp(in[0])), -2, 2),
+    unary_case("log", "log", RETORT_UNARY(log(in[0])), 0.5, 2),
+    unary_case("sqrt", "sqrt", RETORT_UNARY(sqrt(in[0])), 0.5, 2),
+    unary_case("pow 3", "pow", RETORT_UNARY(pow(in[0], 3.0)), -2, 2),
+    unary_case("pow -1.5", "pow", RETORT_UNARY(pow(in[0], -1.5)), 0.5, 2),
+    unary_case("pow 0", "pow", RETORT_UNARY(pow(in[0], 0.0)), 0.5, 2),
+    unary_case("pow 2.5", "pow", RETORT_UNARY(pow(in[0], 2.5)), 0.1, 2),
+    unary_case("abs", "abs", RETORT_UNARY(abs(in[0])), -2, 2, {0.0}),
+    unary_case("relu", "relu", RETORT_UNARY(relu(in[0])), -2, 2, {0.0}),
+    unary_case("clamp [-0.5, 0.5]", "clamp", RETORT_UNARY(clamp(in[0], -0.5, 0.5)), -1, 1, {-0.5, 0.5}),
+    unary_case("clamp [-inf, 0.5]", "clamp", RETORT_UNARY(clamp(in[0], -kInf, 0.5)), -1, 1, {0.5}),
+    unary_case("gelu", "gelu", RETORT_UNARY(gelu(in[0])), -4, 4),
+    unary_case("sigmoid", "sigmoid", RETORT_UNARY(sigmoid(in[0])), -6, 6),
+    unary_case("tanh", "tanh", RETORT_UNARY(tanh(in[0])), -3, 3),
+    unary_case("add scalar", "add", RETORT_UNARY(add(in[0], 1.5)), -2, 2),
+    unary_case("mul scalar", "mul", RETORT_UNARY(mul(in[0], -2.5)), -2, 2),
+    unary_case("rsub scalar", "rsub", RETORT_UNARY(rsub(3.0, in[0])), -2, 2),
+    unary_case("rdiv scalar", "rdiv", RETORT_UNARY(rdiv(3.0, in[0])), 0.5, 2),
+    unary_case("neg", "neg", RETORT_UNARY(neg(in[0])), -2, 2),
+});
+#undef RETORT_UNARY
+}  // namespace
 
-TEST_CASE("gradcheck: kinked unary ops away from their kinks") {
-  auto x = random_away_from({3, 5}, 23, -2.0, 2.0, {0.0});
-  gradcheck([](const std::vector<Tensor>& in) { return abs(in[0]); }, {x});
-  gradcheck([](const std::vector<Tensor>& in) { return relu(in[0]); }, {x});
-  auto c = random_away_from({3, 5}, 24, -1.0, 1.0, {-0.5, 0.5});
-  gradcheck([](const std::vector<Tensor>& in) { return clamp(in[0], -0.5, 0.5); }, {c});
-  gradcheck([](const std::vector<Tensor>& in) { return clamp(in[0], -kInf, 0.5); }, {c});
-}
+TEST_CASE("gradcheck: unary and tensor-scalar ops (away from their kinks)") { test::check_gradients(kUnaryCases); }
 
-TEST_CASE("gradcheck: tensor-scalar ops, strided input, maximum") {
-  auto x = random_tensor({3, 5}, 25, 0.5, 2.0);
-  gradcheck([](const std::vector<Tensor>& in) { return add(in[0], 1.5); }, {x});
-  gradcheck([](const std::vector<Tensor>& in) { return mul(in[0], -2.5); }, {x});
-  gradcheck([](const std::vector<Tensor>& in) { return rsub(3.0, in[0]); }, {x});
-  gradcheck([](const std::vector<Tensor>& in) { return rdiv(3.0, in[0]); }, {x});
-  gradcheck([](const std::vector<Tensor>& in) { return neg(in[0]); }, {x});
-  gradcheck([](const std::vector<Tensor>& in) { return tanh(in[0].transpose(0, 1)); }, {x});
-  // a [3, 5] against b [5]: keep |a - b| away from 0 so the max is differentiable
-  auto b = random_tensor({5}, 26, -1.0, 1.0);
-  std::vector<double> av = random_tensor({3, 5}, 27, 0.1, 1.0).to_vector(), bv = b.to_vector();
-  for (size_t i = 0; i < av.size(); ++i) av[i] = bv[i % 5] + (i % 2 ? av[i] : -av[i]);
-  auto a = Tensor::from_vector(av, {3, 5}, DType::f64);
-  gradcheck([](const std::vector<Tensor>& in) { return maximum(in[0], in[1]); }, {a, b});
-  gradcheck([](const std::vector<Tensor>& in) { return maximum(in[1], in[0]); }, {a, b});
-}
-
-TEST_CASE("unary ops: bf16 follows f32 within bf16 precision") {
-  Tensor x = random_tensor({4, 9}, 28, -3.0, 3.0, DType::f32);
-  Tensor xb = x.to(DType::bf16);
-  for (auto f : std::vector<std::function<Tensor(const Tensor&)>>{
-           [](const Tensor& t) { return gelu(t); }, [](const Tensor& t) { return sigmoid(t); },
-           [](const Tensor& t) { return tanh(t); }, [](const Tensor& t) { return exp(t); }}) {
-    CHECK(retort::test::max_rel_error(f(xb), f(xb.to(DType::f32))) <= 1e-2);
-  }
+TEST_CASE("op cases: unary ops in bf16 and on transposed inputs") {
+  test::check_bf16(kUnaryCases);
+  test::check_transposed(kUnaryCases);
 }
 
 TEST_CASE("unary ops: errors name the op and the operands") {
@@ -167,38 +159,6 @@ TEST_CASE("unary ops: errors name the op and the operands") {
 TEST_SUITE("gpu") {
 TEST_CASE("cuda parity: unary ops") {
   RETORT_REQUIRE_GPU();
-  struct Case { const char* name; Fn f; double lo, hi; };
-  std::vector<Case> cases = {
-      {"exp", [](const std::vector<Tensor>& in) { return exp(in[0]); }, -3, 3},
-      {"log", [](const std::vector<Tensor>& in) { return log(in[0]); }, 0.1, 4},
-      {"sqrt", [](const std::vector<Tensor>& in) { return sqrt(in[0]); }, 0.1, 4},
-      {"pow", [](const std::vector<Tensor>& in) { return pow(in[0], 2.5); }, 0.1, 2},
-      {"abs", [](const std::vector<Tensor>& in) { return abs(in[0]); }, -2, 2},
-      {"clamp", [](const std::vector<Tensor>& in) { return clamp(in[0], -0.5, 0.7); }, -2, 2},
-      {"relu", [](const std::vector<Tensor>& in) { return relu(in[0]); }, -2, 2},
-      {"gelu", [](const std::vector<Tensor>& in) { return gelu(in[0]); }, -4, 4},
-      {"sigmoid", [](const std::vector<Tensor>& in) { return sigmoid(in[0]); }, -6, 6},
-      {"tanh", [](const std::vector<Tensor>& in) { return tanh(in[0]); }, -3, 3},
-      {"add scalar", [](const std::vector<Tensor>& in) { return add(in[0], 0.75); }, -2, 2},
-      {"mul scalar", [](const std::vector<Tensor>& in) { return mul(in[0], -1.25); }, -2, 2},
-      {"rsub scalar", [](const std::vector<Tensor>& in) { return rsub(2.0, in[0]); }, -2, 2},
-      {"rdiv scalar", [](const std::vector<Tensor>& in) { return rdiv(2.0, in[0]); }, 0.5, 2},
-      {"gelu of a transposed view", [](const std::vector<Tensor>& in) { return gelu(in[0].transpose(0, 1)); }, -3, 3},
-  };
-  for (const auto& c : cases)
-    for (Shape s : {Shape{1, 1}, Shape{7, 1}, Shape{33, 65}, Shape{3, 1031}})
-      for (DType dt : {DType::f32, DType::bf16, DType::f64}) {
-        INFO(std::string(c.name) << " on " << shape_str(s) << " " << std::string(dtype_name(dt)));
-        check_cuda_parity(c.f, {s}, dt, c.lo, c.hi);
-      }
-}
-
-TEST_CASE("cuda parity: maximum") {
-  RETORT_REQUIRE_GPU();
-  Fn f = [](const std::vector<Tensor>& in) { return maximum(in[0], in[1]); };
-  for (DType dt : {DType::f32, DType::bf16, DType::f64}) {
-    check_cuda_parity(f, {Shape{33, 65}, Shape{65}}, dt, -1, 1);
-    check_cuda_parity(f, {Shape{7, 1, 5}, Shape{1, 3, 5}}, dt, -1, 1);
-  }
+  test::check_cuda_parity(kUnaryCases);
 }
 }
