@@ -13,6 +13,7 @@
 #include "engine/version.h"
 #include "models/import_weights.h"
 #include "models/registry.h"
+#include "train/interrupt.h"
 #include "train/recipe.h"
 #include "train/recipe_fields.h"
 #include "train/catalog.h"
@@ -25,6 +26,33 @@
 using namespace retort;
 
 namespace {
+
+// A word as the shell reads it back: bare when it is plain, else in single quotes.
+std::string shell_quoted(const std::string& word) {
+  if (!word.empty() && word.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                                              "_-+=./:,@%") == std::string::npos)
+    return word;
+  std::string out = "'";
+  for (char c : word) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+// The command that resumes an interrupted run: this one, with --out naming the run directory
+// (which the first command may have left to the default) and --resume.
+std::string resume_command(int argc, char** argv, const std::string& run_dir) {
+  std::string cmd;
+  for (int i = 0; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--resume" || arg.rfind("--out=", 0) == 0) continue;
+    if (arg == "--out") {
+      ++i;
+      continue;
+    }
+    cmd += (i ? " " : "") + shell_quoted(arg);
+  }
+  if (!run_dir.empty()) cmd += " --out " + shell_quoted(run_dir);
+  return cmd + " --resume";
+}
 
 int cmd_run(const std::string& recipe_path, const std::vector<std::string>& sets, RunOptions opts) {
   Recipe recipe = load_recipe(resolve_recipe(recipe_path).string(), sets);
@@ -61,7 +89,12 @@ int cmd_eval(const std::string& arch, const std::string& weights, const std::str
   EvalResult r = evaluate(*model, loader, device);
   std::printf("%s on %s test (%lld images): top1 %.2f%%  top5 %.2f%%  loss %.4f  (%.0f images/s on %s)\n", arch.c_str(),
               dataset.c_str(), (long long)r.images, r.top1, r.top5, r.loss, r.images_per_s, device.str().c_str());
-  return 0;
+  if (r.finite()) return 0;
+  std::fprintf(stderr,
+               "retort: warning: %lld of %lld images gave non-finite logits (NaN or infinity; counted as misses) and "
+               "the loss is %g: the weights in %s hold non-finite values or overflow\n",
+               (long long)r.nonfinite_rows, (long long)r.images, r.loss, weights.c_str());
+  return 4;
 }
 
 struct BenchArgs {
@@ -167,9 +200,12 @@ int main(int argc, char** argv) {
   run->add_option("recipe", recipe_path, "Recipe file, e.g. recipes/fmnist_kd.toml")->required();
   run->add_option("--set", sets, "Override a recipe value: key=value (e.g. stages.0.epochs=3); repeatable");
   run->add_option("--device", ro.device, "auto | cpu | cuda | cuda:N (default: the recipe's run.device)");
-  run->add_option("--out", ro.out_dir, "Run directory (default: <run.out_dir>/<run.name>)");
+  run->add_option("--out", ro.out_dir, "Run directory (default: <run.out_dir>/<run.name>-<UTC time>)");
   run->add_flag("--resume", ro.resume, "Continue the run in --out from its last checkpoints");
-  run->add_option("--checkpoint-every", ro.checkpoint_every_steps, "Also checkpoint every N steps (0: per epoch)");
+  run->add_option("--checkpoint-every", ro.checkpoint_every_steps, "Also checkpoint every N steps (0: per epoch)")
+      ->check(CLI::NonNegativeNumber);
+  run->add_flag("--allow-recipe-change", ro.allow_recipe_change,
+                "With --resume: continue under a recipe that differs from the run's (summary.json records the change)");
   run->add_flag("--quiet", ro.quiet, "No progress bar");
   run->add_option("--max-batches", ro.max_batches_per_epoch,
                   "A quick look: at most N batches per epoch and per evaluation (0: all)")
@@ -184,10 +220,12 @@ int main(int argc, char** argv) {
   BenchArgs ba;
   bench->add_option("recipe", ba.recipe, "Recipe file, e.g. bench/gpu/step_kd_resnet32x4_resnet8x4.toml")->required();
   bench->add_option("--stage", ba.options.stage, "Stage to time (default: the last)");
-  bench->add_option("--batch-size", ba.options.batch_size, "Batch size (default: the stage's)");
-  bench->add_option("--warmup", ba.options.warmup, "Untimed steps first (default 5)");
-  bench->add_option("--steps", ba.options.steps, "Steps per timed round (default 20)");
-  bench->add_option("--rounds", ba.options.rounds, "Timed rounds; the median counts (default 3)");
+  bench->add_option("--batch-size", ba.options.batch_size, "Batch size (default: the stage's)")
+      ->check(CLI::NonNegativeNumber);
+  bench->add_option("--warmup", ba.options.warmup, "Untimed steps first (default 5)")->check(CLI::NonNegativeNumber);
+  bench->add_option("--steps", ba.options.steps, "Steps per timed round (default 20)")->check(CLI::PositiveNumber);
+  bench->add_option("--rounds", ba.options.rounds, "Timed rounds; the median counts (default 3)")
+      ->check(CLI::PositiveNumber);
   bench->add_option("--device", ba.options.device, "auto | cpu | cuda | cuda:N (default: the recipe's run.device)");
   bench->add_option("--set", ba.sets, "Override a recipe value: key=value; repeatable");
   bench->add_option("--json", ba.json, "Also write the result as one JSON object to this file");
@@ -200,9 +238,11 @@ int main(int argc, char** argv) {
   eval->add_option("--data", dataset, "Dataset name (see `retort list datasets`)");
   eval->add_option("--root", root, "Dataset directory (default: the dataset's own)");
   eval->add_option("--device", device, "auto | cpu | cuda | cuda:N");
-  eval->add_option("--batch-size", batch, "Evaluation batch size");
-  eval->add_option("--image-size", image_size, "Resize images to this size (default: the dataset's)");
-  eval->add_option("--channels", channels, "Image channels for folder data (default: the dataset's)");
+  eval->add_option("--batch-size", batch, "Evaluation batch size")->check(CLI::PositiveNumber);
+  eval->add_option("--image-size", image_size, "Resize images to this size (default: the dataset's)")
+      ->check(CLI::NonNegativeNumber);
+  eval->add_option("--channels", channels, "Image channels for folder data (default: the dataset's)")
+      ->check(CLI::NonNegativeNumber);
 
   auto* imp = app.add_subcommand("import", "Load torchvision ResNet / timm ViT safetensors weights into a retort model");
   ImportArgs ia;
@@ -210,8 +250,10 @@ int main(int argc, char** argv) {
       ->required();
   imp->add_option("--weights", ia.weights, "safetensors file with torchvision/timm names")->required();
   imp->add_option("--out", ia.out, "Write the loaded model here (retort/PyTorch names, f32)");
-  imp->add_option("--image-size", ia.image_size, "Input size of the model (ViT: pos_embed is resampled to it)");
-  imp->add_option("--num-classes", ia.num_classes, "Classes (default: the file's classifier)");
+  imp->add_option("--image-size", ia.image_size, "Input size of the model (ViT: pos_embed is resampled to it)")
+      ->check(CLI::NonNegativeNumber);
+  imp->add_option("--num-classes", ia.num_classes, "Classes (default: the file's classifier)")
+      ->check(CLI::NonNegativeNumber);
   imp->add_flag("--non-strict", ia.non_strict, "Warn about missing/unexpected names instead of failing");
 
   auto* list = app.add_subcommand("list", "List built-in models, datasets, losses, recipes, or every recipe key");
@@ -227,7 +269,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return app.exit(e) == 0 ? 0 : 2;  // --help is 0; every usage error is 2, as for any other error
   }
   try {
     if (*run) return cmd_run(recipe_path, sets, ro);
@@ -236,6 +278,14 @@ int main(int argc, char** argv) {
     if (*imp) return cmd_import(ia);
     if (*list) return cmd_list(what);
     if (*machine) return cmd_machine(machine_device);
+  } catch (const Interrupted& e) {
+    std::fprintf(stderr, "retort: interrupted: %s\nretort: resume with: %s\n", e.what(),
+                 resume_command(argc, argv, e.run_dir).c_str());
+    return 128 + e.signal;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "retort: error: out of memory (an allocation failed; a smaller batch_size or image_size "
+                         "needs less)\n");
+    return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "retort: error: %s\n", e.what());
     return 2;

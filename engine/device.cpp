@@ -1,5 +1,6 @@
 // Device parsing and the "is a GPU usable here" question, answered once per process.
 #include "engine/device.h"
+#include <charconv>
 #include <cstdio>
 #include <mutex>
 #include "engine/error.h"
@@ -32,7 +33,10 @@ Device resolve_device(const std::string& name) {
     int index = 0;
     if (name.size() > 4) {
       RETORT_CHECK(name[4] == ':' && name.size() > 5, "unknown device '{}': use auto, cpu, cuda or cuda:N", name);
-      try { index = std::stoi(name.substr(5)); } catch (...) { fail("unknown device '{}': use auto, cpu, cuda or cuda:N", name); }
+      const std::string digits = name.substr(5);
+      const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), index);
+      RETORT_CHECK(ec == std::errc() && end == digits.data() + digits.size(),
+                   "unknown device '{}': use auto, cpu, cuda or cuda:N (N a GPU index)", name);
     }
     RETORT_CHECK(cuda_available(), "device '{}' was asked for but CUDA is not usable here: {}. Use --device cpu or auto.",
                  name, cuda_unavailable_reason());

@@ -38,8 +38,18 @@ void check_data_dtype(const Tensor& t, DType want) {
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   for (auto d : shape) RETORT_CHECK(d >= 0, "empty: negative size in shape {}", shape_str(shape));
   RETORT_CHECK(shape.size() <= size_t(kMaxDims), "tensors have at most {} dims, got {}", kMaxDims, shape_str(shape));
+  uint64_t bytes = dtype_size(dtype);
+  for (auto d : shape)
+    RETORT_CHECK(!__builtin_mul_overflow(bytes, uint64_t(d), &bytes) && bytes < (uint64_t(1) << 62),
+                 "cannot allocate a {} tensor of shape {}: its size in bytes overflows", dtype_name(dtype),
+                 shape_str(shape));
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(size_t(shape_numel(shape)) * dtype_size(dtype), device);
+  try {
+    impl->storage = std::make_shared<Storage>(size_t(bytes), device);
+  } catch (const Error& e) {  // out of memory: say for what
+    fail("cannot allocate a {} tensor of shape {} ({} bytes) on {}: {}", dtype_name(dtype), shape_str(shape), bytes,
+         device.str(), e.what());
+  }
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
   impl->dtype = dtype;

@@ -85,6 +85,7 @@ StoredState read_model_state(const std::string& path) {
   StoredState state;
   auto format = file.metadata.find("retort.format");  // engine/io/checkpoint.cpp writes it
   state.from_checkpoint = format != file.metadata.end() && format->second.rfind("retort-checkpoint", 0) == 0;
+  if (auto arch = file.metadata.find("arch"); arch != file.metadata.end()) state.arch = arch->second;
   for (auto& [name, t] : file.tensors) {
     std::string key = name;
     if (state.from_checkpoint) {
@@ -166,7 +167,8 @@ ImportReport load_weights(Model& model, const StoredState& state, const std::str
     if (src.shape() != live.shape() && !scalar_ok) {
       mismatched.push_back(fmt::format("'{}': shape {} in the file but {} in the model", name, shape_str(src.shape()),
                                        shape_str(live.shape())));
-      if (name == "fc.weight" || name == "head.weight")
+      if ((name == "fc.weight" || name == "head.weight") && src.dim() == 2 && live.dim() == 2 &&
+          src.size(0) != live.size(0) && src.size(1) == live.size(1))
         hints.push_back(fmt::format("the classifier '{}' has {} outputs in the file and {} in the model: build the model "
                                     "with {} classes (retort import --num-classes), or remove the classifier from the "
                                     "file and load non-strict to train a new one", name, src.size(0), live.size(0),
@@ -191,6 +193,17 @@ ImportReport load_weights(Model& model, const StoredState& state, const std::str
         fmt::format("{} unexpected (in the file, not in the model):\n    {}", unexpected.size(), join_lines(unexpected)));
   if (!mismatched.empty())
     problems.push_back(fmt::format("{} with another shape or kind:\n    {}", mismatched.size(), join_lines(mismatched)));
+  // Shapes that differ beyond the classifier: the file holds another architecture.
+  const bool body_differs = std::any_of(mismatched.begin(), mismatched.end(), [](const std::string& m) {
+    return m.rfind("'fc.", 0) != 0 && m.rfind("'head.", 0) != 0;
+  });
+  if (body_differs) {
+    hints.clear();  // a classifier hint would not help
+    hints.push_back(fmt::format("these weights are of another architecture{}: {} of the model's {} tensors differ in "
+                                "shape; load them into the model they were trained as",
+                                state.arch.empty() ? std::string() : fmt::format(" (the file says '{}')", state.arch),
+                                mismatched.size(), own.size()));
+  }
   for (const auto& h : hints) problems.push_back("hint: " + h);
   if (!problems.empty())
     fail("{}: the weights do not fit {} '{}' ({} tensors in the file, {} in the model){}:\n  {}", source,

@@ -46,6 +46,7 @@ struct StoredState {
   std::map<std::string, Tensor> tensors;
   std::map<std::string, std::string> stored_dtypes;
   bool from_checkpoint = false;
+  std::string arch;  // the architecture the file says it holds (retort's model files), or ""
 };
 StoredState read_model_state(const std::string& path);
 

@@ -48,6 +48,23 @@ std::string nearest_model_name(const std::string& name) {
   return best;
 }
 
+bool is_known_model(const std::string& name) {
+  for (const auto& n : model_names())
+    if (n == name) return true;
+  static const std::regex wrn_re(R"(wrn_(\d+)_(\d+))");
+  static const std::regex vit_re(R"((vit_tiny|vit_small|vit_base)_patch(\d+)_(\d+))");
+  return std::regex_match(name, wrn_re) || std::regex_match(name, vit_re);
+}
+
+std::vector<std::string> model_options(const std::string& name) {
+  if (!is_known_model(name)) return {};
+  if (name.rfind("wrn_", 0) == 0) return {"dropout"};
+  if (name.rfind("vit_", 0) == 0)
+    return name.find("_patch") == std::string::npos ? std::vector<std::string>{"dropout", "depth", "patch_size"}
+                                                    : std::vector<std::string>{"dropout", "depth"};
+  return {};
+}
+
 std::shared_ptr<Model> create_model(const std::string& name, const ModelConfig& cfg) {
   for (auto d : kCifarDepths)
     if (name == "resnet" + std::to_string(d))

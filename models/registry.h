@@ -29,6 +29,15 @@ ModelConfig default_list_config();
 std::vector<ModelInfo> list_models(const ModelConfig& cfg = default_list_config());
 std::vector<std::string> model_names();
 
+// True when create_model knows `name` (a listed name, any wrn_<depth>_<k>, or a timm-style
+// vit_<size>_patch<P>_<S>); a bad depth is still refused by create_model itself.
+bool is_known_model(const std::string& name);
+
+// The recipe options (ModelConfig fields set by [models.X.options]) that architecture `name`
+// uses: dropout for WRN and ViT, depth and patch_size for ViT (patch_size only when the name
+// does not fix it); empty for ResNets and unknown names.
+std::vector<std::string> model_options(const std::string& name);
+
 // The registered name closest to `name` by edit distance.
 std::string nearest_model_name(const std::string& name);
 

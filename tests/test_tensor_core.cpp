@@ -142,3 +142,23 @@ TEST_CASE("memory statistics track current and peak bytes") {
   }
   CHECK(memory_stats(Device::cpu()).current_bytes == before.current_bytes);
 }
+
+TEST_CASE("empty: a tensor too large to allocate names its shape and bytes, not std::bad_alloc") {
+  // 4 PiB: no machine has it, and the allocator says so (or ASan's allocator_may_return_null does).
+  try {
+    Tensor::empty({1 << 20, 1 << 20, 1 << 10}, DType::f32);
+    FAIL("allocated 4 PiB");
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    INFO(what);
+    CHECK(what.find("cannot allocate a f32 tensor of shape [1048576, 1048576, 1024] (4503599627370496 bytes) on cpu") !=
+          std::string::npos);
+  }
+  // A shape whose byte count overflows 64 bits is refused before any arithmetic wraps.
+  try {
+    Tensor::empty({int64_t(1) << 40, int64_t(1) << 40}, DType::f64);
+    FAIL("allocated an overflowing shape");
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()).find("its size in bytes overflows") != std::string::npos);
+  }
+}

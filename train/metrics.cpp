@@ -25,7 +25,8 @@ nlohmann::json to_json(const EvalRecord& r) {
           {"wall_s", number_or_null(r.wall_s)},
           {"train_loss", number_or_null(r.train_loss)},
           {"train_top1", number_or_null(r.train_top1)},
-          {"eval_images_per_s", number_or_null(r.eval_images_per_s)}};
+          {"eval_images_per_s", number_or_null(r.eval_images_per_s)},
+          {"nonfinite_logits", r.nonfinite_logits}};
 }
 
 EvalRecord eval_record_from_json(const nlohmann::json& j) {
@@ -45,6 +46,7 @@ EvalRecord eval_record_from_json(const nlohmann::json& j) {
   r.train_loss = number_or_nan(j, "train_loss");
   r.train_top1 = number_or_nan(j, "train_top1");
   r.eval_images_per_s = number_or_nan(j, "eval_images_per_s");
+  r.nonfinite_logits = j.value("nonfinite_logits", int64_t{0});
   return r;
 }
 

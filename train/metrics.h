@@ -23,6 +23,7 @@ struct EvalRecord {
   double train_loss = NAN;         // mean weighted training loss over the epoch's steps
   double train_top1 = NAN;         // percent, on the training batches as they were trained (labelled stages)
   double eval_images_per_s = NAN;  // evaluation images per second
+  int64_t nonfinite_logits = 0;    // evaluated images whose logits held a NaN or an infinity (misses)
 };
 
 nlohmann::json to_json(const EvalRecord& record);

@@ -73,12 +73,19 @@ void Progress::update_at(double now, int64_t batch, double loss, double accuracy
   stage_batch_time_s_ += std::max(now - last_batch_end_s_, 0.0);
   last_batch_end_s_ = now;
   batches_done_in_stage_ += done_now;
+  // The rate counts from the end of the epoch's first update: before it the clock may have
+  // started late (a bar made at the first report), and one batch says nothing reliable.
+  if (epoch_images_ == 0) {
+    first_update_s_ = now;
+    images_at_first_update_ = images;
+  }
   epoch_images_ += images;
   state_.batch = batch;
   state_.loss = loss;
   state_.accuracy = accuracy;
-  const double epoch_elapsed = now - epoch_start_s_;
-  state_.images_per_s = epoch_elapsed > 0 ? double(epoch_images_) / epoch_elapsed : NAN;
+  const double since_first = now - first_update_s_;
+  state_.images_per_s =
+      since_first > 0 ? double(epoch_images_ - images_at_first_update_) / since_first : NAN;
   const int64_t remaining = (state_.epochs - state_.epoch) * state_.batches + (state_.batches - batch);
   state_.eta_s = batches_done_in_stage_ > 0 && stage_batch_time_s_ > 0
                      ? stage_batch_time_s_ / double(batches_done_in_stage_) * double(std::max<int64_t>(remaining, 0))

@@ -65,7 +65,8 @@ class Progress {
   bool tty_ = false;
   ProgressState state_;
   std::chrono::steady_clock::time_point created_;
-  double epoch_start_s_ = 0, last_draw_s_ = -1e9, last_now_s_ = 0;
+  double epoch_start_s_ = 0, last_draw_s_ = -1e9, last_now_s_ = 0, first_update_s_ = 0;
+  int64_t images_at_first_update_ = 0;
   int64_t epoch_images_ = 0, batches_done_in_stage_ = 0, next_plain_percent_ = 0;
   double stage_batch_time_s_ = 0;  // time spent in batches (not evaluation) this stage
   double last_batch_end_s_ = 0;

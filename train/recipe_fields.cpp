@@ -2,8 +2,11 @@
 // the order keys are read and written.
 #include "train/recipe_fields.h"
 #include <algorithm>
+#include <cmath>
+#include <optional>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include "models/registry.h"
 #include "train/recipe_internal.h"
 
 namespace retort {
@@ -205,17 +208,41 @@ Fields<DataSettings> make_data_fields() {
   return f;
 }
 
+// Why [models.X.options] key = value is refused for architecture `arch`, or nothing: the key
+// must be an option the architecture uses, dropout a probability in [0, 1), depth and
+// patch_size whole numbers of at least 1.
+std::optional<std::string> model_option_problem(const std::string& arch, const std::string& key,
+                                                const toml::node& value) {
+  const std::vector<std::string> all = {"dropout", "depth", "patch_size"};
+  if (std::find(all.begin(), all.end(), key) == all.end())
+    return fmt::format("unknown option '{}' (options: {})", key, fmt::join(all, ", "));
+  if (models::is_known_model(arch)) {
+    const auto used = models::model_options(arch);
+    if (std::find(used.begin(), used.end(), key) == used.end())
+      return fmt::format("option '{}' has no effect on {} ({})", key, arch,
+                         used.empty() ? "it takes no options" : fmt::format("it takes: {}", fmt::join(used, ", ")));
+  }
+  const auto number = value.value<double>();
+  if (!number || !value.is_number() || !std::isfinite(*number))
+    return fmt::format("option '{}' must be a finite number, got {}", key, describe_node(value));
+  if (key == "dropout" && !(*number >= 0 && *number < 1))
+    return fmt::format("option 'dropout' must be in [0, 1), got {}", *number);
+  if (key != "dropout" && (!value.is_integer() || *number < 1))
+    return fmt::format("option '{}' must be a whole number of at least 1, got {}", key, describe_node(value));
+  return std::nullopt;
+}
+
 Fields<ModelSpec> make_model_fields() {
   using S = ModelSpec;
   Fields<S> f;
   f.push_back({"arch", "a string", "required", "the architecture (`retort list models`)",
                [](TableReader& r, S& m) {
                  if (r.require("arch")) m.arch = r.string_or("arch", "");
-                 const auto archs = registered_model_archs();
-                 if (!archs.empty() && r.has("arch") && r.node("arch")->is_string() &&
-                     std::find(archs.begin(), archs.end(), m.arch) == archs.end())
-                   r.context().error(r.node("arch"), fmt::format("unknown arch '{}' in [{}]{}", m.arch, r.display(),
-                                                                 suggestion_suffix(m.arch, archs, "architectures")));
+                 if (r.has("arch") && r.node("arch")->is_string() && !models::is_known_model(m.arch))
+                   r.context().error(r.node("arch"),
+                                     fmt::format("unknown arch '{}' in [{}]{} (`retort list models`)", m.arch,
+                                                 r.display(), suggestion_suffix(m.arch, models::model_names(),
+                                                                                "architectures")));
                },
                [](const S& m) { return toml_string(m.arch); }});
   f.push_back(string_field<S>("weights", &S::weights, "a safetensors file to start from (retort, torchvision or timm)"));
@@ -226,17 +253,18 @@ Fields<ModelSpec> make_model_fields() {
                  const toml::table* opts = r.subtable("options");
                  if (!opts) return;
                  for (auto&& [key, value] : *opts) {
-                   if (auto i = value.value_exact<int64_t>()) m.options[std::string(key.str())] = double(*i);
-                   else if (auto d = value.value_exact<double>()) m.options[std::string(key.str())] = *d;
-                   else
-                     r.context().error(&value, fmt::format("key '{}' in [{}.options] must be a number, got {}",
-                                                           key.str(), r.display(), describe_node(value)));
+                   const std::string name(key.str());
+                   if (auto problem = model_option_problem(m.arch, name, value))
+                     r.context().error(&value, fmt::format("[{}.options] {}", r.display(), *problem));
+                   else m.options[name] = *value.value<double>();
                  }
                },
                [](const S& m) {
                  std::string options = "{";
+                 // depth and patch_size are whole numbers and are written as integers
                  for (const auto& [k, v] : m.options)
-                   options += fmt::format("{} {} = {}", options.size() > 1 ? "," : "", toml_key(k), toml_number(v));
+                   options += fmt::format("{} {} = {}", options.size() > 1 ? "," : "", toml_key(k),
+                                          k == "dropout" ? toml_number(v) : toml_integer(int64_t(v)));
                  return options + (m.options.empty() ? "}" : " }");
                }});
   return f;

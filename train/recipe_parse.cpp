@@ -170,7 +170,9 @@ LossTerm parse_loss(const toml::node& node, ParseContext& ctx) {
   term.weight = r.number_or("weight", 1.0);
   for (const ParamSpec& spec : schema->params) {
     if (r.has(spec.key)) {
-      if (auto v = r.param(spec.key, spec.kind)) term.params[spec.key] = LossParam{*v, {r.line(spec.key)}};
+      auto v = r.param(spec.key, spec.kind);
+      if (v && spec.valid && !spec.valid(*v)) r.invalid(spec.key, spec.must_be);
+      if (v) term.params[spec.key] = LossParam{*v, {r.line(spec.key)}};
     } else if (spec.required) {
       r.require(spec.key);
     } else if (spec.default_value) {

@@ -2,6 +2,7 @@
 #include "train/recipe_reader.h"
 
 #include <algorithm>
+#include <cmath>
 #include <sstream>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -93,7 +94,11 @@ std::optional<double> TableReader::number(std::string_view key) {
   const toml::node* n = table_.get(key);
   if (!n) return std::nullopt;
   if (auto i = n->value_exact<int64_t>()) return static_cast<double>(*i);
-  if (auto d = n->value_exact<double>()) return *d;
+  if (auto d = n->value_exact<double>()) {
+    if (std::isfinite(*d)) return *d;
+    type_error(key, "a finite number");  // TOML allows inf and nan; no setting does
+    return std::nullopt;
+  }
   type_error(key, describe_kind(ValueKind::number));
   return std::nullopt;
 }
@@ -119,13 +124,17 @@ std::optional<std::vector<double>> TableReader::numbers(std::string_view key) {
   if (!n) return std::nullopt;
   if (const toml::array* a = n->as_array()) {
     std::vector<double> out;
-    bool ok = true;
+    bool ok = true, finite = true;
     for (const auto& e : *a) {
       if (auto i = e.value_exact<int64_t>()) out.push_back(static_cast<double>(*i));
-      else if (auto d = e.value_exact<double>()) out.push_back(*d);
+      else if (auto d = e.value_exact<double>()) out.push_back(*d), finite = finite && std::isfinite(*d);
       else ok = false;
     }
-    if (ok) return out;
+    if (ok && finite) return out;
+    if (ok) {
+      type_error(key, "an array of finite numbers");
+      return std::nullopt;
+    }
   }
   type_error(key, describe_kind(ValueKind::numbers));
   return std::nullopt;

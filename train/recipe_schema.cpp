@@ -1,5 +1,4 @@
-// Recipe key sets, the architecture registry and key suggestions (the loss schemas are
-// transfer/loss_schema.h's).
+// Recipe key sets and key suggestions (the loss schemas are transfer/loss_schema.h's).
 #include "train/recipe_schema.h"
 #include "train/recipe_fields.h"
 #include "train/recipe_internal.h"
@@ -13,35 +12,6 @@
 #include "engine/error.h"
 
 namespace retort {
-
-// ---- the architecture registry ---------------------------------------------------------
-
-namespace {
-
-struct Registry {
-  std::mutex mutex;
-  std::vector<std::string> archs;
-};
-
-Registry& registry() {
-  static Registry r;
-  return r;
-}
-
-}  // namespace
-
-void register_model_arch(std::string name) {
-  auto& reg = registry();
-  std::lock_guard lock(reg.mutex);
-  if (std::find(reg.archs.begin(), reg.archs.end(), name) == reg.archs.end()) reg.archs.push_back(std::move(name));
-  std::sort(reg.archs.begin(), reg.archs.end());
-}
-
-std::vector<std::string> registered_model_archs() {
-  auto& reg = registry();
-  std::lock_guard lock(reg.mutex);
-  return reg.archs;
-}
 
 // ---- key sets -------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 // What a recipe may say: the allowed keys of every recipe table (a loss term's come from its
-// schema, transfer/loss_schema.h), the optional registry of model architectures, and the
-// "did you mean" key suggestions used by every recipe error message.
+// schema, transfer/loss_schema.h), and the "did you mean" key suggestions used by every recipe
+// error message.
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -11,11 +11,6 @@
 #include "transfer/loss_schema.h"
 
 namespace retort {
-
-// Model architectures known to the model registry. While none are registered, recipes may
-// name any architecture; once some are, an unknown `arch` is an error with a suggestion.
-void register_model_arch(std::string name);
-std::vector<std::string> registered_model_archs();  // sorted
 
 // The key sets of the recipe's tables, from their field tables (train/recipe_fields.h) and key
 // documentation, so the parser, --set and "did you mean" agree with what is documented.

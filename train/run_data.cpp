@@ -1,5 +1,6 @@
 // The data of a run and of each stage (see train/run_data.h).
 #include "train/run_data.h"
+#include <unistd.h>
 #include "engine/data/image_folder.h"
 #include "engine/data/registry.h"
 #include "engine/data/subsets.h"
@@ -118,6 +119,35 @@ StageDatasets stage_datasets(const Recipe& recipe, const StageSpec& stage, const
     sd.train = curated.transfer_set;
   }
   return sd;
+}
+
+void check_stage_data(const Recipe& recipe, const LoadedData& data) {
+  RETORT_CHECK(data.test.size() > 0, "data: the test split of '{}' holds no image", to_string(recipe.data.dataset));
+  const double memory = double(::sysconf(_SC_PHYS_PAGES)) * double(::sysconf(_SC_PAGE_SIZE));
+  for (const auto& stage : recipe.stages) {
+    const double side = double(recipe.data.image_size);
+    const double batch_bytes = double(stage.batch_size) * double(recipe.data.channels) * side * side * 4.0;
+    RETORT_CHECK(memory <= 0 || batch_bytes < memory,
+                 "{}: stage '{}': one batch of {} images of {}x{}x{} takes {:.3g} GB as f32, more than this machine's "
+                 "{:.3g} GB of memory: lower batch_size or data.image_size",
+                 recipe.where(stage.pos), stage.name, stage.batch_size, recipe.data.channels, recipe.data.image_size,
+                 recipe.data.image_size, batch_bytes / 1e9, memory / 1e9);
+  }
+  for (const auto& stage : recipe.stages) {
+    int64_t images = 0;
+    switch (stage.data) {
+      case StageData::labelled: images = data.labelled.size(); break;
+      case StageData::unlabelled: images = data.unlabelled.size() + data.extra.size(); break;
+      case StageData::all: images = data.train_all.size() + data.extra.size(); break;
+      case StageData::pool: images = data.unlabelled.size(); break;
+    }
+    const auto& d = recipe.data;
+    RETORT_CHECK(images > 0,
+                 "{}: stage '{}' has no training images: its data = \"{}\" is empty (the training set keeps {} images "
+                 "after data.val_size = {} and data.train_subset = {}; data.labelled_per_class = {})",
+                 recipe.where(stage.pos), stage.name, to_string(stage.data), data.train_all.size(), d.val_size,
+                 d.train_subset, d.labelled_per_class);
+  }
 }
 
 }  // namespace retort

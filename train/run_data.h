@@ -25,6 +25,10 @@ struct LoadedData {
 // Loads the recipe's data and splits it as the recipe says.
 LoadedData load_data(const Recipe& recipe);
 
+// Refuses, before anything trains, a stage whose data holds no training image (e.g. val_size as
+// large as the training set), naming the stage, its line and the settings that emptied it.
+void check_stage_data(const Recipe& recipe, const LoadedData& data);
+
 // What `stage` trains and evaluates on; `say` reports a retrieval-curated transfer set.
 StageDatasets stage_datasets(const Recipe& recipe, const StageSpec& stage, const LoadedData& data,
                              const std::map<std::string, std::shared_ptr<models::Model>>& models_by_name, Device device,

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include "engine/error.h"
+#include "train/recipe_diff.h"
 
 namespace retort {
 
@@ -53,7 +54,53 @@ RunDir::RunDir(RunDir&& other) noexcept
       recipe_source_(std::move(other.recipe_source_)),
       started_utc_(std::move(other.started_utc_)),
       status_(std::move(other.status_)),
-      results_(std::move(other.results_)) {}
+      results_(std::move(other.results_)),
+      machine_(std::move(other.machine_)),
+      previous_machine_(std::move(other.previous_machine_)),
+      recipe_changes_(std::move(other.recipe_changes_)),
+      change_effect_pending_(other.change_effect_pending_),
+      lock_(std::move(other.lock_)) {}
+
+RunDir::~RunDir() = default;
+
+namespace {
+
+// Temporary files of atomic writes ("<file>.tmp-<pid>", "<file>.tmp.<pid>") that a killed
+// process left in the run directory; with the lock held, none belongs to a live writer.
+int remove_stale_temp_files(const fs::path& dir) {
+  int removed = 0;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    size_t at = name.rfind(".tmp-");
+    if (at == std::string::npos) at = name.rfind(".tmp.");
+    if (at == std::string::npos || at == 0 || !it->is_regular_file()) continue;
+    const std::string pid = name.substr(at + 5);
+    if (pid.empty() || !std::all_of(pid.begin(), pid.end(), [](char c) { return c >= '0' && c <= '9'; })) continue;
+    std::error_code rm;
+    if (fs::remove(it->path(), rm)) ++removed;
+  }
+  return removed;
+}
+
+// A line cut short when a run was killed while appending: the bytes after the last newline.
+size_t cut_partial_last_line(const fs::path& file) {
+  std::error_code ec;
+  const auto size = fs::file_size(file, ec);
+  if (ec || size == 0) return 0;
+  std::string text;
+  {
+    std::ifstream in(file, std::ios::binary);
+    text.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  if (text.back() == '\n') return 0;
+  const size_t keep = text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1;
+  write_file_atomic(file, text.substr(0, keep));
+  return text.size() - keep;
+}
+
+}  // namespace
 
 RunDir RunDir::create(const Recipe& recipe, const std::string& explicit_dir) {
   RunDir run;
@@ -75,6 +122,7 @@ RunDir RunDir::create(const Recipe& recipe, const std::string& explicit_dir) {
     }
   }
   if (ec) fail("cannot create run directory '{}': {}", run.path_.string(), ec.message());
+  run.lock_ = std::make_unique<RunLock>(run.path_);
   run.recipe_name_ = recipe.run.name;
   run.recipe_source_ = recipe.source;
   run.started_utc_ = utc_stamp(true);
@@ -86,46 +134,87 @@ RunDir RunDir::create(const Recipe& recipe, const std::string& explicit_dir) {
   return run;
 }
 
-RunDir RunDir::open(const Recipe& recipe, const std::string& dir) {
+RunDir RunDir::open(const Recipe& recipe, const std::string& dir, bool allow_recipe_change,
+                    const std::function<void(const std::string&)>& say) {
   RETORT_CHECK(!dir.empty(), "--resume needs the run directory to continue (--out DIR)");
   RETORT_CHECK(fs::is_directory(dir), "cannot resume: run directory '{}' does not exist", dir);
   RunDir run;
   run.path_ = dir;
+  run.lock_ = std::make_unique<RunLock>(run.path_);
   run.recipe_name_ = recipe.run.name;
   run.recipe_source_ = recipe.source;
   run.started_utc_ = utc_stamp(true);
-  const fs::path summary = run.file("summary.json");
-  if (fs::exists(summary)) {
-    std::ifstream in(summary);
-    nlohmann::json j;
-    try {
-      in >> j;
-    } catch (const std::exception& e) {
-      fail("cannot resume: '{}' is not valid JSON: {}", summary.string(), e.what());
-    }
-    run.started_utc_ = j.value("started_utc", run.started_utc_);
-    if (j.contains("machine") && j["machine"].is_object()) {
-      const auto& m = j["machine"];
-      run.previous_machine_ = {m.value("device", ""), m.value("processor", ""), m.value("threads", 0),
-                               m.value("library", "")};
-    }
-    for (const auto& r : j.value("results", nlohmann::json::array())) {
-      ModelResult m;
-      m.stage = r.value("stage", "");
-      m.model = r.value("model", "");
-      m.test_top1 = r["test_top1"].is_number() ? r["test_top1"].get<double>() : NAN;
-      m.test_top5 = r["test_top5"].is_number() ? r["test_top5"].get<double>() : NAN;
-      m.wall_s = r["wall_s"].is_number() ? r["wall_s"].get<double>() : NAN;
-      m.parameters = r.value("parameters", int64_t(0));
-      run.results_.push_back(m);
-    }
-  }
+  run.read_summary();
+  run.check_recipe(recipe, allow_recipe_change);
+  if (const int n = remove_stale_temp_files(run.path_); n > 0 && say)
+    say(fmt::format("removed {} temporary file(s) that a killed write left in {}", n, dir));
+  if (const size_t cut = cut_partial_last_line(run.file("metrics.jsonl")); cut > 0 && say)
+    say(fmt::format("cut a partial last line of {} bytes off {} (the run was killed while writing it)", cut,
+                    run.file("metrics.jsonl").string()));
   write_file_atomic(run.file("resolved.toml"), to_toml(recipe));
   {
     std::lock_guard lock(run.mutex_);
     run.write_summary();
   }
   return run;
+}
+
+void RunDir::read_summary() {
+  const fs::path summary = file("summary.json");
+  if (!fs::exists(summary)) return;
+  std::ifstream in(summary);
+  nlohmann::json j;
+  try {
+    in >> j;
+  } catch (const std::exception& e) {
+    fail("cannot resume: '{}' is not valid JSON: {}", summary.string(), e.what());
+  }
+  started_utc_ = j.value("started_utc", started_utc_);
+  if (j.contains("machine") && j["machine"].is_object()) {
+    const auto& m = j["machine"];
+    previous_machine_ = {m.value("device", ""), m.value("processor", ""), m.value("threads", 0), m.value("library", "")};
+  }
+  if (j.contains("recipe_changes") && j["recipe_changes"].is_array()) recipe_changes_ = j["recipe_changes"];
+  for (const auto& r : j.value("results", nlohmann::json::array())) {
+    ModelResult m;
+    m.stage = r.value("stage", "");
+    m.model = r.value("model", "");
+    m.test_top1 = r["test_top1"].is_number() ? r["test_top1"].get<double>() : NAN;
+    m.test_top5 = r["test_top5"].is_number() ? r["test_top5"].get<double>() : NAN;
+    m.wall_s = r["wall_s"].is_number() ? r["wall_s"].get<double>() : NAN;
+    m.parameters = r.value("parameters", int64_t(0));
+    results_.push_back(m);
+  }
+}
+
+void RunDir::check_recipe(const Recipe& recipe, bool allow_change) {
+  const fs::path resolved = file("resolved.toml");
+  if (!fs::exists(resolved)) return;  // a directory from before resolved.toml: nothing to compare
+  std::ifstream in(resolved, std::ios::binary);
+  const std::string text(std::istreambuf_iterator<char>(in), {});
+  Recipe before;
+  try {
+    before = parse_recipe(text, resolved.string());
+  } catch (const Error& e) {
+    fail("cannot resume: the run's {} does not parse: {}", resolved.string(), e.what());
+  }
+  const std::vector<std::string> changes = recipe_differences(before, recipe);
+  if (changes.empty()) return;
+  RETORT_CHECK(allow_change,
+               "cannot resume '{}' with a different recipe; what differs from its resolved.toml:\n  {}\nResume with "
+               "the recipe the run started with (its resolved.toml), or pass --allow-recipe-change to continue "
+               "under the new values (summary.json then records the change and where it took effect)",
+               path_.string(), fmt::join(changes, "\n  "));
+  recipe_changes_.push_back({{"resumed_utc", utc_stamp(true)}, {"changes", changes}, {"took_effect", nullptr}});
+  change_effect_pending_ = true;
+}
+
+void RunDir::note_change_effect(const std::string& stage, int64_t step) {
+  std::lock_guard lock(mutex_);
+  if (!change_effect_pending_) return;
+  change_effect_pending_ = false;
+  recipe_changes_.back()["took_effect"] = {{"stage", stage}, {"step", step}};
+  write_summary();
 }
 
 fs::path RunDir::checkpoint_path(const std::string& stage, const std::string& model) const {
@@ -184,6 +273,7 @@ void RunDir::write_summary() {
   nlohmann::json j = {{"recipe", recipe_name_}, {"source", recipe_source_}, {"run_dir", path_.string()},
                       {"started_utc", started_utc_}, {"updated_utc", utc_stamp(true)}, {"status", status_},
                       {"results", results}};
+  if (!recipe_changes_.empty()) j["recipe_changes"] = recipe_changes_;
   if (!machine_.device.empty())
     j["machine"] = {{"device", machine_.device}, {"processor", machine_.processor}, {"threads", machine_.threads},
                     {"library", machine_.library}, {"line", machine_.line()}};

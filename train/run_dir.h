@@ -6,12 +6,16 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 #include "engine/machine.h"
 #include "train/metrics.h"
 #include "train/recipe.h"
+#include "train/run_lock.h"
+#include <nlohmann/json.hpp>
 
 namespace retort {
 
@@ -32,12 +36,18 @@ void write_file_atomic(const std::filesystem::path& path, const std::string& tex
 class RunDir {
  public:
   // Creates the directory (out_dir/<run.name>-<YYYYmmdd-HHMMSS>, with -2, -3 ... when taken,
-  // or `explicit_dir` which must be absent or empty) and writes resolved.toml and an
-  // initial summary.json with status "running".
+  // or `explicit_dir` which must be absent or empty), locks it (train/run_lock.h) and writes
+  // resolved.toml and an initial summary.json with status "running".
   static RunDir create(const Recipe& recipe, const std::string& explicit_dir = "");
-  // Re-opens an existing run directory to resume it: the results already in its
-  // summary.json are kept, resolved.toml is rewritten, the status goes back to "running".
-  static RunDir open(const Recipe& recipe, const std::string& dir);
+  // Re-opens an existing run directory to resume it: locks it (another process writing into
+  // it is refused, naming its pid), removes the temporary files a killed write left, cuts a
+  // partial last line off metrics.jsonl, and compares the recipe with the run's resolved.toml:
+  // a different recipe is refused, naming every key that differs, unless allow_recipe_change,
+  // which records the change in summary.json ("recipe_changes", with where it took effect:
+  // note_change_effect). The results already in summary.json are kept; resolved.toml becomes
+  // the new recipe; the status goes back to "running". `say` reports what was repaired.
+  static RunDir open(const Recipe& recipe, const std::string& dir, bool allow_recipe_change = false,
+                     const std::function<void(const std::string&)>& say = {});
 
   const std::filesystem::path& path() const { return path_; }
   std::filesystem::path file(const std::string& name) const { return path_ / name; }
@@ -54,18 +64,27 @@ class RunDir {
   // resumed run's summary names when its numerics (numerics_key) differ from this one's (the
   // digits will differ from an uninterrupted run's), else "".
   std::string set_machine(const MachineDescription& machine);
+  // Where an allowed recipe change took effect: the first stage trained after the resume, and
+  // the step it resumed at (0: from its start). Only the first call after open() records.
+  void note_change_effect(const std::string& stage, int64_t step);
 
   RunDir(RunDir&& other) noexcept;
+  ~RunDir();
 
  private:
   RunDir() = default;
   void write_summary();  // with mutex_ held
+  void read_summary();   // a resumed run's results, machine and recipe changes
+  void check_recipe(const Recipe& recipe, bool allow_change);
 
   std::filesystem::path path_;
   std::string recipe_name_, recipe_source_, started_utc_, status_ = "running";
   std::vector<ModelResult> results_;
   MachineDescription machine_;
   MachineDescription previous_machine_;  // summary.json's machine when resumed (device "" when none)
+  nlohmann::json recipe_changes_ = nlohmann::json::array();  // summary.json "recipe_changes"
+  bool change_effect_pending_ = false;
+  std::unique_ptr<RunLock> lock_;
   std::mutex mutex_;
 };
 

@@ -12,6 +12,7 @@
 #include "engine/error.h"
 #include "engine/io/safetensors.h"
 #include "engine/nn/module_rng.h"
+#include "train/interrupt.h"
 #include "train/progress.h"
 #include "train/recipe_models.h"
 #include "train/results_table.h"
@@ -29,10 +30,11 @@ void say(const std::string& s) { std::fprintf(stderr, "[retort] %s\n", s.c_str()
 
 // What every stage of a run shares.
 struct Run {
+  Run(const Recipe& r, const RunOptions& o, Device d) : recipe(r), options(o), device(d) {}
   const Recipe& recipe;
   const RunOptions& options;
   Device device;
-  RunDir dir;
+  std::unique_ptr<RunDir> dir;  // made once everything is checked
   LoadedData data;
   Models models;
   std::vector<StageLosses> losses;  // per stage, built before anything trains
@@ -68,17 +70,24 @@ std::vector<StageLosses> build_all_losses(const Run& run) {
   return out;
 }
 
+// Paths a run will write to that cannot be used: checked before anything is built.
+void check_paths(const RunOptions& options) {
+  for (const auto& [flag, dir] : {std::pair<const char*, std::string>{"--stage-cache", options.stage_cache_dir},
+                                  {"--feature-cache", options.feature_cache_dir}})
+    RETORT_CHECK(dir.empty() || !fs::exists(dir) || fs::is_directory(dir), "{} '{}' exists and is not a directory",
+                 flag, dir);
+  if (!options.resume && !options.out_dir.empty())
+    RETORT_CHECK(!fs::exists(options.out_dir) || (fs::is_directory(options.out_dir) && fs::is_empty(options.out_dir)),
+                 "run directory '{}' already exists and is not empty: choose another --out, remove it, or add --resume",
+                 options.out_dir);
+}
+
+// Everything a run needs, built and checked (device, paths, data, every stage's data, models,
+// every stage's losses) before its directory exists: a recipe that cannot run leaves nothing.
 std::unique_ptr<Run> open_run(const Recipe& recipe, const RunOptions& options) {
   const Device device = resolve_device(options.device.empty() ? recipe.run.device : options.device);
-  auto run = std::unique_ptr<Run>(new Run{recipe, options, device,
-                                          options.resume ? RunDir::open(recipe, options.out_dir)
-                                                         : RunDir::create(recipe, options.out_dir)});
-  say(fmt::format("run '{}' on {} -> {}", recipe.run.name, device.str(), run->dir.path().string()));
-  const MachineDescription machine = describe_machine(device);
-  say(machine.line());
-  if (const std::string before = run->dir.set_machine(machine); !before.empty())
-    say(fmt::format("warning: the run being resumed was computed by another machine or kernel set ({}); its digits "
-                    "will differ from an uninterrupted run's", before));
+  check_paths(options);
+  auto run = std::make_unique<Run>(recipe, options, device);
   run->data = load_data(recipe);
   const LoadedData& d = run->data;
   say(fmt::format("data: {} train ({} labelled, {} unlabelled), {} test{}", d.train_all.size(), d.labelled.size(),
@@ -86,12 +95,22 @@ std::unique_ptr<Run> open_run(const Recipe& recipe, const RunOptions& options) {
                   d.extra.empty() ? std::string()
                                   : fmt::format(", {} extra unlabelled images from {}", d.extra.size(),
                                                 recipe.data.extra_unlabelled_folder)));
+  check_stage_data(recipe, d);
   run->models = build_models(recipe, d.train_all.dataset().num_classes, device);
   run->losses = build_all_losses(*run);
+  run->dir = std::make_unique<RunDir>(options.resume
+                                          ? RunDir::open(recipe, options.out_dir, options.allow_recipe_change, say)
+                                          : RunDir::create(recipe, options.out_dir));
+  say(fmt::format("run '{}' on {} -> {}", recipe.run.name, device.str(), run->dir->path().string()));
+  const MachineDescription machine = describe_machine(device);
+  say(machine.line());
+  if (const std::string before = run->dir->set_machine(machine); !before.empty())
+    say(fmt::format("warning: the run being resumed was computed by another machine or kernel set ({}); its digits "
+                    "will differ from an uninterrupted run's", before));
   run->cache = StageCache(options.stage_cache_dir);
   if (run->cache.enabled())
     for (const auto& [name, spec] : recipe.models) run->model_keys[name] = StageCache::initial_model_key(recipe, name);
-  run->models_dir = run->dir.path() / "models";
+  run->models_dir = run->dir->path() / "models";
   fs::create_directories(run->models_dir);
   return run;
 }
@@ -123,7 +142,7 @@ class StageReporter {
   }
   void evaluation(const EvalRecord& r) {
     metrics_.push_back(r);
-    run_.dir.append_metrics(r);
+    run_.dir->append_metrics(r);
     const std::string line = fmt::format("{} / {} epoch {}: test top1 {:.2f}%  top5 {:.2f}%  loss {:.4f}  ({:.0f} img/s "
                                          "train)", r.stage, r.model, r.epoch, r.top1, r.top5, r.loss, r.images_per_s);
     if (!bar_) return say(line);
@@ -143,7 +162,7 @@ class StageReporter {
 bool finished_before_resume(Run& run, const StageSpec& stage) {
   if (!run.options.resume) return false;
   const fs::path file = run.models_dir / (stage.train + ".safetensors");
-  const auto& done = run.dir.results();
+  const auto& done = run.dir->results();
   const bool recorded = std::any_of(done.begin(), done.end(), [&](const ModelResult& r) {
     return r.stage == stage.name && r.model == stage.train;
   });
@@ -180,10 +199,12 @@ std::optional<StageResult> from_stage_cache(Run& run, const StageSpec& stage, co
 StageResult train_one(Run& run, const StageSpec& stage, const StageHooks& hooks) {
   StageOptions so;
   so.losses = &run.losses.at(size_t(&stage - run.recipe.stages.data()));
-  so.checkpoint_dir = (run.dir.path() / "checkpoints").string();
+  so.checkpoint_dir = (run.dir->path() / "checkpoints").string();
   so.resume = run.options.resume;
   so.checkpoint_every_steps = run.options.checkpoint_every_steps;
   so.stop_after_steps = run.options.stop_after_steps;
+  so.raise_signal_after_steps = run.options.raise_signal_after_steps;
+  so.raise_signal = run.options.raise_signal;
   so.max_batches_per_epoch = run.options.max_batches_per_epoch;
   so.feature_cache_dir = run.options.feature_cache_dir.empty()
                              ? (fs::path(run.recipe.run.out_dir) / "feature_cache").string()
@@ -191,11 +212,16 @@ StageResult train_one(Run& run, const StageSpec& stage, const StageHooks& hooks)
   StageDatasets sd = stage_datasets(run.recipe, stage, run.data, run.models, run.device, say);
   say(fmt::format("stage '{}': training '{}' for {} epochs{}", stage.name, stage.train, stage.epochs,
                   stage.teachers.empty() ? "" : fmt::format(" with teachers {}", fmt::join(stage.teachers, ", "))));
+  StageHooks with_start = hooks;
+  with_start.started = [&](int64_t step) { run.dir->note_change_effect(stage.name, step); };
   try {
     return train_stage(run.recipe, stage, run.models.at(stage.train), teachers_of(run, stage), sd, run.device, so,
-                       hooks);
+                       with_start);
+  } catch (const Interrupted& e) {
+    run.dir->set_status(std::string("interrupted: ") + e.what());
+    throw Interrupted(e.signal, e.what(), run.dir->path().string());
   } catch (const std::exception& e) {
-    run.dir.set_status(std::string("failed: ") + e.what());
+    run.dir->set_status(std::string("failed: ") + e.what());
     throw;
   }
 }
@@ -208,10 +234,10 @@ void record_stage(Run& run, const StageSpec& stage, const StageResult& sr, const
   if (run.cache.enabled() && trained)
     run.cache.store(key, student,
                     nlohmann::json{{"test_top1", sr.test.top1}, {"test_top5", sr.test.top5}, {"wall_s", sr.wall_s},
-                                   {"parameters", sr.parameters}, {"run_dir", run.dir.path().string()}},
+                                   {"parameters", sr.parameters}, {"run_dir", run.dir->path().string()}},
                     metrics);
   if (run.cache.enabled()) run.model_keys[stage.train] = key;
-  run.dir.record_result({stage.name, stage.train, sr.test.top1, sr.test.top5, sr.wall_s, sr.parameters});
+  run.dir->record_result({stage.name, stage.train, sr.test.top1, sr.test.top5, sr.wall_s, sr.parameters});
   StringMap file_metadata = {{"arch", run.recipe.models.at(stage.train).arch}, {"stage", stage.name}};
   nn::capture_module_rngs(student, nn::kModelFileRngPrefix, file_metadata);
   write_safetensors((run.models_dir / (stage.train + ".safetensors")).string(), student.state_dict(), file_metadata);
@@ -235,9 +261,10 @@ std::map<std::string, Tensor> load_model_weights(const std::string& path) { retu
 
 RunResult run_recipe(const Recipe& recipe, const RunOptions& options) {
   const auto started = std::chrono::steady_clock::now();
+  InterruptHandlers interrupts;
   std::unique_ptr<Run> run = open_run(recipe, options);
   RunResult result;
-  result.run_dir = run->dir.path().string();
+  result.run_dir = run->dir->path().string();
   for (const auto& stage : recipe.stages) {
     const std::string key = run->cache.enabled() ? StageCache::stage_key(recipe, stage, run->model_keys, run->device,
                                                                          options.max_batches_per_epoch)
@@ -257,10 +284,10 @@ RunResult run_recipe(const Recipe& recipe, const RunOptions& options) {
     }
     record_stage(*run, stage, *sr, key, trained, reporter.metrics());
   }
-  run->dir.set_status("finished");
-  result.summary = nlohmann::json::parse(read_text_file(run->dir.file("summary.json")));
+  run->dir->set_status("finished");
+  result.summary = nlohmann::json::parse(read_text_file(run->dir->file("summary.json")));
   const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  std::fprintf(stderr, "%s", results_table(run->dir.results(), recipe, run->device, wall_s).c_str());
+  std::fprintf(stderr, "%s", results_table(run->dir->results(), recipe, run->device, wall_s).c_str());
   return result;
 }
 

@@ -10,12 +10,15 @@
 namespace retort {
 
 struct RunOptions {
-  std::string out_dir;         // "" = <run.out_dir>/<run.name>
+  std::string out_dir;         // "" = <run.out_dir>/<run.name>-<UTC time>
   std::string device;          // "" = the recipe's run.device
   bool resume = false;         // continue the run found in out_dir
   bool quiet = false;          // no progress bar
   int64_t checkpoint_every_steps = 0;
   int64_t stop_after_steps = 0;      // testing aid: stop the first unfinished stage after N steps
+  int raise_signal_after_steps = 0;  // testing aid: raise raise_signal after N steps of a stage
+  int raise_signal = 0;
+  bool allow_recipe_change = false;  // --resume under a recipe that differs from the run's (recorded)
   int64_t max_batches_per_epoch = 0;  // smoke tests
   std::string stage_cache_dir;    // "" = off; see train/stage_cache.h
   std::string feature_cache_dir;  // teacher_cache = "file" (default <run.out_dir>/feature_cache)

@@ -4,12 +4,14 @@
 // are atomic and a resume is bit-identical on the CPU.
 #include "train/trainer.h"
 #include <chrono>
+#include <csignal>
 #include <cmath>
 #include <filesystem>
 #include "engine/error.h"
 #include "engine/io/checkpoint.h"
 #include "engine/nn/module_rng.h"
 #include "engine/optim/schedule.h"
+#include "train/interrupt.h"
 #include "train/teacher_caches.h"
 #include "train/train_step.h"
 
@@ -61,6 +63,11 @@ data::DataLoader test_loader_for(const StageSpec& stage, const StageDatasets& da
 
 // Everything a stage's epochs share, set up once.
 struct StageRun {
+  StageRun(const Recipe& r, const StageSpec& st, std::shared_ptr<models::Model> s, const StageDatasets& d, Device dev,
+           const StageOptions& o, const StageHooks& h, StageLosses l, uint64_t seed)
+      : recipe(r), stage(st), student(std::move(s)), data(d), device(dev), options(o), hooks(h), losses(std::move(l)),
+        train_loader(train_loader_for(st, d, seed)), test_loader(test_loader_for(st, d)), gen(seed ^ 0x5eedull) {}
+
   const Recipe& recipe;
   const StageSpec& stage;
   std::shared_ptr<models::Model> student;
@@ -101,17 +108,17 @@ std::unique_ptr<StageRun> configure(const Recipe& recipe, const StageSpec& stage
                                     const StageHooks& hooks) {
   const uint64_t seed = uint64_t(recipe.run.seed);
   const Shape input_shape{1, data.train.dataset().channels, recipe.data.image_size, recipe.data.image_size};
-  auto run = std::unique_ptr<StageRun>(new StageRun{recipe, stage, student, data, device, options, hooks, Clock::now(),
+  auto run = std::make_unique<StageRun>(
+      recipe, stage, student, data, device, options, hooks,
       options.losses ? std::move(*options.losses)
                      : build_stage_losses(recipe, stage, student, teachers, input_shape, device, seed, data.labelled),
-      {}, train_loader_for(stage, data, seed), test_loader_for(stage, data)});
+      seed);
   prepare_trainable(stage, *student, seed);
   run->optimizer = make_stage_optimizer(stage, *student, run->losses.losses);
   run->steps_per_epoch = run->train_loader.batches_per_epoch();
   if (options.max_batches_per_epoch > 0)
     run->steps_per_epoch = std::min(run->steps_per_epoch, options.max_batches_per_epoch);
   run->schedule = make_schedule(stage, run->steps_per_epoch);
-  run->gen = Generator(seed ^ 0x5eedull);
   run->progress.stage = stage.name;
   run->checkpoint = (std::filesystem::path(options.checkpoint_dir) / (stage.name + ".ckpt.safetensors")).string();
   run->checkpoint_tensors = checkpoint_tensors(*student, run->losses.losses);
@@ -160,7 +167,7 @@ EpochTotals train_epoch(StageRun& run, int64_t epoch) {
   run.progress.epoch = epoch;
   const auto epoch_start = Clock::now();
   EpochTotals t;
-  int64_t top5 = 0;
+  TopkCounts hits;
   data::Batch batch;
   while (run.progress.batch_in_epoch < run.steps_per_epoch && run.train_loader.next(batch)) {
     run.schedule.apply(*run.optimizer.optimizer, run.progress.step);
@@ -172,12 +179,20 @@ EpochTotals train_epoch(StageRun& run, int64_t epoch) {
     });
     ++run.progress.step;
     ++run.progress.batch_in_epoch;
-    if (y.defined()) count_topk(out.student_logits, y, t.hits, top5);
+    if (y.defined()) count_topk(out.student_logits, y, hits);
+    t.hits = hits.top1;
     t.seen += x.size(0);
     t.loss += out.loss;
     report_step(run, t, epoch, epoch_start, x.size(0));
     if (run.options.checkpoint_every_steps > 0 && run.progress.step % run.options.checkpoint_every_steps == 0)
       save_checkpoint(run);
+    if (run.options.raise_signal_after_steps > 0 && run.progress.step == run.options.raise_signal_after_steps)
+      std::raise(run.options.raise_signal);
+    if (const int sig = interrupt_requested()) {  // SIGINT/SIGTERM: a checkpoint, then stop
+      save_checkpoint(run);
+      throw Interrupted(sig, fmt::format("{} during stage '{}' after step {} (checkpoint written)", signal_name(sig),
+                                         run.stage.name, run.progress.step));
+    }
     if (run.options.stop_after_steps > 0 && run.progress.step >= run.options.stop_after_steps) {
       t.stopped = true;
       return t;
@@ -195,6 +210,10 @@ void finish_epoch(StageRun& run, int64_t epoch, const EpochTotals& t, StageResul
   const bool due = (epoch + 1) % std::max<int64_t>(run.stage.eval_every, 1) == 0 || epoch + 1 == run.stage.epochs;
   if (!due) return;
   result.test = evaluate(*run.student, run.test_loader, run.device, run.options.max_batches_per_epoch);
+  if (!result.test.finite())
+    run.log(fmt::format("warning: stage '{}' epoch {}: {} of {} test images gave non-finite logits (counted as "
+                        "misses); test loss {}",
+                        run.stage.name, epoch + 1, result.test.nonfinite_rows, result.test.images, result.test.loss));
   if (!run.hooks.metrics) return;
   EvalRecord r;
   r.stage = run.stage.name;
@@ -207,6 +226,7 @@ void finish_epoch(StageRun& run, int64_t epoch, const EpochTotals& t, StageResul
   r.top5 = result.test.top5;
   r.images_per_s = t.images_per_s;
   r.eval_images_per_s = result.test.images_per_s;
+  r.nonfinite_logits = result.test.nonfinite_rows;
   r.train_loss = t.loss / double(std::max<int64_t>(run.steps_per_epoch, 1));
   r.train_top1 = t.seen ? 100.0 * double(t.hits) / double(t.seen) : 0.0;
   r.wall_s = seconds_since(run.started);
@@ -221,6 +241,7 @@ StageResult train_stage(const Recipe& recipe, const StageSpec& stage, std::share
                         const StageHooks& hooks) {
   std::unique_ptr<StageRun> run = configure(recipe, stage, student, teachers, data, device, options, hooks);
   resume(*run);
+  if (hooks.started) hooks.started(run->progress.step);
   StageResult result;
   result.parameters = student->num_parameters();
   for (int64_t epoch = run->progress.epoch; epoch < stage.epochs; ++epoch) {

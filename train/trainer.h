@@ -27,6 +27,7 @@ struct StageHooks {
   std::function<void(const EvalRecord&)> metrics;  // one record per evaluation
   std::function<void(const StepReport&)> progress;  // after each step
   std::function<void(const std::string&)> log;      // one-line messages
+  std::function<void(int64_t step)> started;        // before the first step: the step it starts at
 };
 
 struct StageOptions {
@@ -35,6 +36,8 @@ struct StageOptions {
   bool resume = false;               // continue from the stage's checkpoint when present
   int64_t checkpoint_every_steps = 0;  // 0: only at the end of each epoch
   int64_t stop_after_steps = 0;      // testing aid: stop (as if killed) after this many steps
+  int raise_signal_after_steps = 0;  // testing aid: raise raise_signal (SIGINT) after this many steps
+  int raise_signal = 0;
   int64_t max_batches_per_epoch = 0;   // 0: all (smoke tests)
   std::string feature_cache_dir;       // teacher_cache = "file": where the feature files live
   int64_t feature_cache_max_bytes = int64_t(2) << 30;  // teacher_cache = "auto" stays off above this

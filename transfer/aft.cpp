@@ -138,10 +138,12 @@ void register_aft_loss() {
   register_loss(
       "aft",
       {ParamSpec("teachers", ValueKind::models, kRequired, "pretrained models whose 'pooled' features are concatenated"),
-       ParamSpec("variant", ValueKind::string, "kernel", "kernel | dense (psi S) | rbf (exp(-d^2)) | linear (U psi ~ phi)"),
+       ParamSpec("variant", ValueKind::string, "kernel", "kernel | dense (psi S) | rbf (exp(-d^2)) | linear (U psi ~ phi)")
+           .one_of({"kernel", "dense", "rbf", "linear"}),
        ParamSpec("learn_rho", ValueKind::boolean, true, "learn rho = sigmoid(s); false keeps rho = 0.5"),
        ParamSpec("rho_lr", ValueKind::number, kAftDefaultRhoLr,
-                 "lr of the learned prior (s, S or U), own group, no weight decay")},
+                 "lr of the learned prior (s, S or U), own group, no weight decay")
+           .positive()},
       "Adaptive Feature Transfer (Qiu et al. 2024): sqrt(mean((K_s - K_t)^2) + 1e-8) of batch cosine kernels; "
       "weight = beta (10)",
       [](const BuildContext& c) {

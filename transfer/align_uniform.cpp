@@ -103,8 +103,8 @@ void register_align_uniform_loss() {
   register_loss(
       "align_uniform",
       {ParamSpec("teacher", ValueKind::model, kRequired, "the teacher whose 'pooled' features are projected"),
-       ParamSpec("dim", ValueKind::integer, int64_t{kAlignUniformDefaultDim}, "projection-head output size"),
-       ParamSpec("t", ValueKind::number, kAlignUniformDefaultT, "uniformity temperature")},
+       ParamSpec("dim", ValueKind::integer, int64_t{kAlignUniformDefaultDim}, "projection-head output size").positive(),
+       ParamSpec("t", ValueKind::number, kAlignUniformDefaultT, "uniformity temperature").positive()},
       "alignment/uniformity distillation (Farhat & Chen 2024): align + (unif(z_s) + unif(z_t)) / 2 on "
       "projection heads",
       [](const BuildContext& c) {

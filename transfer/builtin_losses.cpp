@@ -44,14 +44,14 @@ class KdLoss : public Loss {
 void register_builtin_losses() {
   static std::once_flag once;
   std::call_once(once, [] {
-    register_loss("ce", {ParamSpec("label_smoothing", ValueKind::number, 0.0, "uniform mass mixed into the target")},
+    register_loss("ce", {ParamSpec("label_smoothing", ValueKind::number, 0.0, "uniform mass mixed into the target").within(0, 1)},
                   "cross-entropy with the labels (fused log-softmax, optional label smoothing)",
                   [](const BuildContext& c) {
                     return std::make_unique<CrossEntropyLoss>(c.args->number("label_smoothing"));
                   });
     register_loss("kd",
                   {ParamSpec("teacher", ValueKind::model, kRequired, "the teacher model whose logits are matched"),
-                   ParamSpec("T", ValueKind::number, kKdDefaultTemperature, "softmax temperature")},
+                   ParamSpec("T", ValueKind::number, kKdDefaultTemperature, "softmax temperature").positive()},
                   "Hinton KD: T^2 * KL(softmax(z_t/T) || softmax(z_s/T)), batch mean",
                   [](const BuildContext& c) {
                     return std::make_unique<KdLoss>(c.args->string("teacher"), c.args->number("T"));

@@ -66,7 +66,8 @@ void register_fitnet_loss() {
       {ParamSpec("teacher", ValueKind::model, kRequired, "the teacher model giving the hint"),
        ParamSpec("student_tap", ValueKind::string, kFitNetDefaultTap, "the student's guided tap"),
        ParamSpec("teacher_tap", ValueKind::string, kFitNetDefaultTap, "the teacher's hint tap"),
-       ParamSpec("pool", ValueKind::string, "avg", "how the larger map is pooled to the smaller: avg | max")},
+       ParamSpec("pool", ValueKind::string, "avg", "how the larger map is pooled to the smaller: avg | max")
+           .one_of({"avg", "average", "max"})},
       "FitNets hints: mean (regressor(f_s) - f_t)^2, regressor 1x1 conv+BN (maps) or linear (vectors); weight 100",
       [](const BuildContext& c) -> std::unique_ptr<Loss> {
         const std::string where = c.args->where;

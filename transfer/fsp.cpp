@@ -189,14 +189,17 @@ void register_fsp_loss() {
       "fsp",
       {ParamSpec("teacher", ValueKind::model, kRequired, "the teacher model whose FSP matrices are matched"),
        ParamSpec("pairing", ValueKind::string, "repdistiller",
-                 "repdistiller (consecutive taps, average pooling) | paper (same pairs, max pooling)"),
+                 "repdistiller (consecutive taps, average pooling) | paper (same pairs, max pooling)")
+           .one_of({"repdistiller", "paper"}),
        ParamSpec("taps", ValueKind::strings, kOptional, "tap list overriding stem, stage1..stageN (both networks)"),
        ParamSpec("student_taps", ValueKind::strings, kOptional, "the student's taps, when its names differ"),
        ParamSpec("teacher_taps", ValueKind::strings, kOptional, "the teacher's taps, pair k with student_taps[k]"),
        ParamSpec("shuffle", ValueKind::boolean, ParamValue(false), "permute the teacher matrices' rows/columns (ensembles)"),
-       ParamSpec("shuffle_seed", ValueKind::integer, ParamValue(int64_t{0}), "seed of the shuffle permutations"),
+       ParamSpec("shuffle_seed", ValueKind::integer, ParamValue(int64_t{0}), "seed of the shuffle permutations")
+           .at_least(0),
        ParamSpec("reduction", ValueKind::string, "sum",
-                 "sum (paper: batch mean of squared Frobenius norms) | mean (RepDistiller: mean over b, i, j)")},
+                 "sum (paper: batch mean of squared Frobenius norms) | mean (RepDistiller: mean over b, i, j)")
+           .one_of({"sum", "mean"})},
       "FSP (Yim 2017): (1/B) sum over consecutive tap pairs ||G_T - G_S||_F^2, G = F1 F2^T / (h*w)",
       [](const BuildContext& c) -> std::unique_ptr<Loss> {
         const std::string where = c.args->where;

@@ -2,6 +2,7 @@
 // (see transfer/loss_schema.h).
 #include "transfer/loss_schema.h"
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <mutex>
 #include <fmt/format.h>
@@ -67,6 +68,38 @@ ParamSpec::ParamSpec(std::string key_, ValueKind kind_, OptionalTag, std::string
     : key(std::move(key_)), kind(kind_), help(std::move(help_)) {}
 ParamSpec::ParamSpec(std::string key_, ValueKind kind_, const char* default_value_, std::string help_)
     : ParamSpec(std::move(key_), kind_, ParamValue(std::string(default_value_)), std::move(help_)) {}
+
+namespace {
+double as_number(const ParamValue& v) {
+  if (auto* d = std::get_if<double>(&v)) return *d;
+  if (auto* i = std::get_if<int64_t>(&v)) return double(*i);
+  return NAN;
+}
+}  // namespace
+
+ParamSpec ParamSpec::positive() && {
+  valid = [](const ParamValue& v) { return as_number(v) > 0; };
+  must_be = "positive";
+  return std::move(*this);
+}
+ParamSpec ParamSpec::at_least(double lowest) && {
+  valid = [lowest](const ParamValue& v) { return as_number(v) >= lowest; };
+  must_be = fmt::format("at least {}", lowest);
+  return std::move(*this);
+}
+ParamSpec ParamSpec::within(double lowest, double highest) && {
+  valid = [lowest, highest](const ParamValue& v) { return as_number(v) >= lowest && as_number(v) <= highest; };
+  must_be = fmt::format("in [{}, {}]", lowest, highest);
+  return std::move(*this);
+}
+ParamSpec ParamSpec::one_of(std::vector<std::string> choices) && {
+  must_be = fmt::format("one of \"{}\"", fmt::join(choices, "\", \""));
+  valid = [choices = std::move(choices)](const ParamValue& v) {
+    auto* s = std::get_if<std::string>(&v);
+    return s && std::find(choices.begin(), choices.end(), *s) != choices.end();
+  };
+  return std::move(*this);
+}
 
 const ParamSpec* LossSchema::find(std::string_view key) const {
   for (const auto& p : params)
@@ -165,6 +198,7 @@ std::string describe_loss_schemas() {
     for (const auto& p : s->params) {
       std::string type = describe_kind(p.kind);
       type += p.required ? ", required" : p.default_value ? ", default " + param_to_toml(*p.default_value) : ", optional";
+      if (!p.must_be.empty()) type += ", " + p.must_be;
       out += fmt::format("    {:<16} {}{}{}\n", p.key, type, p.help.empty() ? "" : "  ", p.help);
     }
   }

@@ -5,6 +5,7 @@
 // losses read their LossArgs, which say where they were written for error messages.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -45,10 +46,21 @@ struct ParamSpec {
   bool required = false;
   std::string help;
 
+  // What a given value must also satisfy, checked by the recipe reader before anything runs
+  // (unset: any value of the kind); `must_be` completes "key 'T' in [...] must be ...".
+  std::function<bool(const ParamValue&)> valid;
+  std::string must_be;
+
   ParamSpec(std::string key, ValueKind kind, ParamValue default_value, std::string help = "");
   ParamSpec(std::string key, ValueKind kind, RequiredTag, std::string help = "");
   ParamSpec(std::string key, ValueKind kind, OptionalTag, std::string help = "");
   ParamSpec(std::string key, ValueKind kind, const char* default_value, std::string help = "");
+
+  // Constraints, chained on the spec: ParamSpec("T", ValueKind::number, 4.0).positive().
+  ParamSpec positive() &&;                                  // a number or integer > 0
+  ParamSpec at_least(double lowest) &&;                     // a number or integer >= lowest
+  ParamSpec within(double lowest, double highest) &&;       // a number in [lowest, highest]
+  ParamSpec one_of(std::vector<std::string> choices) &&;    // a string among choices
 };
 
 struct LossSchema {

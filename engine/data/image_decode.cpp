@@ -21,11 +21,19 @@
 #pragma GCC diagnostic pop
 
 namespace retort::data {
+namespace {
+// Larger images are refused before decoding: a damaged or hostile header can claim any size,
+// and 64 Mpixel (e.g. 8192 x 8192) is far above any training image.
+constexpr int64_t kMaxPixels = int64_t(1) << 26;
+}  // namespace
 
 void decode_image_file(const std::string& path, int64_t channels, int64_t height, int64_t width, uint8_t* out) {
   RETORT_CHECK(channels == 1 || channels == 3, "{}: images can be decoded to 1 or 3 channels, not {}", path, channels);
   RETORT_CHECK(height > 0 && width > 0, "{}: requested image size {}x{} must be positive", path, height, width);
   int w = 0, h = 0, file_channels = 0;
+  if (stbi_info(path.c_str(), &w, &h, &file_channels))
+    RETORT_CHECK(int64_t(w) * h <= kMaxPixels, "{}: the image claims {}x{} pixels, more than the {} Mpixel retort decodes",
+                 path, w, h, kMaxPixels >> 20);
   std::unique_ptr<stbi_uc, void (*)(void*)> pixels(stbi_load(path.c_str(), &w, &h, &file_channels, int(channels)),
                                                    stbi_image_free);
   if (!pixels) {

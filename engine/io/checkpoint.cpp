@@ -1,5 +1,6 @@
 // save_checkpoint / load_checkpoint on top of the safetensors reader and atomic writer.
 #include "engine/io/checkpoint.h"
+#include <cmath>
 #include <charconv>
 #include <set>
 #include "engine/autograd.h"
@@ -85,9 +86,43 @@ TrainingProgress read_checkpoint_progress(const std::string& path) {
   return progress_from(path, read_safetensors(path).metadata);
 }
 
+namespace {
+// The index of the first NaN or infinite element of a host tensor read from a file, or -1.
+int64_t first_nonfinite(const Tensor& t) {
+  const Tensor c = t.contiguous();
+  const int64_t n = c.numel();
+  if (c.dtype() == DType::f32) {
+    const float* p = c.data<float>();
+    for (int64_t i = 0; i < n; ++i)
+      if (!std::isfinite(p[i])) return i;
+  } else if (c.dtype() == DType::f64) {
+    const double* p = c.data<double>();
+    for (int64_t i = 0; i < n; ++i)
+      if (!std::isfinite(p[i])) return i;
+  } else if (c.dtype() == DType::bf16) {
+    const auto values = c.to_vector();
+    for (size_t i = 0; i < values.size(); ++i)
+      if (!std::isfinite(values[i])) return int64_t(i);
+  }
+  return -1;
+}
+
+// A checkpoint whose weights or optimizer state hold NaN or infinity would resume into a run
+// that cannot recover; it is refused, naming the tensor and the element.
+void check_finite(const std::string& path, const SafetensorsContents& file) {
+  for (const auto& [name, t] : file.tensors) {
+    const int64_t at = first_nonfinite(t);
+    RETORT_CHECK(at < 0, "load_checkpoint '{}': tensor '{}' holds a non-finite value (element {} is {}); the run "
+                 "that wrote it had diverged: resume from an earlier checkpoint", path, name, at,
+                 t.to_vector()[size_t(at)]);
+  }
+}
+}  // namespace
+
 TrainingProgress load_checkpoint(const std::string& path, const NamedTensors& model_tensors, Optimizer* optimizer) {
   SafetensorsContents file = read_safetensors(path);
   TrainingProgress progress = progress_from(path, file.metadata);
+  check_finite(path, file);
 
   std::map<std::string, const Tensor*> saved;
   for (const auto& [name, t] : file.tensors)
@@ -105,8 +140,8 @@ TrainingProgress load_checkpoint(const std::string& path, const NamedTensors& mo
   for (const auto& [name, t] : saved)
     if (!live.count(name)) problems.push_back(fmt::format("unexpected 'model.{}' ({}): no live tensor has that name", name, t->str()));
   if (!problems.empty())
-    fail("load_checkpoint '{}': the checkpoint does not fit the model ({} problems):\n  {}", path, problems.size(),
-         fmt::join(problems, "\n  "));
+    fail("load_checkpoint '{}': the checkpoint does not fit the model ({} problem{}):\n  {}", path, problems.size(),
+         problems.size() == 1 ? "" : "s", fmt::join(problems, "\n  "));
 
   if (optimizer) {
     auto it = file.metadata.find("optimizer");
@@ -117,7 +152,11 @@ TrainingProgress load_checkpoint(const std::string& path, const NamedTensors& mo
     for (const auto& [name, t] : file.tensors)
       if (starts_with(name, kOptim)) state.tensors.emplace_back(name.substr(kOptim.size()), t);
     for (const auto& [k, v] : file.metadata)
-      if (starts_with(k, kOptim)) state.scalars[k.substr(kOptim.size())] = parse_number<double>(path, k, v);
+      if (starts_with(k, kOptim)) {
+        const double value = parse_number<double>(path, k, v);
+        RETORT_CHECK(std::isfinite(value), "load_checkpoint '{}': metadata '{}' = \"{}\" is not finite", path, k, v);
+        state.scalars[k.substr(kOptim.size())] = value;
+      }
     try {
       optimizer->import_state(state);  // all-or-nothing
     } catch (const Error& e) {

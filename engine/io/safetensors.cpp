@@ -14,6 +14,7 @@
 #include <limits>
 #include <set>
 #include <nlohmann/json.hpp>
+#include <zlib.h>
 #include "core/layout.h"
 #include "engine/error.h"
 
@@ -25,6 +26,33 @@ namespace {
 std::atomic<int64_t> g_fail_after_bytes{-1};
 
 constexpr const char* kMetadataKey = "__metadata__";
+// Metadata key of the per-tensor CRC-32s retort writes (header order, 8 hex digits each, comma
+// separated) and verifies on reading; it is not returned with the caller's metadata.
+constexpr const char* kChecksumKey = "retort.crc32";
+
+uint32_t crc_of(const void* bytes, size_t n) {
+  return uint32_t(crc32_z(crc32_z(0L, Z_NULL, 0), static_cast<const Bytef*>(bytes), n));
+}
+
+// Checks a file's stored checksums against its tensors' bytes, then drops the key.
+void verify_checksums(SafetensorsIndex& index, const unsigned char* bytes, const std::string& label) {
+  auto it = index.metadata.find(kChecksumKey);
+  if (it == index.metadata.end()) return;  // not written by retort (torchvision, timm, older files)
+  const std::string& sums = it->second;
+  RETORT_CHECK(sums.size() == (index.entries.empty() ? 0 : index.entries.size() * 9 - 1),
+               "{}: the checksums in its metadata ('{}') do not list its {} tensors: the header is damaged", label,
+               kChecksumKey, index.entries.size());
+  for (size_t i = 0; i < index.entries.size(); ++i) {
+    const auto& e = index.entries[i];
+    const uint32_t stored = uint32_t(std::strtoul(sums.substr(i * 9, 8).c_str(), nullptr, 16));
+    const uint32_t actual = crc_of(bytes + index.data_start + e.begin, size_t(e.end - e.begin));
+    RETORT_CHECK(stored == actual,
+                 "{}: byte {}: tensor '{}' (bytes {} to {}) does not match the checksum stored when it was written: "
+                 "the file is damaged (a flipped bit or a partial copy); restore it, or delete it to start over",
+                 label, index.data_start + e.begin, e.name, index.data_start + e.begin, index.data_start + e.end);
+  }
+  index.metadata.erase(it);
+}
 
 std::string errno_text() { return std::strerror(errno); }
 
@@ -54,6 +82,13 @@ class TempFile {
     RETORT_CHECK(done == n, "write_safetensors: writing '{}' failed after {} bytes: {}", path_, written_ + int64_t(done),
                  errno_text());
     written_ += int64_t(n);
+  }
+  // Overwrites bytes already written at `offset` (the checksums in the header).
+  void patch(uint64_t offset, const std::string& text) {
+    RETORT_CHECK(std::fseek(file_, long(offset), SEEK_SET) == 0 && std::fwrite(text.data(), 1, text.size(), file_) ==
+                                                                        text.size() &&
+                     std::fseek(file_, 0, SEEK_END) == 0,
+                 "write_safetensors: writing '{}' failed: {}", path_, errno_text());
   }
   void commit() {
     RETORT_CHECK(std::fflush(file_) == 0, "write_safetensors: flushing '{}' failed: {}", path_, errno_text());
@@ -203,11 +238,12 @@ void write_safetensors(const std::string& path, const NamedTensors& tensors, con
   check_names(tensors, path);
   // Header first: every tensor's dtype and byte range, in list order.
   ojson header = ojson::object();
-  if (!metadata.empty()) {
-    ojson meta = ojson::object();
-    for (const auto& [k, v] : metadata) meta[k] = v;
-    header[kMetadataKey] = meta;
-  }
+  ojson meta = ojson::object();
+  for (const auto& [k, v] : metadata) meta[k] = v;
+  // A placeholder of the checksums' exact length, filled in once the data is written.
+  const std::string placeholder(tensors.empty() ? 0 : tensors.size() * 9 - 1, '0');
+  meta[kChecksumKey] = placeholder;
+  header[kMetadataKey] = meta;
   uint64_t offset = 0;
   for (const auto& [name, t] : tensors) {
     uint64_t n = t.nbytes();
@@ -223,19 +259,26 @@ void write_safetensors(const std::string& path, const NamedTensors& tensors, con
   text.append((8 - text.size() % 8) % 8, ' ');  // pad so the data starts 8-byte aligned
   uint64_t header_len = text.size();
 
+  const std::string marker = fmt::format("\"{}\":\"", kChecksumKey);
+  const size_t sums_at = text.find(marker) + marker.size();
+
   TempFile out(path);
   out.write(&header_len, 8);
   out.write(text.data(), text.size());
+  std::string sums;
   for (const auto& [name, t] : tensors) {
     Tensor host = t.detach().to(Device::cpu()).contiguous();
     out.write(host.raw_data(), host.nbytes());
+    sums += fmt::format("{}{:08x}", sums.empty() ? "" : ",", crc_of(host.raw_data(), host.nbytes()));
   }
+  out.patch(8 + sums_at, sums);
   out.commit();
 }
 
 SafetensorsContents read_safetensors(const std::string& path, const SafetensorsReadOptions& options) {
   FileBytes file(path, options.mmap_threshold_bytes);
   SafetensorsIndex index = parse_safetensors_index(file.data(), file.size(), path);
+  verify_checksums(index, file.data(), path);
   SafetensorsContents result = contents_from(index, file.data());
   result.memory_mapped = file.mapped();
   return result;
@@ -247,6 +290,7 @@ SafetensorsContents parse_safetensors(const void* bytes, size_t size, const std:
   RETORT_CHECK(bytes || size == 0, "parse_safetensors '{}': null bytes", label);
   const auto* b = static_cast<const unsigned char*>(bytes);
   SafetensorsIndex index = parse_safetensors_index(b, size, label);
+  verify_checksums(index, b, label);
   return contents_from(index, b);
 }
 

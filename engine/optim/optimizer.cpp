@@ -200,8 +200,8 @@ void Optimizer::import_state(const OptimizerState& state) {
     if (!wd_seen[g]) problems.push_back(fmt::format("missing 'group{}.weight_decay'", g));
   }
   if (!problems.empty())
-    fail("{}: the optimizer state does not fit this optimizer ({} problems):\n  {}", name_, problems.size(),
-         fmt::join(problems, "\n  "));
+    fail("{}: the optimizer state does not fit this optimizer ({} problem{}):\n  {}", name_, problems.size(),
+         problems.size() == 1 ? "" : "s", fmt::join(problems, "\n  "));
   for (size_t g = 0; g < groups_.size(); ++g) {
     groups_[g].lr = lrs[g];
     groups_[g].weight_decay = wds[g];

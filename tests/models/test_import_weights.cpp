@@ -165,6 +165,17 @@ TEST_CASE("import: strict loading lists every missing, unexpected and mismatched
   CHECK(lines.find("warning: 1 unexpected (ignored): layer9.extra.weight") != std::string::npos);
 }
 
+TEST_CASE("import: weights of another architecture say so, not that the classifier needs other classes") {
+  auto resnet20 = create_model("resnet20", {});
+  StoredState s = state_of(*resnet20);
+  s.arch = "resnet20";
+  auto wide = create_model("resnet8x4", {});
+  std::string msg = error_of([&] { load_weights(*wide, s, "r20.safetensors"); });
+  INFO(msg);
+  CHECK(msg.find("hint: these weights are of another architecture (the file says 'resnet20')") != std::string::npos);
+  CHECK(msg.find("--num-classes") == std::string::npos);  // the classifier's outputs agree; its inputs do not
+}
+
 TEST_CASE("import: dtypes are converted, num_batches_tracked may be absent, checkpoints give their model tensors") {
   TempDir dir("import_dtypes");
   ModelConfig cfg;

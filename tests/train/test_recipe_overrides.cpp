@@ -39,13 +39,14 @@ TEST_CASE("recipe --set: scalars, stage indices and names, new keys and value ty
   const Recipe base = with({});
   CHECK(base.run.seed == 0);
 
-  const Recipe r = with({"run.seed=2", "data.labelled_per_class=100", "models.teacher.arch=resnet32",
+  const Recipe r = with({"run.seed=2", "data.labelled_per_class=100", "models.student.arch=resnet32",
                          "stages.0.epochs=3", "stages.distill.optimizer.lr=0.5", "stages.1.losses.kd.T=8",
                          "stages.1.losses.0.weight=0.25", "data.augment.hflip=true", "run.name=2026",
-                         "data.mean=[0.5]", "models.student.options.width=4", "stages.1.data=unlabelled"});
+                         "data.mean=[0.5]", "models.teacher.arch=wrn_16_2", "models.teacher.options.dropout=0.5",
+                         "stages.1.data=unlabelled"});
   CHECK(r.run.seed == 2);
   CHECK(r.data.labelled_per_class == 100);
-  CHECK(r.model("teacher").arch == "resnet32");  // a bare word is a string
+  CHECK(r.model("student").arch == "resnet32");  // a bare word is a string
   CHECK(r.stages[0].epochs == 3);
   CHECK(r.stages[1].epochs == 20);
   CHECK(r.stage("distill").optimizer.lr == 0.5);
@@ -54,7 +55,7 @@ TEST_CASE("recipe --set: scalars, stage indices and names, new keys and value ty
   CHECK(r.data.augment.hflip);
   CHECK(r.run.name == "2026");  // a text key keeps the text, not the integer
   CHECK(r.data.mean == std::vector<double>{0.5});
-  CHECK(r.model("student").options.at("width") == 4.0);
+  CHECK(r.model("teacher").options.at("dropout") == 0.5);
   CHECK(r.stages[1].data == StageData::unlabelled);
 
   // Whole tables and arrays, and quoted strings.

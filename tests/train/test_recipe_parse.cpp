@@ -24,8 +24,8 @@ labelled_per_class = 100
 arch = "resnet20"
 
 [models.student]
-arch = "resnet8"
-options = { width = 2, depth = 8.5 }
+arch = "vit_tiny"
+options = { dropout = 0.25, depth = 2 }
 
 [[stages]]
 name = "teach"
@@ -75,8 +75,8 @@ TEST_CASE("recipe: a valid recipe parses with its values and defaults") {
 
   REQUIRE(r.models.size() == 2);
   const ModelSpec& student = r.model("student");
-  CHECK(student.arch == "resnet8");
-  CHECK(student.options == std::map<std::string, double>{{"depth", 8.5}, {"width", 2.0}});
+  CHECK(student.arch == "vit_tiny");
+  CHECK(student.options == std::map<std::string, double>{{"depth", 2.0}, {"dropout", 0.25}});
   CHECK(student.pos.line == 14);
   CHECK_FALSE(student.frozen);
   CHECK(r.model("teacher").weights.empty());
@@ -218,10 +218,38 @@ TEST_CASE("recipe: registered losses are described for `retort list losses`") {
   CHECK(text.find("kd  Hinton KD: T^2 * KL(softmax(z_t/T) || softmax(z_s/T)), batch mean\n"
                   "    weight           a number, default 1.0\n"
                   "    teacher          a string naming a model, required  the teacher model whose logits are matched\n"
-                  "    T                a number, default 4.0  softmax temperature\n") != std::string::npos);
+                  "    T                a number, default 4.0, positive  softmax temperature\n") != std::string::npos);
   CHECK(text.find("ce  cross-entropy with the labels (fused log-softmax, optional label smoothing)\n") !=
         std::string::npos);
   CHECK(param_to_toml(ParamValue(std::vector<std::string>{"a", "b\"c"})) == "[\"a\", \"b\\\"c\"]");
   CHECK(param_to_toml(ParamValue(std::vector<double>{1.0, 0.5})) == "[1.0, 0.5]");
   CHECK(param_to_toml(ParamValue(int64_t{3})) == "3");
+}
+
+TEST_CASE("recipe: model options are checked against the architecture and their ranges") {
+  auto error_for = [](const std::string& arch, const std::string& options) {
+    const std::string text = std::string(kTwoStage);
+    const std::string from = "arch = \"vit_tiny\"\noptions = { dropout = 0.25, depth = 2 }";
+    REQUIRE(text.find(from) != std::string::npos);
+    std::string changed = text;
+    changed.replace(text.find(from), from.size(), "arch = \"" + arch + "\"\noptions = { " + options + " }");
+    return retort::test::error_of([&] { parse_recipe(changed, "m.toml"); });
+  };
+  auto expect = [&](const std::string& arch, const std::string& options, const std::string& message) {
+    const std::string error = error_for(arch, options);
+    INFO(arch << " with { " << options << " }: " << error);
+    CHECK(error.find(message) != std::string::npos);
+  };
+  expect("resnet8", "depth = 2",
+         "m.toml:16: [models.student.options] option 'depth' has no effect on resnet8 (it takes no options)");
+  expect("wrn_16_2", "depth = 2", "option 'depth' has no effect on wrn_16_2 (it takes: dropout)");
+  expect("vit_tiny_patch4_28", "patch_size = 7",
+         "option 'patch_size' has no effect on vit_tiny_patch4_28 (it takes: dropout, depth)");
+  expect("vit_tiny", "width = 2", "unknown option 'width' (options: dropout, depth, patch_size)");
+  expect("vit_tiny", "dropout = 1.0", "option 'dropout' must be in [0, 1), got 1");
+  expect("vit_tiny", "dropout = -0.1", "option 'dropout' must be in [0, 1)");
+  expect("vit_tiny", "depth = 0", "option 'depth' must be a whole number of at least 1");
+  expect("vit_tiny", "patch_size = 2.5", "option 'patch_size' must be a whole number");
+  expect("vit_tiny", "dropout = nan", "option 'dropout' must be a finite number");
+  expect("vit_tiny", "depth = \"two\"", "option 'depth' must be a finite number, got");
 }

@@ -57,7 +57,7 @@ TEST_CASE("run dir: metrics.jsonl gets one JSON object per evaluation") {
   CHECK(rows[0] == nlohmann::json{{"stage", "fit"}, {"model", "m"}, {"epoch", 1}, {"step", 469}, {"split", "train"},
                                   {"loss", 0.75}, {"top1", 71.5}, {"top5", 97.25}, {"images_per_s", 1234.5},
                                   {"wall_s", 10.0}, {"train_loss", 0.8}, {"train_top1", 70.25},
-                                  {"eval_images_per_s", 5000.0}});
+                                  {"eval_images_per_s", 5000.0}, {"nonfinite_logits", 0}});
   CHECK(rows[1]["split"] == "test");
   CHECK(rows[1]["train_loss"].is_null());  // not given: null, never a made-up number
   CHECK(rows[1]["top1"] == 80.0);
@@ -95,9 +95,9 @@ TEST_CASE("run dir: summary.json holds the final result per stage and model") {
                                                 {"test_top5", 99.75}, {"wall_s", 121.0}, {"parameters", 272474}});
   CHECK(summary["results"][1]["model"] == "m");
   CHECK(summary["results"][1]["parameters"] == 78042);
-  // Only its own files: no temporary is left behind.
+  // Only its own files (and the lock, train/run_lock.h): no temporary is left behind.
   std::vector<std::string> names;
   for (const auto& e : std::filesystem::directory_iterator(run.path())) names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
-  CHECK(names == std::vector<std::string>{"resolved.toml", "summary.json"});
+  CHECK(names == std::vector<std::string>{".lock", "resolved.toml", "summary.json"});
 }

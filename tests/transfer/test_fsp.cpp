@@ -196,13 +196,14 @@ epochs = 1
       "p.toml");
   CHECK(build(taps, student)->student_taps() == std::vector<std::string>{"stage1", "stage2"});
 
-  const Recipe bad_pairing =
-      parse_recipe(base + "losses = [{ name = \"fsp\", teacher = \"t\", pairing = \"zigzag\" }]\n", "p.toml");
-  CHECK_THROWS_WITH_AS(build(bad_pairing, student),
-                       doctest::Contains("pairing must be \"repdistiller\" or \"paper\", got \"zigzag\""), Error);
-  const Recipe bad_reduction =
-      parse_recipe(base + "losses = [{ name = \"fsp\", teacher = \"t\", reduction = \"max\" }]\n", "p.toml");
-  CHECK_THROWS_WITH_AS(build(bad_reduction, student), doctest::Contains("reduction must be \"sum\""), Error);
+  // pairing and reduction are checked when the recipe is read, naming the line
+  CHECK_THROWS_WITH_AS(
+      parse_recipe(base + "losses = [{ name = \"fsp\", teacher = \"t\", pairing = \"zigzag\" }]\n", "p.toml"),
+      doctest::Contains("p.toml:11: key 'pairing' in [stages.losses.fsp] must be one of \"repdistiller\", \"paper\""),
+      Error);
+  CHECK_THROWS_WITH_AS(
+      parse_recipe(base + "losses = [{ name = \"fsp\", teacher = \"t\", reduction = \"max\" }]\n", "p.toml"),
+      doctest::Contains("key 'reduction' in [stages.losses.fsp] must be one of \"sum\""), Error);
   // a ViT student has no stem/stage taps: the default tap lists differ
   CHECK_THROWS_WITH_AS(build(ok, vit), doctest::Contains("the default taps (stem, stage1..stageN) differ"), Error);
   // a vector tap cannot enter an FSP matrix
