@@ -2,7 +2,10 @@
 // plus HWC -> CHW conversion and bilinear resizing of decoded images.
 #include "engine/data/image_decode.h"
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
+#include <fstream>
 #include <memory>
 #include "engine/data/transforms.h"
 #include "engine/error.h"
@@ -12,6 +15,7 @@
 #define STBI_ONLY_PNG
 #define STBI_ONLY_JPEG
 #define STBI_ONLY_BMP
+#define STBI_NO_STDIO  // files are read here, then decoded from memory
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
@@ -25,17 +29,53 @@ namespace {
 // Larger images are refused before decoding: a damaged or hostile header can claim any size,
 // and 64 Mpixel (e.g. 8192 x 8192) is far above any training image.
 constexpr int64_t kMaxPixels = int64_t(1) << 26;
+constexpr size_t kMaxFileBytes = size_t(1) << 30;
+
+std::vector<uint8_t> read_whole_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  RETORT_CHECK(in, "{}: cannot open the image: {}", path, std::strerror(errno));
+  const std::streamoff size = in.tellg();
+  RETORT_CHECK(size >= 0 && size_t(size) <= kMaxFileBytes, "{}: the image file is {} bytes, more than the {} MB retort "
+               "reads", path, int64_t(size), kMaxFileBytes >> 20);
+  std::vector<uint8_t> bytes(static_cast<size_t>(size));
+  in.seekg(0);
+  RETORT_CHECK(in.read(reinterpret_cast<char*>(bytes.data()), size), "{}: reading the image failed", path);
+  return bytes;
+}
+
+uint32_t big_endian32(const uint8_t* p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3]; }
+
+// Drops a PNG's empty IDAT chunks. They carry no data (the image is the same without them), but
+// stb_image copies an empty first one from a null buffer (memcpy(NULL, p, 0): undefined
+// behaviour that UBSan reports; found by fuzz/fuzz_image.cpp). Other files pass unchanged.
+void drop_empty_png_data_chunks(std::vector<uint8_t>& bytes) {
+  static const uint8_t kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (bytes.size() < 8 || std::memcmp(bytes.data(), kSignature, 8) != 0) return;
+  std::vector<uint8_t> kept(bytes.begin(), bytes.begin() + 8);
+  size_t at = 8;
+  while (at + 12 <= bytes.size()) {
+    const size_t length = big_endian32(&bytes[at]);
+    if (length > bytes.size() - at - 12) break;  // a cut chunk: stb_image reports it
+    const bool empty_data = length == 0 && std::memcmp(&bytes[at + 4], "IDAT", 4) == 0;
+    if (!empty_data) kept.insert(kept.end(), bytes.begin() + long(at), bytes.begin() + long(at + 12 + length));
+    at += 12 + length;
+  }
+  kept.insert(kept.end(), bytes.begin() + long(at), bytes.end());
+  bytes.swap(kept);
+}
 }  // namespace
 
 void decode_image_file(const std::string& path, int64_t channels, int64_t height, int64_t width, uint8_t* out) {
   RETORT_CHECK(channels == 1 || channels == 3, "{}: images can be decoded to 1 or 3 channels, not {}", path, channels);
   RETORT_CHECK(height > 0 && width > 0, "{}: requested image size {}x{} must be positive", path, height, width);
+  std::vector<uint8_t> bytes = read_whole_file(path);
+  drop_empty_png_data_chunks(bytes);
   int w = 0, h = 0, file_channels = 0;
-  if (stbi_info(path.c_str(), &w, &h, &file_channels))
+  if (stbi_info_from_memory(bytes.data(), int(bytes.size()), &w, &h, &file_channels))
     RETORT_CHECK(int64_t(w) * h <= kMaxPixels, "{}: the image claims {}x{} pixels, more than the {} Mpixel retort decodes",
                  path, w, h, kMaxPixels >> 20);
-  std::unique_ptr<stbi_uc, void (*)(void*)> pixels(stbi_load(path.c_str(), &w, &h, &file_channels, int(channels)),
-                                                   stbi_image_free);
+  std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
+      stbi_load_from_memory(bytes.data(), int(bytes.size()), &w, &h, &file_channels, int(channels)), stbi_image_free);
   if (!pixels) {
     const char* why = stbi_failure_reason();
     fail("{}: cannot decode image ({}); expected a PNG, JPEG or BMP file", path, why ? why : "unknown reason");
