@@ -80,6 +80,9 @@ void decode_image_file(const std::string& path, int64_t channels, int64_t height
     const char* why = stbi_failure_reason();
     fail("{}: cannot decode image ({}); expected a PNG, JPEG or BMP file", path, why ? why : "unknown reason");
   }
+  // stb_image accepts a BMP that declares zero rows and returns an empty, non-null buffer.
+  RETORT_CHECK(w > 0 && h > 0, "{}: the image declares {}x{} pixels; an image needs at least one row and column",
+               path, w, h);
   const int64_t C = channels, H = h, W = w;
   if (H == height && W == width) {
     for (int64_t c = 0; c < C; ++c)
