@@ -1,7 +1,9 @@
-// The `retort` command line: run a recipe, time a stage's training step, evaluate weights,
-// import torchvision/timm weights, list what is built in, describe what computes here.
+// The `retort` command line: run a recipe, time or profile a stage's training step
+// (apps/timing_commands.h), evaluate weights, import torchvision/timm weights, list what is
+// built in, describe what computes here.
 // Every error exits non-zero with a one-line reason.
 #include <CLI/CLI.hpp>
+#include "apps/timing_commands.h"
 #include <cstdio>
 #include <filesystem>
 #include "engine/data/loader.h"
@@ -19,7 +21,6 @@
 #include "train/catalog.h"
 #include "train/run_dir.h"
 #include "train/runner.h"
-#include "train/step_bench.h"
 #include "train/trainer.h"
 #include "transfer/loss_term.h"
 
@@ -95,25 +96,6 @@ int cmd_eval(const std::string& arch, const std::string& weights, const std::str
                "the loss is %g: the weights in %s hold non-finite values or overflow\n",
                (long long)r.nonfinite_rows, (long long)r.images, r.loss, weights.c_str());
   return 4;
-}
-
-struct BenchArgs {
-  std::string recipe, json;
-  std::vector<std::string> sets;
-  StepBenchOptions options;
-};
-
-// Times a stage's training step (train/step_bench.h); prints one line, and the JSON record to
-// --json (atomically) when asked.
-int cmd_bench(const BenchArgs& a) {
-  Recipe recipe = load_recipe(resolve_recipe(a.recipe).string(), a.sets);
-  StepBenchResult r = bench_stage_steps(recipe, a.options);
-  std::printf("%s / %s on %s: batch %lld, %.2f ms/step, %.1f images/s (median of %lld rounds of %lld steps; "
-              "warm-up %lld steps %.2f s; loss %.4f)\n",
-              r.recipe.c_str(), r.stage.c_str(), r.device.c_str(), (long long)r.batch, r.ms_per_step, r.images_per_s,
-              (long long)r.rounds, (long long)r.steps, (long long)r.warmup, r.warmup_s, r.final_loss);
-  if (!a.json.empty()) write_file_atomic(a.json, r.to_json().dump() + "\n");
-  return 0;
 }
 
 struct ImportArgs {
@@ -215,20 +197,10 @@ int main(int argc, char** argv) {
   run->add_option("--feature-cache", ro.feature_cache_dir,
                   "Directory of teacher-feature files for teacher_cache = \"file\" (default <run.out_dir>/feature_cache)");
 
-  auto* bench = app.add_subcommand(
-      "bench", "Time one stage's training step on synthetic batches that live on the device (images/s)");
-  BenchArgs ba;
-  bench->add_option("recipe", ba.recipe, "Recipe file, e.g. bench/gpu/step_kd_resnet32x4_resnet8x4.toml")->required();
-  bench->add_option("--stage", ba.options.stage, "Stage to time (default: the last)");
-  bench->add_option("--batch-size", ba.options.batch_size, "Batch size (default: the stage's)")
-      ->check(CLI::NonNegativeNumber);
-  bench->add_option("--warmup", ba.options.warmup, "Untimed steps first (default 5)")->check(CLI::NonNegativeNumber);
-  bench->add_option("--steps", ba.options.steps, "Steps per timed round (default 20)")->check(CLI::PositiveNumber);
-  bench->add_option("--rounds", ba.options.rounds, "Timed rounds; the median counts (default 3)")
-      ->check(CLI::PositiveNumber);
-  bench->add_option("--device", ba.options.device, "auto | cpu | cuda | cuda:N (default: the recipe's run.device)");
-  bench->add_option("--set", ba.sets, "Override a recipe value: key=value; repeatable");
-  bench->add_option("--json", ba.json, "Also write the result as one JSON object to this file");
+  cli::BenchArgs ba;
+  auto* bench = cli::add_bench_command(app, ba);
+  cli::ProfileArgs pa;
+  auto* profile = cli::add_profile_command(app, pa);
 
   auto* eval = app.add_subcommand("eval", "Evaluate a model's weights on a test split");
   std::string arch, weights, dataset = "fashion-mnist", root, device = "auto";
@@ -273,7 +245,8 @@ int main(int argc, char** argv) {
   }
   try {
     if (*run) return cmd_run(recipe_path, sets, ro);
-    if (*bench) return cmd_bench(ba);
+    if (*bench) return cli::cmd_bench(ba);
+    if (*profile) return cli::cmd_profile(pa);
     if (*eval) return cmd_eval(arch, weights, dataset, root, device, batch, image_size, channels);
     if (*imp) return cmd_import(ia);
     if (*list) return cmd_list(what);

@@ -7,6 +7,7 @@
 #include <mutex>
 #include "engine/error.h"
 #include "engine/host_pool.h"
+#include "engine/profiler.h"
 #include "kernels/cuda/cuda_api.h"
 
 namespace retort {
@@ -34,6 +35,7 @@ Storage::Storage(size_t n, Device dev) : nbytes(n), device(dev) {
   if (dev.is_cpu()) ptr = host_pool::allocate(padded(n));
   else ptr = cuda::device_alloc(padded(n), dev.index);
   count_alloc(dev, n);
+  profiler::note_allocation(n);
 }
 
 Storage::~Storage() {

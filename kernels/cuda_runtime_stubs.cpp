@@ -15,6 +15,9 @@ void memcpy_any(void*, bool, const void*, bool, size_t) { no_cuda(); }
 void synchronize() {}
 void use_device(int) { no_cuda(); }
 void raise_pending_device_error() {}
+void nvtx_push(const char*) {}
+void nvtx_pop() {}
+void profiler_capture(bool) {}
 std::string device_description(int) { return "no GPU: this retort was built without CUDA"; }
 }  // namespace retort::cuda
 #endif

@@ -1,26 +1,25 @@
-// `retort bench`: times the training step of one stage of a recipe on synthetic batches that
-// live on the device (random normal images of the recipe's shape, random labels), so that only
-// the step is measured: the stage's teachers, student, loss terms, optimizer and batch size, and
-// the same step function the trainer runs (train/train_step.h), one host read of the loss
-// included. Warm-up steps first (cuDNN algorithm search, memory pool growth), then `rounds`
+// `retort bench`: times the training step of one stage of a recipe (train/bench_stage.h): on
+// synthetic batches that live on the device (random normal images of the recipe's shape, random
+// labels), so that only the step is measured, or on the recipe's real data through the stage's
+// loader; the stage's teachers, student, loss terms, optimizer and batch size, and the same step
+// function the trainer runs (train/train_step.h), one host read of the loss included. Warm-up steps first (cuDNN algorithm search, memory pool growth), then `rounds`
 // rounds of `steps` steps, each ended by a device synchronisation; the median round counts.
 #pragma once
 #include <string>
 #include <vector>
 #include <nlohmann/json.hpp>
+#include "train/bench_stage.h"
 #include "train/recipe.h"
 
 namespace retort {
 
 struct StepBenchOptions {
-  std::string stage;       // "" = the recipe's last stage
-  std::string device;      // "" = the recipe's run.device
-  int64_t batch_size = 0;  // 0 = the stage's
+  BenchStageOptions stage;  // which stage, on what device, batch size, data
   int64_t warmup = 5, steps = 20, rounds = 3;
 };
 
 struct StepBenchResult {
-  std::string recipe, stage, student, device, machine;
+  std::string recipe, stage, student, device, machine, data;
   std::vector<std::string> teachers;
   int64_t batch = 0, warmup = 0, steps = 0, rounds = 0, student_parameters = 0;
   double warmup_s = 0, ms_per_step = 0, images_per_s = 0, final_loss = 0;

@@ -8,6 +8,7 @@
 #include "engine/optim/adamw.h"
 #include "engine/optim/clip.h"
 #include "engine/optim/sgd.h"
+#include "engine/profiler.h"
 
 namespace retort {
 namespace {
@@ -97,44 +98,69 @@ StageOptimizer make_stage_optimizer(const StageSpec& stage, const models::Model&
   return out;
 }
 
-StepOutput train_step(const StepParts& parts, const Tensor& x, const Tensor& y, const std::vector<int64_t>* positions,
-                      const std::function<std::string()>& where) {
-  std::map<std::string, models::Taps> teachers = teacher_taps(parts, x, positions);
+namespace {
+using profiler::Kind;
+using profiler::Range;
+
+// The weighted total of the stage's loss terms, read on the host once; only when it is not
+// finite are the terms read one by one, to name the culprit.
+double weighted_losses(const StepParts& parts, const transfer::StepInputs& in, Tensor& total,
+                       const std::function<std::string()>& where) {
   const auto& losses = parts.losses->losses;
-  const auto& weights = parts.losses->weights;
-  models::Taps staps;
-  staps["logits"] = parts.student->forward(x, parts.losses->student_taps.size() > 1 ? &staps : nullptr);
-  transfer::StepInputs in{x, y, &staps, &teachers};
-  // One host read per step: the weighted total. Only when it is not finite are the terms read
-  // one by one, to name the culprit.
-  Tensor total;
   std::vector<Tensor> terms;
   for (size_t i = 0; i < losses.size(); ++i) {
     terms.push_back(losses[i]->compute(in));
-    Tensor weighted = mul(terms.back(), weights[i]);
+    Tensor weighted = mul(terms.back(), parts.losses->weights[i]);
     total = total.defined() ? add(total, weighted) : weighted;
   }
-  const double total_value = total.item();
-  if (!std::isfinite(total_value)) {
-    std::string culprit = "total", value = fmt::format("{}", total_value);
-    for (size_t i = 0; i < terms.size(); ++i) {
-      const double v = terms[i].item();
-      if (!std::isfinite(v)) {
-        culprit = parts.stage->losses[i].name;
-        value = fmt::format("{}", v);
-        break;
-      }
+  const double value = total.item();
+  if (std::isfinite(value)) return value;
+  std::string culprit = "total", shown = fmt::format("{}", value);
+  for (size_t i = 0; i < terms.size(); ++i) {
+    const double v = terms[i].item();
+    if (!std::isfinite(v)) {
+      culprit = parts.stage->losses[i].name;
+      shown = fmt::format("{}", v);
+      break;
     }
-    fail("{}: loss '{}' is {}; stopping", where(), culprit, value);
   }
-  parts.optimizer->zero_grad();
-  total.backward();
-  if (parts.stage->clip_grad_norm > 0) {
-    std::vector<Tensor> ps;
-    for (auto& [n, t] : *parts.trained) ps.push_back(t);
-    clip_grad_norm(ps, parts.stage->clip_grad_norm);
+  fail("{}: loss '{}' is {}; stopping", where(), culprit, shown);
+}
+
+}  // namespace
+
+StepOutput train_step(const StepParts& parts, const Tensor& x, const Tensor& y, const std::vector<int64_t>* positions,
+                      const std::function<std::string()>& where) {
+  std::map<std::string, models::Taps> teachers;
+  {
+    Range phase("teacher forward", Kind::phase);
+    teachers = teacher_taps(parts, x, positions);
   }
-  parts.optimizer->step();
+  models::Taps staps;
+  {
+    Range phase("student forward", Kind::phase);
+    staps["logits"] = parts.student->forward(x, parts.losses->student_taps.size() > 1 ? &staps : nullptr);
+  }
+  Tensor total;
+  double total_value = 0;
+  {
+    Range phase("losses", Kind::phase);
+    total_value = weighted_losses(parts, transfer::StepInputs{x, y, &staps, &teachers}, total, where);
+  }
+  {
+    Range phase("backward", Kind::phase);
+    parts.optimizer->zero_grad();
+    total.backward();
+  }
+  {
+    Range phase("optimizer", Kind::phase);
+    if (parts.stage->clip_grad_norm > 0) {
+      std::vector<Tensor> ps;
+      for (auto& [n, t] : *parts.trained) ps.push_back(t);
+      clip_grad_norm(ps, parts.stage->clip_grad_norm);
+    }
+    parts.optimizer->step();
+  }
   return {total_value, staps["logits"].detach()};
 }
 

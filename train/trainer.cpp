@@ -41,17 +41,6 @@ nn::NamedTensors checkpoint_tensors(const models::Model& student,
   return out;
 }
 
-data::DataLoader train_loader_for(const StageSpec& stage, const StageDatasets& data, uint64_t seed) {
-  data::LoaderOptions lo;
-  lo.batch_size = stage.batch_size;
-  lo.shuffle = true;
-  lo.drop_last = data.train.size() > stage.batch_size;
-  lo.seed = seed * 1000003ull + std::hash<std::string>{}(stage.name) % 1000003ull;
-  lo.num_workers = data.workers;
-  lo.transforms = data.train_transforms;
-  return data::DataLoader(data.train, lo);
-}
-
 data::DataLoader test_loader_for(const StageSpec& stage, const StageDatasets& data) {
   data::LoaderOptions eo;
   eo.shuffle = false;
@@ -66,7 +55,7 @@ struct StageRun {
   StageRun(const Recipe& r, const StageSpec& st, std::shared_ptr<models::Model> s, const StageDatasets& d, Device dev,
            const StageOptions& o, const StageHooks& h, StageLosses l, uint64_t seed)
       : recipe(r), stage(st), student(std::move(s)), data(d), device(dev), options(o), hooks(h), losses(std::move(l)),
-        train_loader(train_loader_for(st, d, seed)), test_loader(test_loader_for(st, d)), gen(seed ^ 0x5eedull) {}
+        train_loader(d.train, train_loader_options(st, d, seed)), test_loader(test_loader_for(st, d)), gen(seed ^ 0x5eedull) {}
 
   const Recipe& recipe;
   const StageSpec& stage;
@@ -234,6 +223,17 @@ void finish_epoch(StageRun& run, int64_t epoch, const EpochTotals& t, StageResul
 }
 
 }  // namespace
+
+data::LoaderOptions train_loader_options(const StageSpec& stage, const StageDatasets& data, uint64_t seed) {
+  data::LoaderOptions lo;
+  lo.batch_size = stage.batch_size;
+  lo.shuffle = true;
+  lo.drop_last = data.train.size() > stage.batch_size;
+  lo.seed = seed * 1000003ull + std::hash<std::string>{}(stage.name) % 1000003ull;
+  lo.num_workers = data.workers;
+  lo.transforms = data.train_transforms;
+  return lo;
+}
 
 StageResult train_stage(const Recipe& recipe, const StageSpec& stage, std::shared_ptr<models::Model> student,
                         const std::map<std::string, std::shared_ptr<models::Model>>& teachers,

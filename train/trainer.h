@@ -60,6 +60,10 @@ struct StageDatasets {
   int workers = 2;
 };
 
+// How a stage's training batches are loaded: shuffled with a seed of the run's seed and the
+// stage's name, the last partial batch dropped, the stage's augmentation in its worker threads.
+data::LoaderOptions train_loader_options(const StageSpec& stage, const StageDatasets& data, uint64_t seed);
+
 StageResult train_stage(const Recipe& recipe, const StageSpec& stage, std::shared_ptr<models::Model> student,
                         const std::map<std::string, std::shared_ptr<models::Model>>& teachers, const StageDatasets& data,
                         Device device, const StageOptions& options, const StageHooks& hooks);

@@ -1,9 +1,10 @@
 """PyTorch training-step benchmark: the PyTorch counterpart of `retort bench` on the same recipes.
 
-It times the training step of the two configurations that bench/gpu's TOML recipes define, on
-synthetic inputs that are made once on the device and reused every step (as `retort bench`
-does), so only the step itself is timed:
+It times the training step of the configurations below, each the twin of a stage of a retort
+bench recipe, on synthetic inputs that are made once on the device and reused every step (as
+`retort bench` does), so only the step itself is timed.
 
+GPU (bench/gpu's TOML recipes; the GPU kit, bench/gpu/check.py):
 * kd_resnet32x4_resnet8x4 (step_kd_resnet32x4_resnet8x4.toml): RepDistiller's resnet32x4
   teacher (eval mode, forward under no_grad) distilled into resnet8x4 (train mode), 3x32x32
   inputs, 100 classes. Loss 0.1 * CE + 0.9 * DistillKL at T = 4 (KL summed, times T^2, divided
@@ -11,6 +12,14 @@ does), so only the step itself is timed:
 * vit_small_p4 (step_vit_small_p4.toml): timm's VisionTransformer, dim 384, depth 12, 6 heads,
   patch 4 at 32x32, class token, 100 classes, trained alone with CE. AdamW lr 5e-4,
   betas (0.9, 0.999), eps 1e-8, weight decay 0.05 on every parameter.
+
+CPU (the stages of bench/cpu/steps_fmnist.toml; bench/cpu/side_by_side.py), 1x28x28, 10 classes:
+* teacher_wrn_16_2, student_resnet8: trained alone with CE; SGD lr 0.1, momentum 0.9, nesterov,
+  weight decay 5e-4 on every parameter.
+* kd_resnet8_wrn_16_2: wrn_16_2 (eval, no_grad) into resnet8, 0.1 CE + 0.9 DistillKL at T = 4,
+  the same SGD.
+* vit_tiny_p7_d4: timm's VisionTransformer, dim 192, 3 heads, patch 7, depth 4, CE; AdamW lr 1e-3,
+  weight decay 0.05 except on norm weights and biases (retort's no_decay_norm_bias).
 
 Each step reads the loss to the host once (`loss.item()`), as retort's trainer does. Modes:
 eager_f32 (TF32 off, like-for-like with retort's f32), eager_tf32 (TF32 on), bf16_cl (bf16
@@ -23,6 +32,7 @@ its run ends.
 
     python3 bench/gpu/torch_step.py --config kd_resnet32x4_resnet8x4 --batch 64 --mode eager_f32
     python3 bench/gpu/torch_step.py --plan kd_resnet32x4_resnet8x4:64:eager_f32,vit_small_p4:256:compile
+    python3 bench/gpu/torch_step.py --device cpu --config kd_resnet8_wrn_16_2 --batch 128 --mode eager_f32
 """
 import argparse
 import contextlib
@@ -33,9 +43,23 @@ import statistics
 import sys
 import time
 
-CONFIGS = ("kd_resnet32x4_resnet8x4", "vit_small_p4")
+SGD_RD = ("sgd", dict(lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=False))
+SGD_FMNIST = ("sgd", dict(lr=0.1, momentum=0.9, weight_decay=5e-4, nesterov=True))
+# student, teacher (or None), input shape, classes, optimizer, and the student's ViT patch and depth
+CONFIGS = {
+    "kd_resnet32x4_resnet8x4": dict(student="resnet8x4", teacher="resnet32x4", shape=(3, 32, 32), classes=100,
+                                    optimizer=SGD_RD),
+    "vit_small_p4": dict(student="vit_small", patch=4, shape=(3, 32, 32), classes=100,
+                         optimizer=("adamw", dict(lr=5e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.05))),
+    "teacher_wrn_16_2": dict(student="wrn_16_2", shape=(1, 28, 28), classes=10, optimizer=SGD_FMNIST),
+    "student_resnet8": dict(student="resnet8", shape=(1, 28, 28), classes=10, optimizer=SGD_FMNIST),
+    "kd_resnet8_wrn_16_2": dict(student="resnet8", teacher="wrn_16_2", shape=(1, 28, 28), classes=10,
+                                optimizer=SGD_FMNIST),
+    "vit_tiny_p7_d4": dict(student="vit_tiny", patch=7, depth=4, shape=(1, 28, 28), classes=10,
+                           optimizer=("adamw", dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.05)),
+                           no_decay_norm_bias=True),
+}
 MODES = ("eager_f32", "eager_tf32", "bf16_cl", "compile")
-NUM_CLASSES = 100
 KD_TEMPERATURE = 4.0
 KD_CE_WEIGHT, KD_KL_WEIGHT = 0.1, 0.9
 
@@ -55,7 +79,7 @@ class JsonArgumentParser(argparse.ArgumentParser):
 
 def parse_args(argv):
     p = JsonArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", choices=CONFIGS)
+    p.add_argument("--config", choices=sorted(CONFIGS))
     p.add_argument("--batch", type=int)
     p.add_argument("--mode", choices=MODES)
     p.add_argument("--plan", help="comma-separated config:batch:mode runs, instead of --config/--batch/--mode")
@@ -78,7 +102,7 @@ def planned_runs(args):
         for item in args.plan.split(","):
             parts = item.split(":")
             if len(parts) != 3 or parts[0] not in CONFIGS or parts[2] not in MODES or not parts[1].isdigit():
-                raise ArgumentError(f"--plan: '{item}' is not config:batch:mode with config in {CONFIGS}, "
+                raise ArgumentError(f"--plan: '{item}' is not config:batch:mode with config in {sorted(CONFIGS)}, "
                                     f"a batch size and mode in {MODES}")
             runs.append((parts[0], int(parts[1]), parts[2]))
     for _, batch, mode in runs:
@@ -104,10 +128,12 @@ def synchronize(torch, device):
         torch.cuda.synchronize()
 
 
-def build_model(arch, patch_size=0):
+def build_model(arch, config, patch_size=0, depth=0):
     from torch_models import build  # bench/torch_reference, put on sys.path above
 
-    return build(arch, num_classes=NUM_CLASSES, in_channels=3, image_size=32, patch_size=patch_size)
+    channels, side, _ = config["shape"]
+    return build(arch, num_classes=config["classes"], in_channels=channels, image_size=side, patch_size=patch_size,
+                 depth=depth)
 
 
 def prepare_model(torch, model, device, mode, train):
@@ -165,24 +191,33 @@ def make_step(loss_fn, optimizer):
     return step
 
 
+def make_optimizer(torch, model, config):
+    kind, settings = config["optimizer"]
+    params = list(model.parameters())
+    if config.get("no_decay_norm_bias"):  # weight decay on weights of 2 dims or more only
+        decay = [p for p in params if p.ndim > 1]
+        params = [{"params": decay}, {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+    if kind == "sgd":
+        return torch.optim.SGD(params, **settings)
+    return torch.optim.AdamW(params, **settings)
+
+
 def build_step(torch, args, x, y):
     """Models, optimizer and the step closure for args.config; returns (step, params_student)."""
     if args.mode == "bf16_cl":
         autocast = lambda: torch.autocast(args.device, dtype=torch.bfloat16)  # noqa: E731
     else:
         autocast = contextlib.nullcontext
-    if args.config == "kd_resnet32x4_resnet8x4":
-        teacher = prepare_model(torch, build_model("resnet32x4"), args.device, args.mode, train=False)
+    config = CONFIGS[args.config]
+    student_raw = build_model(config["student"], config, config.get("patch", 0), config.get("depth", 0))
+    student = prepare_model(torch, student_raw, args.device, args.mode, train=True)
+    optimizer = make_optimizer(torch, student, config)
+    if config.get("teacher"):
+        teacher = prepare_model(torch, build_model(config["teacher"], config), args.device, args.mode, train=False)
         for p in teacher.parameters():
             p.requires_grad_(False)
-        student_raw = build_model("resnet8x4")
-        student = prepare_model(torch, student_raw, args.device, args.mode, train=True)
-        optimizer = torch.optim.SGD(student.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=False)
         step = make_step(kd_loss_fn(torch, student, teacher, x, y, autocast), optimizer)
     else:
-        student_raw = build_model("vit_small", patch_size=4)
-        student = prepare_model(torch, student_raw, args.device, args.mode, train=True)
-        optimizer = torch.optim.AdamW(student.parameters(), lr=5e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.05)
         step = make_step(ce_loss_fn(torch, student, x, y, autocast), optimizer)
     return step, sum(p.numel() for p in student_raw.parameters())
 
@@ -206,8 +241,9 @@ def run_benchmark(args):
     tf32 = args.mode in ("eager_tf32", "bf16_cl")
     set_tf32(torch, tf32)
     torch.manual_seed(args.seed)
-    x = torch.randn(args.batch, 3, 32, 32, device=args.device)
-    y = torch.randint(0, NUM_CLASSES, (args.batch,), device=args.device)
+    config = CONFIGS[args.config]
+    x = torch.randn(args.batch, *config["shape"], device=args.device)
+    y = torch.randint(0, config["classes"], (args.batch,), device=args.device)
     if args.mode == "bf16_cl":
         x = x.contiguous(memory_format=torch.channels_last)
     step, params_student = build_step(torch, args, x, y)
@@ -240,7 +276,7 @@ def run_benchmark(args):
         "round_ms": [round(ms, 3) for ms in round_ms], "final_loss": loss, "torch": torch.__version__,
         "gpu": torch.cuda.get_device_name() if cuda else "cpu",
         "peak_mem_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
-        "tf32": tf32, "params_student": params_student,
+        "tf32": tf32, "params_student": params_student, "threads": torch.get_num_threads(),
     }
 
 

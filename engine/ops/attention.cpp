@@ -4,6 +4,7 @@
 // Causal masking is top-left aligned like PyTorch: query i attends to keys j <= i.
 #include <cmath>
 #include "engine/autograd.h"
+#include "engine/profiler.h"
 #include "engine/error.h"
 #include "engine/ops.h"
 #include "kernels/attention.h"
@@ -13,6 +14,7 @@
 namespace retort {
 
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, double scale) {
+  RETORT_PROFILE_OP("scaled_dot_product_attention", q, k, v);
   const char* op = "scaled_dot_product_attention";
   RETORT_CHECK(q.defined() && k.defined() && v.defined(), "{}: q, k and v must all be defined", op);
   RETORT_CHECK(q.dim() == 4, "{}: q must be [B, H, Lq, D], got {}", op, shape_str(q.shape()));
@@ -34,6 +36,7 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
                cuda::kFlashMaxHeadDim);
   if (scale <= 0) scale = 1.0 / std::sqrt(double(D));
 
+  if (prof.on()) prof.set_flops(4.0 * double(B * H) * double(Lq) * double(Lk) * double(D));  // QK^T and PV
   const int64_t BH = B * H;
   const DType sd = q.dtype() == DType::f64 ? DType::f64 : DType::f32;
   Tensor qc = q.detach().contiguous(), kc = k.detach().contiguous(), vc = v.detach().contiguous();

@@ -1,5 +1,6 @@
 // Broadcast binary ops add, sub, mul, div: shape checks, autograd, dispatch.
 #include "engine/autograd.h"
+#include "engine/profiler.h"
 #include "engine/ops.h"
 #include "engine/ops/broadcast.h"
 #include "kernels/binary.h"
@@ -17,22 +18,27 @@ Tensor broadcast_binary(BinaryOp op, const Tensor& a, const Tensor& b, const cha
 }
 
 Tensor add(const Tensor& a, const Tensor& b) {
+  RETORT_PROFILE_OP("add", a, b);
   Tensor out = broadcast_binary(BinaryOp::add, a, b, "add");
   if (needs_grad({&a, &b})) {
     Shape sa = a.shape(), sb = b.shape();
     record(out, "add", {a, b}, [sa, sb](const Tensor& g) { return std::vector<Tensor>{sum_to(g, sa), sum_to(g, sb)}; });
   }
+  prof.add_output_bytes(out);
   return out;
 }
 Tensor sub(const Tensor& a, const Tensor& b) {
+  RETORT_PROFILE_OP("sub", a, b);
   Tensor out = broadcast_binary(BinaryOp::sub, a, b, "sub");
   if (needs_grad({&a, &b})) {
     Shape sa = a.shape(), sb = b.shape();
     record(out, "sub", {a, b}, [sa, sb](const Tensor& g) { return std::vector<Tensor>{sum_to(g, sa), sum_to(neg(g), sb)}; });
   }
+  prof.add_output_bytes(out);
   return out;
 }
 Tensor mul(const Tensor& a, const Tensor& b) {
+  RETORT_PROFILE_OP("mul", a, b);
   Tensor out = broadcast_binary(BinaryOp::mul, a, b, "mul");
   if (needs_grad({&a, &b})) {
     Tensor ad = a.detach(), bd = b.detach();
@@ -42,9 +48,11 @@ Tensor mul(const Tensor& a, const Tensor& b) {
                                  gb ? sum_to(mul(g, ad), bd.shape()) : Tensor()};
     });
   }
+  prof.add_output_bytes(out);
   return out;
 }
 Tensor div(const Tensor& a, const Tensor& b) {
+  RETORT_PROFILE_OP("div", a, b);
   Tensor out = broadcast_binary(BinaryOp::div, a, b, "div");
   if (needs_grad({&a, &b})) {
     Tensor ad = a.detach(), bd = b.detach();
@@ -55,6 +63,7 @@ Tensor div(const Tensor& a, const Tensor& b) {
                                  gb ? sum_to(neg(mul(gq, div(ad, bd))), bd.shape()) : Tensor()};
     });
   }
+  prof.add_output_bytes(out);
   return out;
 }
 }  // namespace retort

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <string>
 #include "engine/autograd.h"
+#include "engine/profiler.h"
 #include "engine/error.h"
 #include "engine/ops.h"
 #include "engine/ops/broadcast.h"
@@ -131,8 +132,19 @@ Tensor conv_backward_bias(const Tensor& gy) {
 
 }  // namespace
 
+namespace {
+// Multiply-adds of one convolution pass, times two: forward, backward input and backward weight
+// each do this many.
+double conv_flops(const Conv2dGeometry& g) {
+  return 2.0 * double(g.n) * double(g.oc) * double(g.oh) * double(g.ow) * double(g.c / g.groups) * double(g.kh) *
+         double(g.kw);
+}
+}  // namespace
+
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opt) {
+  RETORT_PROFILE_OP("conv2d", x, weight);
   const Conv2dGeometry g = check_conv(x, weight, bias, opt);
+  if (prof.on()) prof.set_flops(conv_flops(g));
   Tensor out;
   {
     NoGradGuard ng;
@@ -144,8 +156,16 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
     record(out, "conv2d", {x, weight, bias}, [xd, wd, gx, gw, gb, g](const Tensor& gy_in) {
       const Tensor gy = gy_in.contiguous();  // once for all three gradients
       std::vector<Tensor> grads(3);
-      if (gx) grads[0] = conv_backward_input(gy, wd, g);
-      if (gw) grads[1] = conv_backward_weight(xd, gy, g);
+      if (gx) {
+        profiler::Range range("conv2d grad input", profiler::Kind::op);
+        range.set_flops(conv_flops(g));
+        grads[0] = conv_backward_input(gy, wd, g);
+      }
+      if (gw) {
+        profiler::Range range("conv2d grad weight", profiler::Kind::op);
+        range.set_flops(conv_flops(g));
+        grads[1] = conv_backward_weight(xd, gy, g);
+      }
       if (gb) grads[2] = conv_backward_bias(gy);
       return grads;
     });

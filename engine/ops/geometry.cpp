@@ -1,6 +1,7 @@
 // Geometry ops: l2_normalize (torch F.normalize: x / max(||x||, eps) along a dim) and
 // pairwise_sq_dist (squared Euclidean distances between the rows of two matrices).
 #include "engine/autograd.h"
+#include "engine/profiler.h"
 #include "engine/error.h"
 #include "engine/ops.h"
 #include "kernels/geometry.h"
@@ -22,6 +23,7 @@ Tensor pairwise_grad(const Tensor& g, const Tensor& a, const Tensor& b) {
 }  // namespace
 
 Tensor l2_normalize(const Tensor& x_in, int64_t dim, double eps) {
+  RETORT_PROFILE_OP("l2_normalize", x_in);
   RETORT_CHECK(x_in.defined(), "l2_normalize: undefined operand");
   RETORT_CHECK(is_floating(x_in.dtype()), "l2_normalize: expects a floating tensor, got {}", x_in.str());
   RETORT_CHECK(x_in.dim() > 0, "l2_normalize: needs at least one dim, got {}", x_in.str());
@@ -53,6 +55,7 @@ Tensor l2_normalize(const Tensor& x_in, int64_t dim, double eps) {
 }
 
 Tensor pairwise_sq_dist(const Tensor& a_in, const Tensor& b_in) {
+  RETORT_PROFILE_OP("pairwise_sq_dist", a_in, b_in);
   RETORT_CHECK(a_in.defined() && b_in.defined(), "pairwise_sq_dist: undefined operand");
   RETORT_CHECK(a_in.dim() == 2 && b_in.dim() == 2 && a_in.size(1) == b_in.size(1),
                "pairwise_sq_dist: expects a [N, D] and b [M, D], got a {} and b {}", a_in.str(), b_in.str());

@@ -1,6 +1,7 @@
 // Losses: cross_entropy (fused log-softmax kernel with label smoothing), kl_div (PyTorch
 // semantics, batchmean divides by size(0)), mse_loss, smooth_l1_loss; shared reductions.
 #include "engine/autograd.h"
+#include "engine/profiler.h"
 #include "engine/error.h"
 #include "engine/ops.h"
 #include "kernels/loss.h"
@@ -57,6 +58,7 @@ Tensor pointwise_loss(PointwiseLoss kind, const Tensor& a_in, const Tensor& b_in
 }  // namespace
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_smoothing, Reduction reduction) {
+  RETORT_PROFILE_OP("cross_entropy", logits, target);
   RETORT_CHECK(logits.defined() && target.defined(), "cross_entropy: undefined operand");
   RETORT_CHECK(logits.dim() == 2 && is_floating(logits.dtype()),
                "cross_entropy: logits must be a floating [N, C] tensor, got {}", logits.str());
@@ -95,6 +97,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_sm
 }
 
 Tensor kl_div(const Tensor& log_q, const Tensor& target, Reduction reduction, bool log_target) {
+  RETORT_PROFILE_OP("kl_div", log_q, target);
   check_pair(log_q, target, "kl_div", "input (log q)", "target");
   Tensor terms = pointwise_loss(log_target ? PointwiseLoss::kl_div_log_target : PointwiseLoss::kl_div, log_q, target,
                                 0.0, "kl_div");
@@ -102,12 +105,14 @@ Tensor kl_div(const Tensor& log_q, const Tensor& target, Reduction reduction, bo
 }
 
 Tensor mse_loss(const Tensor& a, const Tensor& b, Reduction reduction) {
+  RETORT_PROFILE_OP("mse_loss", a, b);
   check_pair(a, b, "mse_loss", "input", "target");
   Tensor d = sub(a, b);
   return reduce_loss(mul(d, d), reduction);
 }
 
 Tensor smooth_l1_loss(const Tensor& a, const Tensor& b, double beta, Reduction reduction) {
+  RETORT_PROFILE_OP("smooth_l1_loss", a, b);
   check_pair(a, b, "smooth_l1_loss", "input", "target");
   RETORT_CHECK(beta >= 0.0, "smooth_l1_loss: beta must be >= 0, got {}", beta);
   return reduce_loss(pointwise_loss(PointwiseLoss::smooth_l1, a, b, beta, "smooth_l1_loss"), reduction);

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 #include "engine/autograd.h"
+#include "engine/profiler.h"
 #include "engine/error.h"
 #include "engine/ops.h"
 #include "engine/ops/broadcast.h"
@@ -167,7 +168,9 @@ Tensor linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias) {
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
+  RETORT_PROFILE_OP("matmul", a, b);
   Tensor out = matmul_forward(a, b);
+  if (prof.on()) prof.set_flops(2.0 * double(out.numel()) * double(a.size(-1)));
   if (needs_grad({&a, &b})) {
     Tensor ad = a.detach(), bd = b.detach();
     bool ga = a.requires_grad(), gb = b.requires_grad();
@@ -180,7 +183,9 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  RETORT_PROFILE_OP("linear", x, weight);
   Tensor out = linear_forward(x, weight, bias);
+  if (prof.on()) prof.set_flops(2.0 * double(out.numel()) * double(weight.size(1)));
   if (needs_grad({&x, &weight, &bias})) {
     Tensor xd = x.detach(), wd = weight.detach();
     bool gx = x.requires_grad(), gw = weight.requires_grad(), gb = bias.defined() && bias.requires_grad();

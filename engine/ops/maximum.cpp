@@ -1,6 +1,7 @@
 // maximum(a, b): broadcast elementwise max; the gradient goes to a where a >= b (ties to a),
 // to b elsewhere. Reuses the broadcast binary kernels (BinaryOp::maximum, BinaryOp::ge_mask).
 #include "engine/autograd.h"
+#include "engine/profiler.h"
 #include "engine/ops.h"
 #include "engine/ops/broadcast.h"
 #include "kernels/binary.h"
@@ -8,6 +9,7 @@
 namespace retort {
 
 Tensor maximum(const Tensor& a, const Tensor& b) {
+  RETORT_PROFILE_OP("maximum", a, b);
   Tensor out = broadcast_binary(BinaryOp::maximum, a, b, "maximum");
   if (needs_grad({&a, &b})) {
     Tensor ad = a.detach(), bd = b.detach();

@@ -2,6 +2,7 @@
 // dispatch to the fused kernels in kernels/cpu/norm.* and kernels/cuda/norm.*.
 // batch_norm2d accepts [N, C, H, W] (and, like BatchNorm1d, [N, C] or [N, C, L]).
 #include "engine/autograd.h"
+#include "engine/profiler.h"
 #include "engine/error.h"
 #include "engine/ops.h"
 #include "kernels/norm.h"
@@ -47,6 +48,7 @@ Tensor as_param_grad(const Tensor& g, const Tensor& param) {
 
 Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
                     Tensor running_var, bool training, double momentum, double eps) {
+  RETORT_PROFILE_OP("batch_norm2d", x, weight, bias, running_mean, running_var);
   const char* op = "batch_norm2d";
   check_input(x, op);
   RETORT_CHECK(x.dim() >= 2 && x.dim() <= 4, "{}: input must be [N, C, H, W] (or [N, C], [N, C, L]), got {}", op,
@@ -105,6 +107,7 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, T
 }
 
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
+  RETORT_PROFILE_OP("layer_norm", x, weight, bias);
   const char* op = "layer_norm";
   check_input(x, op);
   RETORT_CHECK(x.dim() >= 1 && x.size(-1) > 0, "{}: input must have a non-empty last dim, got {}", op,

@@ -1,6 +1,7 @@
 // Pooling ops (NCHW): max_pool2d (argmax indices saved for backward), avg_pool2d
 // (count_include_pad) and adaptive_avg_pool2d. Shape checks, autograd, dispatch.
 #include "engine/autograd.h"
+#include "engine/profiler.h"
 #include "engine/error.h"
 #include "engine/ops.h"
 #include "kernels/pool.h"
@@ -55,6 +56,7 @@ Tensor backward_into(const Shape& x_shape, const Tensor& gy_in, Kernel kernel) {
 
 Tensor max_pool2d(const Tensor& x, std::array<int64_t, 2> kernel, std::array<int64_t, 2> stride,
                   std::array<int64_t, 2> padding) {
+  RETORT_PROFILE_OP("max_pool2d", x);
   const Pool2dGeometry g = window_geometry(x, kernel, stride, padding, "max_pool2d");
   Tensor xc = x.detach().contiguous();
   Tensor y = Tensor::empty(out_shape(x, g), x.dtype(), x.device());
@@ -74,6 +76,7 @@ Tensor max_pool2d(const Tensor& x, std::array<int64_t, 2> kernel, std::array<int
 
 Tensor avg_pool2d(const Tensor& x, std::array<int64_t, 2> kernel, std::array<int64_t, 2> stride,
                   std::array<int64_t, 2> padding, bool count_include_pad) {
+  RETORT_PROFILE_OP("avg_pool2d", x);
   const Pool2dGeometry g = window_geometry(x, kernel, stride, padding, "avg_pool2d");
   Tensor xc = x.detach().contiguous();
   Tensor y = Tensor::empty(out_shape(x, g), x.dtype(), x.device());
@@ -92,6 +95,7 @@ Tensor avg_pool2d(const Tensor& x, std::array<int64_t, 2> kernel, std::array<int
 }
 
 Tensor adaptive_avg_pool2d(const Tensor& x, std::array<int64_t, 2> output_size) {
+  RETORT_PROFILE_OP("adaptive_avg_pool2d", x);
   check_input(x, "adaptive_avg_pool2d");
   RETORT_CHECK(output_size[0] >= 1 && output_size[1] >= 1, "adaptive_avg_pool2d: output_size must be >= 1, got [{}, {}]",
                output_size[0], output_size[1]);

@@ -1,6 +1,7 @@
 // Random tensors (rand, randn) and dropout on the counter-based Generator: each call reserves
 // its counters with gen.advance, so CPU and CUDA draw the same values from the same state.
 #include "engine/autograd.h"
+#include "engine/profiler.h"
 #include "engine/error.h"
 #include "engine/ops.h"
 #include "engine/random.h"
@@ -17,6 +18,7 @@ void check_random_dtype(DType dtype, const char* op) {
 }  // namespace
 
 Tensor rand(const Shape& shape, Generator& gen, DType dtype, Device device) {
+  RETORT_PROFILE_OP("rand");
   check_random_dtype(dtype, "rand");
   Tensor out = Tensor::empty(shape, dtype, device);
   const int64_t n = out.numel();
@@ -26,6 +28,7 @@ Tensor rand(const Shape& shape, Generator& gen, DType dtype, Device device) {
 }
 
 Tensor randn(const Shape& shape, Generator& gen, DType dtype, Device device) {
+  RETORT_PROFILE_OP("randn");
   check_random_dtype(dtype, "randn");
   Tensor out = Tensor::empty(shape, dtype, device);
   const int64_t n = out.numel();
@@ -35,6 +38,7 @@ Tensor randn(const Shape& shape, Generator& gen, DType dtype, Device device) {
 }
 
 Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
+  RETORT_PROFILE_OP("dropout", x);
   RETORT_CHECK(x.defined(), "dropout: the input is undefined");
   RETORT_CHECK(p >= 0.0 && p <= 1.0, "dropout: p must be in [0, 1], got {}", p);
   RETORT_CHECK(is_floating(x.dtype()), "dropout: the input must be floating (f32, f64 or bf16), got {}", x.str());

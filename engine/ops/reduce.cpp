@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 #include "engine/autograd.h"
+#include "engine/profiler.h"
 #include "engine/error.h"
 #include "engine/ops.h"
 #include "engine/ops/reduce_util.h"
@@ -46,6 +47,7 @@ void run_max_rows(const ReducePlan& p, DType dtype, Device device, Tensor* value
 }  // namespace
 
 Tensor mean(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
+  RETORT_PROFILE_OP("mean", a);
   check_float_input(a, "mean");
   ReducePlan p = plan_reduction(a, dims, keepdim, "mean", true);
   Tensor total = reduce_rows(ReduceOp::sum, p, a.dtype(), a.device());
@@ -65,6 +67,7 @@ Tensor mean(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
 }
 
 Tensor max(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
+  RETORT_PROFILE_OP("max", a);
   check_float_input(a, "max");
   ReducePlan p = plan_reduction(a, dims, keepdim, "max");
   RETORT_CHECK(p.inner > 0, "max: cannot reduce over an empty dim of {}", a.str());
@@ -86,6 +89,7 @@ Tensor max(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
 }
 
 Tensor var(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim, bool unbiased) {
+  RETORT_PROFILE_OP("var", a);
   check_float_input(a, "var");
   ReducePlan p = plan_reduction(a, dims, keepdim, "var");  // validates dims, gives the count
   const int64_t n = p.inner;
@@ -97,6 +101,7 @@ Tensor var(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim, bool
 }
 
 Tensor argmax(const Tensor& a, int64_t dim, bool keepdim) {
+  RETORT_PROFILE_OP("argmax", a);
   check_float_input(a, "argmax");
   ReducePlan p = plan_reduction(a, {dim}, keepdim, "argmax");
   RETORT_CHECK(p.inner > 0, "argmax: dim {} of {} is empty", dim, a.str());

@@ -3,6 +3,7 @@
 // lead is summed by columns where it lies (the same bits, no transposed copy).
 #include <algorithm>
 #include "engine/autograd.h"
+#include "engine/profiler.h"
 #include "engine/error.h"
 #include "engine/ops.h"
 #include "engine/ops/reduce_util.h"
@@ -65,6 +66,7 @@ Tensor reduce_rows(ReduceOp op, const ReducePlan& p, DType dtype, Device device)
 }
 
 Tensor sum(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
+  RETORT_PROFILE_OP("sum", a);
   RETORT_CHECK(a.defined(), "sum: undefined operand");
   ReducePlan p = plan_reduction(a, dims, keepdim, "sum", true);
   Tensor out = reduce_rows(ReduceOp::sum, p, a.dtype(), a.device());

@@ -1,6 +1,7 @@
 // Comparisons and selection: gt, eq (u8 masks, no gradient), where, masked_fill,
 // index_select and gather (gradients by index_add / scatter_add into zeros).
 #include "engine/autograd.h"
+#include "engine/profiler.h"
 #include "engine/error.h"
 #include "engine/ops.h"
 #include "engine/ops/broadcast.h"
@@ -46,6 +47,7 @@ Tensor scatter_add_zeros(const Shape& shape, int64_t dim, const Tensor& index, c
 }  // namespace
 
 Tensor gt(const Tensor& a, double s) {
+  RETORT_PROFILE_OP("gt", a);
   RETORT_CHECK(a.defined(), "gt: the operand is undefined");
   Tensor out = Tensor::empty(a.shape(), DType::u8, a.device());
   Layout l = make_layout(a.shape(), a.strides());
@@ -54,6 +56,7 @@ Tensor gt(const Tensor& a, double s) {
 }
 
 Tensor eq(const Tensor& a, const Tensor& b) {
+  RETORT_PROFILE_OP("eq", a, b);
   check_same(a, b, "eq");
   Shape shape = broadcast_shapes(a.shape(), b.shape(), "eq");
   Tensor out = Tensor::empty(shape, DType::u8, a.device());
@@ -63,6 +66,7 @@ Tensor eq(const Tensor& a, const Tensor& b) {
 }
 
 Tensor where(const Tensor& mask, const Tensor& a, const Tensor& b) {
+  RETORT_PROFILE_OP("where", mask, a, b);
   RETORT_CHECK(mask.defined() && a.defined() && b.defined(), "where: an operand is undefined");
   RETORT_CHECK(mask.dtype() == DType::u8, "where: the mask must be u8 (from gt/eq), got {}", mask.str());
   RETORT_CHECK(a.dtype() == b.dtype(), "where: dtype mismatch, a {} vs b {}", a.str(), b.str());
@@ -94,6 +98,7 @@ Tensor where(const Tensor& mask, const Tensor& a, const Tensor& b) {
 }
 
 Tensor masked_fill(const Tensor& a, const Tensor& mask, double value) {
+  RETORT_PROFILE_OP("masked_fill", a, mask);
   RETORT_CHECK(a.defined() && mask.defined(), "masked_fill: an operand is undefined");
   RETORT_CHECK(mask.dtype() == DType::u8, "masked_fill: the mask must be u8 (from gt/eq), got {}", mask.str());
   bool fits = mask.dim() <= a.dim();
@@ -107,6 +112,7 @@ Tensor masked_fill(const Tensor& a, const Tensor& mask, double value) {
 }
 
 Tensor index_select(const Tensor& a, int64_t dim_in, const Tensor& index) {
+  RETORT_PROFILE_OP("index_select", a, index);
   RETORT_CHECK(a.defined(), "index_select: the input is undefined");
   check_index_tensor(index, a, "index_select");
   RETORT_CHECK(a.dim() >= 1, "index_select: the input must have at least 1 dim, got {}", a.str());
@@ -133,6 +139,7 @@ Tensor index_select(const Tensor& a, int64_t dim_in, const Tensor& index) {
 }
 
 Tensor gather(const Tensor& a, int64_t dim_in, const Tensor& index) {
+  RETORT_PROFILE_OP("gather", a, index);
   RETORT_CHECK(a.defined(), "gather: the input is undefined");
   check_index_tensor(index, a, "gather");
   RETORT_CHECK(a.dim() >= 1, "gather: the input must have at least 1 dim, got {}", a.str());

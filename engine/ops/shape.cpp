@@ -3,6 +3,7 @@
 // kernel); split and chunk return views. Backward slices the gradient.
 #include <algorithm>
 #include "engine/autograd.h"
+#include "engine/profiler.h"
 #include "engine/error.h"
 #include "engine/ops.h"
 
@@ -16,6 +17,7 @@ Tensor box(Tensor t, const Shape& start, const Shape& extent) {
 }  // namespace
 
 Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
+  RETORT_PROFILE_OP("concat");
   RETORT_CHECK(!xs.empty(), "concat: no tensors given");
   const Tensor& first = xs[0];
   RETORT_CHECK(first.defined(), "concat: input 0 is undefined");
@@ -60,6 +62,7 @@ Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
 }
 
 Tensor stack(const std::vector<Tensor>& xs, int64_t dim) {
+  RETORT_PROFILE_OP("stack");
   RETORT_CHECK(!xs.empty(), "stack: no tensors given");
   RETORT_CHECK(xs[0].defined(), "stack: input 0 is undefined");
   const int64_t nd = xs[0].dim() + 1;
@@ -76,6 +79,7 @@ Tensor stack(const std::vector<Tensor>& xs, int64_t dim) {
 }
 
 std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim) {
+  RETORT_PROFILE_OP("split", x);
   RETORT_CHECK(x.defined(), "split: undefined operand");
   const int64_t d = wrap_dim(dim, x.dim(), "split");
   int64_t total = 0;
@@ -95,6 +99,7 @@ std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, in
 }
 
 std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim) {
+  RETORT_PROFILE_OP("chunk", x);
   RETORT_CHECK(x.defined(), "chunk: undefined operand");
   RETORT_CHECK(chunks > 0, "chunk: chunks must be positive, got {}", chunks);
   const int64_t d = wrap_dim(dim, x.dim(), "chunk");
@@ -108,6 +113,7 @@ std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim) {
 }
 
 Tensor pad(const Tensor& x, const std::vector<int64_t>& pads, double value) {
+  RETORT_PROFILE_OP("pad", x);
   RETORT_CHECK(x.defined(), "pad: undefined operand");
   RETORT_CHECK(pads.size() % 2 == 0 && int64_t(pads.size()) <= 2 * x.dim(),
                "pad: {} pad values for {}; give (left, right) pairs for at most {} trailing dims", pads.size(), x.str(),

@@ -1,6 +1,7 @@
 // softmax and log_softmax over any dim: the dim is moved last and made contiguous, the fused
 // row kernels run forward and backward, and the result is laid back out in the input's order.
 #include "engine/autograd.h"
+#include "engine/profiler.h"
 #include "engine/error.h"
 #include "engine/ops.h"
 #include "kernels/softmax.h"
@@ -26,6 +27,7 @@ Tensor softmax_rows_backward(const Tensor& y, const Tensor& g, bool log) {
 }
 
 Tensor softmax_impl(const Tensor& a, int64_t dim_in, bool log, const char* op) {
+  RETORT_PROFILE_OP(op, a);
   RETORT_CHECK(a.defined(), "{}: undefined operand", op);
   RETORT_CHECK(is_floating(a.dtype()), "{}: expects a floating tensor, got {}", op, a.str());
   // A 0-d tensor is one row of one element.

@@ -2,6 +2,7 @@
 // autograd (one fused backward kernel per op) and dispatch to kernels/cpu|cuda/unary.
 #include <cmath>
 #include "engine/autograd.h"
+#include "engine/profiler.h"
 #include "engine/error.h"
 #include "engine/ops.h"
 #include "engine/ops/unary_util.h"
@@ -27,6 +28,7 @@ Tensor unary_grad(UnaryOp op, const Tensor& g, const Tensor& saved, UnaryParams 
 }  // namespace
 
 Tensor unary_op(UnaryOp op, const Tensor& a, const char* name, UnaryParams prm) {
+  RETORT_PROFILE_OP(name, a);
   RETORT_CHECK(a.defined(), "{}: the operand is undefined", name);
   RETORT_CHECK(is_floating(a.dtype()), "{}: the operand must be floating (f32, f64 or bf16), got {}", name, a.str());
   Tensor out = unary_raw(op, a, prm);
@@ -38,6 +40,7 @@ Tensor unary_op(UnaryOp op, const Tensor& a, const char* name, UnaryParams prm) 
       return std::vector<Tensor>{unary_grad(op, g, saved, prm)};
     });
   }
+  prof.add_output_bytes(out);
   return out;
 }
 

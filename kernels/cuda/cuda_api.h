@@ -21,6 +21,12 @@ void synchronize();
 void use_device(int device);
 // Raises, as a retort::Error, what a kernel reported since the last check (no-op when nothing).
 void raise_pending_device_error();
+// NVTX ranges (header-only NVTX 3): nsys and ncu show them and can be scoped to them.
+void nvtx_push(const char* name);
+void nvtx_pop();
+// cudaProfilerStart/Stop: `nsys --capture-range=cudaProfilerApi` and `ncu --profile-from-start
+// off` capture only what runs between them (retort profile's steps).
+void profiler_capture(bool on);
 // "NVIDIA H100 80GB HBM3, sm_90, CUDA runtime 13.0": what computes on `device` (never throws;
 // says why when it cannot tell).
 std::string device_description(int device);
