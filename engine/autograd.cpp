@@ -4,11 +4,48 @@
 #include <unordered_set>
 #include "engine/error.h"
 #include "engine/ops.h"
+#include "engine/profiler.h"
+#include "engine/kernel_call.h"
+#include "engine/ops/broadcast.h"
+#include "kernels/binary.h"
+#include "kernels/cuda/cuda_api.h"
 
 namespace retort {
 namespace {
 thread_local bool g_grad_enabled = true;
+
+// Whether `t` is the only handle on its memory: no other tensor (view, saved input, the
+// caller's copy) can see a write into it.
+bool exclusively_owned(const Tensor& t) {
+  return t.impl_ptr().use_count() == 1 && t.storage().use_count() == 1 && t.is_contiguous();
 }
+
+// acc += g. When several ops use one tensor its gradients add up here: in place when `acc` is
+// exclusively owned (a gradient that only this walk holds), which saves an allocation and a pass
+// over memory per extra use; otherwise into a new tensor.
+void accumulate(Tensor& acc, const Tensor& g) {
+  profiler::Range range("accumulate grad", profiler::Kind::backward);
+  if (range.on()) range.set_shapes({&acc, &g});
+  if (exclusively_owned(acc) && g.shape() == acc.shape() && g.dtype() == acc.dtype() && g.device() == acc.device()) {
+    const Layout la = broadcast_layout(acc, acc.shape()), lg = broadcast_layout(g, acc.shape());
+    RETORT_KERNEL(acc.device(), binary, BinaryOp::add, acc.dtype(), acc.raw_data(), la, g.raw_data(), lg,
+                  acc.raw_data(), acc.numel());
+    return;
+  }
+  acc = add(acc, g);
+}
+
+// The gradient a view node may add its own into in place: its input's pending gradient, when
+// the node can do that (backward_into), the input is not a leaf, and nothing else holds it.
+Tensor* view_input_grad(const Node& node, std::unordered_map<Node*, Tensor>& grads) {
+  if (!node.backward_into || node.inputs.size() != 1) return nullptr;
+  const Tensor& in = node.inputs[0];
+  if (!in.defined() || !in.requires_grad() || !in.impl()->grad_fn) return nullptr;
+  auto slot = grads.find(in.impl()->grad_fn.get());
+  if (slot == grads.end() || !exclusively_owned(slot->second) || slot->second.shape() != in.shape()) return nullptr;
+  return &slot->second;
+}
+}  // namespace
 
 bool grad_enabled() { return g_grad_enabled; }
 void set_grad_enabled(bool enabled) { g_grad_enabled = enabled; }
@@ -93,7 +130,23 @@ void Tensor::backward(const Tensor& grad_output) const {
     grads.erase(found);
     RETORT_CHECK(node->backward, "backward through '{}' a second time: the first backward freed that graph",
                  node->name);
-    std::vector<Tensor> gin = node->backward(g);
+    if (Tensor* input_grad = view_input_grad(*node, grads)) {
+      {
+        profiler::Range range(node->name, profiler::Kind::backward);
+        if (range.on()) range.set_shapes({&g});
+        node->backward_into(*input_grad, g);
+      }
+      node->backward = nullptr;
+      node->backward_into = nullptr;
+      node->inputs.clear();
+      continue;
+    }
+    std::vector<Tensor> gin;
+    {
+      profiler::Range range(node->name, profiler::Kind::backward);
+      if (range.on()) range.set_shapes({&g});
+      gin = node->backward(g);
+    }
     RETORT_CHECK(gin.size() == node->inputs.size(), "autograd: backward of '{}' returned {} grads for {} inputs",
                  node->name, gin.size(), node->inputs.size());
     for (size_t i = 0; i < gin.size(); ++i) {
@@ -103,14 +156,16 @@ void Tensor::backward(const Tensor& grad_output) const {
                    node->name, gin[i].str(), i, shape_str(in.shape()));
       if (Node* child = in.impl()->grad_fn.get()) {
         auto [slot, fresh] = grads.try_emplace(child, gin[i]);
-        if (!fresh) slot->second = add(slot->second, gin[i]);
+        if (!fresh) accumulate(slot->second, gin[i]);
       } else {
         Tensor& acc = in.impl()->grad;
-        acc = acc.defined() ? add(acc, gin[i]) : gin[i].contiguous().clone();
+        if (acc.defined()) accumulate(acc, gin[i]);
+        else acc = gin[i].contiguous().clone();
       }
     }
     // Free the graph as we go: saved tensors and edges are released.
     node->backward = nullptr;
+    node->backward_into = nullptr;
     node->inputs.clear();
   }
 }

@@ -14,10 +14,18 @@ namespace retort {
 // (that would make a reference cycle): capture out.detach() instead.
 using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_output)>;
 
+// For a view of one input (slice, select): adds the view's gradient `g` into `input_grad`, the
+// input's whole gradient, in place.
+using BackwardIntoFn = std::function<void(Tensor& input_grad, const Tensor& g)>;
+
 struct Node {
   std::string name;
   std::vector<Tensor> inputs;
   BackwardFn backward;
+  // Optional: when set and the input's gradient already exists (exclusively owned), the walk
+  // calls this instead of `backward`, which would zero-fill a whole input-sized tensor only to
+  // add it to that gradient (q, k and v cut from one projection: three of each).
+  BackwardIntoFn backward_into;
 };
 
 bool grad_enabled();

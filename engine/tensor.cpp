@@ -3,6 +3,7 @@
 #include <numeric>
 #include "engine/autograd.h"
 #include "engine/error.h"
+#include "engine/ops.h"
 #include "kernels/copy.h"
 #include "kernels/cuda/cuda_api.h"
 #include "engine/kernel_call.h"
@@ -241,6 +242,13 @@ Tensor Tensor::slice(int64_t d_in, int64_t start, int64_t end, int64_t step) con
       make_view(full, ss, fs, start * full.strides()[size_t(d)]).copy_(g);
       return std::vector<Tensor>{full};
     });
+    out.grad_fn()->backward_into = [=](Tensor& input_grad, const Tensor& g) {
+      Shape fs = input_grad.strides(), ss = in_shape;  // input_grad is contiguous
+      ss[size_t(d)] = g.shape()[size_t(d)];
+      fs[size_t(d)] *= step;
+      Tensor region = make_view(input_grad, ss, fs, input_grad.offset() + start * input_grad.strides()[size_t(d)]);
+      region.copy_(add(region, g));
+    };
   }
   return out;
 }

@@ -30,19 +30,30 @@ template <> struct M<double> {
 constexpr double kInvSqrt2 = 0.70710678118654752440;
 constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 
-template <typename A>
-RETORT_HD inline A forward(UnaryOp op, A x, A p0, A p1) {
+// Math is the source of exp, erf, ...: M<A> (the C library) by default; the CPU kernels pass
+// cpu::VecMath<float> (kernels/cpu/vec_math.h), whose float exp and erf vectorise.
+// Always inlined: the kernels call these with a constant op, so the switch folds away and the
+// CPU loops vectorise (GCC would otherwise keep this large function out of line, one call per
+// element).
+#if defined(__CUDACC__)
+#define RETORT_UNARY_INLINE __forceinline__
+#else
+#define RETORT_UNARY_INLINE [[gnu::always_inline]] inline
+#endif
+
+template <typename A, typename Math = M<A>>
+RETORT_UNARY_INLINE RETORT_HD A forward(UnaryOp op, A x, A p0, A p1) {
   switch (op) {
-    case UnaryOp::exp: return M<A>::exp(x);
-    case UnaryOp::log: return M<A>::log(x);
-    case UnaryOp::sqrt: return M<A>::sqrt(x);
-    case UnaryOp::pow: return M<A>::pow(x, p0);
+    case UnaryOp::exp: return Math::exp(x);
+    case UnaryOp::log: return Math::log(x);
+    case UnaryOp::sqrt: return Math::sqrt(x);
+    case UnaryOp::pow: return Math::pow(x, p0);
     case UnaryOp::abs: return x < A(0) ? -x : (x == A(0) ? A(0) : x);
     case UnaryOp::clamp: return x < p0 ? p0 : (x > p1 ? p1 : x);  // NaN passes through
     case UnaryOp::relu: return x < A(0) ? A(0) : x;                // NaN passes through
-    case UnaryOp::gelu: return A(0.5) * x * (A(1) + M<A>::erf(x * A(kInvSqrt2)));
-    case UnaryOp::sigmoid: return A(1) / (A(1) + M<A>::exp(-x));
-    case UnaryOp::tanh: return M<A>::tanh(x);
+    case UnaryOp::gelu: return A(0.5) * x * (A(1) + Math::erf(x * A(kInvSqrt2)));
+    case UnaryOp::sigmoid: return A(1) / (A(1) + Math::exp(-x));
+    case UnaryOp::tanh: return Math::tanh(x);
     case UnaryOp::add_scalar: return x + p0;
     case UnaryOp::mul_scalar: return x * p0;
     case UnaryOp::rsub_scalar: return p0 - x;
@@ -52,19 +63,19 @@ RETORT_HD inline A forward(UnaryOp op, A x, A p0, A p1) {
 }
 
 // d(loss)/dx given g = d(loss)/dy and s = the saved value (y for exp/sqrt/sigmoid/tanh, else x).
-template <typename A>
-RETORT_HD inline A backward(UnaryOp op, A g, A s, A p0, A p1) {
+template <typename A, typename Math = M<A>>
+RETORT_UNARY_INLINE RETORT_HD A backward(UnaryOp op, A g, A s, A p0, A p1) {
   switch (op) {
     case UnaryOp::exp: return g * s;
     case UnaryOp::log: return g / s;
     case UnaryOp::sqrt: return g * A(0.5) / s;
-    case UnaryOp::pow: return p0 == A(0) ? A(0) : g * p0 * M<A>::pow(s, p0 - A(1));
+    case UnaryOp::pow: return p0 == A(0) ? A(0) : g * p0 * Math::pow(s, p0 - A(1));
     case UnaryOp::abs: return s > A(0) ? g : (s < A(0) ? -g : A(0));
     case UnaryOp::clamp: return (s >= p0 && s <= p1) ? g : A(0);
     case UnaryOp::relu: return s > A(0) ? g : A(0);
     case UnaryOp::gelu: {
-      A cdf = A(0.5) * (A(1) + M<A>::erf(s * A(kInvSqrt2)));
-      A pdf = A(kInvSqrt2Pi) * M<A>::exp(A(-0.5) * s * s);
+      A cdf = A(0.5) * (A(1) + Math::erf(s * A(kInvSqrt2)));
+      A pdf = A(kInvSqrt2Pi) * Math::exp(A(-0.5) * s * s);
       return g * (cdf + s * pdf);
     }
     case UnaryOp::sigmoid: return g * s * (A(1) - s);

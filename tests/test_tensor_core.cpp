@@ -78,6 +78,24 @@ TEST_CASE("gradcheck: views and sum") {
   gradcheck([](const std::vector<Tensor>& in) { return in[0].slice(0, 0, 1).expand({3, 3, 4}); }, {x});
 }
 
+TEST_CASE("gradcheck: several views of one intermediate add their gradients in place") {
+  // q, k, v cut from one tensor (select), overlapping and strided slices, and the tensor itself
+  // used directly too: the views after the first add into its pending gradient
+  // (Node::backward_into); every path must agree with finite differences.
+  auto x = random_tensor({3, 4, 5}, 11);
+  auto w = random_tensor({4, 5}, 12);
+  gradcheck([w](const std::vector<Tensor>& in) {
+    Tensor y = mul(in[0], in[0]);  // an intermediate with a pending gradient
+    Tensor q = y.select(0, 0), k = y.select(0, 1), v = y.select(0, 2);
+    return add(add(mul(q, w), mul(k, k)), mul(v, q));
+  }, {x});
+  gradcheck([](const std::vector<Tensor>& in) {
+    Tensor y = mul(in[0], 2.0);
+    Tensor a = y.slice(2, 0, 3), b = y.slice(2, 2, 5), c = y.slice(2, 0, 5, 2);  // overlap, stride 2
+    return add(add(sum(mul(a, a)), sum(mul(b, b))), add(sum(mul(c, c)), sum(mul(y, y))));
+  }, {x});
+}
+
 TEST_CASE("autograd: accumulation, no_grad, detach, graph freed after backward") {
   Tensor w = Tensor::from_vector({1, 2, 3}, {3}, DType::f64).requires_grad_();
   Tensor y = sum(mul(w, w));

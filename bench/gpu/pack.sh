@@ -9,7 +9,10 @@
 #   cpu_reference/   summary.json and metrics.jsonl of the recipe stage's run on this CPU
 #   MANIFEST.json    commit, date, sizes, checksums
 # The CUDA libraries (cudart, cuBLAS, cuDNN) are not carried: the machine has them.
-# Usage: bench/gpu/pack.sh [--no-reference]     (RETORT_BUILD_DIR picks the build, default build)
+# The build is its own folder (RETORT_BUILD_DIR, default build-gpukit) made for any x86-64-v3
+# CPU (RETORT_CPU_ARCH=portable): the GPU machine's CPU is of unknown kind, and a build tuned to
+# this machine's AVX-512 would stop there with an illegal instruction.
+# Usage: bench/gpu/pack.sh [--no-reference]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REFERENCE=1
@@ -19,7 +22,8 @@ for arg in "$@"; do
     *) echo "pack: unknown argument '$arg' (use --no-reference)" >&2; exit 2 ;;
   esac
 done
-BUILD_DIR="${RETORT_BUILD_DIR:-build}"
+BUILD_DIR="${RETORT_BUILD_DIR:-build-gpukit}"
+export RETORT_BUILD_DIR="$BUILD_DIR" RETORT_CMAKE_ARGS="-DRETORT_CPU_ARCH=portable ${RETORT_CMAKE_ARGS:-}"
 KIT=.gpukit
 LIMIT=$((64 * 1024 * 1024))
 DATA_SRC=/usr/share/datasets/fashion-mnist

@@ -27,6 +27,7 @@ void attention_forward(DType type, const void* q_, const void* k_, const void* v
         for (int64_t j = 0; j < nk; ++j) {
           const scalar_t* kj = k + (bh * Lk + j) * D;
           acc_t s = 0;
+          _Pragma("omp simd reduction(+ : s)")
           for (int64_t d = 0; d < D; ++d) s += acc_t(qi[d]) * acc_t(kj[d]);
           p[size_t(j)] = s * acc_t(scale);
           m = std::max(m, p[size_t(j)]);
@@ -34,9 +35,12 @@ void attention_forward(DType type, const void* q_, const void* k_, const void* v
         acc_t l = 0;
         for (int64_t j = 0; j < nk; ++j) l += (p[size_t(j)] = std::exp(p[size_t(j)] - m));
         std::fill(o.begin(), o.end(), acc_t(0));
+        acc_t* __restrict orow = o.data();
         for (int64_t j = 0; j < nk; ++j) {
           const scalar_t* vj = v + (bh * Lk + j) * D;
-          for (int64_t d = 0; d < D; ++d) o[size_t(d)] += p[size_t(j)] * acc_t(vj[d]);
+          const acc_t pj = p[size_t(j)];
+          _Pragma("omp simd")
+          for (int64_t d = 0; d < D; ++d) orow[d] += pj * acc_t(vj[d]);
         }
         scalar_t* oi = out + (bh * Lq + i) * D;
         for (int64_t d = 0; d < D; ++d) oi[d] = scalar_t(o[size_t(d)] / l);
@@ -68,6 +72,7 @@ void attention_backward(DType type, const void* grad_out_, const void* q_, const
         const scalar_t* goi = go + (bh * Lq + i) * D;
         const scalar_t* oi = out + (bh * Lq + i) * D;
         acc_t di = 0;  // rowsum(dO * O)
+        _Pragma("omp simd reduction(+ : di)")
         for (int64_t d = 0; d < D; ++d) di += acc_t(goi[d]) * acc_t(oi[d]);
         std::fill(dq.begin(), dq.end(), acc_t(0));
         const int64_t nk = causal ? std::min(Lk, i + 1) : Lk;
@@ -75,16 +80,21 @@ void attention_backward(DType type, const void* grad_out_, const void* q_, const
           const scalar_t* kj = k + (bh * Lk + j) * D;
           const scalar_t* vj = v + (bh * Lk + j) * D;
           acc_t s = 0, dp = 0;
+          _Pragma("omp simd reduction(+ : s, dp)")
           for (int64_t d = 0; d < D; ++d) {
             s += acc_t(qi[d]) * acc_t(kj[d]);
             dp += acc_t(goi[d]) * acc_t(vj[d]);
           }
           const acc_t p = std::exp(s * sc - lse[bh * Lq + i]);
           const acc_t ds = p * (dp - di) * sc;  // gradient wrt the unscaled score q.k
+          acc_t* __restrict dqr = dq.data();
+          acc_t* __restrict dkj = dk.data() + j * D;
+          acc_t* __restrict dvj = dv.data() + j * D;
+          _Pragma("omp simd")
           for (int64_t d = 0; d < D; ++d) {
-            dq[size_t(d)] += ds * acc_t(kj[d]);
-            dk[size_t(j * D + d)] += ds * acc_t(qi[d]);
-            dv[size_t(j * D + d)] += p * acc_t(goi[d]);
+            dqr[d] += ds * acc_t(kj[d]);
+            dkj[d] += ds * acc_t(qi[d]);
+            dvj[d] += p * acc_t(goi[d]);
           }
         }
         if (gq)

@@ -7,6 +7,7 @@
 // col2im folds column gradients back. The weight gradient sums per-thread partials in thread
 // order (deterministic for a fixed thread count).
 #include "kernels/conv.h"
+#include "kernels/cpu/conv_onednn.h"
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
@@ -223,9 +224,12 @@ void conv2d_forward(DType type, const Conv2dGeometry& g, const void* x, const vo
                     void* y) {
   check_type(type, "conv2d");
   if (empty_problem(g)) return;
-  if (type == DType::f32)
-    forward(g, static_cast<const float*>(x), static_cast<const float*>(weight), static_cast<const float*>(bias),
-            static_cast<float*>(y));
+  if (type == DType::f32) {
+    const float *xf = static_cast<const float*>(x), *wf = static_cast<const float*>(weight),
+                *bf = static_cast<const float*>(bias);
+    if (conv_backend() == ConvBackend::onednn && onednn::conv2d_forward(g, xf, wf, bf, static_cast<float*>(y))) return;
+    forward(g, xf, wf, bf, static_cast<float*>(y));
+  }
   else
     forward(g, static_cast<const double*>(x), static_cast<const double*>(weight), static_cast<const double*>(bias),
             static_cast<double*>(y));
@@ -235,7 +239,10 @@ void conv2d_backward_input(DType type, const Conv2dGeometry& g, const void* gy, 
   check_type(type, "conv2d backward");
   if (type == DType::f32) {
     if (empty_problem(g)) std::fill_n(static_cast<float*>(gx), g.n * g.c * g.h * g.w, 0.f);
-    else backward_input(g, static_cast<const float*>(gy), static_cast<const float*>(weight), static_cast<float*>(gx));
+    else if (conv_backend() != ConvBackend::onednn ||
+             !onednn::conv2d_backward_input(g, static_cast<const float*>(gy), static_cast<const float*>(weight),
+                                            static_cast<float*>(gx)))
+      backward_input(g, static_cast<const float*>(gy), static_cast<const float*>(weight), static_cast<float*>(gx));
   } else {
     if (empty_problem(g)) std::fill_n(static_cast<double*>(gx), g.n * g.c * g.h * g.w, 0.0);
     else backward_input(g, static_cast<const double*>(gy), static_cast<const double*>(weight), static_cast<double*>(gx));
@@ -247,7 +254,10 @@ void conv2d_backward_weight(DType type, const Conv2dGeometry& g, const void* x, 
   const int64_t nw = g.oc * (g.c / g.groups) * g.kh * g.kw;
   if (type == DType::f32) {
     if (empty_problem(g)) std::fill_n(static_cast<float*>(gw), nw, 0.f);
-    else backward_weight(g, static_cast<const float*>(x), static_cast<const float*>(gy), static_cast<float*>(gw));
+    else if (conv_backend() != ConvBackend::onednn ||
+             !onednn::conv2d_backward_weight(g, static_cast<const float*>(x), static_cast<const float*>(gy),
+                                             static_cast<float*>(gw)))
+      backward_weight(g, static_cast<const float*>(x), static_cast<const float*>(gy), static_cast<float*>(gw));
   } else {
     if (empty_problem(g)) std::fill_n(static_cast<double*>(gw), nw, 0.0);
     else backward_weight(g, static_cast<const double*>(x), static_cast<const double*>(gy), static_cast<double*>(gw));

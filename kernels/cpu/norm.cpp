@@ -1,12 +1,75 @@
 // CPU batch norm and layer norm kernels (the reference for kernels/cuda/norm.cu).
-// Batch norm: one channel per OpenMP iteration, two-pass mean/variance. Layer norm: one row
-// per iteration; weight/bias gradients reduce over rows one column at a time. Sums accumulate
-// in double so the reference stays accurate for long rows and large batches.
+// Batch norm: one channel per OpenMP iteration, two-pass mean/variance; each image's plane is
+// summed in vector lanes (acc_t), the planes in double. Layer norm: one row per iteration, its
+// two-pass statistics in vector lanes; weight/bias gradients sum blocks of rows in lanes, then
+// the blocks in double.
+#include <algorithm>
 #include <cmath>
+#include <vector>
 #include "kernels/cpu/dispatch.h"
 #include "kernels/norm.h"
 
 namespace retort::cpu {
+namespace {
+
+// A plane's sum and its squared deviation from `mu`, in acc_t lanes (vectorised: the lanes'
+// partial sums are added in a fixed order, so the bits depend only on the build's vector width);
+// the planes of a channel then add up in double.
+template <typename T, typename A>
+A plane_sum(const T* p, int64_t S) {
+  A s = 0;
+  _Pragma("omp simd reduction(+ : s)")
+  for (int64_t i = 0; i < S; ++i) s += A(p[i]);
+  return s;
+}
+template <typename T, typename A>
+A plane_squared_deviation(const T* p, int64_t S, A mu) {
+  A s = 0;
+  _Pragma("omp simd reduction(+ : s)")
+  for (int64_t i = 0; i < S; ++i) {
+    const A d = A(p[i]) - mu;
+    s += d * d;
+  }
+  return s;
+}
+
+// Layer norm's weight and bias gradients: column sums over rows of g * xhat and g. Rows go in
+// fixed blocks, each summed across its columns in vector lanes, then the blocks add up in double
+// in order: the bits do not depend on the thread count.
+template <typename T, typename A>
+void layer_norm_param_grads(const T* g, const T* x, const A* mean, const A* rstd, int64_t rows, int64_t cols, A* gw,
+                            A* gb) {
+  constexpr int64_t kRowsPerBlock = 64;
+  const int64_t blocks = (rows + kRowsPerBlock - 1) / kRowsPerBlock;
+  std::vector<A> part_w(size_t(blocks * cols), A(0)), part_b(size_t(blocks * cols), A(0));
+  _Pragma("omp parallel for if (rows * cols > 32768)")
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    A* __restrict pw = part_w.data() + blk * cols;
+    A* __restrict pb = part_b.data() + blk * cols;
+    for (int64_t r = blk * kRowsPerBlock; r < std::min(rows, (blk + 1) * kRowsPerBlock); ++r) {
+      const T* gr = g + r * cols;
+      const T* xr = x + r * cols;
+      const A mu = mean[r], rs = rstd[r];
+      _Pragma("omp simd")
+      for (int64_t i = 0; i < cols; ++i) {
+        pw[i] += A(gr[i]) * ((A(xr[i]) - mu) * rs);
+        pb[i] += A(gr[i]);
+      }
+    }
+  }
+  _Pragma("omp parallel for if (blocks * cols > 32768)")
+  for (int64_t i = 0; i < cols; ++i) {
+    double sw = 0, sb = 0;
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      sw += double(part_w[size_t(blk * cols + i)]);
+      sb += double(part_b[size_t(blk * cols + i)]);
+    }
+    if (gw) gw[i] = A(sw);
+    if (gb) gb[i] = A(sb);
+  }
+}
+
+}  // namespace
 
 void batch_norm_forward(DType type, const void* x_, const void* weight_, const void* bias_, int64_t N, int64_t C,
                         int64_t S, bool use_batch_stats, double eps, void* mean_, void* var_, void* invstd_,
@@ -25,19 +88,11 @@ void batch_norm_forward(DType type, const void* x_, const void* weight_, const v
       acc_t mu, v;
       if (use_batch_stats) {
         double s = 0;
-        for (int64_t n = 0; n < N; ++n) {
-          const scalar_t* p = x + (n * C + c) * S;
-          for (int64_t i = 0; i < S; ++i) s += double(acc_t(p[i]));
-        }
+        for (int64_t n = 0; n < N; ++n) s += double(plane_sum<scalar_t, acc_t>(x + (n * C + c) * S, S));
         mu = acc_t(s / double(M));
         double sq = 0;
-        for (int64_t n = 0; n < N; ++n) {
-          const scalar_t* p = x + (n * C + c) * S;
-          for (int64_t i = 0; i < S; ++i) {
-            double d = double(acc_t(p[i])) - double(mu);
-            sq += d * d;
-          }
-        }
+        for (int64_t n = 0; n < N; ++n)
+          sq += double(plane_squared_deviation<scalar_t, acc_t>(x + (n * C + c) * S, S, mu));
         v = acc_t(sq / double(M));
         mean[c] = mu;
         var[c] = v;
@@ -52,6 +107,7 @@ void batch_norm_forward(DType type, const void* x_, const void* weight_, const v
       for (int64_t n = 0; n < N; ++n) {
         const scalar_t* p = x + (n * C + c) * S;
         scalar_t* q = y + (n * C + c) * S;
+        _Pragma("omp simd")
         for (int64_t i = 0; i < S; ++i) q[i] = scalar_t(acc_t(p[i]) * scale + shift);
       }
     }
@@ -77,11 +133,15 @@ void batch_norm_backward(DType type, const void* grad_y_, const void* x_, const 
       double sum_g = 0, sum_gx = 0;
       for (int64_t n = 0; n < N; ++n) {
         const int64_t base = (n * C + c) * S;
+        acc_t part_g = 0, part_gx = 0;
+        _Pragma("omp simd reduction(+ : part_g, part_gx)")
         for (int64_t i = 0; i < S; ++i) {
-          const double gi = double(acc_t(g[base + i]));
-          sum_g += gi;
-          sum_gx += gi * double((acc_t(x[base + i]) - mu) * is);
+          const acc_t gi = acc_t(g[base + i]);
+          part_g += gi;
+          part_gx += gi * (acc_t(x[base + i]) - mu);
         }
+        sum_g += double(part_g);
+        sum_gx += double(part_gx) * double(is);
       }
       if (gw) gw[c] = acc_t(sum_gx);
       if (gb) gb[c] = acc_t(sum_g);
@@ -91,6 +151,7 @@ void batch_norm_backward(DType type, const void* grad_y_, const void* x_, const 
       const acc_t mean_gx = use_batch_stats ? acc_t(sum_gx / double(M)) : acc_t(0);
       for (int64_t n = 0; n < N; ++n) {
         const int64_t base = (n * C + c) * S;
+        _Pragma("omp simd")
         for (int64_t i = 0; i < S; ++i) {
           const acc_t xhat = (acc_t(x[base + i]) - mu) * is;
           gx[base + i] = scalar_t(k * (acc_t(g[base + i]) - mean_g - xhat * mean_gx));
@@ -112,18 +173,13 @@ void layer_norm_forward(DType type, const void* x_, const void* weight_, const v
     _Pragma("omp parallel for if (rows * cols > 32768)")
     for (int64_t r = 0; r < rows; ++r) {
       const scalar_t* p = x + r * cols;
-      double s = 0;
-      for (int64_t i = 0; i < cols; ++i) s += double(acc_t(p[i]));
-      const acc_t mu = acc_t(s / double(cols));
-      double sq = 0;
-      for (int64_t i = 0; i < cols; ++i) {
-        const double d = double(acc_t(p[i])) - double(mu);
-        sq += d * d;
-      }
-      const acc_t rs = acc_t(1) / std::sqrt(acc_t(sq / double(cols)) + acc_t(eps));
+      const acc_t mu = plane_sum<scalar_t, acc_t>(p, cols) / acc_t(cols);
+      const acc_t var = plane_squared_deviation<scalar_t, acc_t>(p, cols, mu) / acc_t(cols);
+      const acc_t rs = acc_t(1) / std::sqrt(var + acc_t(eps));
       mean[r] = mu;
       rstd[r] = rs;
-      scalar_t* q = y + r * cols;
+      scalar_t* __restrict q = y + r * cols;
+      _Pragma("omp simd")
       for (int64_t i = 0; i < cols; ++i) {
         acc_t v = (acc_t(p[i]) - mu) * rs;
         if (w) v *= acc_t(w[i]);
@@ -152,14 +208,16 @@ void layer_norm_backward(DType type, const void* grad_y_, const void* x_, const 
         const scalar_t* gr = g + r * cols;
         const scalar_t* xr = x + r * cols;
         const acc_t mu = mean[r], rs = rstd[r];
-        double sum_gw = 0, sum_gwx = 0;  // sums of (g*w) and (g*w*xhat) over the row
+        acc_t sum_gw = 0, sum_gwx = 0;  // sums of (g*w) and (g*w*xhat) over the row
+        _Pragma("omp simd reduction(+ : sum_gw, sum_gwx)")
         for (int64_t i = 0; i < cols; ++i) {
           const acc_t gwi = acc_t(gr[i]) * (w ? acc_t(w[i]) : acc_t(1));
-          sum_gw += double(gwi);
-          sum_gwx += double(gwi * ((acc_t(xr[i]) - mu) * rs));
+          sum_gw += gwi;
+          sum_gwx += gwi * ((acc_t(xr[i]) - mu) * rs);
         }
-        const acc_t mean_gw = acc_t(sum_gw / double(cols)), mean_gwx = acc_t(sum_gwx / double(cols));
-        scalar_t* out = gx + r * cols;
+        const acc_t mean_gw = sum_gw / acc_t(cols), mean_gwx = sum_gwx / acc_t(cols);
+        scalar_t* __restrict out = gx + r * cols;
+        _Pragma("omp simd")
         for (int64_t i = 0; i < cols; ++i) {
           const acc_t gwi = acc_t(gr[i]) * (w ? acc_t(w[i]) : acc_t(1));
           const acc_t xhat = (acc_t(xr[i]) - mu) * rs;
@@ -167,19 +225,7 @@ void layer_norm_backward(DType type, const void* grad_y_, const void* x_, const 
         }
       }
     }
-    if (gw || gb) {
-      _Pragma("omp parallel for if (rows * cols > 32768)")
-      for (int64_t i = 0; i < cols; ++i) {
-        double sw = 0, sb = 0;
-        for (int64_t r = 0; r < rows; ++r) {
-          const acc_t gi = acc_t(g[r * cols + i]);
-          sw += double(gi * ((acc_t(x[r * cols + i]) - mean[r]) * rstd[r]));
-          sb += double(gi);
-        }
-        if (gw) gw[i] = acc_t(sw);
-        if (gb) gb[i] = acc_t(sb);
-      }
-    }
+    if (gw || gb) layer_norm_param_grads(g, x, mean, rstd, rows, cols, gw, gb);
   });
 }
 
