@@ -163,6 +163,21 @@ class Operand {
   memory user_, inner_;
 };
 
+// Reorders the inputs into the layouts the primitive wants, runs it (with `args` beside them,
+// e.g. the bias), and reorders its output back into the caller's NCHW buffer.
+void execute(const dnnl::primitive& primitive, std::initializer_list<std::pair<int, Operand*>> inputs,
+             std::pair<int, Operand*> output, std::unordered_map<int, memory> args = {}) {
+  dnnl::stream s(cpu_engine());
+  for (const auto& [arg, operand] : inputs) {
+    operand->load(s);
+    args[arg] = operand->inner();
+  }
+  args[output.first] = output.second->inner();
+  primitive.execute(s, args);
+  output.second->store(s);
+  s.wait();
+}
+
 template <typename Body>
 bool run_guarded(const char* what, Body&& body) {
   try {
@@ -180,16 +195,11 @@ bool conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, con
   return run_guarded("convolution forward", [&] {
     Problem& p = problem_for(g, bias ? 1 : 0);
     const auto& pd = bias ? *p.fwd_bias : *p.fwd;
-    dnnl::stream s(cpu_engine());
     Operand src(p.src, pd.src_desc(), x), weights(p.weights, pd.weights_desc(), w), dst(p.dst, pd.dst_desc(), y);
-    src.load(s);
-    weights.load(s);
-    std::unordered_map<int, memory> args = {
-        {DNNL_ARG_SRC, src.inner()}, {DNNL_ARG_WEIGHTS, weights.inner()}, {DNNL_ARG_DST, dst.inner()}};
-    if (bias) args[DNNL_ARG_BIAS] = memory(p.bias, cpu_engine(), const_cast<float*>(bias));
-    (bias ? *p.fwd_bias_p : *p.fwd_p).execute(s, args);
-    dst.store(s);
-    s.wait();
+    std::unordered_map<int, memory> bias_arg;
+    if (bias) bias_arg[DNNL_ARG_BIAS] = memory(p.bias, cpu_engine(), const_cast<float*>(bias));
+    execute(bias ? *p.fwd_bias_p : *p.fwd_p, {{DNNL_ARG_SRC, &src}, {DNNL_ARG_WEIGHTS, &weights}}, {DNNL_ARG_DST, &dst},
+            std::move(bias_arg));
   });
 }
 
@@ -197,16 +207,10 @@ bool conv2d_backward_input(const Conv2dGeometry& g, const float* gy, const float
   return run_guarded("convolution backward (input)", [&] {
     Problem& p = problem_for(g, 2);
     const auto& pd = *p.bwd_data;
-    dnnl::stream s(cpu_engine());
     Operand diff_dst(p.dst, pd.diff_dst_desc(), gy), weights(p.weights, pd.weights_desc(), w),
         diff_src(p.src, pd.diff_src_desc(), gx);
-    diff_dst.load(s);
-    weights.load(s);
-    p.bwd_data_p->execute(s, {{DNNL_ARG_DIFF_DST, diff_dst.inner()},
-                              {DNNL_ARG_WEIGHTS, weights.inner()},
-                              {DNNL_ARG_DIFF_SRC, diff_src.inner()}});
-    diff_src.store(s);
-    s.wait();
+    execute(*p.bwd_data_p, {{DNNL_ARG_DIFF_DST, &diff_dst}, {DNNL_ARG_WEIGHTS, &weights}},
+            {DNNL_ARG_DIFF_SRC, &diff_src});
   });
 }
 
@@ -214,16 +218,10 @@ bool conv2d_backward_weight(const Conv2dGeometry& g, const float* x, const float
   return run_guarded("convolution backward (weights)", [&] {
     Problem& p = problem_for(g, 3);
     const auto& pd = *p.bwd_weights;
-    dnnl::stream s(cpu_engine());
     Operand src(p.src, pd.src_desc(), x), diff_dst(p.dst, pd.diff_dst_desc(), gy),
         diff_weights(p.weights, pd.diff_weights_desc(), gw);
-    src.load(s);
-    diff_dst.load(s);
-    p.bwd_weights_p->execute(s, {{DNNL_ARG_SRC, src.inner()},
-                                 {DNNL_ARG_DIFF_DST, diff_dst.inner()},
-                                 {DNNL_ARG_DIFF_WEIGHTS, diff_weights.inner()}});
-    diff_weights.store(s);
-    s.wait();
+    execute(*p.bwd_weights_p, {{DNNL_ARG_SRC, &src}, {DNNL_ARG_DIFF_DST, &diff_dst}},
+            {DNNL_ARG_DIFF_WEIGHTS, &diff_weights});
   });
 }
 
