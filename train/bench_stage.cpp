@@ -48,18 +48,21 @@ BenchStage::BenchStage(const Recipe& recipe, const BenchStageOptions& options)
   student_ = build_recipe_model(recipe, stage_.train, classes_, device_, quiet);
   const Shape input{1, recipe.data.channels, recipe.data.image_size, recipe.data.image_size};
   const uint64_t seed = uint64_t(recipe.run.seed);
+  const int64_t examples = stage_data_ ? stage_data_->train.size() : stage_.batch_size;
   losses_ = build_stage_losses(recipe, stage_, student_, teachers_, input, device_, seed,
-                               stage_data_ ? stage_data_->labelled : true);
+                               stage_data_ ? stage_data_->labelled : true, examples);
+  for (int64_t i = 0; i < stage_.batch_size; ++i) synthetic_positions_.push_back(i);
   prepare_trainable(stage_, *student_, seed);
   optimizer_ = make_stage_optimizer(stage_, *student_, losses_.losses);
   for (auto& [name, t] : teachers_) {
     t->eval();
     t->requires_grad_(false);
   }
-  student_->train(stage_.trainable != Trainable::head);
+  student_->train(stage_.trainable == Trainable::all);
   for (auto& l : losses_.losses) l->train(true);
   parts_ = StepParts{&stage_, student_.get(), &teachers_, &losses_, optimizer_.optimizer.get(), &optimizer_.trained,
-                     nullptr};
+                     nullptr, examples};
+  for (auto& l : losses_.losses) l->begin_stage();
   if (!options.real_data) {
     Generator gen(seed ^ 0xbe1c4ull);
     const int64_t side = recipe.data.image_size;
@@ -87,9 +90,10 @@ void BenchStage::load_real_data(const Recipe& recipe) {
 }
 
 void BenchStage::next_batch(Tensor& x, Tensor& y, const std::vector<int64_t>*& positions) {
-  if (!loader_) {
+  if (!loader_) {  // one synthetic batch: its examples are positions 0..B-1 of a set of B
     x = synthetic_x_;
     y = synthetic_y_;
+    positions = &synthetic_positions_;
     return;
   }
   profiler::Range phase("data", profiler::Kind::phase);

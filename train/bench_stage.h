@@ -63,6 +63,7 @@ class BenchStage {
   std::optional<StageDatasets> stage_data_;
   std::unique_ptr<data::DataLoader> loader_;
   data::Batch batch_;
+  std::vector<int64_t> synthetic_positions_;
   int64_t epoch_ = 0;
 };
 

@@ -13,20 +13,26 @@ double number_or_nan(const nlohmann::json& j, const char* key) {
 }  // namespace
 
 nlohmann::json to_json(const EvalRecord& r) {
-  return {{"stage", r.stage},
-          {"model", r.model},
-          {"epoch", r.epoch},
-          {"step", r.step},
-          {"split", r.split},
-          {"loss", number_or_null(r.loss)},
-          {"top1", number_or_null(r.top1)},
-          {"top5", number_or_null(r.top5)},
-          {"images_per_s", number_or_null(r.images_per_s)},
-          {"wall_s", number_or_null(r.wall_s)},
-          {"train_loss", number_or_null(r.train_loss)},
-          {"train_top1", number_or_null(r.train_top1)},
-          {"eval_images_per_s", number_or_null(r.eval_images_per_s)},
-          {"nonfinite_logits", r.nonfinite_logits}};
+  nlohmann::json j = {{"stage", r.stage},
+                      {"model", r.model},
+                      {"epoch", r.epoch},
+                      {"step", r.step},
+                      {"split", r.split},
+                      {"loss", number_or_null(r.loss)},
+                      {"top1", number_or_null(r.top1)},
+                      {"top5", number_or_null(r.top5)},
+                      {"images_per_s", number_or_null(r.images_per_s)},
+                      {"wall_s", number_or_null(r.wall_s)},
+                      {"train_loss", number_or_null(r.train_loss)},
+                      {"train_top1", number_or_null(r.train_top1)},
+                      {"eval_images_per_s", number_or_null(r.eval_images_per_s)},
+                      {"nonfinite_logits", r.nonfinite_logits}};
+  if (!r.loss_stats.empty()) {
+    nlohmann::json stats = nlohmann::json::object();
+    for (const auto& [k, v] : r.loss_stats) stats[k] = number_or_null(v);
+    j["loss_stats"] = stats;
+  }
+  return j;
 }
 
 EvalRecord eval_record_from_json(const nlohmann::json& j) {
@@ -47,6 +53,8 @@ EvalRecord eval_record_from_json(const nlohmann::json& j) {
   r.train_top1 = number_or_nan(j, "train_top1");
   r.eval_images_per_s = number_or_nan(j, "eval_images_per_s");
   r.nonfinite_logits = j.value("nonfinite_logits", int64_t{0});
+  if (auto it = j.find("loss_stats"); it != j.end() && it->is_object())
+    for (const auto& [k, v] : it->items()) r.loss_stats[k] = v.is_number() ? v.get<double>() : NAN;
   return r;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <nlohmann/json.hpp>
 
@@ -24,6 +25,7 @@ struct EvalRecord {
   double train_top1 = NAN;         // percent, on the training batches as they were trained (labelled stages)
   double eval_images_per_s = NAN;  // evaluation images per second
   int64_t nonfinite_logits = 0;    // evaluated images whose logits held a NaN or an infinity (misses)
+  std::map<std::string, double> loss_stats;  // the loss terms' own scalars (Loss::epoch_stats), e.g. "aft.rho_mean"
 };
 
 nlohmann::json to_json(const EvalRecord& record);

@@ -41,7 +41,13 @@ const char* to_string(StageData kind) {
   return "?";
 }
 
-const char* to_string(Trainable kind) { return kind == Trainable::head ? "head" : "all"; }
+const char* to_string(Trainable kind) {
+  switch (kind) {
+    case Trainable::head: return "head";
+    case Trainable::none: return "none";
+    default: return "all";
+  }
+}
 
 const char* to_string(TeacherCache kind) {
   switch (kind) {

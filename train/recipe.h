@@ -27,9 +27,10 @@ enum class ScheduleKind { multistep, cosine, constant };
 // rest, without labels; all: every training image, without labels; pool: the unlabelled
 // images WITH their labels (only to train a stand-in "foundation" teacher in few-label studies).
 enum class StageData { labelled, unlabelled, all, pool };
-// What a stage trains of its model: everything, or only the classifier head (a linear
-// probe: the body stays frozen and in eval mode).
-enum class Trainable { all, head };
+// What a stage trains of its model: everything, only the classifier head (a linear probe: the
+// body stays frozen and in eval mode), or nothing (the model stays frozen, in eval mode; only
+// the loss terms' own parts train, as FT's paraphraser does in a stage of its own).
+enum class Trainable { all, head, none };
 // Teacher-feature cache of a stage: auto (memory when every teacher is frozen and the data
 // is not augmented), off, memory, or file (also kept on disk, keyed by weights, data, tap).
 enum class TeacherCache { auto_, off, memory, file };
@@ -76,6 +77,9 @@ struct ModelSpec {
   std::string arch;
   std::string weights;     // safetensors file to start from ("" = none)
   std::string from_stage;  // an earlier stage that trained this model ("" = none)
+  // Another model of the recipe whose initial weights this one starts from ("" = its own, seeded
+  // from its name): "student alone" and "student with KD" then differ only in the method.
+  std::string init_from;
   bool frozen = false;     // never trained by any stage
   std::map<std::string, double> options;  // width / depth / patch ... overrides
   SourcePos pos;

@@ -247,6 +247,9 @@ Fields<ModelSpec> make_model_fields() {
                [](const S& m) { return toml_string(m.arch); }});
   f.push_back(string_field<S>("weights", &S::weights, "a safetensors file to start from (retort, torchvision or timm)"));
   f.push_back(string_field<S>("from_stage", &S::from_stage, "an earlier stage that trained this model"));
+  f.push_back(string_field<S>("init_from", &S::init_from,
+                              "start from the same initial weights as this model (same arch and options): "
+                              "comparisons that differ only in the method"));
   f.push_back(bool_field<S>("frozen", &S::frozen, "never trained by any stage"));
   f.push_back({"options", "a table of numbers", "{}", "architecture options: dropout, patch_size, depth",
                [](TableReader& r, S& m) {
@@ -304,8 +307,10 @@ Fields<StageSpec> make_stage_fields() {
                               {{"labelled", StageData::labelled}, {"unlabelled", StageData::unlabelled},
                                {"all", StageData::all}, {"pool", StageData::pool}},
                               "what the stage trains on (unlabelled and all carry no labels)"));
-  f.push_back(choice_field<S>("trainable", &S::trainable, {{"all", Trainable::all}, {"head", Trainable::head}},
-                              "all of the model, or only its classifier head (a linear probe)"));
+  f.push_back(choice_field<S>("trainable", &S::trainable,
+                              {{"all", Trainable::all}, {"head", Trainable::head}, {"none", Trainable::none}},
+                              "all of the model, only its classifier head (a linear probe), or none of it (only the "
+                              "losses' own parts train, e.g. FT's paraphraser)"));
   f.push_back(bool_field<S>("reset_head", &S::reset_head, "re-initialise the classifier head first"));
   f.push_back(integer_field<S>("retrieve_k", &S::retrieve_k, 0,
                                "keep the k nearest neighbours of each labelled image as the transfer set (0: off)"));
@@ -414,8 +419,9 @@ std::string recipe_key_reference() {
   for (const auto& k : recipe_detail::optimizer_key_docs()) out += reference_row(k.key, k.kind, k.default_text, k.help);
   out += fmt::format("\n### [stages.schedule]\n\n{}", kTableHead);
   for (const auto& k : recipe_detail::schedule_key_docs()) out += reference_row(k.key, k.kind, k.default_text, k.help);
-  out += "\n### [stages.losses]\n\nEvery term has `name` (its kind, required) and `weight` (a number, default 1.0); "
-         "its other keys are the loss's own, listed by `retort list losses`.\n";
+  out += "\n### [stages.losses]\n\nEvery term has `name` (its kind, required) and `weight` (a number; its default is "
+         "the method's own, e.g. 100 for `fitnet`, 10 for `aft`); its other keys are the loss's own, listed with "
+         "their defaults by `retort list losses`.\n";
   return out;
 }
 

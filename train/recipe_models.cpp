@@ -20,7 +20,7 @@ std::shared_ptr<models::Model> build_recipe_model(const Recipe& recipe, const st
   cfg.in_channels = recipe.data.channels;
   cfg.num_classes = num_classes;
   cfg.image_size = recipe.data.image_size;
-  cfg.seed = fnv1a(name, uint64_t(recipe.run.seed));
+  cfg.seed = fnv1a(spec.init_from.empty() ? name : spec.init_from, uint64_t(recipe.run.seed));
   for (const auto& [k, v] : spec.options) {
     if (k == "dropout") cfg.dropout = v;
     else if (k == "patch_size") cfg.patch_size = int64_t(v);

@@ -1,6 +1,7 @@
 // Builds the models a recipe names ([models.<name>]): the architecture configured for the
 // recipe's data (channels, image size, classes) and its options (dropout, patch_size, depth),
-// initialised from a seed derived from the run seed and the name, loaded from `weights` when
+// initialised from a seed derived from the run seed and the name (or the name of the model it
+// starts from, init_from), loaded from `weights` when
 // given, and moved to the device. Shared by the runner and the step benchmark.
 #pragma once
 #include <functional>

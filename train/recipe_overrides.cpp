@@ -64,6 +64,7 @@ bool is_text_key(const Level& level, const std::string& key) {
       {Where::run, "name"},       {Where::run, "device"},          {Where::run, "out_dir"},
       {Where::data, "dataset"},   {Where::data, "root"},           {Where::data, "extra_unlabelled_folder"},
       {Where::model, "arch"},     {Where::model, "weights"},       {Where::model, "from_stage"},
+      {Where::model, "init_from"},
       {Where::stage, "name"},     {Where::stage, "train"},         {Where::stage, "data"},
       {Where::stage, "trainable"}, {Where::stage, "retrieve_with"}, {Where::stage, "retrieve_tap"},
       {Where::stage, "teacher_cache"},

@@ -167,7 +167,7 @@ LossTerm parse_loss(const toml::node& node, ParseContext& ctx) {
     return term;
   }
   TableReader r(ctx, *t, "stages.losses." + *name, recipe_keys::loss(*name));
-  term.weight = r.number_or("weight", 1.0);
+  term.weight = r.number_or("weight", schema->default_weight);
   for (const ParamSpec& spec : schema->params) {
     if (r.has(spec.key)) {
       auto v = r.param(spec.key, spec.kind);

@@ -128,6 +128,22 @@ void validate_references(const Recipe& recipe, const toml::table& root, ParseCon
   }
 
   for (const auto& [name, m] : recipe.models) {
+    if (m.init_from.empty()) continue;
+    const toml::node* node = locate(root, {"models", name, "init_from"});
+    auto source = recipe.models.find(m.init_from);
+    if (source == recipe.models.end() || m.init_from == name) {
+      ctx.error(node, fmt::format("key 'init_from' in [models.{}] must name another model of the recipe, got '{}'{}",
+                                  name, m.init_from, suggestion_suffix(m.init_from, model_names, "models")));
+    } else if (source->second.arch != m.arch || source->second.options != m.options) {
+      ctx.error(node, fmt::format("[models.{}] starts from the initial weights of '{}' (init_from), so it needs the "
+                                  "same arch and options: '{}' is {}, '{}' is {}",
+                                  name, m.init_from, m.init_from, source->second.arch, name, m.arch));
+    } else if (!m.weights.empty() || !source->second.weights.empty()) {
+      ctx.error(node, fmt::format("[models.{}] sets 'init_from' while it or '{}' starts from a weights file: give "
+                                  "both the same 'weights' instead", name, m.init_from));
+    }
+  }
+  for (const auto& [name, m] : recipe.models) {
     if (m.from_stage.empty()) continue;
     const toml::node* node = locate(root, {"models", name, "from_stage"});
     auto it = first_stage_named.find(m.from_stage);

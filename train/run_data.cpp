@@ -121,6 +121,16 @@ StageDatasets stage_datasets(const Recipe& recipe, const StageSpec& stage, const
   return sd;
 }
 
+int64_t stage_dataset_size(const Recipe&, const StageSpec& stage, const LoadedData& data) {
+  switch (stage.data) {
+    case StageData::labelled: return data.labelled.size();
+    case StageData::unlabelled: return data.unlabelled.size() + data.extra.size();
+    case StageData::all: return data.train_all.size() + data.extra.size();
+    case StageData::pool: return data.unlabelled.size();
+  }
+  return 0;
+}
+
 void check_stage_data(const Recipe& recipe, const LoadedData& data) {
   RETORT_CHECK(data.test.size() > 0, "data: the test split of '{}' holds no image", to_string(recipe.data.dataset));
   const double memory = double(::sysconf(_SC_PHYS_PAGES)) * double(::sysconf(_SC_PAGE_SIZE));
@@ -134,13 +144,7 @@ void check_stage_data(const Recipe& recipe, const LoadedData& data) {
                  recipe.data.image_size, batch_bytes / 1e9, memory / 1e9);
   }
   for (const auto& stage : recipe.stages) {
-    int64_t images = 0;
-    switch (stage.data) {
-      case StageData::labelled: images = data.labelled.size(); break;
-      case StageData::unlabelled: images = data.unlabelled.size() + data.extra.size(); break;
-      case StageData::all: images = data.train_all.size() + data.extra.size(); break;
-      case StageData::pool: images = data.unlabelled.size(); break;
-    }
+    const int64_t images = stage_dataset_size(recipe, stage, data);
     const auto& d = recipe.data;
     RETORT_CHECK(images > 0,
                  "{}: stage '{}' has no training images: its data = \"{}\" is empty (the training set keeps {} images "

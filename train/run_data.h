@@ -25,6 +25,10 @@ struct LoadedData {
 // Loads the recipe's data and splits it as the recipe says.
 LoadedData load_data(const Recipe& recipe);
 
+// How many images a stage trains on before any retrieval curation (which keeps a subset): the
+// bound of a batch's positions in that stage.
+int64_t stage_dataset_size(const Recipe& recipe, const StageSpec& stage, const LoadedData& data);
+
 // Refuses, before anything trains, a stage whose data holds no training image (e.g. val_size as
 // large as the training set), naming the stage, its line and the settings that emptied it.
 void check_stage_data(const Recipe& recipe, const LoadedData& data);

@@ -59,14 +59,42 @@ Models teachers_of(const Run& run, const StageSpec& stage) {
   return teachers;
 }
 
+// The file holding the learned tensors a stage's loss terms ended with ("loss<i>.<name>").
+fs::path loss_state_file(const Run& run, const std::string& stage) {
+  return run.models_dir / (stage + ".losses.safetensors");
+}
+
+// How stage `index`'s terms read what a term of an earlier stage trained (see
+// transfer::EarlierLossState): from that stage's loss-state file, nullopt before it exists.
+transfer::EarlierLossState earlier_loss_state(const Run& run, size_t index) {
+  return [&run, index](const std::string& stage, const std::string& kind) -> std::optional<std::map<std::string, Tensor>> {
+    const auto& stages = run.recipe.stages;
+    size_t j = 0;
+    while (j < index && stages[j].name != stage) ++j;
+    RETORT_CHECK(j < index, "stage '{}' is not an earlier stage of this recipe (stages before '{}': {})", stage,
+                 stages[index].name, index ? stages[0].name + (index > 1 ? ", ..." : "") : std::string("none"));
+    size_t term = 0;
+    while (term < stages[j].losses.size() && stages[j].losses[term].name != kind) ++term;
+    RETORT_CHECK(term < stages[j].losses.size(), "stage '{}' has no loss term '{}'", stage, kind);
+    const fs::path file = loss_state_file(run, stage);
+    if (!fs::exists(file)) return std::nullopt;
+    std::map<std::string, Tensor> all;
+    for (auto& [name, t] : read_safetensors(file.string()).tensors) all[name] = t;
+    return loss_term_state(all, term);
+  };
+}
+
 std::vector<StageLosses> build_all_losses(const Run& run) {
   std::vector<StageLosses> out;
   const auto& ds = run.data.train_all.dataset();
   const Shape input{1, ds.channels, run.recipe.data.image_size, run.recipe.data.image_size};
-  for (const auto& stage : run.recipe.stages)
+  for (size_t i = 0; i < run.recipe.stages.size(); ++i) {
+    const auto& stage = run.recipe.stages[i];
     out.push_back(build_stage_losses(run.recipe, stage, run.models.at(stage.train), teachers_of(run, stage), input,
                                      run.device, uint64_t(run.recipe.run.seed),
-                                     stage.data == StageData::labelled || stage.data == StageData::pool));
+                                     stage.data == StageData::labelled || stage.data == StageData::pool,
+                                     stage_dataset_size(run.recipe, stage, run.data), earlier_loss_state(run, i)));
+  }
   return out;
 }
 
@@ -188,6 +216,9 @@ std::optional<StageResult> from_stage_cache(Run& run, const StageSpec& stage, co
   say(fmt::format("stage '{}': reused from the stage cache ({}/{}), first trained by {}", stage.name, run.cache.dir(),
                   key, hit->result.value("run_dir", std::string("?"))));
   for (const auto& m : hit->metrics) hooks.metrics(m);
+  if (!hit->loss_state.empty())
+    write_safetensors(loss_state_file(run, stage.name).string(),
+                      nn::NamedTensors(hit->loss_state.begin(), hit->loss_state.end()), {});
   StageResult sr;
   sr.test.top1 = hit->result.at("test_top1");
   sr.test.top5 = hit->result.at("test_top5");
@@ -231,11 +262,13 @@ StageResult train_one(Run& run, const StageSpec& stage, const StageHooks& hooks)
 void record_stage(Run& run, const StageSpec& stage, const StageResult& sr, const std::string& key, bool trained,
                   const std::vector<EvalRecord>& metrics) {
   auto& student = *run.models.at(stage.train);
+  const nn::NamedTensors& losses = sr.loss_state;
+  if (trained && !losses.empty()) write_safetensors(loss_state_file(run, stage.name).string(), losses, {});
   if (run.cache.enabled() && trained)
     run.cache.store(key, student,
                     nlohmann::json{{"test_top1", sr.test.top1}, {"test_top5", sr.test.top5}, {"wall_s", sr.wall_s},
                                    {"parameters", sr.parameters}, {"run_dir", run.dir->path().string()}},
-                    metrics);
+                    metrics, losses);
   if (run.cache.enabled()) run.model_keys[stage.train] = key;
   run.dir->record_result({stage.name, stage.train, sr.test.top1, sr.test.top5, sr.wall_s, sr.parameters});
   StringMap file_metadata = {{"arch", run.recipe.models.at(stage.train).arch}, {"stage", stage.name}};

@@ -85,6 +85,7 @@ std::string StageCache::initial_model_key(const Recipe& recipe, const std::strin
                                  to_string(recipe.data.dataset));
   for (const auto& [k, v] : m.options) text += fmt::format("option {} = {}\n", k, v);
   if (!m.weights.empty()) text += "weights " + file_digest(m.weights) + "\n";
+  if (!m.init_from.empty()) text += "init_from " + m.init_from + "\n";
   return hash_hex(text);
 }
 
@@ -124,11 +125,13 @@ std::optional<CachedStage> StageCache::find(const std::string& key) const {
   nlohmann::json j = nlohmann::json::parse(read_text(entry / "result.json"));
   out.result = j.at("result");
   for (const auto& m : j.at("metrics")) out.metrics.push_back(eval_record_from_json(m));
+  if (fs::exists(entry / "losses.safetensors"))
+    for (auto& [name, t] : read_safetensors((entry / "losses.safetensors").string()).tensors) out.loss_state[name] = t;
   return out;
 }
 
 void StageCache::store(const std::string& key, const models::Model& model, const nlohmann::json& result,
-                       const std::vector<EvalRecord>& metrics) const {
+                       const std::vector<EvalRecord>& metrics, const nn::NamedTensors& loss_state) const {
   if (!enabled()) return;
   const fs::path entry = fs::path(dir_) / key;
   if (fs::exists(entry)) return;  // another run stored the same stage first
@@ -138,6 +141,7 @@ void StageCache::store(const std::string& key, const models::Model& model, const
   StringMap rngs;
   nn::capture_module_rngs(model, nn::kModelFileRngPrefix, rngs);
   write_safetensors((tmp / "model.safetensors").string(), model.state_dict(), rngs);
+  if (!loss_state.empty()) write_safetensors((tmp / "losses.safetensors").string(), loss_state, {});
   nlohmann::json records = nlohmann::json::array();
   for (const auto& m : metrics) records.push_back(to_json(m));
   write_file_atomic(tmp / "result.json", nlohmann::json{{"result", result}, {"metrics", records}}.dump(1) + "\n");

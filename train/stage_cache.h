@@ -31,6 +31,7 @@ struct CachedStage {
   StringMap rngs;                         // kModelFileRngPrefix + Dropout module path -> "<seed> <offset>"
   nlohmann::json result;                  // {"test_top1", "test_top5", "wall_s", "parameters", "run_dir", ...}
   std::vector<EvalRecord> metrics;        // the stage's evaluation records, in order
+  std::map<std::string, Tensor> loss_state;  // the loss terms' learned tensors ("loss<i>.<name>"), may be empty
 };
 
 class StageCache {
@@ -47,8 +48,9 @@ class StageCache {
                                int64_t max_batches_per_epoch);
 
   std::optional<CachedStage> find(const std::string& key) const;
+  // loss_state: the stage's loss terms' learned tensors, kept for later stages that read them.
   void store(const std::string& key, const models::Model& model, const nlohmann::json& result,
-             const std::vector<EvalRecord>& metrics) const;
+             const std::vector<EvalRecord>& metrics, const nn::NamedTensors& loss_state = {}) const;
 
  private:
   std::string dir_;

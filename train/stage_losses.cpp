@@ -6,7 +6,8 @@ namespace retort {
 
 StageLosses build_stage_losses(const Recipe& recipe, const StageSpec& stage, std::shared_ptr<models::Model> student,
                                const std::map<std::string, std::shared_ptr<models::Model>>& teachers,
-                               const Shape& input_shape, Device device, uint64_t seed, bool labelled) {
+                               const Shape& input_shape, Device device, uint64_t seed, bool labelled,
+                               int64_t dataset_size, const transfer::EarlierLossState& earlier_loss_state) {
   StageLosses out;
   out.student_taps.insert("logits");
   for (const auto& term : stage.losses) {
@@ -18,6 +19,8 @@ StageLosses build_stage_losses(const Recipe& recipe, const StageSpec& stage, std
     ctx.input_shape = input_shape;
     ctx.device = device;
     ctx.seed = seed;
+    ctx.dataset_size = dataset_size;
+    ctx.earlier_loss_state = earlier_loss_state;
     auto loss = transfer::build_loss(ctx);
     RETORT_CHECK(!loss->needs_labels() || labelled, "{}: loss '{}' needs labels, but stage '{}' trains on unlabelled data",
                  recipe.where(term.pos), term.name, stage.name);
@@ -30,6 +33,29 @@ StageLosses build_stage_losses(const Recipe& recipe, const StageSpec& stage, std
     out.losses.push_back(std::move(loss));
     out.weights.push_back(term.weight);
   }
+  if (stage.trainable == Trainable::none) {
+    bool learns = false;
+    for (const auto& l : out.losses) learns |= !l->param_groups().empty();
+    RETORT_CHECK(learns, "{}: stage '{}' has trainable = \"none\" but none of its loss terms has parameters of its "
+                 "own, so nothing would train", recipe.where(stage.pos), stage.name);
+  }
+  return out;
+}
+
+nn::NamedTensors loss_state(const std::vector<std::unique_ptr<transfer::Loss>>& losses) {
+  nn::NamedTensors out;
+  for (size_t i = 0; i < losses.size(); ++i) {
+    for (auto& [n, t] : losses[i]->parameters()) out.push_back({fmt::format("loss{}.{}", i, n), t});
+    for (auto& [n, t] : losses[i]->buffers()) out.push_back({fmt::format("loss{}.{}", i, n), t});
+  }
+  return out;
+}
+
+std::map<std::string, Tensor> loss_term_state(const std::map<std::string, Tensor>& state, size_t index) {
+  const std::string prefix = fmt::format("loss{}.", index);
+  std::map<std::string, Tensor> out;
+  for (const auto& [name, t] : state)
+    if (name.rfind(prefix, 0) == 0) out[name.substr(prefix.size())] = t;
   return out;
 }
 

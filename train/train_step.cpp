@@ -54,12 +54,13 @@ std::map<std::string, models::Taps> teacher_taps(const StepParts& parts, const T
 }  // namespace
 
 void prepare_trainable(const StageSpec& stage, models::Model& student, uint64_t seed) {
-  const bool head_only = stage.trainable == Trainable::head;
-  if (head_only) {
-    student.requires_grad_(false);
-    head_of(student).requires_grad_(true);
-  } else {
-    student.requires_grad_(true);
+  switch (stage.trainable) {
+    case Trainable::all: student.requires_grad_(true); break;
+    case Trainable::head:
+      student.requires_grad_(false);
+      head_of(student).requires_grad_(true);
+      break;
+    case Trainable::none: student.requires_grad_(false); break;  // only the losses' own parts train
   }
   if (stage.reset_head) {
     Generator head_gen(seed ^ std::hash<std::string>{}(stage.name + "/head"));
@@ -145,7 +146,8 @@ StepOutput train_step(const StepParts& parts, const Tensor& x, const Tensor& y, 
   double total_value = 0;
   {
     Range phase("losses", Kind::phase);
-    total_value = weighted_losses(parts, transfer::StepInputs{x, y, &staps, &teachers}, total, where);
+    transfer::StepInputs in{x, y, &staps, &teachers, positions, positions ? parts.dataset_size : 0};
+    total_value = weighted_losses(parts, in, total, where);
   }
   {
     Range phase("backward", Kind::phase);

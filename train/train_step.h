@@ -39,6 +39,7 @@ struct StepParts {
   Optimizer* optimizer = nullptr;
   const nn::NamedTensors* trained = nullptr;  // clipped when stage->clip_grad_norm > 0
   const std::map<std::string, transfer::TeacherFeatureCache>* caches = nullptr;  // may be null
+  int64_t dataset_size = 0;  // the stage's training examples (what a batch's positions index)
 };
 
 struct StepOutput {

@@ -34,10 +34,7 @@ LrSchedule make_schedule(const StageSpec& st, int64_t steps_per_epoch) {
 nn::NamedTensors checkpoint_tensors(const models::Model& student,
                                     const std::vector<std::unique_ptr<transfer::Loss>>& losses) {
   nn::NamedTensors out = student.state_dict();
-  for (size_t i = 0; i < losses.size(); ++i) {
-    for (auto& [n, t] : losses[i]->parameters()) out.push_back({fmt::format("loss{}.{}", i, n), t});
-    for (auto& [n, t] : losses[i]->buffers()) out.push_back({fmt::format("loss{}.{}", i, n), t});
-  }
+  for (auto& named : loss_state(losses)) out.push_back(std::move(named));
   return out;
 }
 
@@ -80,7 +77,9 @@ struct StageRun {
   void log(const std::string& s) const {
     if (hooks.log) hooks.log(s);
   }
-  bool head_only() const { return stage.trainable == Trainable::head; }
+  // The student's mode while training: a linear probe keeps the body's BatchNorm statistics,
+  // and a stage that trains only its losses' parts leaves the student as it is.
+  bool student_train_mode() const { return stage.trainable == Trainable::all; }
 };
 
 // What one epoch's batches add up to.
@@ -100,7 +99,8 @@ std::unique_ptr<StageRun> configure(const Recipe& recipe, const StageSpec& stage
   auto run = std::make_unique<StageRun>(
       recipe, stage, student, data, device, options, hooks,
       options.losses ? std::move(*options.losses)
-                     : build_stage_losses(recipe, stage, student, teachers, input_shape, device, seed, data.labelled),
+                     : build_stage_losses(recipe, stage, student, teachers, input_shape, device, seed, data.labelled,
+                                          data.train.size()),
       seed);
   prepare_trainable(stage, *student, seed);
   run->optimizer = make_stage_optimizer(stage, *student, run->losses.losses);
@@ -118,7 +118,7 @@ std::unique_ptr<StageRun> configure(const Recipe& recipe, const StageSpec& stage
   run->caches = build_teacher_caches(recipe, stage, teachers, run->losses.teacher_taps, data, device, options,
                                      [&](const std::string& s) { run->log(s); });
   run->parts = StepParts{&stage, student.get(), &teachers, &run->losses, run->optimizer.optimizer.get(),
-                         &run->optimizer.trained, &run->caches};
+                         &run->optimizer.trained, &run->caches, data.train.size()};
   return run;
 }
 
@@ -150,7 +150,7 @@ void report_step(StageRun& run, const EpochTotals& t, int64_t epoch, Clock::time
 
 // The epoch's batches, from where the progress says (a resume may start mid-epoch).
 EpochTotals train_epoch(StageRun& run, int64_t epoch) {
-  run.student->train(!run.head_only());  // a linear probe keeps the body's BatchNorm statistics
+  run.student->train(run.student_train_mode());
   for (auto& l : run.losses.losses) l->train(true);
   run.train_loader.start_epoch(epoch, run.progress.batch_in_epoch);
   run.progress.epoch = epoch;
@@ -191,11 +191,27 @@ EpochTotals train_epoch(StageRun& run, int64_t epoch) {
   return t;
 }
 
+// The loss terms' own scalars after an epoch ("<term name>.<stat>", e.g. "aft.rho_mean"),
+// also logged, so a learned part can be seen moving.
+std::map<std::string, double> loss_epoch_stats(const StageRun& run) {
+  std::map<std::string, double> out;
+  for (size_t i = 0; i < run.losses.losses.size(); ++i)
+    for (const auto& [k, v] : run.losses.losses[i]->epoch_stats())
+      out[fmt::format("{}{}.{}", run.stage.losses.at(i).name, i ? fmt::format("#{}", i) : "", k)] = v;
+  if (!out.empty()) {
+    std::string line;
+    for (const auto& [k, v] : out) line += fmt::format("{}{} {:.4g}", line.empty() ? "" : ", ", k, v);
+    run.log(fmt::format("stage '{}' epoch {}: {}", run.stage.name, run.progress.epoch, line));
+  }
+  return out;
+}
+
 // After an epoch: the checkpoint, then the evaluation when one is due.
 void finish_epoch(StageRun& run, int64_t epoch, const EpochTotals& t, StageResult& result) {
   run.progress.batch_in_epoch = 0;
   run.progress.epoch = epoch + 1;
   save_checkpoint(run);
+  const std::map<std::string, double> stats = loss_epoch_stats(run);
   const bool due = (epoch + 1) % std::max<int64_t>(run.stage.eval_every, 1) == 0 || epoch + 1 == run.stage.epochs;
   if (!due) return;
   result.test = evaluate(*run.student, run.test_loader, run.device, run.options.max_batches_per_epoch);
@@ -219,6 +235,7 @@ void finish_epoch(StageRun& run, int64_t epoch, const EpochTotals& t, StageResul
   r.train_loss = t.loss / double(std::max<int64_t>(run.steps_per_epoch, 1));
   r.train_top1 = t.seen ? 100.0 * double(t.hits) / double(t.seen) : 0.0;
   r.wall_s = seconds_since(run.started);
+  r.loss_stats = stats;
   run.hooks.metrics(r);
 }
 
@@ -240,6 +257,7 @@ StageResult train_stage(const Recipe& recipe, const StageSpec& stage, std::share
                         const StageDatasets& data, Device device, const StageOptions& options,
                         const StageHooks& hooks) {
   std::unique_ptr<StageRun> run = configure(recipe, stage, student, teachers, data, device, options, hooks);
+  for (auto& loss : run->losses.losses) loss->begin_stage();
   resume(*run);
   if (hooks.started) hooks.started(run->progress.step);
   StageResult result;
@@ -257,6 +275,7 @@ StageResult train_stage(const Recipe& recipe, const StageSpec& stage, std::share
     result.test = evaluate(*student, run->test_loader, device, options.max_batches_per_epoch);
   result.steps = run->progress.step;
   result.wall_s = seconds_since(run->started);
+  result.loss_state = loss_state(run->losses.losses);
   return result;
 }
 

@@ -49,6 +49,7 @@ struct StageResult {
   int64_t steps = 0;
   int64_t parameters = 0;
   bool completed = true;  // false when stop_after_steps cut it short
+  nn::NamedTensors loss_state;  // the loss terms' learned tensors at the end ("loss<i>.<name>")
 };
 
 struct StageDatasets {

@@ -163,7 +163,8 @@ void register_aft_loss() {
         auto params = c.student->named_parameters();
         DType dtype = params.empty() ? DType::f32 : params.front().second.dtype();
         return std::make_unique<AftLoss>(names, d_s, d_t, o, c.seed, c.device, dtype);
-      });
+      },
+      kAftDefaultBeta);
 }
 
 }  // namespace retort::transfer

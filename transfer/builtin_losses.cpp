@@ -55,7 +55,8 @@ void register_builtin_losses() {
                   "Hinton KD: T^2 * KL(softmax(z_t/T) || softmax(z_s/T)), batch mean",
                   [](const BuildContext& c) {
                     return std::make_unique<KdLoss>(c.args->string("teacher"), c.args->number("T"));
-                  });
+                  },
+                  kKdDefaultKdWeight);
     register_fitnet_loss();
     register_fsp_loss();
     register_aft_loss();

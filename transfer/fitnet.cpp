@@ -83,7 +83,8 @@ void register_fitnet_loss() {
         } catch (const Error& e) {
           fail("{}: {}", where, e.what());
         }
-      });
+      },
+      kFitNetDefaultWeight);
 }
 
 }  // namespace retort::transfer

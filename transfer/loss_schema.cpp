@@ -120,7 +120,7 @@ SchemaRegistry& schemas() {
 }
 }  // namespace
 
-void register_loss_schema(std::string name, std::vector<ParamSpec> params, std::string help) {
+void register_loss_schema(std::string name, std::vector<ParamSpec> params, std::string help, double default_weight) {
   RETORT_CHECK(!name.empty(), "register_loss_schema: empty loss name");
   for (size_t i = 0; i < params.size(); ++i) {
     RETORT_CHECK(params[i].key != "name" && params[i].key != "weight",
@@ -131,7 +131,8 @@ void register_loss_schema(std::string name, std::vector<ParamSpec> params, std::
   }
   auto& reg = schemas();
   std::lock_guard lock(reg.mutex);
-  reg.losses[name] = LossSchema{name, std::move(params), std::move(help)};
+  RETORT_CHECK(std::isfinite(default_weight), "register_loss_schema('{}'): the default weight is not finite", name);
+  reg.losses[name] = LossSchema{name, std::move(params), std::move(help), default_weight};
 }
 
 const LossSchema* find_loss_schema(std::string_view name) {
@@ -194,7 +195,8 @@ std::string describe_loss_schemas() {
   for (const auto& name : registered_losses()) {
     const LossSchema* s = find_loss_schema(name);
     out += fmt::format("{}{}{}\n", name, s->help.empty() ? "" : "  ", s->help);
-    out += fmt::format("    {:<16} {}\n", "weight", "a number, default 1.0");
+    out += fmt::format("    {:<16} a number, default {}  the term's weight in the stage's sum\n", "weight",
+                       param_to_toml(ParamValue(s->default_weight)));
     for (const auto& p : s->params) {
       std::string type = describe_kind(p.kind);
       type += p.required ? ", required" : p.default_value ? ", default " + param_to_toml(*p.default_value) : ", optional";

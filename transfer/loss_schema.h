@@ -67,13 +67,16 @@ struct LossSchema {
   std::string name;
   std::vector<ParamSpec> params;
   std::string help;
+  double default_weight = 1.0;  // the term's `weight` when the recipe gives none
   const ParamSpec* find(std::string_view key) const;
 };
 
 // Registers (or replaces) the schema of a loss kind; register_loss does it with the factory.
-// Every loss term also has the common keys `name` and `weight` (default 1.0); a schema must
-// not redeclare them.
-void register_loss_schema(std::string name, std::vector<ParamSpec> params, std::string help = "");
+// Every loss term also has the common keys `name` and `weight`; `weight` defaults to the
+// method's own default (FitNets 100, AFT beta 10, ...) given here. A schema must not
+// redeclare them.
+void register_loss_schema(std::string name, std::vector<ParamSpec> params, std::string help = "",
+                          double default_weight = 1.0);
 // The schema of a loss kind (the built-in ones are registered on first use), or null.
 const LossSchema* find_loss_schema(std::string_view name);
 std::vector<std::string> registered_losses();  // sorted

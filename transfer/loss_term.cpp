@@ -34,8 +34,9 @@ const Tensor& StepInputs::teacher_tap(const std::string& name, const std::string
   return it->second;
 }
 
-void register_loss(const std::string& name, std::vector<ParamSpec> params, std::string help, LossFactory factory) {
-  register_loss_schema(name, std::move(params), help);
+void register_loss(const std::string& name, std::vector<ParamSpec> params, std::string help, LossFactory factory,
+                   double default_weight) {
+  register_loss_schema(name, std::move(params), help, default_weight);
   entries()[name] = Entry{std::move(help), std::move(factory)};
 }
 

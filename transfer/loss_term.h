@@ -21,11 +21,24 @@ struct StepInputs {
   Tensor labels;                                // i64 [B]; undefined on unlabelled data
   const models::Taps* student = nullptr;       // includes "logits"
   const std::map<std::string, models::Taps>* teachers = nullptr;  // by recipe model name
+  // The batch's positions in the stage's training set, in [0, dataset size): stable over
+  // epochs, so a loss may keep per-example state (CRD's memory bank). May be null (a loss
+  // called outside the trainer); dataset_size is then 0.
+  const std::vector<int64_t>* sample_ids = nullptr;
+  int64_t dataset_size = 0;
 
   const models::Taps& teacher(const std::string& name) const;
   const Tensor& student_tap(const std::string& tap) const;
   const Tensor& teacher_tap(const std::string& teacher, const std::string& tap) const;
 };
+
+// The learned tensors (parameters and buffers, by the names of the loss's parameters() and
+// buffers()) that the term of `kind` in an earlier stage `stage` ended that stage with: how a
+// part trained in a stage of its own (FT's paraphraser) reaches a later stage. Throws a
+// retort::Error when `stage` is not an earlier stage of the recipe or has no term of `kind`;
+// returns nullopt while the recipe is only being validated (the stage has not run yet).
+using EarlierLossState =
+    std::function<std::optional<std::map<std::string, Tensor>>(const std::string& stage, const std::string& kind)>;
 
 // What a loss may need when it is built: its checked arguments (which say where they were
 // written), the models it will read, and the device.
@@ -34,6 +47,8 @@ struct BuildContext {
   std::shared_ptr<models::Model> student;
   std::map<std::string, std::shared_ptr<models::Model>> teachers;
   Shape input_shape;  // [1, C, H, W] of the stage's data
+  int64_t dataset_size = 0;  // examples in the stage's training set (0: unknown)
+  EarlierLossState earlier_loss_state;  // empty outside a recipe run (then no earlier stage exists)
   Device device;
   uint64_t seed = 0;
 };
@@ -61,6 +76,13 @@ class Loss {
   // Buffers (running statistics of adapters) saved in checkpoints with the parameters.
   virtual nn::NamedTensors buffers() const { return {}; }
   virtual void train(bool on) { (void)on; }
+  // Called when the stage that owns the term starts, before a resume restores the stage's
+  // checkpoint and before the first step: where a term takes over what an earlier stage trained
+  // (BuildContext::earlier_loss_state).
+  virtual void begin_stage() {}
+  // Scalars worth following over training (AFT: the mean, min and max of rho), logged and
+  // recorded in metrics.jsonl after every epoch; names without the term's prefix.
+  virtual std::map<std::string, double> epoch_stats() const { return {}; }
   // True when the term needs labels (skipped steps on unlabelled data are an error).
   virtual bool needs_labels() const { return false; }
   // Teacher model names the term reads (must be among the stage's teachers).
@@ -72,8 +94,10 @@ class Loss {
 
 using LossFactory = std::function<std::unique_ptr<Loss>(const BuildContext&)>;
 
-// Registers a loss kind: its recipe schema (keys, types, defaults) and its factory.
-void register_loss(const std::string& name, std::vector<ParamSpec> params, std::string help, LossFactory factory);
+// Registers a loss kind: its recipe schema (keys, types, defaults), its factory, and the
+// weight a recipe's term gets when it names none (the method's own default).
+void register_loss(const std::string& name, std::vector<ParamSpec> params, std::string help, LossFactory factory,
+                   double default_weight = 1.0);
 // Registers every built-in loss (idempotent); find_loss_schema, build_loss and list_losses call
 // it, so nothing else needs to.
 void register_builtin_losses();

@@ -14,6 +14,7 @@
 #include <sstream>
 #include "engine/io/safetensors.h"
 #include "helpers.h"
+#include "reference_compare.h"
 #include "models/registry.h"
 #include "models/resnet.h"
 #include "models/vit.h"
@@ -21,6 +22,10 @@
 
 using namespace retort;
 using namespace retort::models;
+using retort::test::check_matches;
+using retort::test::rel_errors;
+using retort::test::RelErrors;
+using retort::test::Worst;
 
 namespace {
 
@@ -29,49 +34,6 @@ constexpr double kF64Tolerance = 1e-6;
 
 std::string fixture_path(const std::string& name) {
   return retort::test::source_path("tests/fixtures/torch/" + name + ".safetensors").string();
-}
-
-struct RelErrors {
-  double norm_rel = 0;  // ||a - b|| / ||b||
-  double max_rel = 0;   // max |a - b| / max |b|
-};
-
-RelErrors rel_errors(const Tensor& actual, const Tensor& reference) {
-  REQUIRE(actual.shape() == reference.shape());
-  auto a = actual.to(Device::cpu()).to_vector(), b = reference.to_vector();
-  double diff2 = 0, ref2 = 0, max_diff = 0, max_ref = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    double d = std::abs(a[i] - b[i]);
-    if (std::isnan(a[i]) || std::isnan(b[i])) d = INFINITY;
-    diff2 += d * d;
-    ref2 += b[i] * b[i];
-    max_diff = std::max(max_diff, d);
-    max_ref = std::max(max_ref, std::abs(b[i]));
-  }
-  REQUIRE_MESSAGE(max_ref > 0, "the reference is all zeros, nothing to compare");
-  return {std::sqrt(diff2 / ref2), max_diff / max_ref};
-}
-
-// The worst errors seen for one fixture run, printed once at the end of it.
-struct Worst {
-  RelErrors err;
-  std::string norm_what, max_what;
-  void add(const std::string& what, const RelErrors& e) {
-    if (e.norm_rel >= err.norm_rel) err.norm_rel = e.norm_rel, norm_what = what;
-    if (e.max_rel >= err.max_rel) err.max_rel = e.max_rel, max_what = what;
-  }
-};
-
-// `actual` must match the reference within tol, norm-wise and max-abs (scaled by the
-// reference's largest magnitude).
-void check_matches(const std::string& what, const Tensor& actual, const Tensor& reference, double tol,
-                   Worst* worst = nullptr) {
-  INFO(what << ": actual " << actual.str() << ", reference " << reference.str());
-  RelErrors e = rel_errors(actual, reference);
-  INFO(what << ": norm-wise rel err " << e.norm_rel << ", max-abs rel err " << e.max_rel << " (tol " << tol << ")");
-  CHECK(e.norm_rel <= tol);
-  CHECK(e.max_rel <= tol);
-  if (worst) worst->add(what, e);
 }
 
 std::vector<int64_t> int_list(const std::string& s) {

@@ -1,5 +1,6 @@
 // Recipe parsing: values, defaults, loss parameters, and the resolved-TOML round trip.
 #include <doctest/doctest.h>
+#include <cmath>
 #include "recipe_test_util.h"
 #include "train/recipe.h"
 #include "transfer/loss_term.h"
@@ -212,11 +213,41 @@ losses = [{ name = "test_hint", teacher = "t", layers = ["layer1", "layer2"] }]
   CHECK_THROWS_AS(ParamSpec("T", ValueKind::number, "four"), Error);
 }
 
+TEST_CASE("recipe: a loss term without a weight gets its method's own default, from the loss's schema") {
+  const Recipe r = parse_recipe(R"(
+[models.teacher]
+arch = "wrn_16_2"
+[models.student]
+arch = "resnet8"
+[[stages]]
+name = "teacher"
+train = "teacher"
+epochs = 1
+[[stages]]
+name = "student"
+train = "student"
+epochs = 1
+teachers = ["teacher"]
+losses = [ { name = "ce" }, { name = "kd", teacher = "teacher" }, { name = "fitnet", teacher = "teacher" },
+           { name = "aft", teachers = ["teacher"] }, { name = "kd", teacher = "teacher", weight = 0.5 } ]
+)",
+                                "defaults.toml");
+  const auto& terms = r.stage("student").losses;
+  REQUIRE(terms.size() == 5);
+  CHECK(terms[0].weight == 1.0);    // ce
+  CHECK(terms[1].weight == 0.9);    // kd: Hinton's 0.9 (with 0.1 CE)
+  CHECK(terms[2].weight == 100.0);  // fitnet: RepDistiller's beta
+  CHECK(terms[3].weight == 10.0);   // aft: the authors' beta
+  CHECK(terms[4].weight == 0.5);    // a given weight wins
+  for (const auto& name : registered_losses())
+    CHECK_MESSAGE(std::isfinite(find_loss_schema(name)->default_weight), name);
+}
+
 TEST_CASE("recipe: registered losses are described for `retort list losses`") {
   // What `retort list losses` prints: each loss's one schema, registered with its factory.
   const std::string text = describe_loss_schemas();
   CHECK(text.find("kd  Hinton KD: T^2 * KL(softmax(z_t/T) || softmax(z_s/T)), batch mean\n"
-                  "    weight           a number, default 1.0\n"
+                  "    weight           a number, default 0.9  the term's weight in the stage's sum\n"
                   "    teacher          a string naming a model, required  the teacher model whose logits are matched\n"
                   "    T                a number, default 4.0, positive  softmax temperature\n") != std::string::npos);
   CHECK(text.find("ce  cross-entropy with the labels (fused log-softmax, optional label smoothing)\n") !=

@@ -46,8 +46,9 @@ TEST_CASE("run dir: metrics.jsonl gets one JSON object per evaluation") {
   TempDir tmp;
   RunDir run = RunDir::create(small_recipe((tmp.path / "runs").string()), (tmp.path / "explicit").string());
   CHECK(run.path() == tmp.path / "explicit");
-  run.append_metrics({"fit", "m", 1, 469, "train", 0.75, 71.5, 97.25, 1234.5, 10.0, 0.8, 70.25, 5000.0});
-  run.append_metrics({"fit", "m", 1, 469, "test", 0.5, 80.0, NAN, NAN, 11.5});
+  run.append_metrics({"fit", "m", 1, 469, "train", 0.75, 71.5, 97.25, 1234.5, 10.0, 0.8, 70.25, 5000.0, 0, {}});
+  run.append_metrics({"fit", "m", 1, 469, "test", 0.5, 80.0, NAN, NAN, 11.5, NAN, NAN, NAN, 0,
+                      {{"aft.rho_mean", 0.625}, {"aft.rho_max", NAN}}});
 
   std::istringstream lines(read_text(run.file("metrics.jsonl")));
   std::string line;
@@ -63,6 +64,9 @@ TEST_CASE("run dir: metrics.jsonl gets one JSON object per evaluation") {
   CHECK(rows[1]["top1"] == 80.0);
   CHECK(rows[1]["top5"].is_null());  // NaN is not JSON: written as null
   CHECK(rows[1]["images_per_s"].is_null());
+  // A loss term's own scalars (Loss::epoch_stats) ride along, only when there are some.
+  CHECK_FALSE(rows[0].contains("loss_stats"));
+  CHECK(rows[1]["loss_stats"] == nlohmann::json{{"aft.rho_mean", 0.625}, {"aft.rho_max", nullptr}});
   // What is written reads back as the same record (the stage cache replays records this way).
   const EvalRecord back = eval_record_from_json(rows[0]);
   CHECK(back.stage == "fit");
@@ -70,6 +74,8 @@ TEST_CASE("run dir: metrics.jsonl gets one JSON object per evaluation") {
   CHECK(back.train_top1 == 70.25);
   CHECK(back.eval_images_per_s == 5000.0);
   CHECK(std::isnan(eval_record_from_json(rows[1]).top5));
+  CHECK(eval_record_from_json(rows[1]).loss_stats.at("aft.rho_mean") == 0.625);
+  CHECK(std::isnan(eval_record_from_json(rows[1]).loss_stats.at("aft.rho_max")));
   CHECK_THROWS_WITH_AS(eval_record_from_json(nlohmann::json{{"epoch", 1}}), doctest::Contains("needs 'stage' and 'model'"),
                        Error);
 
