@@ -80,6 +80,10 @@ struct Conv2dOptions {
   int64_t groups = 1;
 };
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), const Conv2dOptions& opt = {});
+// The transposed convolution (PyTorch's ConvTranspose2d, the adjoint of conv2d): x [N, C_in, H, W],
+// weight [C_in, C_out/groups, KH, KW]; output [N, C_out, (H-1)*s - 2p + d*(KH-1) + output_padding + 1, ...].
+Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), const Conv2dOptions& opt = {},
+                        std::array<int64_t, 2> output_padding = {0, 0});
 Tensor max_pool2d(const Tensor& x, std::array<int64_t, 2> kernel, std::array<int64_t, 2> stride,
                   std::array<int64_t, 2> padding = {0, 0});
 Tensor avg_pool2d(const Tensor& x, std::array<int64_t, 2> kernel, std::array<int64_t, 2> stride,

@@ -80,13 +80,14 @@ StageOptimizer make_stage_optimizer(const StageSpec& stage, const models::Model&
       nn::NamedTensors named;
       for (auto& [n, t] : group.params) named.push_back({fmt::format("loss{}.{}", i, n), t});
       out.trained.insert(out.trained.end(), named.begin(), named.end());
-      if (!group.lr && !group.weight_decay) {
+      if (!group.lr && !group.weight_decay && group.rule == GroupRule::optimizer) {
         stage_params.insert(stage_params.end(), named.begin(), named.end());
         continue;
       }
       ParamGroup pg;
       pg.lr = group.lr.value_or(stage.optimizer.lr);
       pg.weight_decay = group.weight_decay.value_or(stage.optimizer.weight_decay);
+      pg.rule = group.rule;
       pg.name = fmt::format("loss{}", i);
       for (auto& [n, t] : named)
         if (t.requires_grad()) {

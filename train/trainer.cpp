@@ -3,6 +3,7 @@
 // train_step over the batches (train/train_step.h), then checkpoint and evaluate. Checkpoints
 // are atomic and a resume is bit-identical on the CPU.
 #include "train/trainer.h"
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cmath>
@@ -195,9 +196,13 @@ EpochTotals train_epoch(StageRun& run, int64_t epoch) {
 // also logged, so a learned part can be seen moving.
 std::map<std::string, double> loss_epoch_stats(const StageRun& run) {
   std::map<std::string, double> out;
-  for (size_t i = 0; i < run.losses.losses.size(); ++i)
-    for (const auto& [k, v] : run.losses.losses[i]->epoch_stats())
-      out[fmt::format("{}{}.{}", run.stage.losses.at(i).name, i ? fmt::format("#{}", i) : "", k)] = v;
+  const auto& terms = run.stage.losses;
+  for (size_t i = 0; i < run.losses.losses.size(); ++i) {
+    const std::string& name = terms.at(i).name;
+    const auto same_kind = std::count_if(terms.begin(), terms.end(), [&](const LossTerm& t) { return t.name == name; });
+    const std::string prefix = same_kind > 1 ? fmt::format("{}#{}", name, i) : name;  // "aft", or "aft#2" when repeated
+    for (const auto& [k, v] : run.losses.losses[i]->epoch_stats()) out[prefix + "." + k] = v;
+  }
   if (!out.empty()) {
     std::string line;
     for (const auto& [k, v] : out) line += fmt::format("{}{} {:.4g}", line.empty() ? "" : ", ", k, v);

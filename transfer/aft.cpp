@@ -1,6 +1,8 @@
 // Adaptive Feature Transfer: kernel distance between student and weighted teacher features,
 // its dense / rbf / linear variants, the loss term and its registration as "aft".
 #include "transfer/aft.h"
+#include <algorithm>
+#include <cmath>
 #include "engine/error.h"
 #include "engine/ops.h"
 
@@ -131,7 +133,18 @@ nn::NamedTensors AftLoss::parameters() const {
 std::vector<LossParamGroup> AftLoss::param_groups() const {
   auto p = parameters();
   if (p.empty()) return {};
-  return {LossParamGroup{std::move(p), options_.rho_lr, 0.0}};
+  return {LossParamGroup{std::move(p), options_.rho_lr, 0.0,
+                         options_.rho_adam ? GroupRule::adamw : GroupRule::optimizer}};
+}
+
+std::map<std::string, double> AftLoss::epoch_stats() const {
+  if (!s.defined() || !options_.learn_rho) return {};
+  const std::vector<double> r = rho().to(Device::cpu()).to_vector();
+  double sum = 0, sum2 = 0, lo = r.at(0), hi = r.at(0);
+  for (double v : r) sum += v, sum2 += v * v, lo = std::min(lo, v), hi = std::max(hi, v);
+  const double mean = sum / double(r.size());
+  return {{"rho_mean", mean}, {"rho_min", lo}, {"rho_max", hi},
+          {"rho_std", std::sqrt(std::max(sum2 / double(r.size()) - mean * mean, 0.0))}};
 }
 
 void register_aft_loss() {
@@ -143,7 +156,10 @@ void register_aft_loss() {
        ParamSpec("learn_rho", ValueKind::boolean, true, "learn rho = sigmoid(s); false keeps rho = 0.5"),
        ParamSpec("rho_lr", ValueKind::number, kAftDefaultRhoLr,
                  "lr of the learned prior (s, S or U), own group, no weight decay")
-           .positive()},
+           .positive(),
+       ParamSpec("rho_optimizer", ValueKind::string, "adam",
+                 "the prior's update rule: adam (the authors' Adam) | stage (the stage's optimizer)")
+           .one_of({"adam", "stage"})},
       "Adaptive Feature Transfer (Qiu et al. 2024): sqrt(mean((K_s - K_t)^2) + 1e-8) of batch cosine kernels; "
       "weight = beta (10)",
       [](const BuildContext& c) {
@@ -160,6 +176,7 @@ void register_aft_loss() {
         o.variant = parse_aft_variant(c.args->string("variant"));
         o.learn_rho = c.args->boolean("learn_rho");
         o.rho_lr = c.args->number("rho_lr");
+        o.rho_adam = c.args->string("rho_optimizer") == "adam";
         auto params = c.student->named_parameters();
         DType dtype = params.empty() ? DType::f32 : params.front().second.dtype();
         return std::make_unique<AftLoss>(names, d_s, d_t, o, c.seed, c.device, dtype);

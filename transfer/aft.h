@@ -15,7 +15,12 @@
 // learned linear map U: d_t -> d_s (with bias).
 // Defaults: variant "kernel", learn_rho = true (false keeps rho = 0.5 fixed, as the official
 // script does without its flag), rho_lr = 1e-2. The learned prior parameters (s, S or U) are
-// trained in their own optimizer group with lr = rho_lr and no weight decay.
+// trained in their own optimizer group with lr = rho_lr, no weight decay and, like the authors'
+// code (which trains everything with Adam), Adam's update (rho_optimizer = "adam"; the stage's
+// lr schedule scales it like every group). Under the stage's SGD instead (rho_optimizer =
+// "stage"), the gradient on s (~1e-3 per element) moves rho by ~1e-4 per step at lr 1e-2:
+// rho stays within +-0.02 of 0.5 over an epoch, so "learned" rho would not be learned. rho's
+// mean, min, max and spread are logged after every epoch (epoch_stats, metrics.jsonl).
 // Not here: the cached, augmentation-free teacher features of the paper (the trainer runs the
 // teachers on every batch).
 #pragma once
@@ -46,6 +51,7 @@ struct AftOptions {
   AftVariant variant = AftVariant::kernel;
   bool learn_rho = true;
   double rho_lr = kAftDefaultRhoLr;
+  bool rho_adam = true;  // the prior trains with Adam (the authors' optimizer), not the stage's SGD
 };
 
 class AftLoss : public Loss {
@@ -59,6 +65,8 @@ class AftLoss : public Loss {
 
   nn::NamedTensors parameters() const override;
   std::vector<LossParamGroup> param_groups() const override;
+  // rho's mean, min, max and standard deviation (learned kernel / rbf forms): it should move.
+  std::map<std::string, double> epoch_stats() const override;
   std::vector<std::string> teachers() const override { return teacher_names_; }
   std::vector<std::string> student_taps() const override { return {"pooled"}; }
   std::vector<std::string> teacher_taps() const override { return {"pooled"}; }

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 #include "engine/nn/module.h"
+#include "engine/optim/optimizer.h"
 #include "models/model.h"
 #include "transfer/loss_schema.h"
 
@@ -58,6 +59,7 @@ struct LossParamGroup {
   nn::NamedTensors params;
   std::optional<double> lr;            // e.g. AFT's rho: 1e-2 whatever the stage's lr
   std::optional<double> weight_decay;  // e.g. 0 for AFT's rho
+  GroupRule rule = GroupRule::optimizer;  // its own update rule (AFT's rho: Adam), else the stage's
 };
 
 class Loss {

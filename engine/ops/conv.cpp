@@ -1,7 +1,9 @@
 // conv2d (NCHW, groups incl. depthwise, stride/padding/dilation): shape checks, autograd,
-// dispatch to the CPU im2col + GEMM kernels or cuDNN. bf16 on the CPU is computed in f32
+// dispatch to the CPU im2col + GEMM kernels or cuDNN; conv_transpose2d, its adjoint, from the
+// same three kernels (its forward is conv2d's input gradient). bf16 on the CPU is computed in f32
 // (and on CUDA too if cuDNN turns bf16 down).
 // The backward pieces (input and weight gradients) are first-order only.
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <string>
@@ -166,6 +168,59 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
         range.set_flops(conv_flops(g));
         grads[1] = conv_backward_weight(xd, gy, g);
       }
+      if (gb) grads[2] = conv_backward_bias(gy);
+      return grads;
+    });
+  }
+  return out;
+}
+
+Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opt,
+                        std::array<int64_t, 2> output_padding) {
+  RETORT_PROFILE_OP("conv_transpose2d", x, weight);
+  RETORT_CHECK(x.defined() && weight.defined(), "conv_transpose2d: undefined operand");
+  RETORT_CHECK(x.dim() == 4, "conv_transpose2d: input (x) must be 4-D [N, C_in, H, W], got shape {}", shape_str(x.shape()));
+  RETORT_CHECK(weight.dim() == 4, "conv_transpose2d: weight must be 4-D [C_in, C_out/groups, KH, KW], got shape {}",
+               shape_str(weight.shape()));
+  RETORT_CHECK(x.size(1) == weight.size(0), "conv_transpose2d: input (x) {} has {} channels but weight {} expects {}",
+               shape_str(x.shape()), x.size(1), shape_str(weight.shape()), weight.size(0));
+  for (int i = 0; i < 2; ++i)
+    RETORT_CHECK(output_padding[size_t(i)] >= 0 &&
+                     output_padding[size_t(i)] < std::max(opt.stride[size_t(i)], opt.dilation[size_t(i)]),
+                 "conv_transpose2d: output_padding [{}, {}] must be below the stride or the dilation",
+                 output_padding[0], output_padding[1]);
+  // The convolution this one is the adjoint of: it maps the output [N, C_out, OH, OW] back to
+  // x's size, with the same weight read as [C_in (its out channels), C_out/groups, KH, KW].
+  const int64_t oh = (x.size(2) - 1) * opt.stride[0] - 2 * opt.padding[0] + opt.dilation[0] * (weight.size(2) - 1) +
+                     output_padding[0] + 1;
+  const int64_t ow = (x.size(3) - 1) * opt.stride[1] - 2 * opt.padding[1] + opt.dilation[1] * (weight.size(3) - 1) +
+                     output_padding[1] + 1;
+  RETORT_CHECK(oh >= 1 && ow >= 1, "conv_transpose2d: input (x) {} with weight {} gives an empty output", shape_str(x.shape()),
+               shape_str(weight.shape()));
+  const Tensor out_probe = Tensor::empty({x.size(0), weight.size(1) * opt.groups, oh, ow}, x.dtype(), x.device());
+  const Conv2dGeometry g = check_conv(out_probe, weight, Tensor(), opt);  // checks groups, dtype, device
+  RETORT_CHECK(g.oh == x.size(2) && g.ow == x.size(3), "conv_transpose2d: inconsistent geometry for x {}",
+               shape_str(x.shape()));
+  if (bias.defined()) {
+    check_same(x, bias, "conv_transpose2d (bias)");
+    RETORT_CHECK(bias.dim() == 1 && bias.size(0) == g.c, "conv_transpose2d: bias must be [{}], got shape {}", g.c,
+                 shape_str(bias.shape()));
+  }
+  if (prof.on()) prof.set_flops(conv_flops(g));
+  Tensor out;
+  {
+    NoGradGuard ng;
+    out = conv_backward_input(x.detach(), weight.detach(), g);
+    if (bias.defined()) out = add(out, bias.detach().reshape({1, g.c, 1, 1}));
+  }
+  if (needs_grad({&x, &weight, &bias})) {
+    Tensor xd = x.detach(), wd = weight.detach();
+    bool gx = x.requires_grad(), gw = weight.requires_grad(), gb = bias.defined() && bias.requires_grad();
+    record(out, "conv_transpose2d", {x, weight, bias}, [xd, wd, gx, gw, gb, g](const Tensor& gy_in) {
+      const Tensor gy = gy_in.contiguous();
+      std::vector<Tensor> grads(3);
+      if (gx) grads[0] = conv_forward_raw(gy, wd, Tensor(), g);  // the adjoint of the adjoint
+      if (gw) grads[1] = conv_backward_weight(gy, xd, g);       // gy plays the input, x the output gradient
       if (gb) grads[2] = conv_backward_bias(gy);
       return grads;
     });

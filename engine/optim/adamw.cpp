@@ -19,6 +19,11 @@ AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options)
 }
 
 void AdamW::update(const ParamGroup& group, Tensor& param, const Tensor& grad, ParamState& state) {
+  adamw_update_param(group, options_, param, grad, state);
+}
+
+void adamw_update_param(const ParamGroup& group, const AdamWOptions& options, Tensor& param, const Tensor& grad,
+                        Optimizer::ParamState& state) {
   Tensor& m = state.tensors["exp_avg"];
   Tensor& v = state.tensors["exp_avg_sq"];
   if (!m.defined()) m = Tensor::zeros(param.shape(), param.dtype(), param.device());
@@ -28,9 +33,9 @@ void AdamW::update(const ParamGroup& group, Tensor& param, const Tensor& grad, P
   AdamWHyper h;
   h.lr = group.lr;
   h.weight_decay = group.weight_decay;
-  h.beta1 = group.beta1.value_or(options_.beta1);
-  h.beta2 = group.beta2.value_or(options_.beta2);
-  h.eps = group.eps.value_or(options_.eps);
+  h.beta1 = group.beta1.value_or(options.beta1);
+  h.beta2 = group.beta2.value_or(options.beta2);
+  h.eps = group.eps.value_or(options.eps);
   h.step = int64_t(step);
   RETORT_KERNEL(param.device(), adamw_update, param.dtype(), param.raw_data(), grad.raw_data(), m.raw_data(),
                 v.raw_data(), param.numel(), h);

@@ -11,6 +11,11 @@ struct AdamWOptions {
   double eps = 1e-8;
 };
 
+// One AdamW update of `param` (group's lr and weight decay, betas/eps over `options`): what
+// AdamW does per parameter, and what a group with GroupRule::adamw gets under another optimizer.
+void adamw_update_param(const ParamGroup& group, const AdamWOptions& options, Tensor& param, const Tensor& grad,
+                        Optimizer::ParamState& state);
+
 class AdamW : public Optimizer {
  public:
   // Each group's lr and weight_decay apply; group.beta1 / beta2 / eps override the options.

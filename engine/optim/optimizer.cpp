@@ -5,6 +5,8 @@
 #include <set>
 #include "engine/autograd.h"
 #include "engine/error.h"
+#include "engine/optim/adamw.h"
+#include "engine/optim/sgd.h"
 
 namespace retort {
 
@@ -96,7 +98,11 @@ void Optimizer::step() {
                    "{}: the gradient of {} is {} but the parameter is {}", name_, param_label(g, i), grad.str(),
                    param.str());
       grad = grad.to(param.dtype()).contiguous();
-      update(group, param, grad, state_[g][i]);
+      switch (group.rule) {
+        case GroupRule::optimizer: update(group, param, grad, state_[g][i]); break;
+        case GroupRule::sgd: sgd_update_param(group, SgdOptions{}, param, grad, state_[g][i]); break;
+        case GroupRule::adamw: adamw_update_param(group, AdamWOptions{}, param, grad, state_[g][i]); break;
+      }
     }
   }
 }
@@ -134,7 +140,19 @@ OptimizerState Optimizer::export_state() const {
 }
 
 void Optimizer::import_state(const OptimizerState& state) {
-  auto tensor_keys = tensor_state_keys(), scalar_keys = scalar_state_keys();
+  // The state each group keeps: the optimizer's, or that of the group's own rule.
+  std::vector<std::vector<std::string>> tensor_keys(groups_.size()), scalar_keys(groups_.size());
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    switch (groups_[g].rule) {
+      case GroupRule::optimizer:
+        tensor_keys[g] = tensor_state_keys(), scalar_keys[g] = scalar_state_keys();
+        break;
+      case GroupRule::sgd:
+        if (groups_[g].momentum.value_or(SgdOptions{}.momentum) != 0.0) tensor_keys[g] = {"momentum_buffer"};
+        break;
+      case GroupRule::adamw: tensor_keys[g] = {"exp_avg", "exp_avg_sq"}, scalar_keys[g] = {"step"}; break;
+    }
+  }
   auto has = [](const std::vector<std::string>& v, const std::string& k) { return std::find(v.begin(), v.end(), k) != v.end(); };
   std::vector<std::string> problems;
   std::vector<std::vector<ParamState>> fresh(groups_.size());
@@ -163,7 +181,7 @@ void Optimizer::import_state(const OptimizerState& state) {
     int64_t p;
     std::string key;
     if (!locate(name, g, p, key)) continue;
-    if (p < 0 || !has(tensor_keys, key)) {
+    if (p < 0 || !has(tensor_keys[g], key)) {
       problems.push_back(fmt::format("unexpected tensor '{}': {} keeps no tensor state '{}'", name, name_, key));
       continue;
     }
@@ -184,16 +202,16 @@ void Optimizer::import_state(const OptimizerState& state) {
     if (!locate(name, g, p, key)) continue;
     if (p < 0 && key == "lr") { lrs[g] = v; lr_seen[g] = true; }
     else if (p < 0 && key == "weight_decay") { wds[g] = v; wd_seen[g] = true; }
-    else if (p >= 0 && has(scalar_keys, key)) fresh[g][size_t(p)].scalars[key] = v;
+    else if (p >= 0 && has(scalar_keys[g], key)) fresh[g][size_t(p)].scalars[key] = v;
     else problems.push_back(fmt::format("unexpected scalar '{}': {} keeps no scalar state '{}'", name, name_, key));
   }
   for (size_t g = 0; g < groups_.size(); ++g) {
     for (size_t i = 0; i < fresh[g].size(); ++i) {  // a parameter's state is all there or not at all
       const ParamState& ps = fresh[g][i];
       if (ps.tensors.empty() && ps.scalars.empty()) continue;
-      for (const auto& k : tensor_keys)
+      for (const auto& k : tensor_keys[g])
         if (!ps.tensors.count(k)) problems.push_back(fmt::format("missing tensor 'group{}.param{}.{}'", g, i, k));
-      for (const auto& k : scalar_keys)
+      for (const auto& k : scalar_keys[g])
         if (!ps.scalars.count(k)) problems.push_back(fmt::format("missing scalar 'group{}.param{}.{}'", g, i, k));
     }
     if (!lr_seen[g]) problems.push_back(fmt::format("missing 'group{}.lr'", g));

@@ -11,6 +11,10 @@
 
 namespace retort {
 
+// A group's update rule: the optimizer's own, or one given to this group alone (AFT's learned
+// rho trains with Adam, as in the authors' code, while SGD trains the network).
+enum class GroupRule { optimizer, sgd, adamw };
+
 struct ParamGroup {
   std::vector<Tensor> params;
   double lr = 1e-3;
@@ -21,6 +25,7 @@ struct ParamGroup {
   std::optional<double> beta1;     // AdamW
   std::optional<double> beta2;     // AdamW
   std::optional<double> eps;       // AdamW
+  GroupRule rule = GroupRule::optimizer;  // sgd / adamw: this group's own rule, with its defaults
   // Optional: parameter names (same order as params), used in error messages.
   std::vector<std::string> names;
   std::string name;  // optional group label ("decay", "no_decay", ...)
@@ -65,12 +70,14 @@ class Optimizer {
   OptimizerState export_state() const;
   void import_state(const OptimizerState& state);
 
- protected:
+ public:
   // Per-parameter state, created lazily on a parameter's first update.
   struct ParamState {
     std::map<std::string, Tensor> tensors;
     std::map<std::string, double> scalars;
   };
+
+ protected:
   // Updates one parameter (contiguous, f32/f64) with its gradient (same shape/dtype/device, contiguous).
   virtual void update(const ParamGroup& group, Tensor& param, const Tensor& grad, ParamState& state) = 0;
   // Names of the per-parameter state this optimizer keeps (for import checks).

@@ -24,11 +24,16 @@ std::vector<std::string> SGD::tensor_state_keys() const {
 }
 
 void SGD::update(const ParamGroup& group, Tensor& param, const Tensor& grad, ParamState& state) {
+  sgd_update_param(group, options_, param, grad, state);
+}
+
+void sgd_update_param(const ParamGroup& group, const SgdOptions& options, Tensor& param, const Tensor& grad,
+                      Optimizer::ParamState& state) {
   SgdHyper h;
   h.lr = group.lr;
   h.weight_decay = group.weight_decay;
-  h.momentum = group.momentum.value_or(options_.momentum);
-  h.nesterov = group.nesterov.value_or(options_.nesterov);
+  h.momentum = group.momentum.value_or(options.momentum);
+  h.nesterov = group.nesterov.value_or(options.nesterov);
   void* buf = nullptr;
   if (h.momentum != 0.0) {
     Tensor& b = state.tensors["momentum_buffer"];

@@ -10,6 +10,11 @@ struct SgdOptions {
   bool nesterov = false;  // requires momentum > 0
 };
 
+// One SGD update of `param` (group's lr, weight decay, momentum/nesterov over `options`): what
+// SGD does per parameter, and what a group with GroupRule::sgd gets under another optimizer.
+void sgd_update_param(const ParamGroup& group, const SgdOptions& options, Tensor& param, const Tensor& grad,
+                      Optimizer::ParamState& state);
+
 class SGD : public Optimizer {
  public:
   // Each group's lr and weight_decay apply; group.momentum / group.nesterov override the options.

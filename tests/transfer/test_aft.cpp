@@ -5,6 +5,8 @@
 #include <unistd.h>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include "engine/io/safetensors.h"
 #include "helpers.h"
 #include "train/recipe.h"
@@ -117,6 +119,10 @@ TEST_CASE("aft: s is in its own optimizer group (rho_lr, no weight decay)") {
   CHECK(groups[0].params[0].first == "s");
   CHECK(groups[0].lr.value() == doctest::Approx(0.02));
   CHECK(groups[0].weight_decay.value() == 0.0);
+  CHECK(groups[0].rule == GroupRule::adamw);  // Adam, as the authors train it, whatever the stage's optimizer
+  o.rho_adam = false;                         // rho_optimizer = "stage"
+  CHECK(transfer::AftLoss({"t"}, 3, 4, o, 0, Device::cpu(), DType::f32).param_groups().at(0).rule ==
+        GroupRule::optimizer);
   CHECK(transfer::parse_aft_variant("rbf") == transfer::AftVariant::rbf);
   CHECK_THROWS_WITH_AS(transfer::parse_aft_variant("gaussian"), doctest::Contains("valid: kernel"), Error);
 }
@@ -205,7 +211,26 @@ losses = [ { name = "ce" }, { name = "aft", teachers = ["teacher"], weight = 10.
   REQUIRE(ckpt.contains("model.loss1.s"));
   double moved = 0;
   for (double v : ckpt.at("model.loss1.s").to_vector()) moved = std::max(moved, std::abs(v));
-  CHECK(moved > 0);
+  // Adam moves each element of s by up to ~rho_lr per step (here 0.03 over 5 steps); SGD at
+  // this lr would move it by ~1e-5 (gradients ~1e-3 per element).
+  CHECK(moved > 0.03);
+  // The rho group carries Adam's state in the checkpoint.
+  bool adam_state = false;
+  for (const auto& [name, t] : ckpt.tensors) adam_state |= name.find(".exp_avg_sq") != std::string::npos;
+  CHECK(adam_state);
+  // rho's statistics after the epoch are in metrics.jsonl.
+  std::ifstream metrics(dir / "metrics.jsonl");
+  bool rho_logged = false;
+  for (std::string line; std::getline(metrics, line);) {
+    auto j = nlohmann::json::parse(line);
+    if (j.value("stage", "") != "aft" || !j.contains("loss_stats")) continue;
+    const auto& stats = j.at("loss_stats");
+    CHECK(stats.at("aft.rho_min").get<double>() < stats.at("aft.rho_mean").get<double>());
+    CHECK(stats.at("aft.rho_max").get<double>() > stats.at("aft.rho_mean").get<double>());
+    CHECK(stats.at("aft.rho_max").get<double>() - stats.at("aft.rho_min").get<double>() > 0.01);
+    rho_logged = true;
+  }
+  CHECK(rho_logged);
   int rho_groups = 0;
   for (int g = 0; ckpt.metadata.count("optim.group" + std::to_string(g) + ".lr"); ++g) {
     const std::string prefix = "optim.group" + std::to_string(g);
