@@ -4,6 +4,7 @@
 #include <cmath>
 #include "engine/error.h"
 #include "engine/ops.h"
+#include "transfer/conv_reg.h"
 
 namespace retort::transfer {
 
@@ -100,17 +101,27 @@ TapAdapter make_tap_adapter(const models::TapInfo& s, const models::TapInfo& t, 
   if (s_vec) {
     const int64_t ds = s.shape[1], dt = t.shape[1];
     if (ds != dt || o.always_project) a.student->push_back(std::make_shared<nn::Linear>(ds, dt, gen));
+    if (o.relu) a.student->push_back(std::make_shared<nn::ReLU>());
     a.matched = {s.shape[0], dt};
     return a;
   }
   const Shape ms = tap_map_shape(s, o.loss + ": student"), mt = tap_map_shape(t, o.loss + ": teacher");
   if (ks == TapKind::tokens) a.student->push_back(make_to_map(s, "student"));
   if (kt == TapKind::tokens) a.teacher->push_back(make_to_map(t, "teacher"));
+  if (o.conv_reg) {
+    const std::string why = conv_reg_unsupported(ms, mt);
+    RETORT_CHECK(why.empty(), "{}: student tap '{}' {} -> teacher tap '{}' {}: {}; pool the larger map instead "
+                 "(regressor = \"projection\")", o.loss, s.name, shape_str(s.shape), t.name, shape_str(t.shape), why);
+    a.student->push_back(std::make_shared<ConvReg>(ms, mt, gen, o.relu));
+    a.matched = mt;
+    return a;
+  }
   const int64_t h = std::min(ms[2], mt[2]), w = std::min(ms[3], mt[3]);
   if (ms[2] != h || ms[3] != w) a.student->push_back(std::make_shared<SpatialPool>(h, w, o.pool));
   if (mt[2] != h || mt[3] != w) a.teacher->push_back(std::make_shared<SpatialPool>(h, w, o.pool));
   if (ms[1] != mt[1] || o.always_project)
     a.student->push_back(std::make_shared<ChannelProjection>(ms[1], mt[1], gen, o.batch_norm));
+  if (o.relu) a.student->push_back(std::make_shared<nn::ReLU>());
   a.matched = {ms[0], mt[1], h, w};
   return a;
 }

@@ -7,7 +7,8 @@
 //   ChannelProjection  [B, C_s, h, w] -> [B, C_t, h, w]: 1x1 conv (no bias) + BatchNorm2d, the
 //                      FitNets / RepDistiller ConvReg regressor
 //   nn::Linear         [B, d_s] -> [B, d_t] for vectors ("pooled", "cls")
-// make_tap_adapter() looks at the two TapInfo shapes and assembles the student-side chain
+// With AdapterOptions::conv_reg the maps go through RepDistiller's ConvReg instead (learned
+// resampling, transfer/conv_reg.h). make_tap_adapter() looks at the two TapInfo shapes and assembles the student-side chain
 // (learned) and the teacher-side chain (parameter-free), or throws a retort::Error that says
 // why the pairing cannot work (a spatial map against a vector, a token count minus CLS that is
 // not a square, a tap of another rank).
@@ -68,6 +69,10 @@ struct AdapterOptions {
   PoolMode pool = PoolMode::average;
   bool always_project = true;    // project even when channels/dims already match (FitNets regressor)
   bool batch_norm = true;        // BN after the 1x1 conv
+  // RepDistiller's ConvReg for maps (transfer/conv_reg.h: the resampling is learned, no pooling;
+  // BN always), and a ReLU after the regressor (maps and vectors) when relu.
+  bool conv_reg = false;
+  bool relu = false;
 };
 
 // student(f_s) and teacher(f_t) have the same shape. The student chain holds every learned

@@ -14,7 +14,7 @@ Tensor fitnet_loss(const Tensor& regressed_student, const Tensor& teacher_featur
 }
 
 FitNetLoss::FitNetLoss(std::string teacher, const models::TapInfo& s, const models::TapInfo& t, Device device,
-                       uint64_t seed, PoolMode pool)
+                       uint64_t seed, PoolMode pool, bool conv_reg)
     : teacher_(std::move(teacher)), student_tap_(s.name), teacher_tap_(t.name) {
   Generator gen(seed ^ 0xf17e7ull);
   AdapterOptions o;
@@ -22,6 +22,8 @@ FitNetLoss::FitNetLoss(std::string teacher, const models::TapInfo& s, const mode
   o.pool = pool;
   o.always_project = true;
   o.batch_norm = true;
+  o.conv_reg = conv_reg;
+  o.relu = conv_reg;
   adapter_ = make_tap_adapter(s, t, gen, o);
   adapter_.student->to(device);
 }
@@ -54,10 +56,10 @@ void FitNetLoss::train(bool on) { adapter_.student->train(on); }
 std::unique_ptr<FitNetLoss> make_fitnet_loss(const models::Model& student, const models::Model& teacher,
                                              const std::string& teacher_name, const std::string& student_tap,
                                              const std::string& teacher_tap, const Shape& input, Device device,
-                                             uint64_t seed, PoolMode pool) {
+                                             uint64_t seed, PoolMode pool, bool conv_reg) {
   auto s = find_tap(student, student_tap, input, "fitnet", "student");
   auto t = find_tap(teacher, teacher_tap, input, "fitnet", "teacher '" + teacher_name + "'");
-  return std::make_unique<FitNetLoss>(teacher_name, s, t, device, seed, pool);
+  return std::make_unique<FitNetLoss>(teacher_name, s, t, device, seed, pool, conv_reg);
 }
 
 void register_fitnet_loss() {
@@ -66,9 +68,13 @@ void register_fitnet_loss() {
       {ParamSpec("teacher", ValueKind::model, kRequired, "the teacher model giving the hint"),
        ParamSpec("student_tap", ValueKind::string, kFitNetDefaultTap, "the student's guided tap"),
        ParamSpec("teacher_tap", ValueKind::string, kFitNetDefaultTap, "the teacher's hint tap"),
-       ParamSpec("pool", ValueKind::string, "avg", "how the larger map is pooled to the smaller: avg | max")
+       ParamSpec("regressor", ValueKind::string, "convreg",
+                 "convreg (RepDistiller: learned resampling conv + BN + ReLU; Linear + ReLU for vectors) | "
+                 "projection (pool the larger map, 1x1 conv + BN; Linear)")
+           .one_of({"convreg", "projection"}),
+       ParamSpec("pool", ValueKind::string, "avg", "regressor = projection: how the larger map is pooled: avg | max")
            .one_of({"avg", "average", "max"})},
-      "FitNets hints: mean (regressor(f_s) - f_t)^2, regressor 1x1 conv+BN (maps) or linear (vectors); weight 100",
+      "FitNets hints: mean (regressor(f_s) - f_t)^2, RepDistiller's ConvReg regressor; weight 100",
       [](const BuildContext& c) -> std::unique_ptr<Loss> {
         const std::string where = c.args->where;
         const std::string& teacher = c.args->string("teacher");
@@ -79,7 +85,8 @@ void register_fitnet_loss() {
         try {
           return make_fitnet_loss(*c.student, *it->second, teacher, c.args->string("student_tap"),
                                   c.args->string("teacher_tap"), c.input_shape, c.device, c.seed,
-                                  parse_pool_mode(c.args->string("pool"), "fitnet"));
+                                  parse_pool_mode(c.args->string("pool"), "fitnet"),
+                                  c.args->string("regressor") == "convreg");
         } catch (const Error& e) {
           fail("{}: {}", where, e.what());
         }

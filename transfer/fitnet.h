@@ -5,10 +5,17 @@
 //
 // f_s: a student tap ("guided layer"), f_t: a teacher tap ("hint", a constant: no gradient
 // reaches the teacher), r: a learned regressor from the student's shape to the teacher's,
-// built by make_tap_adapter (transfer/adapters.h): 1x1 conv (no bias) + BatchNorm2d for maps
-// (RepDistiller's ConvReg; after average pooling of the larger map and a tokens->grid reshape
-// for ViT taps), a linear map for vectors. The regressor is always present, also when the
-// shapes already agree, and is trained with the student.
+// built by make_tap_adapter (transfer/adapters.h), always present (also when the shapes
+// already agree) and trained with the student:
+//   regressor = "convreg" (default, RepDistiller's, also torchdistill's and mdistiller's):
+//     maps: ConvReg (transfer/conv_reg.h) = a conv that learns the resampling (3x3 stride 2
+//     when the student map is twice the teacher's, 4x4 stride-2 transposed conv when half, a
+//     (1+H_s-H_t)x(1+W_s-W_t) conv otherwise, all with bias) + BatchNorm2d + ReLU; ViT tokens
+//     are laid out on their grid first. Vectors: Linear + ReLU (RepDistiller's Regress).
+//   regressor = "projection" (retort's extension, also where ConvReg cannot resample: a
+//     student map smaller than the teacher's but not half of it): the larger map average- or
+//     max-pooled (`pool`) to the smaller, then 1x1 conv (no bias) + BatchNorm2d; vectors:
+//     Linear. No ReLU. This was retort's only form before issue 20.
 // Defaults (RepDistiller / CRD CIFAR table): hint at the middle stage, student "stage2" ->
 // teacher "stage2", recipe weight beta = 100 (usually next to CE, optionally KD); the paper's
 // two-step training (hint stage first, then KD) is recipes/fmnist_fitnet.toml.
@@ -30,7 +37,7 @@ class FitNetLoss : public Loss {
  public:
   // Builds the regressor for the two taps' shapes (throws when they cannot be paired).
   FitNetLoss(std::string teacher, const models::TapInfo& student_tap, const models::TapInfo& teacher_tap,
-             Device device, uint64_t seed, PoolMode pool = PoolMode::average);
+             Device device, uint64_t seed, PoolMode pool = PoolMode::average, bool conv_reg = true);
   Tensor compute(const StepInputs& in) override;
   // The regressor alone on raw tap tensors: the loss for given student/teacher features.
   Tensor compute(const Tensor& student_features, const Tensor& teacher_features);
@@ -52,9 +59,9 @@ class FitNetLoss : public Loss {
 std::unique_ptr<FitNetLoss> make_fitnet_loss(const models::Model& student, const models::Model& teacher,
                                              const std::string& teacher_name, const std::string& student_tap,
                                              const std::string& teacher_tap, const Shape& input, Device device,
-                                             uint64_t seed, PoolMode pool = PoolMode::average);
+                                             uint64_t seed, PoolMode pool = PoolMode::average, bool conv_reg = true);
 
-// Registers "fitnet" (keys: teacher, student_tap, teacher_tap, pool).
+// Registers "fitnet" (keys: teacher, student_tap, teacher_tap, regressor, pool).
 void register_fitnet_loss();
 
 }  // namespace retort::transfer

@@ -25,7 +25,8 @@ struct LossFixture {
   // "input.<key>" in dtype on device; requires_grad when the fixture has "grad.<key>".
   Tensor input(const std::string& key, DType dtype = DType::f64, Device device = Device::cpu()) const {
     REQUIRE_MESSAGE(file.contains("input." + key), "fixture " << name << " has no input." << key);
-    Tensor t = file.at("input." + key).to(dtype).to(device).contiguous();
+    // A fresh leaf each call (the file's tensor is never the one that gets requires_grad).
+    Tensor t = file.at("input." + key).detach().to(dtype).to(device).contiguous().clone();
     if (file.contains("grad." + key)) t.requires_grad_(true);
     return t;
   }
@@ -53,7 +54,8 @@ inline LossFixture load_loss_fixture(const std::string& name) {
 inline void check_loss_fixture(const LossFixture& f, const Tensor& loss, const std::map<std::string, Tensor>& inputs,
                                DType dtype) {
   const double tol = loss_fixture_tolerance(dtype);
-  INFO("fixture " << f.name << " (reference: " << f.meta("reference") << ") in " << dtype_name(dtype));
+  const std::string where = f.name + " (reference: " + f.meta("reference") + ") in " + dtype_name(dtype);
+  INFO("fixture " << where);
   Worst worst;
   check_matches("loss", loss.reshape({}), f.reference("loss").reshape({}), tol, &worst);
   Tensor(loss).backward();
@@ -66,7 +68,7 @@ inline void check_loss_fixture(const LossFixture& f, const Tensor& loss, const s
     ++checked;
   }
   CHECK_MESSAGE(checked == expected, "the fixture has " << expected << " gradients, the test checked " << checked);
-  MESSAGE(f.name << " in " << dtype_name(dtype) << ": worst rel err norm-wise " << worst.err.norm_rel << " ("
+  MESSAGE(where << ": worst rel err norm-wise " << worst.err.norm_rel << " ("
                  << worst.norm_what << "), max-abs " << worst.err.max_rel << " (" << worst.max_what << ")");
 }
 
