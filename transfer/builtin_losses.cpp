@@ -5,10 +5,13 @@
 #include "engine/ops.h"
 #include "transfer/aft.h"
 #include "transfer/align_uniform.h"
+#include "transfer/at.h"
 #include "transfer/fitnet.h"
 #include "transfer/fsp.h"
 #include "transfer/kd.h"
 #include "transfer/loss_term.h"
+#include "transfer/nst.h"
+#include "transfer/sp.h"
 
 namespace retort::transfer {
 namespace {
@@ -59,6 +62,9 @@ void register_builtin_losses() {
                   kKdDefaultKdWeight);
     register_fitnet_loss();
     register_fsp_loss();
+    register_at_loss();
+    register_sp_loss();
+    register_nst_loss();
     register_aft_loss();
     register_align_uniform_loss();
   });

@@ -1,0 +1,139 @@
+// AT: normalised channel-mean-of-|f|^p attention maps, mean squared difference per stage, summed.
+#include "transfer/at.h"
+#include <algorithm>
+#include "engine/autograd.h"
+#include "engine/error.h"
+#include "engine/ops.h"
+#include "transfer/adapters.h"
+
+namespace retort::transfer {
+
+Tensor attention_map(const Tensor& f, double p) {
+  RETORT_CHECK(f.dim() == 4, "at: attention_map needs a map [B, C, H, W], got {}", f.str());
+  RETORT_CHECK(p >= 1.0, "at: p must be >= 1, got {}", p);
+  // |f|^p; for p = 2 simply f*f (exact, and RepDistiller's f.pow(2))
+  Tensor powered = p == 2.0 ? mul(f, f) : pow(abs(f), p);
+  Tensor a = mean(powered, {1});                                    // [B, H, W]
+  return l2_normalize(a.reshape({f.size(0), f.size(2) * f.size(3)}), 1);  // [B, H*W]
+}
+
+Tensor at_stage_loss(const Tensor& f_s, const Tensor& f_t, double p) {
+  RETORT_CHECK(f_s.dim() == 4 && f_t.dim() == 4 && f_s.size(0) == f_t.size(0),
+               "at: student map {} and teacher map {} must be [B, C, H, W] with the same B", f_s.str(), f_t.str());
+  const int64_t h = std::min(f_s.size(2), f_t.size(2)), w = std::min(f_s.size(3), f_t.size(3));
+  Tensor a_t;
+  {
+    NoGradGuard no_grad;
+    a_t = attention_map(pool_to(f_t.detach(), h, w, PoolMode::average), p);
+  }
+  Tensor d = sub(attention_map(pool_to(f_s, h, w, PoolMode::average), p), a_t);
+  return mean(mul(d, d));
+}
+
+Tensor at_loss(const std::vector<Tensor>& s, const std::vector<Tensor>& t, double p) {
+  RETORT_CHECK(!s.empty() && s.size() == t.size(), "at: {} student maps but {} teacher maps", s.size(), t.size());
+  Tensor total;
+  for (size_t k = 0; k < s.size(); ++k) {
+    Tensor term = at_stage_loss(s[k], t[k], p);
+    total = total.defined() ? add(total, term) : term;
+  }
+  return total;
+}
+
+AtLoss::AtLoss(std::string teacher, const std::vector<models::TapInfo>& s, const std::vector<models::TapInfo>& t,
+               double p)
+    : teacher_(std::move(teacher)), p_(p) {
+  RETORT_CHECK(!s.empty() && s.size() == t.size(), "at: {} student taps but {} teacher taps", s.size(), t.size());
+  RETORT_CHECK(p >= 1.0, "at: p must be >= 1, got {}", p);
+  for (size_t k = 0; k < s.size(); ++k) {
+    for (const auto* tap : {&s[k], &t[k]}) {
+      const bool student = tap == &s[k];
+      RETORT_CHECK(tap_kind(*tap, student ? "at: student" : "at: teacher") != TapKind::vector,
+                   "at: {} tap '{}' is a vector {}; attention transfer needs a spatial map [B, C, H, W] or ViT "
+                   "tokens [B, 1+h*w, D] (a vector has no positions to attend to): pick a stage or tokens.<i> tap",
+                   student ? "student" : "teacher", tap->name, shape_str(tap->shape));
+    }
+    student_taps_.push_back(s[k].name);
+    teacher_taps_.push_back(t[k].name);
+    student_to_map_.push_back(make_to_map(s[k], "at: student"));
+    teacher_to_map_.push_back(make_to_map(t[k], "at: teacher"));
+  }
+}
+
+Tensor AtLoss::compute(const std::vector<Tensor>& s, const std::vector<Tensor>& t) {
+  RETORT_CHECK(s.size() == student_taps_.size() && t.size() == teacher_taps_.size(),
+               "at: {} student and {} teacher tensors for {} tap pairs", s.size(), t.size(), student_taps_.size());
+  std::vector<Tensor> sm, tm;
+  for (size_t k = 0; k < s.size(); ++k) {
+    sm.push_back(student_to_map_[k]->forward(s[k]));
+    NoGradGuard no_grad;
+    tm.push_back(teacher_to_map_[k]->forward(t[k].detach()));
+  }
+  return at_loss(sm, tm, p_);
+}
+
+Tensor AtLoss::compute(const StepInputs& in) {
+  std::vector<Tensor> s, t;
+  for (size_t k = 0; k < student_taps_.size(); ++k) {
+    s.push_back(in.student_tap(student_taps_[k]));
+    t.push_back(in.teacher_tap(teacher_, teacher_taps_[k]));
+  }
+  return compute(s, t);
+}
+
+std::vector<std::string> at_default_taps() { return {"stage1", "stage2", "stage3"}; }
+
+std::unique_ptr<AtLoss> make_at_loss(const models::Model& student, const models::Model& teacher,
+                                     const std::string& teacher_name, const std::vector<std::string>& student_taps,
+                                     const std::vector<std::string>& teacher_taps, const Shape& input, double p) {
+  RETORT_CHECK(!student_taps.empty() && student_taps.size() == teacher_taps.size(),
+               "at: {} student taps [{}] but {} teacher taps [{}]; stage k pairs student_taps[k] with "
+               "teacher_taps[k]",
+               student_taps.size(), fmt::join(student_taps, ", "), teacher_taps.size(),
+               fmt::join(teacher_taps, ", "));
+  auto lookup = [&](const models::Model& m, const std::string& tap, const std::string& side, const char* key) {
+    try {
+      return find_tap(m, tap, input, "at", side);
+    } catch (const Error& e) {
+      if (m.family() != "vit") throw;
+      fail("{} (a ViT has no stage taps: name its token taps in `{}`, e.g. [\"tokens.1\", \"tokens.2\", "
+           "\"tokens.3\"])",
+           e.what(), key);
+    }
+  };
+  std::vector<models::TapInfo> s, t;
+  for (size_t k = 0; k < student_taps.size(); ++k) {
+    s.push_back(lookup(student, student_taps[k], "student", "student_taps"));
+    t.push_back(lookup(teacher, teacher_taps[k], "teacher '" + teacher_name + "'", "teacher_taps"));
+  }
+  return std::make_unique<AtLoss>(teacher_name, s, t, p);
+}
+
+void register_at_loss() {
+  register_loss(
+      "at",
+      {ParamSpec("teacher", ValueKind::model, kRequired, "the teacher whose attention maps are matched"),
+       ParamSpec("student_taps", ValueKind::strings, ParamValue(at_default_taps()),
+                 "the student's maps (or ViT tokens.<i>), stage k paired with teacher_taps[k]"),
+       ParamSpec("teacher_taps", ValueKind::strings, ParamValue(at_default_taps()),
+                 "the teacher's maps (or ViT tokens.<i>), as many as student_taps"),
+       ParamSpec("p", ValueKind::number, kAtDefaultP, "exponent of the attention map mean_c |f|^p").at_least(1.0)},
+      "AT (Zagoruyko 2017): sum over stages of mean (a_s - a_t)^2, a = normalize(mean_c |f|^p); weight 1000",
+      [](const BuildContext& c) -> std::unique_ptr<Loss> {
+        const std::string where = c.args->where;
+        const std::string& teacher = c.args->string("teacher");
+        auto it = c.teachers.find(teacher);
+        RETORT_CHECK(it != c.teachers.end() && it->second,
+                     "{}: loss 'at' reads teacher '{}', which is not a teacher of this stage", where, teacher);
+        RETORT_CHECK(c.student, "{}: loss 'at' built without a student model", where);
+        try {
+          return make_at_loss(*c.student, *it->second, teacher, c.args->strings("student_taps"),
+                              c.args->strings("teacher_taps"), c.input_shape, c.args->number("p"));
+        } catch (const Error& e) {
+          fail("{}: {}", where, e.what());
+        }
+      },
+      kAtDefaultWeight);
+}
+
+}  // namespace retort::transfer
