@@ -90,6 +90,11 @@ FspLoss::FspLoss(std::string teacher, const std::vector<models::TapInfo>& s, con
     const int64_t cs = tap_map_shape(s[k], "fsp: student")[1], ct = tap_map_shape(t[k], "fsp: teacher")[1];
     teacher_channels.push_back(ct);
     std::shared_ptr<nn::Module> proj;
+    RETORT_CHECK(cs == ct || !options_.repdistiller_exact,
+                 "fsp (form = \"repdistiller\"): RepDistiller's FSP needs equal channel counts, but student tap '{}' "
+                 "has {} and teacher tap '{}' {}; form = \"retort\" maps them with learned 1x1 projections (retort's "
+                 "extension)",
+                 s[k].name, cs, t[k].name, ct);
     if (cs != ct) {
       proj = std::make_shared<ChannelProjection>(cs, ct, gen, /*batch_norm=*/true);
       set->add("tap" + std::to_string(k), proj);
@@ -197,9 +202,14 @@ void register_fsp_loss() {
        ParamSpec("shuffle", ValueKind::boolean, ParamValue(false), "permute the teacher matrices' rows/columns (ensembles)"),
        ParamSpec("shuffle_seed", ValueKind::integer, ParamValue(int64_t{0}), "seed of the shuffle permutations")
            .at_least(0),
-       ParamSpec("reduction", ValueKind::string, "sum",
-                 "sum (paper: batch mean of squared Frobenius norms) | mean (RepDistiller: mean over b, i, j)")
-           .one_of({"sum", "mean"})},
+       ParamSpec("reduction", ValueKind::string, kOptional,
+                 "sum (default of form retort; the paper: batch mean of squared Frobenius norms) | mean (RepDistiller: "
+                 "mean over b, i, j)")
+           .one_of({"sum", "mean"}),
+       ParamSpec("form", ValueKind::string, "retort",
+                 "retort (sum, learned projections for unequal widths) | repdistiller (RepDistiller's exact FSP: mean, "
+                 "average pooling, equal widths; use weight 1)")
+           .one_of({"retort", "repdistiller"})},
       "FSP (Yim 2017): (1/B) sum over consecutive tap pairs ||G_T - G_S||_F^2, G = F1 F2^T / (h*w)",
       [](const BuildContext& c) -> std::unique_ptr<Loss> {
         const std::string where = c.args->where;
@@ -213,7 +223,14 @@ void register_fsp_loss() {
           o.pairing = parse_fsp_pairing(c.args->string("pairing"));
           o.shuffle = c.args->boolean("shuffle");
           o.shuffle_seed = uint64_t(c.args->integer("shuffle_seed"));
-          o.reduction = parse_fsp_reduction(c.args->string("reduction"));
+          o.repdistiller_exact = c.args->string("form") == "repdistiller";
+          const std::string reduction =
+              c.args->has("reduction") ? c.args->string("reduction") : (o.repdistiller_exact ? "mean" : "sum");
+          o.reduction = parse_fsp_reduction(reduction);
+          RETORT_CHECK(!o.repdistiller_exact || (reduction == "mean" && o.pairing == FspPairing::repdistiller &&
+                                                 !o.shuffle),
+                       "fsp: form = \"repdistiller\" is RepDistiller's exact FSP (reduction \"mean\", pairing "
+                       "\"repdistiller\", no shuffle); remove the conflicting key");
           auto list = [&](const char* key) {
             return c.args->has(key) ? c.args->strings(key) : std::vector<std::string>{};
           };
@@ -231,7 +248,8 @@ void register_fsp_loss() {
         } catch (const Error& e) {
           fail("{}: {}", where, e.what());
         }
-      });
+      },
+      kFspDefaultWeight);
 }
 
 }  // namespace retort::transfer

@@ -23,11 +23,17 @@
 // The "sum" loss is large for wide maps (about 5e3 for resnet8 vs wrn_16_2 at initialisation,
 // gradient norm ~1e2): give it a small recipe weight (recipes/fmnist_fsp.toml uses 1e-3) or use
 // "mean".
-// Differing channel counts: each student tap whose channel count differs from the teacher's is
-// mapped by a learned 1x1 conv + BN (ChannelProjection, trained with the student) before the
-// matrices are formed, so resnet8 (16/32/64) can learn from wrn_16_2 (32/64/128) -- RepDistiller's
-// FSP cannot do this (it asserts equal shapes). ViT token taps ("tokens.<i>") are reshaped to
-// their patch grid.
+// Differing channel counts (retort's extension): each student tap whose channel count differs
+// from the teacher's is mapped by a learned 1x1 conv + BN (ChannelProjection, trained with the
+// student) before the matrices are formed, so resnet8 (16/32/64) can learn from wrn_16_2
+// (32/64/128). RepDistiller's FSP cannot do this (it raises on unequal channel counts). ViT
+// token taps ("tokens.<i>") are reshaped to their patch grid.
+// Key `form`: "retort" (default; the defaults above: sum reduction, projections where widths
+// differ, used with weight 1e-3 and gradient clipping 5 in recipes/fmnist_fsp.toml) or
+// "repdistiller", RepDistiller's exact FSP (distiller_zoo/FSP.py): consecutive pairs with average
+// pooling, mean reduction, equal channel counts required, weight 1 and no clipping in its
+// init stage (init.py). A fixture of RepDistiller's own values checks that form.
+// Default recipe weight (the schema's): 1e-3, the retort form's; the repdistiller form wants 1.
 // shuffle = true: the teacher's matrices get their rows and columns permuted by fixed random
 // permutations (one row and one column permutation per pair, drawn from shuffle_seed), the
 // paper's recipe for decorrelated students in an ensemble.
@@ -41,6 +47,8 @@
 #include "transfer/loss_term.h"
 
 namespace retort::transfer {
+
+constexpr double kFspDefaultWeight = 1e-3;  // the retort form's (sum reduction); RepDistiller's form wants 1
 
 enum class FspPairing { repdistiller, paper };
 FspPairing parse_fsp_pairing(const std::string& s);
@@ -58,6 +66,9 @@ Tensor fsp_loss(const std::vector<Tensor>& student_fsp, const std::vector<Tensor
 
 struct FspOptions {
   FspPairing pairing = FspPairing::repdistiller;
+  // RepDistiller's exact form (form = "repdistiller"): mean reduction, average pooling, and equal
+  // channel counts required (no learned projections); recipe weight 1, no clipping.
+  bool repdistiller_exact = false;
   bool shuffle = false;
   uint64_t shuffle_seed = 0;
   FspReduction reduction = FspReduction::sum;

@@ -3,6 +3,7 @@
 // FSP across widths (resnet8 student, wrn_16_2 teacher) and the registry's errors.
 #include <algorithm>
 #include "helpers.h"
+#include "loss_fixture.h"
 #include "models/registry.h"
 #include "train/recipe.h"
 #include "transfer/fsp.h"
@@ -188,7 +189,21 @@ epochs = 1
   CHECK(loss_args(ok, ok.stages[0].losses[0]).string("pairing") == "repdistiller");
   CHECK(loss_args(ok, ok.stages[0].losses[0]).boolean("shuffle") == false);
   CHECK(loss_args(ok, ok.stages[0].losses[0]).integer("shuffle_seed") == 0);
-  CHECK(loss_args(ok, ok.stages[0].losses[0]).string("reduction") == "sum");
+  CHECK_FALSE(loss_args(ok, ok.stages[0].losses[0]).has("reduction"));  // sum for form retort, mean for repdistiller
+  CHECK(loss_args(ok, ok.stages[0].losses[0]).string("form") == "retort");
+  CHECK(ok.stages[0].losses[0].weight == 1e-3);  // the retort form's default weight
+  // RepDistiller's exact form refuses unequal widths (resnet8 16/32/64 vs wrn_16_2 32/64/128)...
+  const Recipe exact = parse_recipe(base + "losses = [{ name = \"fsp\", teacher = \"t\", form = \"repdistiller\" }]\n",
+                                    "p.toml");
+  CHECK_THROWS_WITH_AS(build(exact, student),
+                       doctest::Contains("RepDistiller's FSP needs equal channel counts, but student tap 'stage1' has "
+                                         "16 and teacher tap 'stage1' 32"),
+                       Error);
+  // ... and keys that contradict it.
+  const Recipe contradiction = parse_recipe(
+      base + "losses = [{ name = \"fsp\", teacher = \"t\", form = \"repdistiller\", reduction = \"sum\" }]\n", "p.toml");
+  CHECK_THROWS_WITH_AS(build(contradiction, teacher), doctest::Contains("remove the conflicting key"), Error);
+  CHECK(build(exact, teacher)->student_taps().size() == 4);  // equal widths: a wrn_16_2 student
   CHECK(build(ok, student)->teacher_taps() == std::vector<std::string>{"stem", "stage1", "stage2", "stage3"});
 
   const Recipe taps = parse_recipe(
@@ -254,4 +269,29 @@ TEST_CASE("fsp: a ViT teacher's token taps guide a resnet8 student (cross-archit
   REQUIRE(g.size() == 3);
   for (const auto& m : g) CHECK(m.shape() == Shape{3, 192, 192});
   check_trains_student(*loss, *student, *teacher, x);
+}
+
+TEST_CASE("fsp: form repdistiller equals RepDistiller's FSP (values and gradients)") {
+  const auto f = retort::test::load_loss_fixture("fsp_repdistiller");
+  const int maps = std::stoi(f.meta("maps"));
+  for (DType dtype : {DType::f64, DType::f32}) {
+    std::map<std::string, Tensor> in;
+    std::vector<Tensor> s, t;
+    std::vector<TapInfo> si, ti;
+    for (int k = 0; k < maps; ++k) {
+      const std::string sk = "student" + std::to_string(k), tk = "teacher" + std::to_string(k);
+      in[sk] = f.input(sk, dtype);
+      in[tk] = f.input(tk, dtype);
+      s.push_back(in[sk]);
+      t.push_back(in[tk]);
+      si.push_back(TapInfo{"s" + std::to_string(k), in[sk].shape()});
+      ti.push_back(TapInfo{"t" + std::to_string(k), in[tk].shape()});
+    }
+    transfer::FspOptions o;
+    o.repdistiller_exact = true;
+    o.reduction = transfer::FspReduction::mean;
+    transfer::FspLoss loss("t", si, ti, o, Device::cpu(), 0);
+    CHECK(loss.parameters().empty());  // no projections in RepDistiller's form
+    retort::test::check_loss_fixture(f, loss.compute(s, t), in, dtype);
+  }
 }
