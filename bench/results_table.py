@@ -27,7 +27,8 @@ import os
 import statistics
 import sys
 
-ORDER = ["alone", "kd", "fitnet", "fsp", "aft", "aft_fixed", "align_uniform", "task_oriented", "task_agnostic"]
+ORDER = ["alone", "kd", "fitnet", "fsp", "aft", "aft_fixed", "align_uniform", "task_oriented", "task_agnostic",
+         "at", "sp", "nst", "cc", "pkt", "rkd", "vid", "ab", "ft", "kdsvd", "crd"]
 LABEL = {
     "alone": "student alone (CE on the labels)",
     "kd": "KD (Hinton, T = 4)",
@@ -38,6 +39,18 @@ LABEL = {
     "align_uniform": "alignment/uniformity (+ CE + KD)",
     "task_oriented": "task-oriented (probe, distil on pool, fine-tune)",
     "task_agnostic": "task-agnostic (feature distil on pool, fine-tune)",
+    # The RepDistiller family: CE + beta * L, RepDistiller's beta (AB and FT: their own first stage).
+    "at": "AT (stages 1-3, beta 1000)",
+    "sp": "SP (stage3, beta 3000)",
+    "nst": "NST (stages 1-3, beta 50)",
+    "cc": "CC (pooled, 128-d embeddings, beta 0.02)",
+    "pkt": "PKT (pooled, beta 30000)",
+    "rkd": "RKD (pooled, distance 25 + angle 50)",
+    "vid": "VID (stages 1-3, beta 1)",
+    "ab": "AB (pre-ReLU stages 1-3 init stage, then CE)",
+    "ft": "FT (paraphraser stage, then CE + 200 FT)",
+    "kdsvd": "KDSVD (stages 1-3, learned 1x1 projections, beta 1)",
+    "crd": "CRD (memory bank, 16384 negatives, beta 0.8)",
 }
 # Regime (a) recipes train differently (recipes/fmnist_fitnet.toml etc.).
 LABEL_FULL = {

@@ -8,14 +8,17 @@
 #   bench/run_fulldata_results.sh "0 1 2"
 #   python3 bench/results_table.py runs/results fmnist_full_
 # METHODS: kd (recipes/fmnist_kd.toml, which also trains the student alone: the "alone" row),
-# fitnet, fsp, aft, aft_fixed, align_uniform, task_oriented, task_agnostic. PAIR as in
+# fitnet, fsp, aft, aft_fixed, align_uniform, task_oriented, task_agnostic, and the RepDistiller
+# family at sp nst cc pkt rkd vid ab ft kdsvd crd (each recipe also has the student_alone stage,
+# which the stage cache shares; its student starts from the same initial weights, init_from). PAIR as in
 # bench/study_pairs.sh. Results land in runs/results/fmnist_full_<infix><method>-s<seed>/; a
 # finished run is not redone, one cut off after a checkpoint continues (--resume). RESULTS_DIR and
 # STAGE_CACHE move the runs and the stage cache elsewhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS=${1:-"0 1 2"}
-METHODS=${2:-"kd fitnet fsp aft aft_fixed align_uniform task_oriented task_agnostic"}
+REPDISTILLER_FAMILY="at sp nst cc pkt rkd vid ab ft kdsvd crd"
+METHODS=${2:-"kd fitnet fsp aft aft_fixed align_uniform task_oriented task_agnostic $REPDISTILLER_FAMILY"}
 shift $(( $# > 2 ? 2 : $# )) || true
 source bench/study_pairs.sh  # PAIR, RETORT, RESULTS_DIR, STAGE_CACHE, infix, pair_overrides, run_study_row
 
@@ -33,7 +36,11 @@ for seed in $SEEDS; do
                  extra+=(--set stages.student_aft.losses.1.learn_rho=false) ;;
       align_uniform) stages="student_au" ;;
       task_oriented|task_agnostic) stages="distil finetune" ;;
-      *) echo "unknown method '$m' (kd fitnet fsp aft aft_fixed align_uniform task_oriented task_agnostic)" >&2
+      ab) students="student student_ab"; stages="student_alone ab_init student_ab" ;;
+      ft) students="student student_ft"; stages="student_alone paraphrase student_ft" ;;
+      at|sp|nst|cc|pkt|rkd|vid|kdsvd|crd) students="student student_$m"; stages="student_alone student_$m" ;;
+      *) echo "unknown method '$m' (kd fitnet fsp aft aft_fixed align_uniform task_oriented task_agnostic" \
+              "$REPDISTILLER_FAMILY)" >&2
          exit 2 ;;
     esac
     pair_overrides "$PAIR" "$m" "teacher" "$students" "$stages" stages.hint.losses.0 stages.fsp_init.losses.0
