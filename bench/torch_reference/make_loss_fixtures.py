@@ -12,8 +12,9 @@ make returns a dict with
 The file holds input.<key>, loss, grad.<key>, extra.<key> (all f64) and the metadata. Run with a
 Python that has torch and torchdistill (bench/torch_reference/requirements.txt); RepDistiller's
 code, for the methods torchdistill lacks, is read from --repdistiller (a checkout of
-github.com/HobbitLong/RepDistiller).
-  python3 bench/torch_reference/make_loss_fixtures.py --repdistiller /path/to/RepDistiller [names...]
+github.com/HobbitLong/RepDistiller), AFT's from --aft (github.com/amazon-science/adaptive-feature-transfer).
+  python3 bench/torch_reference/make_loss_fixtures.py --repdistiller /path/to/RepDistiller \
+      --aft /path/to/adaptive-feature-transfer [names...]
 """
 import argparse
 import importlib
@@ -74,9 +75,12 @@ def main():
     ap.add_argument("--out", default=os.path.join(here, "..", "..", "tests", "fixtures", "losses"))
     ap.add_argument("--repdistiller", default=os.environ.get("REPDISTILLER_DIR", ""),
                     help="a checkout of RepDistiller (for the methods torchdistill lacks)")
+    ap.add_argument("--aft", default=os.environ.get("AFT_DIR", ""),
+                    help="a checkout of amazon-science/adaptive-feature-transfer (AFT's authors' code)")
     args = ap.parse_args()
-    if args.repdistiller:
-        sys.path.insert(0, os.path.abspath(args.repdistiller))
+    for checkout in (args.repdistiller, args.aft):
+        if checkout:
+            sys.path.insert(0, os.path.abspath(checkout))
     torch.use_deterministic_algorithms(True)
     os.makedirs(args.out, exist_ok=True)
     cases = all_cases()

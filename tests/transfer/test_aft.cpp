@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include "engine/io/safetensors.h"
 #include "helpers.h"
+#include "loss_fixture.h"
 #include "train/recipe.h"
 #include "train/recipe_schema.h"
 #include "train/runner.h"
@@ -246,4 +247,16 @@ losses = [ { name = "ce" }, { name = "aft", teachers = ["teacher"], weight = 10.
   }
   CHECK(rho_groups == 1);
   fs::remove_all(dir);
+}
+
+TEST_CASE("aft: the authors' KernelPrior values and gradients (linear and rbf kernels, learned rho, two teachers)") {
+  for (const char* name : {"aft_kernel", "aft_rbf"}) {
+    const auto f = retort::test::load_loss_fixture(name);
+    const bool rbf = f.meta("kernel") == "rbf";
+    for (DType dtype : {DType::f64, DType::f32}) {
+      std::map<std::string, Tensor> in{{"phi", f.input("phi", dtype)}, {"psi", f.input("psi", dtype)},
+                                       {"s", f.input("s", dtype)}};
+      retort::test::check_loss_fixture(f, transfer::aft_kernel_loss(in["phi"], in["psi"], in["s"], rbf), in, dtype);
+    }
+  }
 }
