@@ -12,9 +12,10 @@ make returns a dict with
 The file holds input.<key>, loss, grad.<key>, extra.<key> (all f64) and the metadata. Run with a
 Python that has torch and torchdistill (bench/torch_reference/requirements.txt); RepDistiller's
 code, for the methods torchdistill lacks, is read from --repdistiller (a checkout of
-github.com/HobbitLong/RepDistiller), AFT's from --aft (github.com/amazon-science/adaptive-feature-transfer).
+github.com/HobbitLong/RepDistiller), AFT's from --aft (github.com/amazon-science/adaptive-feature-transfer),
+Wang & Isola's alignment and uniformity losses from --align-uniform (github.com/ssnl/align_uniform).
   python3 bench/torch_reference/make_loss_fixtures.py --repdistiller /path/to/RepDistiller \
-      --aft /path/to/adaptive-feature-transfer [names...]
+      --aft /path/to/adaptive-feature-transfer --align-uniform /path/to/align_uniform [names...]
 """
 import argparse
 import importlib
@@ -77,8 +78,10 @@ def main():
                     help="a checkout of RepDistiller (for the methods torchdistill lacks)")
     ap.add_argument("--aft", default=os.environ.get("AFT_DIR", ""),
                     help="a checkout of amazon-science/adaptive-feature-transfer (AFT's authors' code)")
+    ap.add_argument("--align-uniform", default=os.environ.get("ALIGN_UNIFORM_DIR", ""),
+                    help="a checkout of ssnl/align_uniform (Wang & Isola's loss functions)")
     args = ap.parse_args()
-    for checkout in (args.repdistiller, args.aft):
+    for checkout in (args.repdistiller, args.aft, args.align_uniform):
         if checkout:
             sys.path.insert(0, os.path.abspath(checkout))
     torch.use_deterministic_algorithms(True)

@@ -2,6 +2,7 @@
 // the projection heads), the teacher head trains while the teacher features stay frozen.
 #include <cmath>
 #include "helpers.h"
+#include "loss_fixture.h"
 #include "train/recipe_schema.h"
 #include "transfer/align_uniform.h"
 
@@ -77,4 +78,23 @@ TEST_CASE("align_uniform: registered with its schema") {
   for (const char* key : {"teacher", "dim", "t"}) CHECK(schema->find(key) != nullptr);
   CHECK(std::get<int64_t>(*schema->find("dim")->default_value) == 128);
   CHECK(std::get<double>(*schema->find("t")->default_value) == 2.0);
+}
+
+TEST_CASE("align_uniform: Wang & Isola's align_loss and uniform_loss on the two heads (values and gradients)") {
+  const auto f = retort::test::load_loss_fixture("align_uniform");
+  for (DType dtype : {DType::f64, DType::f32}) {
+    std::map<std::string, Tensor> in;
+    for (const auto& [key, t] : f.file.tensors)
+      if (key.rfind("input.", 0) == 0) in[key.substr(6)] = f.input(key.substr(6), dtype);
+    transfer::AlignUniformLoss loss("t", in["phi_s"].size(1), in["phi_t"].size(1), std::stoll(f.meta("dim")),
+                                    f.number("t"), 0, Device::cpu(), dtype);
+    for (auto* side : {&loss.student_head, &loss.teacher_head}) {
+      const std::string name = side == &loss.student_head ? "student_head" : "teacher_head";
+      (*side)->fc1->weight = in[name + ".fc1.weight"];
+      (*side)->fc1->bias = in[name + ".fc1.bias"];
+      (*side)->fc2->weight = in[name + ".fc2.weight"];
+      (*side)->fc2->bias = in[name + ".fc2.bias"];
+    }
+    retort::test::check_loss_fixture(f, loss.value(in["phi_s"], in["phi_t"]), in, dtype);
+  }
 }
