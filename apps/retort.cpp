@@ -147,7 +147,11 @@ int cmd_list(const std::string& what) {
       std::printf("%-16s %s%s\n", d.name.c_str(), d.description.c_str(),
                   d.default_dir.empty() ? "" : (" (default: " + d.default_dir + ")").c_str());
   } else if (what == "losses") {
-    for (const auto& l : transfer::list_losses()) std::printf("%-14s %s\n", l.name.c_str(), l.help.c_str());
+    std::printf("%-14s %-8s %s\n", "loss", "weight", "what it computes (`retort list keys`, docs/methods/<loss>.md)");
+    for (const auto& l : transfer::list_losses())
+      std::printf("%-14s %-8s %s\n", l.name.c_str(), fmt::format("{:g}", l.default_weight).c_str(), l.help.c_str());
+    std::printf("\nTask-oriented transfer (Vemulapalli et al. 2024) is a recipe of three stages over ce and kd "
+                "(probe the teacher, distil on unlabelled data, fine-tune): recipes/fmnist_task_oriented.toml.\n");
   } else if (what == "recipes") {
     std::printf("%s", format_recipe_list(list_recipes()).c_str());
   } else if (what == "keys") {

@@ -51,7 +51,7 @@ std::unique_ptr<Loss> build_loss(const BuildContext& ctx) {
 std::vector<LossInfo> list_losses() {
   register_builtin_losses();
   std::vector<LossInfo> out;
-  for (auto& [name, e] : entries()) out.push_back({name, e.help});
+  for (auto& [name, e] : entries()) out.push_back({name, e.help, find_loss_schema(name)->default_weight});
   return out;
 }
 

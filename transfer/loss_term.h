@@ -107,6 +107,7 @@ std::unique_ptr<Loss> build_loss(const BuildContext& ctx);
 struct LossInfo {
   std::string name;
   std::string help;
+  double default_weight = 1.0;  // the term's weight when a recipe gives none
 };
 std::vector<LossInfo> list_losses();
 
