@@ -117,6 +117,13 @@ Tensor smooth_l1_loss(const Tensor& a, const Tensor& b, double beta = 1.0, Reduc
 Tensor l2_normalize(const Tensor& x, int64_t dim, double eps = 1e-12);  // x / max(||x||, eps)
 Tensor pairwise_sq_dist(const Tensor& a, const Tensor& b);              // [N, D], [M, D] -> [N, M]
 
+// ---- singular values (engine/ops/svd.cpp): small matrices, computed in f64 whatever the dtype
+// x [B, M, C] -> {S [B, K] descending, V [B, C, K]}, K = min(M, C), x_b = U_b diag(S_b) V_b^T;
+// each right singular vector V[b, :, j] is signed so that its entry of largest |.| is positive.
+// Differentiable through S and V (PyTorch's SVD backward with no gradient on U); equal singular
+// values leave it ill-defined (inf/NaN, as in PyTorch). Details: kernels/svd.h.
+std::vector<Tensor> svd_right(const Tensor& x);
+
 // ---- shape ops (engine/ops/shape.cpp)
 Tensor concat(const std::vector<Tensor>& xs, int64_t dim);
 Tensor stack(const std::vector<Tensor>& xs, int64_t dim);

@@ -9,6 +9,7 @@
 #include "transfer/fitnet.h"
 #include "transfer/fsp.h"
 #include "transfer/kd.h"
+#include "transfer/kdsvd.h"
 #include "transfer/loss_term.h"
 #include "transfer/nst.h"
 #include "transfer/sp.h"
@@ -65,6 +66,7 @@ void register_builtin_losses() {
     register_at_loss();
     register_sp_loss();
     register_nst_loss();
+    register_kdsvd_loss();
     register_aft_loss();
     register_align_uniform_loss();
   });
