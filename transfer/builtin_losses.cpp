@@ -13,6 +13,7 @@
 #include "transfer/loss_term.h"
 #include "transfer/nst.h"
 #include "transfer/sp.h"
+#include "transfer/vid.h"
 
 namespace retort::transfer {
 namespace {
@@ -62,6 +63,7 @@ void register_builtin_losses() {
                   },
                   kKdDefaultKdWeight);
     register_fitnet_loss();
+    register_vid_loss();
     register_fsp_loss();
     register_at_loss();
     register_sp_loss();
