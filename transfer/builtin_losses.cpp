@@ -6,6 +6,7 @@
 #include "transfer/aft.h"
 #include "transfer/align_uniform.h"
 #include "transfer/at.h"
+#include "transfer/crd.h"
 #include "transfer/fitnet.h"
 #include "transfer/fsp.h"
 #include "transfer/kd.h"
@@ -71,6 +72,7 @@ void register_builtin_losses() {
     register_kdsvd_loss();
     register_aft_loss();
     register_align_uniform_loss();
+    register_crd_loss();
   });
 }
 
