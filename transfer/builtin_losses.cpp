@@ -9,6 +9,7 @@
 #include "transfer/crd.h"
 #include "transfer/fitnet.h"
 #include "transfer/fsp.h"
+#include "transfer/ft.h"
 #include "transfer/kd.h"
 #include "transfer/kdsvd.h"
 #include "transfer/loss_term.h"
@@ -70,6 +71,7 @@ void register_builtin_losses() {
     register_sp_loss();
     register_nst_loss();
     register_kdsvd_loss();
+    register_ft_loss();
     register_aft_loss();
     register_align_uniform_loss();
     register_crd_loss();
