@@ -3,6 +3,7 @@
 #include <mutex>
 #include "engine/error.h"
 #include "engine/ops.h"
+#include "transfer/ab.h"
 #include "transfer/aft.h"
 #include "transfer/align_uniform.h"
 #include "transfer/at.h"
@@ -66,6 +67,7 @@ void register_builtin_losses() {
                   kKdDefaultKdWeight);
     register_fitnet_loss();
     register_vid_loss();
+    register_ab_loss();
     register_fsp_loss();
     register_at_loss();
     register_sp_loss();
