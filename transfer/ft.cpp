@@ -96,12 +96,9 @@ std::string FtConvTranspose2d::extra_repr() const {
 Tensor FtConvTranspose2d::forward(const Tensor& x) {
   RETORT_CHECK(x.dim() == 4 && x.size(1) == in_channels, "ConvTranspose2d({}, {}): input {} is not [N, {}, H, W]",
                in_channels, out_channels, x.str(), in_channels);
-  // W'[o, i, a, b] = W[i, o, 2 - a, 2 - b]: the equivalent ordinary convolution's kernel.
-  const Tensor reversed = Tensor::from_i64({2, 1, 0}, {3}, weight.device());
-  Tensor w = index_select(index_select(weight.transpose(0, 1).contiguous(), 2, reversed), 3, reversed);
   Conv2dOptions o;
   o.padding = {1, 1};
-  return conv2d(x, w.contiguous(), bias, o);
+  return conv_transpose2d(x, weight, bias, o);
 }
 
 FtParaphraser::FtParaphraser(int64_t c, double rate, Generator& gen)

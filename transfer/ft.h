@@ -13,11 +13,9 @@
 //   LReLU(x) = x for x > 0, 0.1 x otherwise. The loss's parameters are "paraphraser.<name>",
 //   the names of RepDistiller's Paraphraser state dict (its empty BN placeholders at 1, 4, 7
 //   are Identity here), which is how the transfer phase finds them.
-// Transposed convolutions (there is no conv_transpose2d op): with a 3x3 kernel, stride 1 and
-// padding 1, conv_transpose2d(x, W) = conv2d(x, W', padding 1) where W'[o, i, a, b] =
-// W[i, o, 2-a, 2-b] (in/out swapped, kernel flipped). FtConvTranspose2d keeps PyTorch's
-// ConvTranspose2d weight layout [in, out, 3, 3] (and its default init) and builds W' with
-// differentiable views, so torch weights load as they are and gradients reach W.
+// Transposed convolutions: FtConvTranspose2d keeps PyTorch's ConvTranspose2d weight layout
+// [in, out, 3, 3] and default init (so torch weights load as they are) and runs the engine's
+// conv_transpose2d (stride 1, padding 1).
 //
 // phase = "transfer" (stage 2, the default): `paraphraser_stage` names the earlier stage whose
 // `ft` term trained the paraphraser; its tensors are read through
