@@ -7,15 +7,18 @@
 #include "transfer/aft.h"
 #include "transfer/align_uniform.h"
 #include "transfer/at.h"
+#include "transfer/nst.h"
+#include "transfer/sp.h"
+#include "transfer/cc.h"
 #include "transfer/crd.h"
+#include "transfer/pkt.h"
+#include "transfer/rkd.h"
 #include "transfer/fitnet.h"
 #include "transfer/fsp.h"
 #include "transfer/ft.h"
 #include "transfer/kd.h"
 #include "transfer/kdsvd.h"
 #include "transfer/loss_term.h"
-#include "transfer/nst.h"
-#include "transfer/sp.h"
 #include "transfer/vid.h"
 
 namespace retort::transfer {
@@ -72,11 +75,14 @@ void register_builtin_losses() {
     register_at_loss();
     register_sp_loss();
     register_nst_loss();
-    register_kdsvd_loss();
     register_ft_loss();
     register_aft_loss();
     register_align_uniform_loss();
+    register_cc_loss();
+    register_pkt_loss();
+    register_rkd_loss();
     register_crd_loss();
+    register_kdsvd_loss();
   });
 }
 
