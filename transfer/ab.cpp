@@ -45,7 +45,7 @@ Tensor ab_loss(const std::vector<Tensor>& s, const std::vector<Tensor>& t, doubl
 
 AbLoss::AbLoss(std::string teacher, const std::vector<models::TapInfo>& s, const std::vector<models::TapInfo>& t,
                double margin, Device device, uint64_t seed)
-    : teacher_(std::move(teacher)), margin_(margin) {
+    : taps_(std::move(teacher), "ab", /*to_map=*/false), margin_(margin) {
   RETORT_CHECK(!s.empty() && s.size() == t.size(), "ab: {} student taps but {} teacher taps", s.size(), t.size());
   Generator gen(seed ^ 0xab0ull);
   auto root = std::make_shared<AbRoot>();
@@ -57,8 +57,7 @@ AbLoss::AbLoss(std::string teacher, const std::vector<models::TapInfo>& s, const
                    "use a ViT on either side",
                    tap == &s[k] ? "student" : "teacher", tap->name,
                    tap_kind(*tap, "ab") == TapKind::tokens ? "a token sequence" : "a vector", shape_str(tap->shape));
-    student_taps_.push_back(s[k].name);
-    teacher_taps_.push_back(t[k].name);
+    taps_.add(s[k], t[k]);
     const Shape &ss = s[k].shape, &ts = t[k].shape;
     if (ss[1] == ts[1] && ss[2] == ts[2]) {  // RD models/util.py:79: channels and height agree
       root->connectors->push_back(std::make_shared<nn::Identity>());
@@ -94,12 +93,8 @@ Tensor AbLoss::compute(const std::vector<Tensor>& student_maps, const std::vecto
 }
 
 Tensor AbLoss::compute(const StepInputs& in) {
-  std::vector<Tensor> s, t;
-  for (size_t k = 0; k < num_stages(); ++k) {
-    s.push_back(in.student_tap(student_taps_[k]));
-    t.push_back(in.teacher_tap(teacher_, teacher_taps_[k]));
-  }
-  return compute(s, t);
+  auto x = taps_.gather(in);
+  return compute(x.student, x.teacher);
 }
 
 std::vector<std::string> ab_default_taps() { return {"stage1.preact", "stage2.preact", "stage3.preact"}; }
@@ -108,21 +103,14 @@ std::unique_ptr<AbLoss> make_ab_loss(const models::Model& student, const models:
                                      const std::string& teacher_name, std::vector<std::string> student_taps,
                                      std::vector<std::string> teacher_taps, const Shape& input, double margin,
                                      Device device, uint64_t seed) {
-  if (student_taps.empty()) {
-    RETORT_CHECK(teacher_taps.empty(), "ab: `teacher_taps` [{}] given without `student_taps`",
-                 fmt::join(teacher_taps, ", "));
-    student_taps = ab_default_taps();
-  }
-  if (teacher_taps.empty()) teacher_taps = student_taps;
+  RETORT_CHECK(!student_taps.empty() || teacher_taps.empty(), "ab: `teacher_taps` [{}] given without `student_taps`",
+               fmt::join(teacher_taps, ", "));
+  default_taps(student_taps, teacher_taps, ab_default_taps());
   RETORT_CHECK(student_taps.size() == teacher_taps.size(),
                "ab: {} student taps [{}] but {} teacher taps [{}]; stage k pairs student tap k with teacher tap k",
                student_taps.size(), fmt::join(student_taps, ", "), teacher_taps.size(), fmt::join(teacher_taps, ", "));
-  std::vector<models::TapInfo> s, t;
-  for (size_t k = 0; k < student_taps.size(); ++k) {
-    s.push_back(find_tap(student, student_taps[k], input, "ab", "student"));
-    t.push_back(find_tap(teacher, teacher_taps[k], input, "ab", "teacher '" + teacher_name + "'"));
-  }
-  return std::make_unique<AbLoss>(teacher_name, s, t, margin, device, seed);
+  auto taps = find_tap_pairs(student, teacher, teacher_name, student_taps, teacher_taps, input, "ab");
+  return std::make_unique<AbLoss>(teacher_name, taps.student, taps.teacher, margin, device, seed);
 }
 
 void register_ab_loss() {
@@ -138,21 +126,13 @@ void register_ab_loss() {
       "AB (Heo 2019): (3/1000)(1/B) sum_l 2^(l-n) sum of the margin loss on the signs of pre-ReLU maps, learned "
       "connectors; an initialisation stage (then CE alone)",
       [](const BuildContext& c) -> std::unique_ptr<Loss> {
-        const std::string where = c.args->where;
-        const std::string& teacher = c.args->string("teacher");
-        auto it = c.teachers.find(teacher);
-        RETORT_CHECK(it != c.teachers.end() && it->second,
-                     "{}: loss 'ab' reads teacher '{}', which is not a teacher of this stage", where, teacher);
-        RETORT_CHECK(c.student, "{}: loss 'ab' built without a student model", where);
-        try {
-          auto list = [&](const char* key) {
-            return c.args->has(key) ? c.args->strings(key) : std::vector<std::string>{};
-          };
-          return make_ab_loss(*c.student, *it->second, teacher, list("student_taps"), list("teacher_taps"),
-                              c.input_shape, c.args->number("margin"), c.device, c.seed);
-        } catch (const Error& e) {
-          fail("{}: {}", where, e.what());
-        }
+        return with_recipe_line(c, [&] {
+          const models::Model& teacher = stage_teacher(c);
+          const models::Model& student = stage_student(c);
+          return make_ab_loss(student, teacher, c.args->string("teacher"), given_taps(*c.args, "student_taps"),
+                              given_taps(*c.args, "teacher_taps"), c.input_shape, c.args->number("margin"), c.device,
+                              c.seed);
+        });
       },
       kAbDefaultWeight);
 }

@@ -50,6 +50,7 @@
 #include "engine/nn/layers.h"
 #include "transfer/conv_reg.h"
 #include "transfer/loss_term.h"
+#include "transfer/tap_pairs.h"
 
 namespace retort::transfer {
 
@@ -73,18 +74,17 @@ class AbLoss : public Loss {
   nn::NamedTensors parameters() const override { return root_->named_parameters(); }
   nn::NamedTensors buffers() const override { return root_->named_buffers(); }
   void train(bool on) override { root_->train(on); }
-  std::vector<std::string> teachers() const override { return {teacher_}; }
-  std::vector<std::string> student_taps() const override { return student_taps_; }
-  std::vector<std::string> teacher_taps() const override { return teacher_taps_; }
-  size_t num_stages() const { return student_taps_.size(); }
+  std::vector<std::string> teachers() const override { return {taps_.teacher()}; }
+  std::vector<std::string> student_taps() const override { return taps_.student_names(); }
+  std::vector<std::string> teacher_taps() const override { return taps_.teacher_names(); }
+  size_t num_stages() const { return taps_.size(); }
   // Stage k's connector (its conv and bn), or null for an identity connector.
   std::shared_ptr<ConvReg> connector(size_t k) const;
   void to(DType dtype) { root_->to(dtype); }
   double margin() const { return margin_; }
 
  private:
-  std::string teacher_;
-  std::vector<std::string> student_taps_, teacher_taps_;
+  TapPairs taps_;  // maps as they are (no to-map modules): AB reads pre-ReLU maps only
   double margin_;
   std::shared_ptr<nn::Module> root_;  // child "connectors": a Sequential of the per-stage connectors
   std::shared_ptr<nn::Sequential> connectors_;

@@ -163,23 +163,19 @@ void register_aft_loss() {
       "Adaptive Feature Transfer (Qiu et al. 2024): sqrt(mean((K_s - K_t)^2) + 1e-8) of batch cosine kernels; "
       "weight = beta (10)",
       [](const BuildContext& c) {
-        const auto& names = c.args->strings("teachers");
-        RETORT_CHECK(!names.empty(), "aft: `teachers` must name at least one model");
-        int64_t d_t = 0;
-        for (const auto& n : names) {
-          auto it = c.teachers.find(n);
-          RETORT_CHECK(it != c.teachers.end(), "aft: teacher '{}' is not a teacher of this stage", n);
-          d_t += pooled_dim(*it->second, c.input_shape, "teacher '" + n + "'");
-        }
-        const int64_t d_s = pooled_dim(*c.student, c.input_shape, "the student");
-        AftOptions o;
-        o.variant = parse_aft_variant(c.args->string("variant"));
-        o.learn_rho = c.args->boolean("learn_rho");
-        o.rho_lr = c.args->number("rho_lr");
-        o.rho_adam = c.args->string("rho_optimizer") == "adam";
-        auto params = c.student->named_parameters();
-        DType dtype = params.empty() ? DType::f32 : params.front().second.dtype();
-        return std::make_unique<AftLoss>(names, d_s, d_t, o, c.seed, c.device, dtype);
+        return with_recipe_line(c, [&] {
+          const auto& names = c.args->strings("teachers");
+          RETORT_CHECK(!names.empty(), "aft: `teachers` must name at least one model");
+          int64_t d_t = 0;
+          for (const auto& n : names) d_t += pooled_dim(stage_teacher(c, n), c.input_shape, "teacher '" + n + "'");
+          const int64_t d_s = pooled_dim(stage_student(c), c.input_shape, "the student");
+          AftOptions o;
+          o.variant = parse_aft_variant(c.args->string("variant"));
+          o.learn_rho = c.args->boolean("learn_rho");
+          o.rho_lr = c.args->number("rho_lr");
+          o.rho_adam = c.args->string("rho_optimizer") == "adam";
+          return std::make_unique<AftLoss>(names, d_s, d_t, o, c.seed, c.device, student_dtype(c));
+        });
       },
       kAftDefaultBeta);
 }

@@ -108,15 +108,13 @@ void register_align_uniform_loss() {
       "alignment/uniformity distillation (Farhat & Chen 2024): align + (unif(z_s) + unif(z_t)) / 2 on "
       "projection heads",
       [](const BuildContext& c) {
-        const std::string& name = c.args->string("teacher");
-        auto it = c.teachers.find(name);
-        RETORT_CHECK(it != c.teachers.end(), "align_uniform: teacher '{}' is not a teacher of this stage", name);
-        const int64_t d_t = pooled_dim(*it->second, c.input_shape, "teacher '" + name + "'");
-        const int64_t d_s = pooled_dim(*c.student, c.input_shape, "the student");
-        auto params = c.student->named_parameters();
-        DType dtype = params.empty() ? DType::f32 : params.front().second.dtype();
-        return std::make_unique<AlignUniformLoss>(name, d_s, d_t, c.args->integer("dim"), c.args->number("t"), c.seed,
-                                                  c.device, dtype);
+        return with_recipe_line(c, [&] {
+          const std::string& name = c.args->string("teacher");
+          const int64_t d_t = pooled_dim(stage_teacher(c), c.input_shape, "teacher '" + name + "'");
+          const int64_t d_s = pooled_dim(stage_student(c), c.input_shape, "the student");
+          return std::make_unique<AlignUniformLoss>(name, d_s, d_t, c.args->integer("dim"), c.args->number("t"),
+                                                    c.seed, c.device, student_dtype(c));
+        });
       });
 }
 

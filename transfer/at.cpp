@@ -42,7 +42,7 @@ Tensor at_loss(const std::vector<Tensor>& s, const std::vector<Tensor>& t, doubl
 
 AtLoss::AtLoss(std::string teacher, const std::vector<models::TapInfo>& s, const std::vector<models::TapInfo>& t,
                double p)
-    : teacher_(std::move(teacher)), p_(p) {
+    : taps_(std::move(teacher), "at"), p_(p) {
   RETORT_CHECK(!s.empty() && s.size() == t.size(), "at: {} student taps but {} teacher taps", s.size(), t.size());
   RETORT_CHECK(p >= 1.0, "at: p must be >= 1, got {}", p);
   for (size_t k = 0; k < s.size(); ++k) {
@@ -53,32 +53,18 @@ AtLoss::AtLoss(std::string teacher, const std::vector<models::TapInfo>& s, const
                    "tokens [B, 1+h*w, D] (a vector has no positions to attend to): pick a stage or tokens.<i> tap",
                    student ? "student" : "teacher", tap->name, shape_str(tap->shape));
     }
-    student_taps_.push_back(s[k].name);
-    teacher_taps_.push_back(t[k].name);
-    student_to_map_.push_back(make_to_map(s[k], "at: student"));
-    teacher_to_map_.push_back(make_to_map(t[k], "at: teacher"));
+    taps_.add(s[k], t[k]);
   }
 }
 
 Tensor AtLoss::compute(const std::vector<Tensor>& s, const std::vector<Tensor>& t) {
-  RETORT_CHECK(s.size() == student_taps_.size() && t.size() == teacher_taps_.size(),
-               "at: {} student and {} teacher tensors for {} tap pairs", s.size(), t.size(), student_taps_.size());
-  std::vector<Tensor> sm, tm;
-  for (size_t k = 0; k < s.size(); ++k) {
-    sm.push_back(student_to_map_[k]->forward(s[k]));
-    NoGradGuard no_grad;
-    tm.push_back(teacher_to_map_[k]->forward(t[k].detach()));
-  }
-  return at_loss(sm, tm, p_);
+  auto m = taps_.maps(s, t);
+  return at_loss(m.student, m.teacher, p_);
 }
 
 Tensor AtLoss::compute(const StepInputs& in) {
-  std::vector<Tensor> s, t;
-  for (size_t k = 0; k < student_taps_.size(); ++k) {
-    s.push_back(in.student_tap(student_taps_[k]));
-    t.push_back(in.teacher_tap(teacher_, teacher_taps_[k]));
-  }
-  return compute(s, t);
+  auto x = taps_.gather(in);
+  return compute(x.student, x.teacher);
 }
 
 std::vector<std::string> at_default_taps() { return {"stage1", "stage2", "stage3"}; }
@@ -91,22 +77,9 @@ std::unique_ptr<AtLoss> make_at_loss(const models::Model& student, const models:
                "teacher_taps[k]",
                student_taps.size(), fmt::join(student_taps, ", "), teacher_taps.size(),
                fmt::join(teacher_taps, ", "));
-  auto lookup = [&](const models::Model& m, const std::string& tap, const std::string& side, const char* key) {
-    try {
-      return find_tap(m, tap, input, "at", side);
-    } catch (const Error& e) {
-      if (m.family() != "vit") throw;
-      fail("{} (a ViT has no stage taps: name its token taps in `{}`, e.g. [\"tokens.1\", \"tokens.2\", "
-           "\"tokens.3\"])",
-           e.what(), key);
-    }
-  };
-  std::vector<models::TapInfo> s, t;
-  for (size_t k = 0; k < student_taps.size(); ++k) {
-    s.push_back(lookup(student, student_taps[k], "student", "student_taps"));
-    t.push_back(lookup(teacher, teacher_taps[k], "teacher '" + teacher_name + "'", "teacher_taps"));
-  }
-  return std::make_unique<AtLoss>(teacher_name, s, t, p);
+  auto taps = find_tap_pairs(student, teacher, teacher_name, student_taps, teacher_taps, input, "at",
+                             VitTapHint::any_tap);
+  return std::make_unique<AtLoss>(teacher_name, taps.student, taps.teacher, p);
 }
 
 void register_at_loss() {
@@ -120,18 +93,11 @@ void register_at_loss() {
        ParamSpec("p", ValueKind::number, kAtDefaultP, "exponent of the attention map mean_c |f|^p").at_least(1.0)},
       "AT (Zagoruyko 2017): sum over stages of mean (a_s - a_t)^2, a = normalize(mean_c |f|^p); weight 1000",
       [](const BuildContext& c) -> std::unique_ptr<Loss> {
-        const std::string where = c.args->where;
-        const std::string& teacher = c.args->string("teacher");
-        auto it = c.teachers.find(teacher);
-        RETORT_CHECK(it != c.teachers.end() && it->second,
-                     "{}: loss 'at' reads teacher '{}', which is not a teacher of this stage", where, teacher);
-        RETORT_CHECK(c.student, "{}: loss 'at' built without a student model", where);
-        try {
-          return make_at_loss(*c.student, *it->second, teacher, c.args->strings("student_taps"),
+        return with_recipe_line(c, [&] {
+          const models::Model& teacher = stage_teacher(c);
+          return make_at_loss(stage_student(c), teacher, c.args->string("teacher"), c.args->strings("student_taps"),
                               c.args->strings("teacher_taps"), c.input_shape, c.args->number("p"));
-        } catch (const Error& e) {
-          fail("{}: {}", where, e.what());
-        }
+        });
       },
       kAtDefaultWeight);
 }

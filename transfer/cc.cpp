@@ -148,13 +148,10 @@ void register_cc_loss() {
       "CC (Peng 2019): learned linear embeddings D -> 128 of both networks; adjacent-pair correlation of "
       "|e_s - e_t| (RepDistiller) or a kernel correlation-matrix distance (torchdistill)",
       [](const BuildContext& c) -> std::unique_ptr<Loss> {
-        const std::string where = c.args->where;
-        const std::string& teacher = c.args->string("teacher");
-        auto it = c.teachers.find(teacher);
-        RETORT_CHECK(it != c.teachers.end() && it->second,
-                     "{}: loss 'cc' reads teacher '{}', which is not a teacher of this stage", where, teacher);
-        RETORT_CHECK(c.student, "{}: loss 'cc' built without a student model", where);
-        try {
+        return with_recipe_line(c, [&] {
+          const std::string& teacher = c.args->string("teacher");
+          const models::Model& teacher_model = stage_teacher(c);
+          const models::Model& student = stage_student(c);
           CcOptions o;
           o.form = parse_cc_form(c.args->string("form"));
           o.feat_dim = c.args->integer("feat_dim");
@@ -162,19 +159,15 @@ void register_cc_loss() {
           o.gamma = c.args->number("gamma");
           o.max_p = c.args->integer("max_p");
           o.normalize = c.args->boolean("normalize");
-          const auto s = find_tap(*c.student, c.args->string("student_tap"), c.input_shape, "cc", "student");
-          const auto t = find_tap(*it->second, c.args->string("teacher_tap"), c.input_shape, "cc",
+          const auto s = find_tap(student, c.args->string("student_tap"), c.input_shape, "cc", "student");
+          const auto t = find_tap(teacher_model, c.args->string("teacher_tap"), c.input_shape, "cc",
                                   "teacher '" + teacher + "'");
           RETORT_CHECK(s.shape.size() >= 2 && t.shape.size() >= 2,
                        "cc: student tap '{}' {} and teacher tap '{}' {} must be [B, ...] with at least 2 dims", s.name,
                        shape_str(s.shape), t.name, shape_str(t.shape));
-          auto params = c.student->named_parameters();
-          const DType dtype = params.empty() ? DType::f32 : params.front().second.dtype();
-          return std::make_unique<CcLoss>(teacher, s.name, t.name, flat_dim(s), flat_dim(t), o, c.device, dtype,
-                                          c.seed);
-        } catch (const Error& e) {
-          fail("{}: {}", where, e.what());
-        }
+          return std::make_unique<CcLoss>(teacher, s.name, t.name, flat_dim(s), flat_dim(t), o, c.device,
+                                          student_dtype(c), c.seed);
+        });
       },
       kCcDefaultWeight);
 }

@@ -135,39 +135,32 @@ void register_crd_loss() {
       "CRD (Tian et al. 2020): NCE over a per-example memory bank of both sides' embeddings (or InfoNCE over a "
       "queue); weight 0.8",
       [](const BuildContext& c) -> std::unique_ptr<Loss> {
-        const std::string where = c.args->where;
-        const std::string& teacher = c.args->string("teacher");
-        auto it = c.teachers.find(teacher);
-        RETORT_CHECK(it != c.teachers.end() && it->second,
-                     "{}: loss 'crd' reads teacher '{}', which is not a teacher of this stage", where, teacher);
-        RETORT_CHECK(c.student, "{}: loss 'crd' built without a student model", where);
-        CrdOptions o;
-        o.memory = c.args->string("memory") == "queue" ? CrdMemory::queue : CrdMemory::bank;
-        o.dim = c.args->integer("dim");
-        o.temperature = c.args->number("temperature");
-        o.negatives = c.args->integer("negatives");
-        o.momentum = c.args->number("momentum");
-        o.queue_size = c.args->integer("queue_size");
-        RETORT_CHECK(o.memory == CrdMemory::queue || c.dataset_size > 0,
-                     "{}: loss 'crd' with memory = \"bank\" keeps a row per training example, but the training set's "
-                     "size is unknown here; use memory = \"queue\" (a fixed-size memory that needs no example index)",
-                     where);
-        try {
-          auto s = find_tap(*c.student, c.args->string("student_tap"), c.input_shape, "crd", "student");
-          auto t = find_tap(*it->second, c.args->string("teacher_tap"), c.input_shape, "crd",
+        return with_recipe_line(c, [&] {
+          const std::string& teacher = c.args->string("teacher");
+          const models::Model& teacher_model = stage_teacher(c);
+          const models::Model& student = stage_student(c);
+          CrdOptions o;
+          o.memory = c.args->string("memory") == "queue" ? CrdMemory::queue : CrdMemory::bank;
+          o.dim = c.args->integer("dim");
+          o.temperature = c.args->number("temperature");
+          o.negatives = c.args->integer("negatives");
+          o.momentum = c.args->number("momentum");
+          o.queue_size = c.args->integer("queue_size");
+          RETORT_CHECK(o.memory == CrdMemory::queue || c.dataset_size > 0,
+                       "loss 'crd' with memory = \"bank\" keeps a row per training example, but the training set's "
+                       "size is unknown here; use memory = \"queue\" (a fixed-size memory that needs no example "
+                       "index)");
+          auto s = find_tap(student, c.args->string("student_tap"), c.input_shape, "crd", "student");
+          auto t = find_tap(teacher_model, c.args->string("teacher_tap"), c.input_shape, "crd",
                             "teacher '" + teacher + "'");
           auto flat = [](const models::TapInfo& info) {
             RETORT_CHECK(info.shape.size() >= 2, "crd: tap '{}' is {}, with no per-example values", info.name,
                          shape_str(info.shape));
             return shape_numel(info.shape) / info.shape[0];
           };
-          auto params = c.student->named_parameters();
-          const DType dtype = params.empty() ? DType::f32 : params.front().second.dtype();
           return std::make_unique<CrdLoss>(teacher, s.name, t.name, flat(s), flat(t), o, c.dataset_size, c.seed,
-                                           c.device, dtype);
-        } catch (const Error& e) {
-          fail("{}: {}", where, e.what());
-        }
+                                           c.device, student_dtype(c));
+        });
       },
       kCrdDefaultWeight);
 }

@@ -76,20 +76,13 @@ void register_fitnet_loss() {
            .one_of({"avg", "average", "max"})},
       "FitNets hints: mean (regressor(f_s) - f_t)^2, RepDistiller's ConvReg regressor; weight 100",
       [](const BuildContext& c) -> std::unique_ptr<Loss> {
-        const std::string where = c.args->where;
-        const std::string& teacher = c.args->string("teacher");
-        auto it = c.teachers.find(teacher);
-        RETORT_CHECK(it != c.teachers.end() && it->second, "{}: loss 'fitnet' reads teacher '{}', which is not a "
-                     "teacher of this stage", where, teacher);
-        RETORT_CHECK(c.student, "{}: loss 'fitnet' built without a student model", where);
-        try {
-          return make_fitnet_loss(*c.student, *it->second, teacher, c.args->string("student_tap"),
+        return with_recipe_line(c, [&] {
+          const models::Model& teacher = stage_teacher(c);
+          return make_fitnet_loss(stage_student(c), teacher, c.args->string("teacher"), c.args->string("student_tap"),
                                   c.args->string("teacher_tap"), c.input_shape, c.device, c.seed,
                                   parse_pool_mode(c.args->string("pool"), "fitnet"),
                                   c.args->string("regressor") == "convreg");
-        } catch (const Error& e) {
-          fail("{}: {}", where, e.what());
-        }
+        });
       },
       kFitNetDefaultWeight);
 }

@@ -76,17 +76,14 @@ Tensor fsp_loss(const std::vector<Tensor>& s, const std::vector<Tensor>& t, FspR
 
 FspLoss::FspLoss(std::string teacher, const std::vector<models::TapInfo>& s, const std::vector<models::TapInfo>& t,
                  const FspOptions& options, Device device, uint64_t seed)
-    : teacher_(std::move(teacher)), options_(options) {
+    : taps_(std::move(teacher), "fsp"), options_(options) {
   RETORT_CHECK(s.size() == t.size() && s.size() >= 2, "fsp: needs at least two taps on each side, got {} and {}",
                s.size(), t.size());
   Generator gen(seed ^ 0xf5bull);
   auto set = std::make_shared<ProjectionSet>();
   std::vector<int64_t> teacher_channels;
   for (size_t k = 0; k < s.size(); ++k) {
-    student_taps_.push_back(s[k].name);
-    teacher_taps_.push_back(t[k].name);
-    student_to_map_.push_back(make_to_map(s[k], "fsp: student"));
-    teacher_to_map_.push_back(make_to_map(t[k], "fsp: teacher"));
+    taps_.add(s[k], t[k]);
     const int64_t cs = tap_map_shape(s[k], "fsp: student")[1], ct = tap_map_shape(t[k], "fsp: teacher")[1];
     teacher_channels.push_back(ct);
     std::shared_ptr<nn::Module> proj;
@@ -113,12 +110,12 @@ FspLoss::FspLoss(std::string teacher, const std::vector<models::TapInfo>& s, con
 }
 
 std::vector<Tensor> FspLoss::teacher_matrices(const std::vector<Tensor>& teacher_maps) {
-  RETORT_CHECK(teacher_maps.size() == teacher_taps_.size(), "fsp: {} teacher maps for {} taps", teacher_maps.size(),
-               teacher_taps_.size());
+  RETORT_CHECK(teacher_maps.size() == taps_.size(), "fsp: {} teacher maps for {} taps", teacher_maps.size(),
+               taps_.size());
   NoGradGuard no_grad;
   const PoolMode pool = options_.pairing == FspPairing::paper ? PoolMode::max : PoolMode::average;
   std::vector<Tensor> maps;
-  for (size_t k = 0; k < teacher_taps_.size(); ++k) maps.push_back(teacher_to_map_[k]->forward(teacher_maps[k].detach()));
+  for (size_t k = 0; k < taps_.size(); ++k) maps.push_back(taps_.teacher_map(k, teacher_maps[k]));
   std::vector<Tensor> g = fsp_matrices(maps, pool);
   if (options_.shuffle)
     for (size_t k = 0; k < g.size(); ++k) g[k] = index_select(index_select(g[k], 1, row_perm_[k]), 2, col_perm_[k]);
@@ -126,12 +123,12 @@ std::vector<Tensor> FspLoss::teacher_matrices(const std::vector<Tensor>& teacher
 }
 
 Tensor FspLoss::compute(const std::vector<Tensor>& student_maps, const std::vector<Tensor>& teacher_maps) {
-  RETORT_CHECK(student_maps.size() == student_taps_.size(), "fsp: {} student maps for {} taps", student_maps.size(),
-               student_taps_.size());
+  RETORT_CHECK(student_maps.size() == taps_.size(), "fsp: {} student maps for {} taps", student_maps.size(),
+               taps_.size());
   const PoolMode pool = options_.pairing == FspPairing::paper ? PoolMode::max : PoolMode::average;
   std::vector<Tensor> maps;
-  for (size_t k = 0; k < student_taps_.size(); ++k) {
-    Tensor m = student_to_map_[k]->forward(student_maps[k]);
+  for (size_t k = 0; k < taps_.size(); ++k) {
+    Tensor m = taps_.student_map(k, student_maps[k]);
     if (projection_of_[k]) m = projection_of_[k]->forward(m);
     maps.push_back(m);
   }
@@ -139,12 +136,8 @@ Tensor FspLoss::compute(const std::vector<Tensor>& student_maps, const std::vect
 }
 
 Tensor FspLoss::compute(const StepInputs& in) {
-  std::vector<Tensor> s, t;
-  for (size_t k = 0; k < student_taps_.size(); ++k) {
-    s.push_back(in.student_tap(student_taps_[k]));
-    t.push_back(in.teacher_tap(teacher_, teacher_taps_[k]));
-  }
-  return compute(s, t);
+  auto x = taps_.gather(in);
+  return compute(x.student, x.teacher);
 }
 
 std::vector<std::string> fsp_default_taps(const models::Model& model, const Shape& input) {
@@ -181,12 +174,8 @@ std::unique_ptr<FspLoss> make_fsp_loss(const models::Model& student, const model
                student_taps.size(), fmt::join(student_taps, ", "), teacher_taps.size(), fmt::join(teacher_taps, ", "));
   RETORT_CHECK(student_taps.size() >= 2, "fsp: needs at least two taps (one pair), got [{}]",
                fmt::join(student_taps, ", "));
-  std::vector<models::TapInfo> s, t;
-  for (size_t k = 0; k < student_taps.size(); ++k) {
-    s.push_back(find_tap(student, student_taps[k], input, "fsp", "student"));
-    t.push_back(find_tap(teacher, teacher_taps[k], input, "fsp", "teacher '" + teacher_name + "'"));
-  }
-  return std::make_unique<FspLoss>(teacher_name, s, t, options, device, seed);
+  auto taps = find_tap_pairs(student, teacher, teacher_name, student_taps, teacher_taps, input, "fsp");
+  return std::make_unique<FspLoss>(teacher_name, taps.student, taps.teacher, options, device, seed);
 }
 
 void register_fsp_loss() {
@@ -212,13 +201,9 @@ void register_fsp_loss() {
            .one_of({"retort", "repdistiller"})},
       "FSP (Yim 2017): (1/B) sum over consecutive tap pairs ||G_T - G_S||_F^2, G = F1 F2^T / (h*w)",
       [](const BuildContext& c) -> std::unique_ptr<Loss> {
-        const std::string where = c.args->where;
-        const std::string& teacher = c.args->string("teacher");
-        auto it = c.teachers.find(teacher);
-        RETORT_CHECK(it != c.teachers.end() && it->second,
-                     "{}: loss 'fsp' reads teacher '{}', which is not a teacher of this stage", where, teacher);
-        RETORT_CHECK(c.student, "{}: loss 'fsp' built without a student model", where);
-        try {
+        return with_recipe_line(c, [&] {
+          const models::Model& teacher = stage_teacher(c);
+          const models::Model& student = stage_student(c);
           FspOptions o;
           o.pairing = parse_fsp_pairing(c.args->string("pairing"));
           o.shuffle = c.args->boolean("shuffle");
@@ -231,10 +216,8 @@ void register_fsp_loss() {
                                                  !o.shuffle),
                        "fsp: form = \"repdistiller\" is RepDistiller's exact FSP (reduction \"mean\", pairing "
                        "\"repdistiller\", no shuffle); remove the conflicting key");
-          auto list = [&](const char* key) {
-            return c.args->has(key) ? c.args->strings(key) : std::vector<std::string>{};
-          };
-          std::vector<std::string> taps = list("taps"), st = list("student_taps"), tt = list("teacher_taps");
+          std::vector<std::string> taps = given_taps(*c.args, "taps"), st = given_taps(*c.args, "student_taps"),
+                                   tt = given_taps(*c.args, "teacher_taps");
           if (!taps.empty()) {
             RETORT_CHECK(st.empty() && tt.empty(),
                          "fsp: give either `taps` (the same names in both networks) or `student_taps` and "
@@ -244,10 +227,9 @@ void register_fsp_loss() {
           RETORT_CHECK(st.empty() == tt.empty(),
                        "fsp: `student_taps` and `teacher_taps` go together (pair k: student_taps[k] with "
                        "teacher_taps[k])");
-          return make_fsp_loss(*c.student, *it->second, teacher, st, tt, c.input_shape, o, c.device, c.seed);
-        } catch (const Error& e) {
-          fail("{}: {}", where, e.what());
-        }
+          return make_fsp_loss(student, teacher, c.args->string("teacher"), st, tt, c.input_shape, o, c.device,
+                               c.seed);
+        });
       },
       kFspDefaultWeight);
 }

@@ -45,6 +45,7 @@
 #include <vector>
 #include "transfer/adapters.h"
 #include "transfer/loss_term.h"
+#include "transfer/tap_pairs.h"
 
 namespace retort::transfer {
 
@@ -86,17 +87,16 @@ class FspLoss : public Loss {
   nn::NamedTensors parameters() const override { return projections_->named_parameters(); }
   nn::NamedTensors buffers() const override { return projections_->named_buffers(); }
   void train(bool on) override { projections_->train(on); }
-  std::vector<std::string> teachers() const override { return {teacher_}; }
-  std::vector<std::string> student_taps() const override { return student_taps_; }
-  std::vector<std::string> teacher_taps() const override { return teacher_taps_; }
+  std::vector<std::string> teachers() const override { return {taps_.teacher()}; }
+  std::vector<std::string> student_taps() const override { return taps_.student_names(); }
+  std::vector<std::string> teacher_taps() const override { return taps_.teacher_names(); }
   // Student-side projection of tap k, or nullptr when the channel counts already agree.
   nn::Module* projection(size_t k) const { return projection_of_[k].get(); }
 
  private:
-  std::string teacher_;
-  std::vector<std::string> student_taps_, teacher_taps_;  // pair k: student_taps_[k] <-> teacher_taps_[k]
+  TapPairs taps_;
   FspOptions options_;
-  std::vector<std::shared_ptr<nn::Module>> student_to_map_, teacher_to_map_, projection_of_;
+  std::vector<std::shared_ptr<nn::Module>> projection_of_;
   std::shared_ptr<nn::Module> projections_;          // owns the projections (parameter names)
   std::vector<Tensor> row_perm_, col_perm_;         // per pair, i64, when shuffling
 };

@@ -277,13 +277,9 @@ void register_ft_loss() {
       "Factor transfer (Kim 2018): paraphraser autoencoder on the teacher map (phase paraphraser), then "
       "mean |phi(translator(f_s)) - phi(encoder(f_t))| (phase transfer); weight 200",
       [](const BuildContext& c) -> std::unique_ptr<Loss> {
-        const std::string where = c.args->where;
-        const std::string& teacher = c.args->string("teacher");
-        auto it = c.teachers.find(teacher);
-        RETORT_CHECK(it != c.teachers.end() && it->second,
-                     "{}: loss 'ft' reads teacher '{}', which is not a teacher of this stage", where, teacher);
-        RETORT_CHECK(c.student, "{}: loss 'ft' built without a student model", where);
-        try {
+        return with_recipe_line(c, [&] {
+          const models::Model& teacher = stage_teacher(c);
+          const models::Model& student = stage_student(c);
           FtOptions o;
           o.phase = parse_ft_phase(c.args->string("phase"));
           o.factor = parse_ft_factor(c.args->string("factor"));
@@ -295,20 +291,16 @@ void register_ft_loss() {
           RETORT_CHECK(o.phase == FtPhase::paraphraser || has_stage,
                        "ft: phase \"transfer\" needs `paraphraser_stage`: the earlier stage whose `ft` term with "
                        "phase \"paraphraser\" trained the paraphraser");
-          auto loss = make_ft_loss(*c.student, *it->second, teacher, c.args->string("student_tap"),
+          auto loss = make_ft_loss(student, teacher, c.args->string("teacher"), c.args->string("student_tap"),
                                    c.args->string("teacher_tap"), c.input_shape, o, c.device, c.seed);
           if (o.phase == FtPhase::transfer && c.earlier_loss_state) {
             const std::string& stage = c.args->string("paraphraser_stage");
             if (auto state = c.earlier_loss_state(stage, "ft"))  // throws when `stage` is not earlier
               loss->load_paraphraser(*state, "stage '" + stage + "'");
-            loss->set_paraphraser_source(c.earlier_loss_state, stage, where);
+            loss->set_paraphraser_source(c.earlier_loss_state, stage, c.args->where);
           }
           return loss;
-        } catch (const Error& e) {
-          const std::string msg = e.what();
-          if (msg.rfind(where, 0) == 0) throw;
-          fail("{}: {}", where, msg);
-        }
+        });
       },
       kFtDefaultWeight);
 }

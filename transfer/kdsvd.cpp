@@ -112,17 +112,14 @@ Tensor kdsvd_loss(const std::vector<Tensor>& student_maps, const std::vector<Ten
 
 KdsvdLoss::KdsvdLoss(std::string teacher, const std::vector<models::TapInfo>& s,
                      const std::vector<models::TapInfo>& t, int64_t k, bool project, Device device, uint64_t seed)
-    : teacher_(std::move(teacher)), k_(k) {
+    : taps_(std::move(teacher), "kdsvd"), k_(k) {
   RETORT_CHECK(s.size() == t.size() && s.size() >= 2, "kdsvd: needs at least two taps on each side, got {} and {}",
                s.size(), t.size());
   RETORT_CHECK(k >= 1, "kdsvd: k must be at least 1, got {}", k);
   Generator gen(seed ^ 0x5dull);
   auto set = std::make_shared<ProjectionSet>();
   for (size_t p = 0; p < s.size(); ++p) {
-    student_taps_.push_back(s[p].name);
-    teacher_taps_.push_back(t[p].name);
-    student_to_map_.push_back(make_to_map(s[p], "kdsvd: student"));
-    teacher_to_map_.push_back(make_to_map(t[p], "kdsvd: teacher"));
+    taps_.add(s[p], t[p]);
     const Shape ms = tap_map_shape(s[p], "kdsvd: student"), mt = tap_map_shape(t[p], "kdsvd: teacher");
     RETORT_CHECK(std::min(mt[2] * mt[3], mt[1]) >= k,
                  "kdsvd: teacher tap '{}' {} gives [H*W, C] = [{}, {}] matrices with {} singular vectors, fewer than "
@@ -145,27 +142,22 @@ KdsvdLoss::KdsvdLoss(std::string teacher, const std::vector<models::TapInfo>& s,
 }
 
 Tensor KdsvdLoss::compute(const std::vector<Tensor>& student_maps, const std::vector<Tensor>& teacher_maps) {
-  RETORT_CHECK(student_maps.size() == student_taps_.size() && teacher_maps.size() == teacher_taps_.size(),
+  RETORT_CHECK(student_maps.size() == taps_.size() && teacher_maps.size() == taps_.size(),
                "kdsvd: {} student and {} teacher maps for {} tap pairs", student_maps.size(), teacher_maps.size(),
-               student_taps_.size());
+               taps_.size());
   std::vector<Tensor> s, t;
-  for (size_t p = 0; p < student_taps_.size(); ++p) {
-    Tensor m = student_to_map_[p]->forward(student_maps[p]);
+  for (size_t p = 0; p < taps_.size(); ++p) {
+    Tensor m = taps_.student_map(p, student_maps[p]);
     if (projection_of_[p]) m = projection_of_[p]->forward(m);
     s.push_back(m);
-    NoGradGuard ng;
-    t.push_back(teacher_to_map_[p]->forward(teacher_maps[p].detach()));
+    t.push_back(taps_.teacher_map(p, teacher_maps[p]));
   }
   return kdsvd_loss(s, t, k_);
 }
 
 Tensor KdsvdLoss::compute(const StepInputs& in) {
-  std::vector<Tensor> s, t;
-  for (size_t p = 0; p < student_taps_.size(); ++p) {
-    s.push_back(in.student_tap(student_taps_[p]));
-    t.push_back(in.teacher_tap(teacher_, teacher_taps_[p]));
-  }
-  return compute(s, t);
+  auto x = taps_.gather(in);
+  return compute(x.student, x.teacher);
 }
 
 std::unique_ptr<KdsvdLoss> make_kdsvd_loss(const models::Model& student, const models::Model& teacher,
@@ -178,22 +170,9 @@ std::unique_ptr<KdsvdLoss> make_kdsvd_loss(const models::Model& student, const m
                student_taps.size(), fmt::join(student_taps, ", "), teacher_taps.size(), fmt::join(teacher_taps, ", "));
   RETORT_CHECK(student_taps.size() >= 2, "kdsvd: needs at least two taps (one consecutive pair), got [{}]",
                fmt::join(student_taps, ", "));
-  auto lookup = [&](const models::Model& m, const std::string& tap, const std::string& side, const char* key) {
-    try {
-      return find_tap(m, tap, input, "kdsvd", side);
-    } catch (const Error& e) {
-      if (m.family() != "vit" || tap.rfind("stage", 0) != 0) throw;
-      fail("{} (a ViT has no stage taps: name its token taps in `{}`, e.g. [\"tokens.1\", \"tokens.2\", "
-           "\"tokens.3\"])",
-           e.what(), key);
-    }
-  };
-  std::vector<models::TapInfo> s, t;
-  for (size_t p = 0; p < student_taps.size(); ++p) {
-    s.push_back(lookup(student, student_taps[p], "student", "student_taps"));
-    t.push_back(lookup(teacher, teacher_taps[p], "teacher '" + teacher_name + "'", "teacher_taps"));
-  }
-  return std::make_unique<KdsvdLoss>(teacher_name, s, t, k, project, device, seed);
+  auto taps = find_tap_pairs(student, teacher, teacher_name, student_taps, teacher_taps, input, "kdsvd",
+                             VitTapHint::stage_taps);
+  return std::make_unique<KdsvdLoss>(teacher_name, taps.student, taps.teacher, k, project, device, seed);
 }
 
 void register_kdsvd_loss() {
@@ -211,19 +190,12 @@ void register_kdsvd_loss() {
                  "map student channels to the teacher's with a learned 1x1 conv + BN where they differ")},
       "KDSVD (Lee 2018): RBF between consecutive taps' top right singular vectors, student aligned to teacher",
       [](const BuildContext& c) -> std::unique_ptr<Loss> {
-        const std::string where = c.args->where;
-        const std::string& teacher = c.args->string("teacher");
-        auto it = c.teachers.find(teacher);
-        RETORT_CHECK(it != c.teachers.end() && it->second,
-                     "{}: loss 'kdsvd' reads teacher '{}', which is not a teacher of this stage", where, teacher);
-        RETORT_CHECK(c.student, "{}: loss 'kdsvd' built without a student model", where);
-        try {
-          return make_kdsvd_loss(*c.student, *it->second, teacher, c.args->strings("student_taps"),
+        return with_recipe_line(c, [&] {
+          const models::Model& teacher = stage_teacher(c);
+          return make_kdsvd_loss(stage_student(c), teacher, c.args->string("teacher"), c.args->strings("student_taps"),
                                  c.args->strings("teacher_taps"), c.input_shape, c.args->integer("k"),
                                  c.args->boolean("project"), c.device, c.seed);
-        } catch (const Error& e) {
-          fail("{}: {}", where, e.what());
-        }
+        });
       },
       kKdsvdDefaultWeight);
 }

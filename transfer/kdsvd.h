@@ -57,6 +57,7 @@
 #include <vector>
 #include "transfer/adapters.h"
 #include "transfer/loss_term.h"
+#include "transfer/tap_pairs.h"
 
 namespace retort::transfer {
 
@@ -92,18 +93,17 @@ class KdsvdLoss : public Loss {
   nn::NamedTensors parameters() const override { return projections_->named_parameters(); }
   nn::NamedTensors buffers() const override { return projections_->named_buffers(); }
   void train(bool on) override { projections_->train(on); }
-  std::vector<std::string> teachers() const override { return {teacher_}; }
-  std::vector<std::string> student_taps() const override { return student_taps_; }
-  std::vector<std::string> teacher_taps() const override { return teacher_taps_; }
+  std::vector<std::string> teachers() const override { return {taps_.teacher()}; }
+  std::vector<std::string> student_taps() const override { return taps_.student_names(); }
+  std::vector<std::string> teacher_taps() const override { return taps_.teacher_names(); }
   // Student-side projection of pair p, or nullptr when the channel counts already agree.
   nn::Module* projection(size_t p) const { return projection_of_[p].get(); }
   int64_t k() const { return k_; }
 
  private:
-  std::string teacher_;
-  std::vector<std::string> student_taps_, teacher_taps_;
+  TapPairs taps_;
   int64_t k_;
-  std::vector<std::shared_ptr<nn::Module>> student_to_map_, teacher_to_map_, projection_of_;
+  std::vector<std::shared_ptr<nn::Module>> projection_of_;
   std::shared_ptr<nn::Module> projections_;  // owns the projections ("tap<p>")
 };
 

@@ -34,6 +34,33 @@ const Tensor& StepInputs::teacher_tap(const std::string& name, const std::string
   return it->second;
 }
 
+const models::Model& stage_teacher(const BuildContext& c) { return stage_teacher(c, c.args->string("teacher")); }
+
+const models::Model& stage_teacher(const BuildContext& c, const std::string& name) {
+  auto it = c.teachers.find(name);
+  RETORT_CHECK(it != c.teachers.end() && it->second,
+               "{}: loss '{}' reads teacher '{}', which is not a teacher of this stage", c.args->where, c.args->name,
+               name);
+  return *it->second;
+}
+
+const models::Model& stage_student(const BuildContext& c) {
+  RETORT_CHECK(c.student, "{}: loss '{}' built without a student model", c.args->where, c.args->name);
+  return *c.student;
+}
+
+DType student_dtype(const BuildContext& c) {
+  auto params = stage_student(c).named_parameters();
+  return params.empty() ? DType::f32 : params.front().second.dtype();
+}
+
+// Called from the handler of with_recipe_line, so `throw;` rethrows e itself.
+void rethrow_with_recipe_line(const BuildContext& c, const Error& e) {
+  const std::string msg = e.what();
+  if (msg.rfind(c.args->where, 0) == 0) throw;  // the one being handled, as it is
+  fail("{}: {}", c.args->where, msg);
+}
+
 void register_loss(const std::string& name, std::vector<ParamSpec> params, std::string help, LossFactory factory,
                    double default_weight) {
   register_loss_schema(name, std::move(params), help, default_weight);

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <vector>
+#include "core/check.h"
 #include "engine/nn/module.h"
 #include "engine/optim/optimizer.h"
 #include "models/model.h"
@@ -95,6 +96,30 @@ class Loss {
 };
 
 using LossFactory = std::function<std::unique_ptr<Loss>(const BuildContext&)>;
+
+// What a LossFactory reads from its BuildContext, with the errors every factory gives: each
+// names the term's recipe line (args->where) and the loss (args->name).
+//   The stage's teacher model named by the term's key `teacher`, or by `name` (a loss reading
+//   several teachers: AFT's `teachers`): "<where>: loss '<loss>' reads teacher '<name>', which
+//   is not a teacher of this stage" when it is not one of the stage's teachers.
+const models::Model& stage_teacher(const BuildContext& c);
+const models::Model& stage_teacher(const BuildContext& c, const std::string& name);
+//   The student model ("<where>: loss '<loss>' built without a student model" when it is absent).
+const models::Model& stage_student(const BuildContext& c);
+//   The dtype of the student's parameters (f32 for a model without any): what a loss's own
+//   learned parts (embeddings, heads, rho) are created in.
+DType student_dtype(const BuildContext& c);
+// build() with its retort::Error rethrown prefixed by the term's recipe line ("<where>: ..."),
+// once: a message that already starts with the line passes unchanged.
+[[noreturn]] void rethrow_with_recipe_line(const BuildContext& c, const Error& e);
+template <class F>
+auto with_recipe_line(const BuildContext& c, F&& build) -> decltype(build()) {
+  try {
+    return build();
+  } catch (const Error& e) {
+    rethrow_with_recipe_line(c, e);
+  }
+}
 
 // Registers a loss kind: its recipe schema (keys, types, defaults), its factory, and the
 // weight a recipe's term gets when it names none (the method's own default).

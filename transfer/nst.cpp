@@ -51,7 +51,7 @@ Tensor nst_loss(const std::vector<Tensor>& s, const std::vector<Tensor>& t) {
 }
 
 NstLoss::NstLoss(std::string teacher, const std::vector<models::TapInfo>& s, const std::vector<models::TapInfo>& t)
-    : teacher_(std::move(teacher)) {
+    : taps_(std::move(teacher), "nst") {
   RETORT_CHECK(!s.empty() && s.size() == t.size(), "nst: {} student taps but {} teacher taps", s.size(), t.size());
   for (size_t k = 0; k < s.size(); ++k) {
     for (const auto* tap : {&s[k], &t[k]}) {
@@ -62,32 +62,18 @@ NstLoss::NstLoss(std::string teacher, const std::vector<models::TapInfo>& s, con
                    "tap",
                    student ? "student" : "teacher", tap->name, shape_str(tap->shape));
     }
-    student_taps_.push_back(s[k].name);
-    teacher_taps_.push_back(t[k].name);
-    student_to_map_.push_back(make_to_map(s[k], "nst: student"));
-    teacher_to_map_.push_back(make_to_map(t[k], "nst: teacher"));
+    taps_.add(s[k], t[k]);
   }
 }
 
 Tensor NstLoss::compute(const std::vector<Tensor>& s, const std::vector<Tensor>& t) {
-  RETORT_CHECK(s.size() == student_taps_.size() && t.size() == teacher_taps_.size(),
-               "nst: {} student and {} teacher tensors for {} tap pairs", s.size(), t.size(), student_taps_.size());
-  std::vector<Tensor> sm, tm;
-  for (size_t k = 0; k < s.size(); ++k) {
-    sm.push_back(student_to_map_[k]->forward(s[k]));
-    NoGradGuard no_grad;
-    tm.push_back(teacher_to_map_[k]->forward(t[k].detach()));
-  }
-  return nst_loss(sm, tm);
+  auto m = taps_.maps(s, t);
+  return nst_loss(m.student, m.teacher);
 }
 
 Tensor NstLoss::compute(const StepInputs& in) {
-  std::vector<Tensor> s, t;
-  for (size_t k = 0; k < student_taps_.size(); ++k) {
-    s.push_back(in.student_tap(student_taps_[k]));
-    t.push_back(in.teacher_tap(teacher_, teacher_taps_[k]));
-  }
-  return compute(s, t);
+  auto x = taps_.gather(in);
+  return compute(x.student, x.teacher);
 }
 
 std::vector<std::string> nst_default_taps() { return {"stage1", "stage2", "stage3"}; }
@@ -100,22 +86,9 @@ std::unique_ptr<NstLoss> make_nst_loss(const models::Model& student, const model
                "teacher_taps[k]",
                student_taps.size(), fmt::join(student_taps, ", "), teacher_taps.size(),
                fmt::join(teacher_taps, ", "));
-  auto lookup = [&](const models::Model& m, const std::string& tap, const std::string& side, const char* key) {
-    try {
-      return find_tap(m, tap, input, "nst", side);
-    } catch (const Error& e) {
-      if (m.family() != "vit") throw;
-      fail("{} (a ViT has no stage taps: name its token taps in `{}`, e.g. [\"tokens.1\", \"tokens.2\", "
-           "\"tokens.3\"])",
-           e.what(), key);
-    }
-  };
-  std::vector<models::TapInfo> s, t;
-  for (size_t k = 0; k < student_taps.size(); ++k) {
-    s.push_back(lookup(student, student_taps[k], "student", "student_taps"));
-    t.push_back(lookup(teacher, teacher_taps[k], "teacher '" + teacher_name + "'", "teacher_taps"));
-  }
-  return std::make_unique<NstLoss>(teacher_name, s, t);
+  auto taps = find_tap_pairs(student, teacher, teacher_name, student_taps, teacher_taps, input, "nst",
+                             VitTapHint::any_tap);
+  return std::make_unique<NstLoss>(teacher_name, taps.student, taps.teacher);
 }
 
 void register_nst_loss() {
@@ -128,18 +101,11 @@ void register_nst_loss() {
                  "the teacher's maps (or ViT tokens.<i>), as many as student_taps")},
       "NST (Huang 2017): sum over stages of MMD^2 between normalised channel patterns, kernel (a.b)^2; weight 50",
       [](const BuildContext& c) -> std::unique_ptr<Loss> {
-        const std::string where = c.args->where;
-        const std::string& teacher = c.args->string("teacher");
-        auto it = c.teachers.find(teacher);
-        RETORT_CHECK(it != c.teachers.end() && it->second,
-                     "{}: loss 'nst' reads teacher '{}', which is not a teacher of this stage", where, teacher);
-        RETORT_CHECK(c.student, "{}: loss 'nst' built without a student model", where);
-        try {
-          return make_nst_loss(*c.student, *it->second, teacher, c.args->strings("student_taps"),
+        return with_recipe_line(c, [&] {
+          const models::Model& teacher = stage_teacher(c);
+          return make_nst_loss(stage_student(c), teacher, c.args->string("teacher"), c.args->strings("student_taps"),
                                c.args->strings("teacher_taps"), c.input_shape);
-        } catch (const Error& e) {
-          fail("{}: {}", where, e.what());
-        }
+        });
       },
       kNstDefaultWeight);
 }

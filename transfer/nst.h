@@ -37,6 +37,7 @@
 #include <string>
 #include <vector>
 #include "transfer/loss_term.h"
+#include "transfer/tap_pairs.h"
 
 namespace retort::transfer {
 
@@ -57,14 +58,12 @@ class NstLoss : public Loss {
   Tensor compute(const StepInputs& in) override;
   // The loss for raw tap tensors (maps or tokens), in tap order.
   Tensor compute(const std::vector<Tensor>& student_taps, const std::vector<Tensor>& teacher_taps);
-  std::vector<std::string> teachers() const override { return {teacher_}; }
-  std::vector<std::string> student_taps() const override { return student_taps_; }
-  std::vector<std::string> teacher_taps() const override { return teacher_taps_; }
+  std::vector<std::string> teachers() const override { return {taps_.teacher()}; }
+  std::vector<std::string> student_taps() const override { return taps_.student_names(); }
+  std::vector<std::string> teacher_taps() const override { return taps_.teacher_names(); }
 
  private:
-  std::string teacher_;
-  std::vector<std::string> student_taps_, teacher_taps_;
-  std::vector<std::shared_ptr<nn::Module>> student_to_map_, teacher_to_map_;
+  TapPairs taps_;
 };
 
 // The default taps on either side: stage1..stage3 (RepDistiller's feat[1:-1]).

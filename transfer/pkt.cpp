@@ -65,20 +65,14 @@ void register_pkt_loss() {
        ParamSpec("eps", ValueKind::number, kPktDefaultEps, "added to the norms and inside the log ratio").positive()},
       "PKT (Passalis 2018): KL between cosine-kernel neighbour distributions of teacher and student, mean over B^2",
       [](const BuildContext& c) -> std::unique_ptr<Loss> {
-        const std::string where = c.args->where;
-        const std::string& teacher = c.args->string("teacher");
-        auto it = c.teachers.find(teacher);
-        RETORT_CHECK(it != c.teachers.end() && it->second,
-                     "{}: loss 'pkt' reads teacher '{}', which is not a teacher of this stage", where, teacher);
-        RETORT_CHECK(c.student, "{}: loss 'pkt' built without a student model", where);
-        try {
-          const auto s = find_tap(*c.student, c.args->string("student_tap"), c.input_shape, "pkt", "student");
-          const auto t = find_tap(*it->second, c.args->string("teacher_tap"), c.input_shape, "pkt",
+        return with_recipe_line(c, [&] {
+          const std::string& teacher = c.args->string("teacher");
+          const models::Model& teacher_model = stage_teacher(c);
+          const auto s = find_tap(stage_student(c), c.args->string("student_tap"), c.input_shape, "pkt", "student");
+          const auto t = find_tap(teacher_model, c.args->string("teacher_tap"), c.input_shape, "pkt",
                                   "teacher '" + teacher + "'");
           return std::make_unique<PktLoss>(teacher, s.name, t.name, c.args->number("eps"));
-        } catch (const Error& e) {
-          fail("{}: {}", where, e.what());
-        }
+        });
       },
       kPktDefaultWeight);
 }

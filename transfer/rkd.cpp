@@ -123,25 +123,20 @@ void register_rkd_loss() {
            .at_least(0)},
       "RKD (Park 2019): 25 * SmoothL1 of mean-normalised pairwise distances + 50 * SmoothL1 of triplet angles",
       [](const BuildContext& c) -> std::unique_ptr<Loss> {
-        const std::string where = c.args->where;
-        const std::string& teacher = c.args->string("teacher");
-        auto it = c.teachers.find(teacher);
-        RETORT_CHECK(it != c.teachers.end() && it->second,
-                     "{}: loss 'rkd' reads teacher '{}', which is not a teacher of this stage", where, teacher);
-        RETORT_CHECK(c.student, "{}: loss 'rkd' built without a student model", where);
-        try {
+        return with_recipe_line(c, [&] {
+          const std::string& teacher = c.args->string("teacher");
+          const models::Model& teacher_model = stage_teacher(c);
+          const models::Model& student = stage_student(c);
           RkdOptions o;
           o.distance_weight = c.args->number("distance_weight");
           o.angle_weight = c.args->number("angle_weight");
           RETORT_CHECK(o.distance_weight + o.angle_weight > 0,
                        "rkd: distance_weight and angle_weight are both 0; the loss would be constant");
-          const auto s = find_tap(*c.student, c.args->string("student_tap"), c.input_shape, "rkd", "student");
-          const auto t = find_tap(*it->second, c.args->string("teacher_tap"), c.input_shape, "rkd",
+          const auto s = find_tap(student, c.args->string("student_tap"), c.input_shape, "rkd", "student");
+          const auto t = find_tap(teacher_model, c.args->string("teacher_tap"), c.input_shape, "rkd",
                                   "teacher '" + teacher + "'");
           return std::make_unique<RkdLoss>(teacher, s.name, t.name, o);
-        } catch (const Error& e) {
-          fail("{}: {}", where, e.what());
-        }
+        });
       },
       kRkdDefaultWeight);
 }

@@ -55,18 +55,11 @@ void register_sp_loss() {
        ParamSpec("teacher_tap", ValueKind::string, kSpDefaultTap, "the teacher's tap (any shape)")},
       "SP (Tung 2019): ||normalize(Q_t Q_t^T) - normalize(Q_s Q_s^T)||_F^2 / B^2 over the batch; weight 3000",
       [](const BuildContext& c) -> std::unique_ptr<Loss> {
-        const std::string where = c.args->where;
-        const std::string& teacher = c.args->string("teacher");
-        auto it = c.teachers.find(teacher);
-        RETORT_CHECK(it != c.teachers.end() && it->second,
-                     "{}: loss 'sp' reads teacher '{}', which is not a teacher of this stage", where, teacher);
-        RETORT_CHECK(c.student, "{}: loss 'sp' built without a student model", where);
-        try {
-          return make_sp_loss(*c.student, *it->second, teacher, c.args->string("student_tap"),
+        return with_recipe_line(c, [&] {
+          const models::Model& teacher = stage_teacher(c);
+          return make_sp_loss(stage_student(c), teacher, c.args->string("teacher"), c.args->string("student_tap"),
                               c.args->string("teacher_tap"), c.input_shape);
-        } catch (const Error& e) {
-          fail("{}: {}", where, e.what());
-        }
+        });
       },
       kSpDefaultWeight);
 }

@@ -3,7 +3,6 @@
 #include "transfer/vid.h"
 #include <cmath>
 #include <limits>
-#include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/ops.h"
 
@@ -93,7 +92,7 @@ Tensor vid_stage_loss(const Tensor& student, const Tensor& teacher, const std::v
 
 VidLoss::VidLoss(std::string teacher, const std::vector<models::TapInfo>& s, const std::vector<models::TapInfo>& t,
                  const VidOptions& options, Device device, uint64_t seed)
-    : teacher_(std::move(teacher)), options_(options) {
+    : taps_(std::move(teacher), "vid"), options_(options) {
   RETORT_CHECK(!s.empty() && s.size() == t.size(), "vid: {} student taps but {} teacher taps", s.size(), t.size());
   Generator gen(seed ^ 0x51dull);
   auto stages = std::make_shared<VidStages>();
@@ -103,10 +102,7 @@ VidLoss::VidLoss(std::string teacher, const std::vector<models::TapInfo>& s, con
                    "vid: {} tap '{}' is a vector {}: VID regresses spatial maps (1x1 convs, per-channel "
                    "variance); use a map tap (\"stage<i>\") or ViT tokens (\"tokens.<i>\")",
                    tap == &s[k] ? "student" : "teacher", tap->name, shape_str(tap->shape));
-    student_taps_.push_back(s[k].name);
-    teacher_taps_.push_back(t[k].name);
-    student_to_map_.push_back(make_to_map(s[k], "vid: student"));
-    teacher_to_map_.push_back(make_to_map(t[k], "vid: teacher"));
+    taps_.add(s[k], t[k]);
     const int64_t cs = tap_map_shape(s[k], "vid: student")[1], ct = tap_map_shape(t[k], "vid: teacher")[1];
     stages->add(std::make_shared<VidStage>(cs, ct, options_, gen));
   }
@@ -126,13 +122,9 @@ Tensor VidLoss::compute(const std::vector<Tensor>& student_maps, const std::vect
                num_stages());
   Tensor total;
   for (size_t k = 0; k < num_stages(); ++k) {
-    Tensor t;
-    {
-      NoGradGuard no_grad;
-      t = teacher_to_map_[k]->forward(teacher_maps[k].detach());
-    }
+    Tensor t = taps_.teacher_map(k, teacher_maps[k]);
     auto& st = stage_of(stages_, k);
-    Tensor term = vid_stage_loss(student_to_map_[k]->forward(student_maps[k]), t,
+    Tensor term = vid_stage_loss(taps_.student_map(k, student_maps[k]), t,
                                  {st.convs[0]->weight, st.convs[1]->weight, st.convs[2]->weight}, st.log_scale,
                                  options_.eps);
     total = total.defined() ? add(total, term) : term;
@@ -141,12 +133,8 @@ Tensor VidLoss::compute(const std::vector<Tensor>& student_maps, const std::vect
 }
 
 Tensor VidLoss::compute(const StepInputs& in) {
-  std::vector<Tensor> s, t;
-  for (size_t k = 0; k < num_stages(); ++k) {
-    s.push_back(in.student_tap(student_taps_[k]));
-    t.push_back(in.teacher_tap(teacher_, teacher_taps_[k]));
-  }
-  return compute(s, t);
+  auto x = taps_.gather(in);
+  return compute(x.student, x.teacher);
 }
 
 std::vector<std::string> vid_default_taps() { return {"stage1", "stage2", "stage3"}; }
@@ -155,17 +143,12 @@ std::unique_ptr<VidLoss> make_vid_loss(const models::Model& student, const model
                                        const std::string& teacher_name, std::vector<std::string> student_taps,
                                        std::vector<std::string> teacher_taps, const Shape& input,
                                        const VidOptions& options, Device device, uint64_t seed) {
-  if (student_taps.empty()) student_taps = vid_default_taps();
-  if (teacher_taps.empty()) teacher_taps = student_taps;
+  default_taps(student_taps, teacher_taps, vid_default_taps());
   RETORT_CHECK(student_taps.size() == teacher_taps.size(),
                "vid: {} student taps [{}] but {} teacher taps [{}]; stage k pairs student tap k with teacher tap k",
                student_taps.size(), fmt::join(student_taps, ", "), teacher_taps.size(), fmt::join(teacher_taps, ", "));
-  std::vector<models::TapInfo> s, t;
-  for (size_t k = 0; k < student_taps.size(); ++k) {
-    s.push_back(find_tap(student, student_taps[k], input, "vid", "student"));
-    t.push_back(find_tap(teacher, teacher_taps[k], input, "vid", "teacher '" + teacher_name + "'"));
-  }
-  return std::make_unique<VidLoss>(teacher_name, s, t, options, device, seed);
+  auto taps = find_tap_pairs(student, teacher, teacher_name, student_taps, teacher_taps, input, "vid");
+  return std::make_unique<VidLoss>(teacher_name, taps.student, taps.teacher, options, device, seed);
 }
 
 void register_vid_loss() {
@@ -183,27 +166,18 @@ void register_vid_loss() {
       "VID (Ahn 2019): sum over stages of mean 0.5*((r(f_s) - f_t)^2/sigma2_c + log sigma2_c), learned 1x1-conv "
       "regressor r and softplus variance",
       [](const BuildContext& c) -> std::unique_ptr<Loss> {
-        const std::string where = c.args->where;
-        const std::string& teacher = c.args->string("teacher");
-        auto it = c.teachers.find(teacher);
-        RETORT_CHECK(it != c.teachers.end() && it->second,
-                     "{}: loss 'vid' reads teacher '{}', which is not a teacher of this stage", where, teacher);
-        RETORT_CHECK(c.student, "{}: loss 'vid' built without a student model", where);
-        try {
+        return with_recipe_line(c, [&] {
+          const models::Model& teacher = stage_teacher(c);
+          const models::Model& student = stage_student(c);
           VidOptions o;
           o.init_pred_var = c.args->number("init_pred_var");
           o.eps = c.args->number("eps");
           o.learn_variance = c.args->boolean("learn_variance");
           RETORT_CHECK(o.init_pred_var > o.eps, "vid: init_pred_var ({}) must exceed eps ({})", o.init_pred_var,
                        o.eps);
-          auto list = [&](const char* key) {
-            return c.args->has(key) ? c.args->strings(key) : std::vector<std::string>{};
-          };
-          return make_vid_loss(*c.student, *it->second, teacher, list("student_taps"), list("teacher_taps"),
-                               c.input_shape, o, c.device, c.seed);
-        } catch (const Error& e) {
-          fail("{}: {}", where, e.what());
-        }
+          return make_vid_loss(student, teacher, c.args->string("teacher"), given_taps(*c.args, "student_taps"),
+                               given_taps(*c.args, "teacher_taps"), c.input_shape, o, c.device, c.seed);
+        });
       },
       kVidDefaultWeight);
 }

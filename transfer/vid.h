@@ -42,6 +42,7 @@
 #include <vector>
 #include "transfer/adapters.h"
 #include "transfer/loss_term.h"
+#include "transfer/tap_pairs.h"
 
 namespace retort::transfer {
 
@@ -79,10 +80,10 @@ class VidLoss : public Loss {
   nn::NamedTensors parameters() const override { return stages_->named_parameters(); }
   nn::NamedTensors buffers() const override { return stages_->named_buffers(); }
   void train(bool on) override { stages_->train(on); }
-  std::vector<std::string> teachers() const override { return {teacher_}; }
-  std::vector<std::string> student_taps() const override { return student_taps_; }
-  std::vector<std::string> teacher_taps() const override { return teacher_taps_; }
-  size_t num_stages() const { return student_taps_.size(); }
+  std::vector<std::string> teachers() const override { return {taps_.teacher()}; }
+  std::vector<std::string> student_taps() const override { return taps_.student_names(); }
+  std::vector<std::string> teacher_taps() const override { return taps_.teacher_names(); }
+  size_t num_stages() const { return taps_.size(); }
   // Stage k's regressor conv weights (3) and log_scale: handles to the learned tensors, which a
   // test may overwrite in place or replace (assign) before computing.
   std::vector<Tensor*> regressor_weights(size_t k);
@@ -92,10 +93,8 @@ class VidLoss : public Loss {
   const VidOptions& options() const { return options_; }
 
  private:
-  std::string teacher_;
-  std::vector<std::string> student_taps_, teacher_taps_;
+  TapPairs taps_;
   VidOptions options_;
-  std::vector<std::shared_ptr<nn::Module>> student_to_map_, teacher_to_map_;
   std::shared_ptr<nn::Module> stages_;  // children "0", "1", ...: regressor + log_scale each
 };
 

@@ -5,28 +5,20 @@
 // from wrn_16_2 through the registry; the build-time errors for a ViT and for wrong taps or keys.
 #include <cmath>
 #include "helpers.h"
-#include "models/registry.h"
-#include "train/recipe.h"
 #include "transfer/ab.h"
 #include "transfer/loss_fixture.h"
-#include "transfer/loss_term.h"
+#include "transfer/loss_test_util.h"
 
 using namespace retort;
 using models::TapInfo;
+using retort::test::build_term;
+using retort::test::check_trains_student;
+using retort::test::fmnist_config;
 
 namespace {
 
 // "<prefix><k>" (fmt: GCC 12 warns falsely (-Wrestrict) on "literal" + std::to_string(k))
 std::string key(const char* prefix, size_t k) { return fmt::format("{}{}", prefix, k); }
-
-models::ModelConfig fmnist_config(uint64_t seed) {
-  models::ModelConfig c;
-  c.in_channels = 1;
-  c.image_size = 28;
-  c.seed = seed;
-  c.depth = 2;  // ViT: two blocks keep the test fast
-  return c;
-}
 
 // The hand example, B = 2, C = 2, 2x2 maps (b, c, row-major), margin 1:
 //   b0 c0: s [-2, -0.5, 0.5, 2], t all -1 (off):  e = [0 (s <= -1), 0.5^2, 1.5^2, 3^2] = [0, 0.25, 2.25, 9]
@@ -37,31 +29,6 @@ models::ModelConfig fmnist_config(uint64_t seed) {
 const std::vector<double> kS{-2, -0.5, 0.5, 2, -2, -0.5, 0.5, 2, -1, 1, 0, 3, -1, 1, 0, 3};
 const std::vector<double> kT{-1, -1, -1, -1, 1, 1, 1, 1, 0, 0, 0, 0, 0.5, 2, 1e-3, 5};
 const std::vector<double> kE{0, 0.25, 2.25, 9, 9, 2.25, 0.25, 0, 0, 4, 1, 16, 4, 0, 1, 0};
-
-const std::string kBase = R"(
-[models.t]
-arch = "wrn_16_2"
-weights = "t.safetensors"
-[models.s]
-arch = "resnet8"
-[[stages]]
-train = "s"
-teachers = ["t"]
-epochs = 1
-)";
-
-std::unique_ptr<transfer::Loss> build(const std::string& term, std::shared_ptr<models::Model> student,
-                                      std::shared_ptr<models::Model> teacher) {
-  const Recipe r = parse_recipe(kBase + "losses = [" + term + "]\n", "a.toml");
-  const LossArgs args = loss_args(r, r.stages[0].losses[0]);
-  transfer::BuildContext ctx;
-  ctx.args = &args;
-  ctx.student = std::move(student);
-  ctx.teachers = {{"t", std::move(teacher)}};
-  ctx.input_shape = {1, 1, 28, 28};
-  ctx.device = Device::cpu();
-  return transfer::build_loss(ctx);
-}
 
 }  // namespace
 
@@ -249,37 +216,18 @@ TEST_CASE("ab: resnet8 student from a wrn_16_2 teacher through the registry") {
   const auto* schema = find_loss_schema("ab");
   REQUIRE(schema != nullptr);
   CHECK(schema->default_weight == 1.0);
-  auto loss = build(R"({ name = "ab", teacher = "t" })", student, teacher);
+  auto loss = build_term(R"({ name = "ab", teacher = "t" })", student, teacher);
   CHECK(loss->student_taps() == std::vector<std::string>{"stage1.preact", "stage2.preact", "stage3.preact"});
   CHECK(loss->teacher_taps() == loss->student_taps());
   CHECK(loss->parameters().size() == 12);  // three 1x1 conv + BN connectors (16->32, 32->64, 64->128)
-  Tensor x = retort::test::random_tensor({3, 1, 28, 28}, 50, -1, 1, DType::f32);
-  models::Taps st, tt;
-  student->forward(x, &st);
-  {
-    NoGradGuard ng;
-    teacher->forward(x, &tt);
-  }
-  std::map<std::string, models::Taps> teachers{{"t", tt}};
-  transfer::StepInputs in{x, Tensor(), &st, &teachers};
-  Tensor l = loss->compute(in);
-  CHECK(std::isfinite(l.item()));
-  CHECK(l.item() > 0);
-  l.backward();
-  // gradients reach the feature layers, not the classifier (AB's init stage trains no classifier)
-  bool feature_grad = false;
-  for (const auto& [n, p] : student->named_parameters()) {
-    if (n.rfind("fc.", 0) == 0) {
-      CHECK_MESSAGE(!p.grad().defined(), n);
-    } else if (p.grad().defined()) {
-      for (double v : p.grad().to_vector()) feature_grad = feature_grad || v != 0.0;
-    }
-  }
-  CHECK(feature_grad);
-  for (auto& [n, p] : loss->parameters()) CHECK_MESSAGE(p.grad().defined(), n);
-  for (const auto& p : teacher->parameters()) CHECK_FALSE(p.grad().defined());
+  check_trains_student(*loss, *student, *teacher, {.batch = 3, .seed = 50});
+  // gradients reach the feature layers, not the classifier (AB's init stage trains no classifier):
+  // no fc parameter has one, so the nonzero student gradient checked above is a feature layer's
+  for (const auto& [n, p] : student->named_parameters())
+    if (n.rfind("fc.", 0) == 0) CHECK_MESSAGE(!p.grad().defined(), n);
   // the same architecture on both sides: identity connectors, nothing learned
-  auto same = build(R"({ name = "ab", teacher = "t" })", student, models::create_model("resnet8", fmnist_config(3)));
+  auto same =
+      build_term(R"({ name = "ab", teacher = "t" })", student, models::create_model("resnet8", fmnist_config(3)));
   CHECK(same->parameters().empty());
 }
 
@@ -287,41 +235,41 @@ TEST_CASE("ab: a ViT on either side, wrong taps and bad keys fail at build time"
   auto resnet = models::create_model("resnet8", fmnist_config(4));
   auto vit = models::create_model("vit_tiny", fmnist_config(5));
   // the default pre-ReLU taps do not exist on a ViT: the error lists its taps
-  CHECK_THROWS_WITH_AS(build(R"({ name = "ab", teacher = "t" })", resnet, vit),
-                       doctest::Contains("a.toml:11: ab: the teacher 't' (vit) has no tap 'stage1.preact'; its taps "
+  CHECK_THROWS_WITH_AS(build_term(R"({ name = "ab", teacher = "t" })", resnet, vit),
+                       doctest::Contains("p.toml:11: ab: the teacher 't' (vit) has no tap 'stage1.preact'; its taps "
                                          "are: "),
                        Error);
-  CHECK_THROWS_WITH_AS(build(R"({ name = "ab", teacher = "t" })", vit, resnet),
+  CHECK_THROWS_WITH_AS(build_term(R"({ name = "ab", teacher = "t" })", vit, resnet),
                        doctest::Contains("ab: the student (vit) has no tap 'stage1.preact'"), Error);
   // token taps named explicitly are refused: AB needs pre-ReLU maps
-  CHECK_THROWS_WITH_AS(build(R"({ name = "ab", teacher = "t", student_taps = ["stage3.preact"], )"
-                             R"(teacher_taps = ["tokens.1"] })",
-                             resnet, vit),
+  CHECK_THROWS_WITH_AS(build_term(R"({ name = "ab", teacher = "t", student_taps = ["stage3.preact"], )"
+                                  R"(teacher_taps = ["tokens.1"] })",
+                                  resnet, vit),
                        doctest::Contains("teacher tap 'tokens.1' is a token sequence [1, 50, 192], not a [B, C, H, W] "
                                          "map"),
                        Error);
-  CHECK_THROWS_WITH_AS(build(R"({ name = "ab", teacher = "t", student_taps = ["pooled"] })", resnet, resnet),
+  CHECK_THROWS_WITH_AS(build_term(R"({ name = "ab", teacher = "t", student_taps = ["pooled"] })", resnet, resnet),
                        doctest::Contains("student tap 'pooled' is a vector [1, 64]"), Error);
   // a wrong tap name, a bad margin, a teacher not in the stage
-  CHECK_THROWS_WITH_AS(build(R"({ name = "ab", teacher = "t", student_taps = ["stage1.preact", "stage2.pre"] })",
-                             resnet, resnet),
+  CHECK_THROWS_WITH_AS(build_term(R"({ name = "ab", teacher = "t", student_taps = ["stage1.preact", "stage2.pre"] })",
+                                  resnet, resnet),
                        doctest::Contains("ab: the student (resnet-cifar) has no tap 'stage2.pre'"), Error);
-  CHECK_THROWS_WITH_AS(build(R"({ name = "ab", teacher = "t", margin = 0.0 })", resnet, resnet),
+  CHECK_THROWS_WITH_AS(build_term(R"({ name = "ab", teacher = "t", margin = 0.0 })", resnet, resnet),
                        doctest::Contains("key 'margin' in [stages.losses.ab] must be positive"), Error);
-  CHECK_THROWS_WITH_AS(build(R"({ name = "ab", teacher = "s" })", resnet, resnet),
+  CHECK_THROWS_WITH_AS(build_term(R"({ name = "ab", teacher = "s" })", resnet, resnet),
                        doctest::Contains("loss 'ab' reads teacher 's', which is not a teacher of this stage"), Error);
   // stage3 of the student (7x7) against stage1 of the teacher (28x28): smaller, not half, no connector
-  CHECK_THROWS_WITH_AS(build(R"({ name = "ab", teacher = "t", student_taps = ["stage3.preact"], )"
-                             R"(teacher_taps = ["stage1.preact"] })",
-                             resnet, resnet),
-                       doctest::Contains("a.toml:11: ab: no connector from student tap 'stage3.preact' [1, 64, 7, 7] "
+  CHECK_THROWS_WITH_AS(build_term(R"({ name = "ab", teacher = "t", student_taps = ["stage3.preact"], )"
+                                  R"(teacher_taps = ["stage1.preact"] })",
+                                  resnet, resnet),
+                       doctest::Contains("p.toml:11: ab: no connector from student tap 'stage3.preact' [1, 64, 7, 7] "
                                          "to teacher tap 'stage1.preact' [1, 16, 28, 28]: the student's 7x7 map is "
                                          "smaller than the teacher's 28x28 but not exactly half of it"),
                        Error);
   // stage3 (7x7) against stage2 (14x14): half size, RD's 4x4 stride-2 transposed conv + BN
-  auto half = build(R"({ name = "ab", teacher = "t", student_taps = ["stage3.preact"], )"
-                    R"(teacher_taps = ["stage2.preact"] })",
-                    resnet, resnet);
+  auto half = build_term(R"({ name = "ab", teacher = "t", student_taps = ["stage3.preact"], )"
+                         R"(teacher_taps = ["stage2.preact"] })",
+                         resnet, resnet);
   CHECK(half->parameters().size() == 4);
   CHECK(half->parameters()[0].first == "connectors.0.conv.weight");
   CHECK(half->parameters()[0].second.shape() == Shape{64, 32, 4, 4});

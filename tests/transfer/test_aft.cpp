@@ -10,13 +10,17 @@
 #include "engine/io/safetensors.h"
 #include "helpers.h"
 #include "loss_fixture.h"
+#include "loss_test_util.h"
 #include "train/recipe.h"
 #include "train/recipe_schema.h"
 #include "train/runner.h"
 #include "transfer/aft.h"
 
 using namespace retort;
+using retort::test::build_term;
 using retort::test::check_close;
+using retort::test::check_trains_student;
+using retort::test::fmnist_config;
 using retort::test::random_tensor;
 
 namespace {
@@ -167,6 +171,20 @@ TEST_CASE("aft: registered with its schema") {
   REQUIRE(schema != nullptr);
   for (const char* key : {"teachers", "variant", "learn_rho", "rho_lr"}) CHECK(schema->find(key) != nullptr);
   CHECK(schema->find("teachers")->required);
+}
+
+TEST_CASE("aft: built through the registry, a step trains the student and s, never the teacher") {
+  auto student = models::create_model("resnet8", fmnist_config(1));   // pooled [B, 64]
+  auto teacher = models::create_model("wrn_16_2", fmnist_config(2));  // pooled [B, 128]
+  auto loss = build_term("{ name = \"aft\", teachers = [\"t\"] }", student, teacher);
+  CHECK(loss->teachers() == std::vector<std::string>{"t"});
+  REQUIRE(loss->parameters().size() == 1);
+  CHECK(loss->parameters()[0].second.shape() == Shape{128});  // s: one per teacher feature
+  check_trains_student(*loss, *student, *teacher, {.batch = 4, .has_params = true});
+  // a teacher that is not in the stage: the error names the recipe line
+  CHECK_THROWS_WITH_AS(
+      build_term("{ name = \"aft\", teachers = [\"t\", \"s\"] }", student, teacher),
+      doctest::Contains("p.toml:11: loss 'aft' reads teacher 's', which is not a teacher of this stage"), Error);
 }
 
 TEST_CASE("aft: a run trains s in its own optimizer group (trainer, checkpoint)") {

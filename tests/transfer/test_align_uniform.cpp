@@ -3,11 +3,15 @@
 #include <cmath>
 #include "helpers.h"
 #include "loss_fixture.h"
+#include "loss_test_util.h"
 #include "train/recipe_schema.h"
 #include "transfer/align_uniform.h"
 
 using namespace retort;
+using retort::test::build_term;
 using retort::test::check_close;
+using retort::test::check_trains_student;
+using retort::test::fmnist_config;
 using retort::test::random_tensor;
 
 TEST_CASE("align_uniform: value on hand-worked unit vectors") {
@@ -78,6 +82,24 @@ TEST_CASE("align_uniform: registered with its schema") {
   for (const char* key : {"teacher", "dim", "t"}) CHECK(schema->find(key) != nullptr);
   CHECK(std::get<int64_t>(*schema->find("dim")->default_value) == 128);
   CHECK(std::get<double>(*schema->find("t")->default_value) == 2.0);
+}
+
+TEST_CASE("align_uniform: built through the registry, a step trains the student and both heads, never the teacher") {
+  auto student = models::create_model("resnet8", fmnist_config(1));  // pooled [B, 64]
+  auto teacher = models::create_model("vit_tiny", fmnist_config(2));  // pooled (CLS) [B, 192]
+  auto loss = build_term("{ name = \"align_uniform\", teacher = \"t\", dim = 16 }", student, teacher);
+  CHECK(loss->teachers() == std::vector<std::string>{"t"});
+  CHECK(loss->parameters().size() == 8);  // 2 heads x 2 linears x (weight, bias)
+  auto* au = dynamic_cast<transfer::AlignUniformLoss*>(loss.get());
+  REQUIRE(au != nullptr);
+  CHECK(au->teacher_head->fc2->weight.shape() == Shape{16, 192});
+  // the value is a log-sum-exp plus an alignment: it may be negative
+  check_trains_student(*loss, *student, *teacher, {.batch = 4, .positive = false, .has_params = true});
+  // a teacher that is not in the stage: the error names the recipe line
+  CHECK_THROWS_WITH_AS(
+      build_term("{ name = \"align_uniform\", teacher = \"s\" }", student, teacher),
+      doctest::Contains("p.toml:11: loss 'align_uniform' reads teacher 's', which is not a teacher of this stage"),
+      Error);
 }
 
 TEST_CASE("align_uniform: Wang & Isola's align_loss and uniform_loss on the two heads (values and gradients)") {

@@ -4,79 +4,20 @@
 #include <cmath>
 #include "helpers.h"
 #include "loss_fixture.h"
-#include "models/registry.h"
-#include "train/recipe.h"
+#include "loss_test_util.h"
 #include "transfer/at.h"
-#include "transfer/loss_term.h"
 
 using namespace retort;
 using models::TapInfo;
+using retort::test::build_term;
 using retort::test::check_close;
+using retort::test::check_trains_student;
+using retort::test::fmnist_config;
+using retort::test::loss_recipe;
 using retort::test::random_tensor;
 
 namespace {
-models::ModelConfig fmnist_config(uint64_t seed) {
-  models::ModelConfig c;
-  c.in_channels = 1;
-  c.image_size = 28;
-  c.seed = seed;
-  c.depth = 3;  // ViT: three blocks give tokens.0..tokens.2
-  return c;
-}
-
-const std::string kBase = R"(
-[models.t]
-arch = "wrn_16_2"
-weights = "t.safetensors"
-[models.s]
-arch = "resnet8"
-[[stages]]
-train = "s"
-teachers = ["t"]
-epochs = 1
-)";
-
-// The term built through the recipe reader and the registry ("p.toml", the term on line 11).
-std::unique_ptr<transfer::Loss> build(const std::string& term, std::shared_ptr<models::Model> student,
-                                      std::shared_ptr<models::Model> teacher) {
-  const Recipe r = parse_recipe(kBase + "losses = [" + term + "]\n", "p.toml");
-  const LossArgs args = loss_args(r, r.stages[0].losses[0]);
-  transfer::BuildContext ctx;
-  ctx.args = &args;
-  ctx.student = std::move(student);
-  ctx.teachers = {{"t", std::move(teacher)}};
-  ctx.input_shape = {1, 1, 28, 28};
-  ctx.device = Device::cpu();
-  return transfer::build_loss(ctx);
-}
-
-bool any_nonzero_grad(const models::Model& m) {
-  for (const auto& p : m.parameters())
-    if (p.grad().defined())
-      for (double v : p.grad().to_vector())
-        if (v != 0.0) return true;
-  return false;
-}
-
-// One forward of both models, the loss and its backward: finite and positive, gradients reach
-// the student and never the teacher.
-void check_trains_student(transfer::Loss& loss, models::Model& student, models::Model& teacher) {
-  Tensor x = random_tensor({2, 1, 28, 28}, 99, -1, 1, DType::f32);
-  models::Taps st, tt;
-  student.forward(x, &st);
-  {
-    NoGradGuard ng;
-    teacher.forward(x, &tt);
-  }
-  std::map<std::string, models::Taps> teachers{{"t", tt}};
-  transfer::StepInputs in{x, Tensor(), &st, &teachers};
-  Tensor l = loss.compute(in);
-  CHECK(std::isfinite(l.item()));
-  CHECK(l.item() > 0);
-  l.backward();
-  CHECK(any_nonzero_grad(student));
-  for (const auto& p : teacher.parameters()) CHECK_FALSE(p.grad().defined());
-}
+constexpr int64_t kVitDepth = 3;  // ViT: three blocks give tokens.0..tokens.2
 }  // namespace
 
 TEST_CASE("at: hand-computed attention maps and loss (p = 2, p = 1)") {
@@ -158,62 +99,62 @@ TEST_CASE("at: matches torchdistill's ATLoss(mode='code') and RepDistiller's Att
 }
 
 TEST_CASE("at: registry defaults, resnet8 <-> vit_tiny both ways") {
-  auto resnet = models::create_model("resnet8", fmnist_config(1));
-  auto wrn = models::create_model("wrn_16_2", fmnist_config(2));
-  auto vit = models::create_model("vit_tiny", fmnist_config(3));  // 50 tokens: a 7x7 grid of 192 channels
+  auto resnet = models::create_model("resnet8", fmnist_config(1, kVitDepth));
+  auto wrn = models::create_model("wrn_16_2", fmnist_config(2, kVitDepth));
+  auto vit = models::create_model("vit_tiny", fmnist_config(3, kVitDepth));  // 50 tokens: a 7x7 grid of 192 channels
 
-  const Recipe r = parse_recipe(kBase + "losses = [{ name = \"at\", teacher = \"t\" }]\n", "p.toml");
+  const Recipe r = loss_recipe("{ name = \"at\", teacher = \"t\" }");
   CHECK(r.stages[0].losses[0].weight == transfer::kAtDefaultWeight);
   CHECK(loss_args(r, r.stages[0].losses[0]).number("p") == 2.0);
-  auto def = build("{ name = \"at\", teacher = \"t\" }", resnet, wrn);
+  auto def = build_term("{ name = \"at\", teacher = \"t\" }", resnet, wrn);
   CHECK(def->student_taps() == std::vector<std::string>{"stage1", "stage2", "stage3"});
   CHECK(def->teacher_taps() == std::vector<std::string>{"stage1", "stage2", "stage3"});
   CHECK(def->teachers() == std::vector<std::string>{"t"});
   CHECK(def->parameters().empty());
-  check_trains_student(*def, *resnet, *wrn);
+  check_trains_student(*def, *resnet, *wrn, {.seed = 99});
 
   // resnet8 stage1..3 (28x28, 14x14, 7x7) against the ViT's token grids (7x7): the larger pooled
   resnet->zero_grad();
-  auto r2v = build("{ name = \"at\", teacher = \"t\", teacher_taps = [\"tokens.0\", \"tokens.1\", \"tokens.2\"] }",
-                   resnet, vit);
+  auto r2v = build_term("{ name = \"at\", teacher = \"t\", teacher_taps = [\"tokens.0\", \"tokens.1\", \"tokens.2\"] }",
+                        resnet, vit);
   CHECK(r2v->teacher_taps() == std::vector<std::string>{"tokens.0", "tokens.1", "tokens.2"});
-  check_trains_student(*r2v, *resnet, *vit);
+  check_trains_student(*r2v, *resnet, *vit, {.seed = 99});
 
   // a ViT student learning the attention of a wrn_16_2 teacher
-  auto v2r = build("{ name = \"at\", teacher = \"t\", student_taps = [\"tokens.0\", \"tokens.1\", \"tokens.2\"] }",
-                   vit, wrn);
-  check_trains_student(*v2r, *vit, *wrn);
+  auto v2r = build_term("{ name = \"at\", teacher = \"t\", student_taps = [\"tokens.0\", \"tokens.1\", \"tokens.2\"] }",
+                        vit, wrn);
+  check_trains_student(*v2r, *vit, *wrn, {.seed = 99});
 }
 
 TEST_CASE("at: errors name the recipe line, the key or tap, and the reason") {
-  auto resnet = models::create_model("resnet8", fmnist_config(4));
-  auto vit = models::create_model("vit_tiny", fmnist_config(5));
+  auto resnet = models::create_model("resnet8", fmnist_config(4, kVitDepth));
+  auto vit = models::create_model("vit_tiny", fmnist_config(5, kVitDepth));
   // the default stage taps do not exist on a ViT: the error lists its taps and says what to name
-  CHECK_THROWS_WITH_AS(build("{ name = \"at\", teacher = \"t\" }", resnet, vit),
+  CHECK_THROWS_WITH_AS(build_term("{ name = \"at\", teacher = \"t\" }", resnet, vit),
                        doctest::Contains("p.toml:11: at: the teacher 't' (vit) has no tap 'stage1'; its taps are: "
                                          "tokens.0, tokens.1, tokens.2, cls, pooled"),
                        Error);
-  CHECK_THROWS_WITH_AS(build("{ name = \"at\", teacher = \"t\" }", resnet, vit),
+  CHECK_THROWS_WITH_AS(build_term("{ name = \"at\", teacher = \"t\" }", resnet, vit),
                        doctest::Contains("name its token taps in `teacher_taps`"), Error);
   // a vector tap has no spatial attention
   CHECK_THROWS_WITH_AS(
-      build("{ name = \"at\", teacher = \"t\", student_taps = [\"stage1\", \"stage2\", \"stage3\"], teacher_taps = "
-            "[\"tokens.0\", \"tokens.1\", \"pooled\"] }",
-            resnet, vit),
+      build_term("{ name = \"at\", teacher = \"t\", student_taps = [\"stage1\", \"stage2\", \"stage3\"], "
+                 "teacher_taps = [\"tokens.0\", \"tokens.1\", \"pooled\"] }",
+                 resnet, vit),
       doctest::Contains("p.toml:11: at: teacher tap 'pooled' is a vector [1, 192]; attention transfer needs a spatial "
                         "map"),
       Error);
   // a misspelt tap, unequal lists, a bad p (checked when the recipe is read), an unknown teacher
-  CHECK_THROWS_WITH_AS(build("{ name = \"at\", teacher = \"t\", student_taps = [\"stage1\", \"stage7\", \"stage3\"] }",
-                             resnet, resnet),
+  CHECK_THROWS_WITH_AS(build_term("{ name = \"at\", teacher = \"t\", student_taps = [\"stage1\", \"stage7\", "
+                                  "\"stage3\"] }",
+                                  resnet, resnet),
                        doctest::Contains("at: the student (resnet-cifar) has no tap 'stage7'; its taps are: stem"),
                        Error);
-  CHECK_THROWS_WITH_AS(build("{ name = \"at\", teacher = \"t\", student_taps = [\"stage2\", \"stage3\"] }", resnet,
-                             resnet),
+  CHECK_THROWS_WITH_AS(build_term("{ name = \"at\", teacher = \"t\", student_taps = [\"stage2\", \"stage3\"] }", resnet,
+                                  resnet),
                        doctest::Contains("at: 2 student taps [stage2, stage3] but 3 teacher taps"), Error);
-  CHECK_THROWS_WITH_AS(build("{ name = \"at\", teacher = \"t\", p = 0.5 }", resnet, resnet),
+  CHECK_THROWS_WITH_AS(build_term("{ name = \"at\", teacher = \"t\", p = 0.5 }", resnet, resnet),
                        doctest::Contains("p.toml:11: key 'p' in [stages.losses.at] must be"), Error);
-  CHECK_THROWS_WITH_AS(parse_recipe(kBase + "losses = [{ name = \"at\", teacher = \"t\", taps = [\"stage1\"] }]\n",
-                                    "p.toml"),
+  CHECK_THROWS_WITH_AS(loss_recipe("{ name = \"at\", teacher = \"t\", taps = [\"stage1\"] }"),
                        doctest::Contains("p.toml:11: unknown key 'taps' in [stages.losses.at]"), Error);
 }

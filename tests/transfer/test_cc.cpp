@@ -4,75 +4,21 @@
 #include <cmath>
 #include "helpers.h"
 #include "loss_fixture.h"
-#include "models/registry.h"
-#include "train/recipe.h"
+#include "loss_test_util.h"
 #include "transfer/cc.h"
-#include "transfer/loss_term.h"
 
 using namespace retort;
+using retort::test::build_term;
 using retort::test::check_close;
+using retort::test::check_trains_student;
+using retort::test::fmnist_config;
 using retort::test::random_tensor;
 
 namespace {
-models::ModelConfig fmnist_config(uint64_t seed) {
-  models::ModelConfig c;
-  c.in_channels = 1;
-  c.image_size = 28;
-  c.seed = seed;
-  c.depth = 2;
-  return c;
-}
-
-const std::string kBase = R"(
-[models.t]
-arch = "wrn_16_2"
-weights = "t.safetensors"
-[models.s]
-arch = "resnet8"
-[[stages]]
-train = "s"
-teachers = ["t"]
-epochs = 1
-)";
-
-std::unique_ptr<transfer::Loss> build(const std::string& losses, std::shared_ptr<models::Model> student,
-                                      std::shared_ptr<models::Model> teacher) {
-  const Recipe r = parse_recipe(kBase + "losses = [" + losses + "]\n", "c.toml");
-  const LossArgs args = loss_args(r, r.stages[0].losses[0]);
-  transfer::BuildContext ctx;
-  ctx.args = &args;
-  ctx.student = std::move(student);
-  ctx.teachers = {{"t", std::move(teacher)}};
-  ctx.input_shape = {1, 1, 28, 28};
-  ctx.device = Device::cpu();
-  return transfer::build_loss(ctx);
-}
-
-// A forward of both models, a backward of the loss: finite, gradients in the student and in both
-// embeddings, none in the teacher.
-void check_trains_student(transfer::Loss& loss, models::Model& student, models::Model& teacher) {
-  Tensor x = random_tensor({4, 1, 28, 28}, 97, -1, 1, DType::f32);
-  models::Taps st, tt;
-  student.forward(x, &st);
-  {
-    NoGradGuard ng;
-    teacher.forward(x, &tt);
-  }
-  std::map<std::string, models::Taps> teachers{{"t", tt}};
-  transfer::StepInputs in{x, Tensor(), &st, &teachers};
-  Tensor l = loss.compute(in);
-  REQUIRE(std::isfinite(l.item()));
-  CHECK(l.item() > 0);
-  l.backward();
-  bool student_grad = false;
-  for (const auto& p : student.parameters())
-    if (p.grad().defined())
-      for (double v : p.grad().to_vector()) {
-        REQUIRE(std::isfinite(v));
-        student_grad = student_grad || v != 0.0;
-      }
-  CHECK(student_grad);
-  for (const auto& p : teacher.parameters()) CHECK_FALSE(p.grad().defined());
+// One step through the registry's term (check_trains_student, finite student gradients): both
+// embeddings get nonzero gradients too.
+void check_trains_student_and_embeddings(transfer::Loss& loss, models::Model& student, models::Model& teacher) {
+  check_trains_student(loss, student, teacher, {.batch = 4, .finite_grads = true});
   auto params = loss.parameters();
   REQUIRE(params.size() == 4);
   for (const auto& [n, p] : params) {
@@ -247,7 +193,7 @@ TEST_CASE("cc: matches RepDistiller's Correlation and torchdistill's CCKDLoss on
 TEST_CASE("cc: pooled features across architectures (resnet8 <-> vit_tiny) through the registry") {
   auto resnet = models::create_model("resnet8", fmnist_config(1));
   auto vit = models::create_model("vit_tiny", fmnist_config(2));
-  auto r2v = build("{ name = \"cc\", teacher = \"t\" }", resnet, vit);
+  auto r2v = build_term("{ name = \"cc\", teacher = \"t\" }", resnet, vit);
   CHECK(r2v->student_taps() == std::vector<std::string>{"pooled"});
   CHECK(r2v->teacher_taps() == std::vector<std::string>{"pooled"});
   CHECK(r2v->teachers() == std::vector<std::string>{"t"});
@@ -255,14 +201,15 @@ TEST_CASE("cc: pooled features across architectures (resnet8 <-> vit_tiny) throu
   REQUIRE(cc != nullptr);
   CHECK(cc->embed_s().weight.shape() == Shape{128, 64});   // resnet8 pooled
   CHECK(cc->embed_t().weight.shape() == Shape{128, 192});  // ViT pooled (CLS)
-  check_trains_student(*r2v, *resnet, *vit);
+  check_trains_student_and_embeddings(*r2v, *resnet, *vit);
   // fresh models: a teacher must end without gradients
   auto vit_student = models::create_model("vit_tiny", fmnist_config(3));
   auto resnet_teacher = models::create_model("resnet8", fmnist_config(4));
-  auto v2r = build("{ name = \"cc\", teacher = \"t\", form = \"kernel\" }", vit_student, resnet_teacher);
-  check_trains_student(*v2r, *vit_student, *resnet_teacher);
+  auto v2r = build_term("{ name = \"cc\", teacher = \"t\", form = \"kernel\" }", vit_student, resnet_teacher);
+  check_trains_student_and_embeddings(*v2r, *vit_student, *resnet_teacher);
   // a token tap is flattened into the embedding: tokens.0 [B, 50, 192] -> 9600 inputs
-  auto tokens = build("{ name = \"cc\", teacher = \"t\", teacher_tap = \"tokens.0\", feat_dim = 16 }", resnet, vit);
+  auto tokens =
+      build_term("{ name = \"cc\", teacher = \"t\", teacher_tap = \"tokens.0\", feat_dim = 16 }", resnet, vit);
   CHECK(dynamic_cast<transfer::CcLoss*>(tokens.get())->embed_t().weight.shape() == Shape{16, 9600});
 }
 
@@ -278,21 +225,21 @@ TEST_CASE("cc: schema, defaults and errors") {
   CHECK(std::get<bool>(*schema->find("normalize")->default_value) == false);
   auto student = models::create_model("resnet8", fmnist_config(4));
   auto teacher = models::create_model("wrn_16_2", fmnist_config(5));
-  auto loss = build("{ name = \"cc\", teacher = \"t\", form = \"kernel\", kernel = \"bilinear\", feat_dim = 32 }",
-                    student, teacher);
+  auto loss = build_term("{ name = \"cc\", teacher = \"t\", form = \"kernel\", kernel = \"bilinear\", feat_dim = 32 }",
+                         student, teacher);
   auto* cc = dynamic_cast<transfer::CcLoss*>(loss.get());
   REQUIRE(cc != nullptr);
   CHECK(cc->options().form == transfer::CcForm::kernel);
   CHECK(cc->options().kernel == transfer::CcKernel::bilinear);
   CHECK(cc->embed_t().weight.shape() == Shape{32, 128});  // wrn_16_2 pooled is 128 wide
-  CHECK_THROWS_WITH_AS(build("{ name = \"cc\", teacher = \"t\", teacher_tap = \"stage9\" }", student, teacher),
-                       doctest::Contains("c.toml:11: cc: the teacher 't' (wrn) has no tap 'stage9'; its taps are"),
+  CHECK_THROWS_WITH_AS(build_term("{ name = \"cc\", teacher = \"t\", teacher_tap = \"stage9\" }", student, teacher),
+                       doctest::Contains("p.toml:11: cc: the teacher 't' (wrn) has no tap 'stage9'; its taps are"),
                        Error);
-  CHECK_THROWS_WITH_AS(build("{ name = \"cc\", teacher = \"t\", form = \"pairs\" }", student, teacher),
+  CHECK_THROWS_WITH_AS(build_term("{ name = \"cc\", teacher = \"t\", form = \"pairs\" }", student, teacher),
                        doctest::Contains("key 'form'"), Error);
-  CHECK_THROWS_WITH_AS(build("{ name = \"cc\", teacher = \"t\", feat_dim = 0 }", student, teacher),
+  CHECK_THROWS_WITH_AS(build_term("{ name = \"cc\", teacher = \"t\", feat_dim = 0 }", student, teacher),
                        doctest::Contains("key 'feat_dim'"), Error);
-  CHECK_THROWS_WITH_AS(build("{ name = \"cc\", teacher = \"t\", max_p = 0 }", student, teacher),
+  CHECK_THROWS_WITH_AS(build_term("{ name = \"cc\", teacher = \"t\", max_p = 0 }", student, teacher),
                        doctest::Contains("key 'max_p'"), Error);
   Tensor one = random_tensor({1, 3}, 8);
   CHECK_THROWS_WITH_AS(transfer::cc_adjacent_loss(one, one), doctest::Contains("at least 2"), Error);

@@ -8,12 +8,15 @@
 #include <set>
 #include "helpers.h"
 #include "loss_fixture.h"
-#include "models/registry.h"
-#include "train/recipe.h"
+#include "loss_test_util.h"
 #include "transfer/crd.h"
 
 using namespace retort;
+using retort::test::build_term;
 using retort::test::check_close;
+using retort::test::fmnist_config;
+using retort::test::forward_step;
+using retort::test::loss_recipe;
 using retort::test::random_tensor;
 
 namespace {
@@ -38,16 +41,6 @@ void restore(const transfer::Loss& loss, const std::vector<Tensor>& saved) {
   auto live = loss.buffers();
   REQUIRE(live.size() == saved.size());
   for (size_t i = 0; i < live.size(); ++i) Tensor(live[i].second).copy_(saved[i]);
-}
-
-models::ModelConfig fmnist_config(uint64_t seed) {
-  models::ModelConfig c;
-  c.in_channels = 1;
-  c.image_size = 28;
-  c.seed = seed;
-  c.depth = 2;
-  c.patch_size = 7;
-  return c;
 }
 
 }  // namespace
@@ -303,31 +296,12 @@ TEST_CASE("crd: negatives come from other classes, distinct, and the draw surviv
 }
 
 TEST_CASE("crd: ResNet and ViT pooled features through the registry, both memories") {
-  const std::string base = R"(
-[models.t]
-arch = "wrn_16_2"
-weights = "t.safetensors"
-[models.s]
-arch = "resnet8"
-[[stages]]
-train = "s"
-teachers = ["t"]
-epochs = 1
-)";
-  auto resnet = std::shared_ptr<models::Model>(models::create_model("resnet8", fmnist_config(1)));
-  auto vit = std::shared_ptr<models::Model>(models::create_model("vit_tiny", fmnist_config(2)));
+  const int64_t patch = 7;  // a 4x4 token grid keeps the ViT fast
+  auto resnet = std::shared_ptr<models::Model>(models::create_model("resnet8", fmnist_config(1, 2, patch)));
+  auto vit = std::shared_ptr<models::Model>(models::create_model("vit_tiny", fmnist_config(2, 2, patch)));
   auto build = [&](const std::string& term, std::shared_ptr<models::Model> s, std::shared_ptr<models::Model> t,
                    int64_t dataset_size) {
-    const Recipe r = parse_recipe(base + "losses = [" + term + "]\n", "p.toml");
-    const LossArgs args = loss_args(r, r.stages[0].losses[0]);
-    transfer::BuildContext ctx;
-    ctx.args = &args;
-    ctx.student = s;
-    ctx.teachers = {{"t", t}};
-    ctx.input_shape = {1, 1, 28, 28};
-    ctx.dataset_size = dataset_size;
-    ctx.device = Device::cpu();
-    return transfer::build_loss(ctx);
+    return build_term(loss_recipe(term), s, {{"t", t}}, {.dataset_size = dataset_size});
   };
   const Tensor x = random_tensor({4, 1, 28, 28}, 31, -1, 1, DType::f32);
   const std::vector<int64_t> ids{3, 0, 7, 5};
@@ -341,14 +315,8 @@ epochs = 1
       for (int step = 0; step < 2; ++step) {  // the queue's first step has no negatives (loss 0)
         for (auto* m : {student.get(), teacher.get()})
           for (auto p : m->parameters()) p.zero_grad();
-        models::Taps st, tt;
-        student->forward(x, &st);
-        {
-          NoGradGuard ng;
-          teacher->forward(x, &tt);
-        }
-        std::map<std::string, models::Taps> teachers{{"t", tt}};
-        transfer::StepInputs in{x, y, &st, &teachers, &ids, 8};
+        const auto taps = forward_step(*student, *teacher, x);
+        transfer::StepInputs in{x, y, &taps.student, &taps.teachers, &ids, 8};
         Tensor l = loss->compute(in);
         CHECK(std::isfinite(l.item()));
         l.backward();

@@ -4,36 +4,24 @@
 // (ViT <-> ResNet), RepDistiller's own ConvReg values (tests/fixtures/losses/fitnet_*) and the
 // load-time errors of impossible pairings through the loss registry.
 #include "helpers.h"
-#include "models/registry.h"
-#include "train/recipe.h"
 #include "loss_fixture.h"
+#include "loss_test_util.h"
 #include "transfer/conv_reg.h"
 #include "transfer/fitnet.h"
-#include "transfer/loss_term.h"
 
 using namespace retort;
 using models::TapInfo;
+using retort::test::any_nonzero_grad;
+using retort::test::build_term;
+using retort::test::fmnist_config;
+using retort::test::forward_step;
+using retort::test::loss_recipe;
 
 namespace {
 Tensor identity_matrix(int64_t n) {
   std::vector<double> v(size_t(n * n), 0.0);
   for (int64_t i = 0; i < n; ++i) v[size_t(i * n + i)] = 1.0;
   return Tensor::from_vector(v, {n, n}, DType::f64);
-}
-models::ModelConfig fmnist_config(uint64_t seed) {
-  models::ModelConfig c;
-  c.in_channels = 1;
-  c.image_size = 28;
-  c.seed = seed;
-  c.depth = 2;  // ViT: two blocks keep the test fast
-  return c;
-}
-bool any_nonzero_grad(const models::Model& m) {
-  for (const auto& p : m.parameters())
-    if (p.grad().defined())
-      for (double v : p.grad().to_vector())
-        if (v != 0.0) return true;
-  return false;
 }
 }  // namespace
 
@@ -187,13 +175,8 @@ TEST_CASE("fitnet: ViT student tokens to a ResNet teacher stage, and ResNet to V
   // ViT tokens.1 [B, 50, 192] -> 7x7 grid, doubled to 14x14 by ConvReg's transposed conv; resnet8 stage2 [B, 32, 14, 14]
   auto v2r = transfer::make_fitnet_loss(*vit, *resnet, "teacher", "tokens.1", "stage2", input, Device::cpu(), 0);
   CHECK(v2r->adapter().matched == Shape{1, 32, 14, 14});
-  models::Taps vt, rt;
-  vit->forward(x, &vt);
-  {
-    NoGradGuard ng;
-    resnet->forward(x, &rt);
-  }
-  Tensor l = v2r->compute(vt.at("tokens.1"), rt.at("stage2"));
+  const auto v2r_step = forward_step(*vit, *resnet, x);
+  Tensor l = v2r->compute(v2r_step.student.at("tokens.1"), v2r_step.teacher().at("stage2"));
   CHECK(std::isfinite(l.item()));
   CHECK(l.item() > 0);
   l.backward();
@@ -203,13 +186,8 @@ TEST_CASE("fitnet: ViT student tokens to a ResNet teacher stage, and ResNet to V
   // resnet8 stage2 [B, 32, 14, 14] -> halved to 7x7 by ConvReg's strided conv, 192 channels; ViT tokens.0 as a 7x7 grid
   auto r2v = transfer::make_fitnet_loss(*resnet, *vit, "teacher", "stage2", "tokens.0", input, Device::cpu(), 0);
   CHECK(r2v->adapter().matched == Shape{1, 192, 7, 7});
-  models::Taps rs, vs;
-  resnet->forward(x, &rs);
-  {
-    NoGradGuard ng;
-    vit->forward(x, &vs);
-  }
-  Tensor l2 = r2v->compute(rs.at("stage2"), vs.at("tokens.0"));
+  const auto r2v_step = forward_step(*resnet, *vit, x);
+  Tensor l2 = r2v->compute(r2v_step.student.at("stage2"), r2v_step.teacher().at("tokens.0"));
   CHECK(std::isfinite(l2.item()));
   resnet->zero_grad();
   l2.backward();
@@ -217,30 +195,10 @@ TEST_CASE("fitnet: ViT student tokens to a ResNet teacher stage, and ResNet to V
 }
 
 TEST_CASE("fitnet: registry builds the loss and rejects an impossible pairing at construction") {
-  const std::string base = R"(
-[models.t]
-arch = "wrn_16_2"
-weights = "t.safetensors"
-[models.s]
-arch = "resnet8"
-[[stages]]
-train = "s"
-teachers = ["t"]
-epochs = 1
-)";
   auto teacher = models::create_model("wrn_16_2", fmnist_config(3));
   auto student = models::create_model("resnet8", fmnist_config(4));
-  auto build = [&](const Recipe& r) {
-    const LossArgs args = loss_args(r, r.stages[0].losses[0]);
-    transfer::BuildContext ctx;
-    ctx.args = &args;
-    ctx.student = student;
-    ctx.teachers = {{"t", teacher}};
-    ctx.input_shape = {1, 1, 28, 28};
-    ctx.device = Device::cpu();
-    return transfer::build_loss(ctx);
-  };
-  const Recipe ok = parse_recipe(base + "losses = [{ name = \"fitnet\", teacher = \"t\", weight = 100 }]\n", "f.toml");
+  auto build = [&](const Recipe& r) { return build_term(r, student, {{"t", teacher}}); };
+  const Recipe ok = loss_recipe("{ name = \"fitnet\", teacher = \"t\", weight = 100 }", "f.toml");
   CHECK(loss_args(ok, ok.stages[0].losses[0]).string("student_tap") == "stage2");
   CHECK(loss_args(ok, ok.stages[0].losses[0]).string("teacher_tap") == "stage2");
   auto loss = build(ok);
@@ -249,16 +207,14 @@ epochs = 1
   CHECK(loss->teachers() == std::vector<std::string>{"t"});
   CHECK(loss->parameters().size() == 4);  // ConvReg: conv weight and bias, BN weight and bias
 
-  const Recipe bad = parse_recipe(
-      base + "losses = [{ name = \"fitnet\", teacher = \"t\", student_tap = \"pooled\", teacher_tap = \"stage2\" }]\n",
-      "f.toml");
+  const Recipe bad = loss_recipe(
+      "{ name = \"fitnet\", teacher = \"t\", student_tap = \"pooled\", teacher_tap = \"stage2\" }", "f.toml");
   CHECK_THROWS_WITH_AS(build(bad),
                        doctest::Contains("cannot pair student tap 'pooled' [1, 64] with teacher tap 'stage2' "
                                          "[1, 64, 14, 14]: one is a spatial map/token sequence and the other a vector"),
                        Error);
   CHECK_THROWS_WITH_AS(build(bad), doctest::Contains("f.toml:"), Error);
-  const Recipe missing =
-      parse_recipe(base + "losses = [{ name = \"fitnet\", teacher = \"t\", student_tap = \"stage7\" }]\n", "f.toml");
+  const Recipe missing = loss_recipe("{ name = \"fitnet\", teacher = \"t\", student_tap = \"stage7\" }", "f.toml");
   CHECK_THROWS_WITH_AS(build(missing), doctest::Contains("the student (resnet-cifar) has no tap 'stage7'; its taps are: stem"),
                        Error);
 }

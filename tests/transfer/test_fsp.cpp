@@ -4,48 +4,15 @@
 #include <algorithm>
 #include "helpers.h"
 #include "loss_fixture.h"
-#include "models/registry.h"
-#include "train/recipe.h"
+#include "loss_test_util.h"
 #include "transfer/fsp.h"
-#include "transfer/loss_term.h"
 
 using namespace retort;
 using models::TapInfo;
-
-namespace {
-models::ModelConfig fmnist_config(uint64_t seed) {
-  models::ModelConfig c;
-  c.in_channels = 1;
-  c.image_size = 28;
-  c.seed = seed;
-  c.depth = 2;
-  return c;
-}
-
-// One forward of both models and a backward of the loss: finite and positive, gradients reach
-// the student and the loss's own projections, never the teacher.
-void check_trains_student(transfer::FspLoss& loss, models::Model& student, models::Model& teacher, const Tensor& x) {
-  models::Taps st, tt;
-  student.forward(x, &st);
-  {
-    NoGradGuard ng;
-    teacher.forward(x, &tt);
-  }
-  std::map<std::string, models::Taps> teachers{{"teacher", tt}};
-  transfer::StepInputs in{x, Tensor(), &st, &teachers};
-  Tensor l = loss.compute(in);
-  CHECK(std::isfinite(l.item()));
-  CHECK(l.item() > 0);
-  l.backward();
-  bool student_grad = false;
-  for (const auto& p : student.parameters())
-    if (p.grad().defined()) student_grad = true;
-  CHECK(student_grad);
-  for (auto& [n, p] : loss.parameters()) CHECK_MESSAGE(p.grad().defined(), n);
-  for (const auto& p : teacher.parameters()) CHECK_FALSE(p.grad().defined());
-}
-
-}  // namespace
+using retort::test::build_term;
+using retort::test::check_trains_student;
+using retort::test::fmnist_config;
+using retort::test::loss_recipe;
 
 TEST_CASE("fsp: matrix and loss on a hand-computed example") {
   // B = 1, 2x2 maps (h*w = 4), values row-major:
@@ -157,35 +124,16 @@ TEST_CASE("fsp: resnet8 student learns from a wider wrn_16_2 teacher through pro
   CHECK(loss->projection(1) != nullptr);
   CHECK(loss->projection(2) != nullptr);
   CHECK(loss->projection(3) != nullptr);
-  check_trains_student(*loss, *student, *teacher, retort::test::random_tensor({3, 1, 28, 28}, 90, -1, 1, DType::f32));
+  check_trains_student(*loss, *student, *teacher,
+                       {.x = retort::test::random_tensor({3, 1, 28, 28}, 90, -1, 1, DType::f32), .teacher = "teacher"});
 }
 
 TEST_CASE("fsp: registry defaults and errors") {
-  const std::string base = R"(
-[models.t]
-arch = "wrn_16_2"
-weights = "t.safetensors"
-[models.s]
-arch = "resnet8"
-[[stages]]
-train = "s"
-teachers = ["t"]
-epochs = 1
-)";
   auto teacher = models::create_model("wrn_16_2", fmnist_config(3));
   auto student = models::create_model("resnet8", fmnist_config(4));
   auto vit = models::create_model("vit_tiny", fmnist_config(5));
-  auto build = [&](const Recipe& r, std::shared_ptr<models::Model> s) {
-    const LossArgs args = loss_args(r, r.stages[0].losses[0]);
-    transfer::BuildContext ctx;
-    ctx.args = &args;
-    ctx.student = s;
-    ctx.teachers = {{"t", teacher}};
-    ctx.input_shape = {1, 1, 28, 28};
-    ctx.device = Device::cpu();
-    return transfer::build_loss(ctx);
-  };
-  const Recipe ok = parse_recipe(base + "losses = [{ name = \"fsp\", teacher = \"t\" }]\n", "p.toml");
+  auto build = [&](const Recipe& r, std::shared_ptr<models::Model> s) { return build_term(r, s, {{"t", teacher}}); };
+  const Recipe ok = loss_recipe("{ name = \"fsp\", teacher = \"t\" }");
   CHECK(loss_args(ok, ok.stages[0].losses[0]).string("pairing") == "repdistiller");
   CHECK(loss_args(ok, ok.stages[0].losses[0]).boolean("shuffle") == false);
   CHECK(loss_args(ok, ok.stages[0].losses[0]).integer("shuffle_seed") == 0);
@@ -193,57 +141,51 @@ epochs = 1
   CHECK(loss_args(ok, ok.stages[0].losses[0]).string("form") == "retort");
   CHECK(ok.stages[0].losses[0].weight == 1e-3);  // the retort form's default weight
   // RepDistiller's exact form refuses unequal widths (resnet8 16/32/64 vs wrn_16_2 32/64/128)...
-  const Recipe exact = parse_recipe(base + "losses = [{ name = \"fsp\", teacher = \"t\", form = \"repdistiller\" }]\n",
-                                    "p.toml");
+  const Recipe exact = loss_recipe("{ name = \"fsp\", teacher = \"t\", form = \"repdistiller\" }");
   CHECK_THROWS_WITH_AS(build(exact, student),
                        doctest::Contains("RepDistiller's FSP needs equal channel counts, but student tap 'stage1' has "
                                          "16 and teacher tap 'stage1' 32"),
                        Error);
   // ... and keys that contradict it.
-  const Recipe contradiction = parse_recipe(
-      base + "losses = [{ name = \"fsp\", teacher = \"t\", form = \"repdistiller\", reduction = \"sum\" }]\n", "p.toml");
+  const Recipe contradiction =
+      loss_recipe("{ name = \"fsp\", teacher = \"t\", form = \"repdistiller\", reduction = \"sum\" }");
   CHECK_THROWS_WITH_AS(build(contradiction, teacher), doctest::Contains("remove the conflicting key"), Error);
   CHECK(build(exact, teacher)->student_taps().size() == 4);  // equal widths: a wrn_16_2 student
   CHECK(build(ok, student)->teacher_taps() == std::vector<std::string>{"stem", "stage1", "stage2", "stage3"});
 
-  const Recipe taps = parse_recipe(
-      base + "losses = [{ name = \"fsp\", teacher = \"t\", pairing = \"paper\", taps = [\"stage1\", \"stage2\"] }]\n",
-      "p.toml");
+  const Recipe taps =
+      loss_recipe("{ name = \"fsp\", teacher = \"t\", pairing = \"paper\", taps = [\"stage1\", \"stage2\"] }");
   CHECK(build(taps, student)->student_taps() == std::vector<std::string>{"stage1", "stage2"});
 
   // pairing and reduction are checked when the recipe is read, naming the line
   CHECK_THROWS_WITH_AS(
-      parse_recipe(base + "losses = [{ name = \"fsp\", teacher = \"t\", pairing = \"zigzag\" }]\n", "p.toml"),
+      loss_recipe("{ name = \"fsp\", teacher = \"t\", pairing = \"zigzag\" }"),
       doctest::Contains("p.toml:11: key 'pairing' in [stages.losses.fsp] must be one of \"repdistiller\", \"paper\""),
       Error);
   CHECK_THROWS_WITH_AS(
-      parse_recipe(base + "losses = [{ name = \"fsp\", teacher = \"t\", reduction = \"max\" }]\n", "p.toml"),
+      loss_recipe("{ name = \"fsp\", teacher = \"t\", reduction = \"max\" }"),
       doctest::Contains("key 'reduction' in [stages.losses.fsp] must be one of \"sum\""), Error);
   // a ViT student has no stem/stage taps: the default tap lists differ
   CHECK_THROWS_WITH_AS(build(ok, vit), doctest::Contains("the default taps (stem, stage1..stageN) differ"), Error);
   // a vector tap cannot enter an FSP matrix
-  const Recipe vec = parse_recipe(
-      base + "losses = [{ name = \"fsp\", teacher = \"t\", taps = [\"stage3\", \"pooled\"] }]\n", "p.toml");
+  const Recipe vec = loss_recipe("{ name = \"fsp\", teacher = \"t\", taps = [\"stage3\", \"pooled\"] }");
   CHECK_THROWS_WITH_AS(build(vec, student), doctest::Contains("tap 'pooled' is a vector [1, 64]"), Error);
 
   // a ViT paired with a ResNet: each network names its own taps, pair k with pair k
-  const Recipe cross = parse_recipe(base + "losses = [{ name = \"fsp\", teacher = \"t\", student_taps = "
-                                           "[\"tokens.0\", \"tokens.1\"], teacher_taps = [\"stem\", "
-                                           "\"stage1\"] }]\n",
-                                    "p.toml");
+  const Recipe cross = loss_recipe(
+      "{ name = \"fsp\", teacher = \"t\", student_taps = [\"tokens.0\", \"tokens.1\"], teacher_taps = [\"stem\", "
+      "\"stage1\"] }");
   auto cross_loss = build(cross, vit);
   CHECK(cross_loss->student_taps() == std::vector<std::string>{"tokens.0", "tokens.1"});
   CHECK(cross_loss->teacher_taps() == std::vector<std::string>{"stem", "stage1"});
-  const Recipe both = parse_recipe(base + "losses = [{ name = \"fsp\", teacher = \"t\", taps = [\"stem\", "
-                                          "\"stage1\"], student_taps = [\"stem\", \"stage1\"] }]\n",
-                                   "p.toml");
+  const Recipe both = loss_recipe(
+      "{ name = \"fsp\", teacher = \"t\", taps = [\"stem\", \"stage1\"], student_taps = [\"stem\", \"stage1\"] }");
   CHECK_THROWS_WITH_AS(build(both, student), doctest::Contains("either `taps`"), Error);
-  const Recipe half = parse_recipe(
-      base + "losses = [{ name = \"fsp\", teacher = \"t\", student_taps = [\"stem\", \"stage1\"] }]\n", "p.toml");
+  const Recipe half = loss_recipe("{ name = \"fsp\", teacher = \"t\", student_taps = [\"stem\", \"stage1\"] }");
   CHECK_THROWS_WITH_AS(build(half, student), doctest::Contains("`student_taps` and `teacher_taps` go together"), Error);
-  const Recipe uneven = parse_recipe(base + "losses = [{ name = \"fsp\", teacher = \"t\", student_taps = [\"stem\", "
-                                            "\"stage1\"], teacher_taps = [\"stem\", \"stage1\", \"stage2\"] }]\n",
-                                     "p.toml");
+  const Recipe uneven = loss_recipe(
+      "{ name = \"fsp\", teacher = \"t\", student_taps = [\"stem\", \"stage1\"], teacher_taps = [\"stem\", \"stage1\", "
+      "\"stage2\"] }");
   CHECK_THROWS_WITH_AS(build(uneven, student), doctest::Contains("2 student taps [stem, stage1] but 3 teacher taps"),
                        Error);
 }
@@ -268,7 +210,7 @@ TEST_CASE("fsp: a ViT teacher's token taps guide a resnet8 student (cross-archit
   auto g = loss->teacher_matrices({tt.at("tokens.0"), tt.at("tokens.1"), tt.at("tokens.2"), tt.at("tokens.3")});
   REQUIRE(g.size() == 3);
   for (const auto& m : g) CHECK(m.shape() == Shape{3, 192, 192});
-  check_trains_student(*loss, *student, *teacher, x);
+  check_trains_student(*loss, *student, *teacher, {.x = x, .teacher = "teacher"});
 }
 
 TEST_CASE("fsp: form repdistiller equals RepDistiller's FSP (values and gradients)") {

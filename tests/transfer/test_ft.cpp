@@ -6,30 +6,16 @@
 #include <cmath>
 #include "helpers.h"
 #include "loss_fixture.h"
-#include "models/registry.h"
-#include "train/recipe.h"
+#include "loss_test_util.h"
 #include "transfer/ft.h"
-#include "transfer/loss_term.h"
 
 using namespace retort;
 using models::TapInfo;
+using retort::test::check_trains_student;
+using retort::test::fmnist_config;
+using retort::test::loss_recipe;
 
 namespace {
-models::ModelConfig fmnist_config(uint64_t seed) {
-  models::ModelConfig c;
-  c.in_channels = 1;
-  c.image_size = 28;
-  c.seed = seed;
-  c.depth = 2;  // ViT: two blocks keep the test fast
-  return c;
-}
-
-bool any_grad(const models::Model& m) {
-  for (const auto& p : m.parameters())
-    if (p.grad().defined()) return true;
-  return false;
-}
-
 // The loss's state as an earlier stage hands it on: parameters() + buffers() by name.
 std::map<std::string, Tensor> state_of(const transfer::Loss& loss) {
   std::map<std::string, Tensor> out;
@@ -250,6 +236,8 @@ TEST_CASE("ft: matches RepDistiller and torchdistill (reference fixtures)") {
 }
 
 namespace {
+// The recipe of the registry tests below: teachers "t" (wrn_16_2) and "v" (vit_tiny); the term
+// is on line 14 of "ft.toml".
 const std::string kBase = R"(
 [models.t]
 arch = "wrn_16_2"
@@ -268,40 +256,11 @@ epochs = 1
 std::unique_ptr<transfer::Loss> build_term(const std::string& term, std::shared_ptr<models::Model> student,
                                            std::shared_ptr<models::Model> t, std::shared_ptr<models::Model> v,
                                            transfer::EarlierLossState earlier = {}) {
-  const Recipe r = parse_recipe(kBase + "losses = [" + term + "]\n", "ft.toml");
-  const LossArgs args = loss_args(r, r.stages[0].losses[0]);
-  transfer::BuildContext ctx;
-  ctx.args = &args;
-  ctx.student = std::move(student);
-  ctx.teachers = {{"t", std::move(t)}, {"v", std::move(v)}};
-  ctx.input_shape = {1, 1, 28, 28};
-  ctx.device = Device::cpu();
-  ctx.earlier_loss_state = std::move(earlier);
-  return transfer::build_loss(ctx);
+  return retort::test::build_term(loss_recipe(term, "ft.toml", kBase), std::move(student),
+                                  {{"t", std::move(t)}, {"v", std::move(v)}},
+                                  {.earlier_loss_state = std::move(earlier)});
 }
 
-// One step of the term on real taps: a finite loss; gradients reach the student only in the
-// transfer phase and the loss's own parameters always, never the teacher or a frozen paraphraser.
-void check_step(transfer::Loss& loss, models::Model& student, models::Model& teacher, const std::string& teacher_name,
-                bool transfer_phase) {
-  Tensor x = retort::test::random_tensor({2, 1, 28, 28}, 77, -1, 1, DType::f32);
-  models::Taps st, tt;
-  student.forward(x, &st);
-  {
-    NoGradGuard ng;
-    teacher.forward(x, &tt);
-  }
-  std::map<std::string, models::Taps> teachers{{teacher_name, tt}};
-  transfer::StepInputs in{x, Tensor(), &st, &teachers};
-  Tensor l = loss.compute(in);
-  CHECK(std::isfinite(l.item()));
-  CHECK(l.item() > 0);
-  l.backward();
-  CHECK(any_grad(student) == transfer_phase);
-  CHECK_FALSE(any_grad(teacher));
-  for (const auto& [n, p] : loss.parameters()) CHECK_MESSAGE(p.grad().defined(), n);
-  for (const auto& [n, b] : loss.buffers()) CHECK_FALSE_MESSAGE(b.grad().defined(), n);
-}
 }  // namespace
 
 TEST_CASE("ft: ViT and ResNet on either side, with the paraphraser from an earlier stage") {
@@ -315,7 +274,7 @@ TEST_CASE("ft: ViT and ResNet on either side, with the paraphraser from an earli
   auto para = build_term(R"({ name = "ft", phase = "paraphraser", teacher = "v", teacher_tap = "tokens.1", weight = 1 })",
                          resnet, wrn, vit);
   CHECK(para->student_taps().empty());
-  check_step(*para, *resnet, *vit, "v", false);
+  check_trains_student(*para, *resnet, *vit, {.seed = 77, .teacher = "v", .student_learns = false});
   // what the earlier stage ended with (one weight changed, so a fresh paraphraser, which the
   // same seed would initialise alike, cannot pass for the loaded one)
   auto earlier = state_of(*para);
@@ -338,14 +297,14 @@ TEST_CASE("ft: ViT and ResNet on either side, with the paraphraser from an earli
   CHECK(retort::test::same_bits(r2v_ft->paraphraser().encoder->at<nn::Conv2d>(3)->weight,
                                 earlier.at("paraphraser.encoder.3.weight")));
   for (auto p : resnet->parameters()) p.zero_grad();
-  check_step(*r2v, *resnet, *vit, "v", true);
+  check_trains_student(*r2v, *resnet, *vit, {.seed = 77, .teacher = "v"});
 
   // ViT student (tokens.1 -> 7x7 grid, 192 channels) against wrn_16_2's stage3 (128 x 7 x 7)
   auto para_t = build_term(R"({ name = "ft", phase = "paraphraser", teacher = "t", weight = 1 })", vit_student, wrn, vit);
   auto v2r = build_term(R"({ name = "ft", teacher = "t", student_tap = "tokens.1", paraphraser_stage = "p" })",
                         vit_student, wrn, vit, [&](const std::string&, const std::string&) { return state_of(*para_t); });
   CHECK(dynamic_cast<transfer::FtLoss&>(*v2r).paraphraser().factor_channels == 64);
-  check_step(*v2r, *vit_student, *wrn, "t", true);
+  check_trains_student(*v2r, *vit_student, *wrn, {.seed = 77, .teacher = "t"});
 
   // a vector tap cannot carry a factor: the build fails, naming the line and the tap
   CHECK_THROWS_WITH_AS(build_term(R"({ name = "ft", teacher = "t", student_tap = "pooled", paraphraser_stage = "p" })",
@@ -360,8 +319,7 @@ TEST_CASE("ft: registry defaults, the earlier stage's state and errors") {
   auto wrn = models::create_model("wrn_16_2", fmnist_config(5));
   auto vit = models::create_model("vit_tiny", fmnist_config(6));
   auto resnet = models::create_model("resnet8", fmnist_config(7));
-  const Recipe r = parse_recipe(kBase + "losses = [{ name = \"ft\", teacher = \"t\", paraphraser_stage = \"p\" }]\n",
-                                "ft.toml");
+  const Recipe r = loss_recipe("{ name = \"ft\", teacher = \"t\", paraphraser_stage = \"p\" }", "ft.toml", kBase);
   const LossArgs args = loss_args(r, r.stages[0].losses[0]);
   CHECK(r.stages[0].losses[0].weight == transfer::kFtDefaultWeight);
   CHECK(transfer::kFtDefaultWeight == 200.0);
@@ -383,13 +341,11 @@ TEST_CASE("ft: registry defaults, the earlier stage's state and errors") {
   CHECK_FALSE(dynamic_cast<transfer::FtLoss&>(*none).paraphraser_loaded());
 
   // keys checked when the recipe is read
-  CHECK_THROWS_WITH_AS(parse_recipe(kBase + "losses = [{ name = \"ft\", teacher = \"t\", phase = \"pretrain\" }]\n",
-                                    "ft.toml"),
+  CHECK_THROWS_WITH_AS(loss_recipe("{ name = \"ft\", teacher = \"t\", phase = \"pretrain\" }", "ft.toml", kBase),
                        doctest::Contains("key 'phase' in [stages.losses.ft] must be one of \"paraphraser\""), Error);
-  CHECK_THROWS_WITH_AS(parse_recipe(kBase + "losses = [{ name = \"ft\", teacher = \"t\", factor = \"paper\" }]\n",
-                                    "ft.toml"),
+  CHECK_THROWS_WITH_AS(loss_recipe("{ name = \"ft\", teacher = \"t\", factor = \"paper\" }", "ft.toml", kBase),
                        doctest::Contains("key 'factor' in [stages.losses.ft] must be one of \"repdistiller\""), Error);
-  CHECK_THROWS_WITH_AS(parse_recipe(kBase + "losses = [{ name = \"ft\", teacher = \"t\", rate = 1.5 }]\n", "ft.toml"),
+  CHECK_THROWS_WITH_AS(loss_recipe("{ name = \"ft\", teacher = \"t\", rate = 1.5 }", "ft.toml", kBase),
                        doctest::Contains("key 'rate'"), Error);
   // keys checked when the term is built
   CHECK_THROWS_WITH_AS(build_term(R"({ name = "ft", teacher = "t" })", resnet, wrn, vit),

@@ -4,79 +4,20 @@
 #include <cmath>
 #include "helpers.h"
 #include "loss_fixture.h"
-#include "models/registry.h"
-#include "train/recipe.h"
+#include "loss_test_util.h"
 #include "transfer/kdsvd.h"
-#include "transfer/loss_term.h"
 
 using namespace retort;
 using models::TapInfo;
+using retort::test::build_term;
 using retort::test::check_close;
+using retort::test::check_trains_student;
+using retort::test::fmnist_config;
+using retort::test::loss_recipe;
 using retort::test::random_tensor;
 
 namespace {
-models::ModelConfig fmnist_config(uint64_t seed) {
-  models::ModelConfig c;
-  c.in_channels = 1;
-  c.image_size = 28;
-  c.seed = seed;
-  c.depth = 3;  // ViT: tokens.0..tokens.2
-  return c;
-}
-
-const std::string kBase = R"(
-[models.t]
-arch = "wrn_16_2"
-weights = "t.safetensors"
-[models.s]
-arch = "resnet8"
-[[stages]]
-train = "s"
-teachers = ["t"]
-epochs = 1
-)";
-
-std::unique_ptr<transfer::Loss> build(const std::string& term, std::shared_ptr<models::Model> student,
-                                      std::shared_ptr<models::Model> teacher) {
-  const Recipe r = parse_recipe(kBase + "losses = [" + term + "]\n", "p.toml");
-  const LossArgs args = loss_args(r, r.stages[0].losses[0]);
-  transfer::BuildContext ctx;
-  ctx.args = &args;
-  ctx.student = std::move(student);
-  ctx.teachers = {{"t", std::move(teacher)}};
-  ctx.input_shape = {1, 1, 28, 28};
-  ctx.device = Device::cpu();
-  return transfer::build_loss(ctx);
-}
-
-bool any_nonzero_grad(const models::Model& m) {
-  for (const auto& p : m.parameters())
-    if (p.grad().defined())
-      for (double v : p.grad().to_vector())
-        if (v != 0.0) return true;
-  return false;
-}
-
-// One forward of both models and a backward of the loss: finite and positive, gradients reach
-// the student and the loss's projections, never the teacher.
-void check_trains_student(transfer::Loss& loss, models::Model& student, models::Model& teacher) {
-  Tensor x = random_tensor({2, 1, 28, 28}, 97, -1, 1, DType::f32);
-  models::Taps st, tt;
-  student.forward(x, &st);
-  {
-    NoGradGuard ng;
-    teacher.forward(x, &tt);
-  }
-  std::map<std::string, models::Taps> teachers{{"t", tt}};
-  transfer::StepInputs in{x, Tensor(), &st, &teachers};
-  Tensor l = loss.compute(in);
-  CHECK(std::isfinite(l.item()));
-  CHECK(l.item() > 0);
-  l.backward();
-  CHECK(any_nonzero_grad(student));
-  for (auto& [n, p] : loss.parameters()) CHECK_MESSAGE(p.grad().defined(), n);
-  for (const auto& p : teacher.parameters()) CHECK_FALSE(p.grad().defined());
-}
+constexpr int64_t kVitDepth = 3;  // ViT: tokens.0..tokens.2
 
 std::vector<Tensor> random_maps(const std::vector<Shape>& shapes, uint64_t seed) {
   std::vector<Tensor> out;
@@ -201,64 +142,67 @@ TEST_CASE("kdsvd: matches RepDistiller's KDSVD on the reference fixtures") {
 }
 
 TEST_CASE("kdsvd: registry defaults, resnet8 <-> wrn_16_2 and resnet8 <-> vit_tiny") {
-  auto resnet = models::create_model("resnet8", fmnist_config(1));
-  auto wrn = models::create_model("wrn_16_2", fmnist_config(2));
-  auto vit = models::create_model("vit_tiny", fmnist_config(3));
-  const Recipe r = parse_recipe(kBase + "losses = [{ name = \"kdsvd\", teacher = \"t\" }]\n", "p.toml");
+  auto resnet = models::create_model("resnet8", fmnist_config(1, kVitDepth));
+  auto wrn = models::create_model("wrn_16_2", fmnist_config(2, kVitDepth));
+  auto vit = models::create_model("vit_tiny", fmnist_config(3, kVitDepth));
+  const Recipe r = loss_recipe("{ name = \"kdsvd\", teacher = \"t\" }");
   CHECK(r.stages[0].losses[0].weight == transfer::kKdsvdDefaultWeight);
   const LossArgs args = loss_args(r, r.stages[0].losses[0]);
   CHECK(args.integer("k") == 1);
   CHECK(args.boolean("project"));
   // resnet8 (16/32/64 channels) against wrn_16_2 (32/64/128): every stage projected
-  auto def = build("{ name = \"kdsvd\", teacher = \"t\" }", resnet, wrn);
+  auto def = build_term("{ name = \"kdsvd\", teacher = \"t\" }", resnet, wrn);
   CHECK(def->student_taps() == std::vector<std::string>{"stage1", "stage2", "stage3"});
   CHECK(def->teacher_taps() == std::vector<std::string>{"stage1", "stage2", "stage3"});
   CHECK(def->parameters().size() == 9);
   check_trains_student(*def, *resnet, *wrn);
   // equal channels: nothing to learn
-  CHECK(build("{ name = \"kdsvd\", teacher = \"t\", project = false }", resnet, resnet)->parameters().empty());
+  CHECK(build_term("{ name = \"kdsvd\", teacher = \"t\", project = false }", resnet, resnet)->parameters().empty());
   resnet->zero_grad();
-  auto r2v = build("{ name = \"kdsvd\", teacher = \"t\", teacher_taps = [\"tokens.0\", \"tokens.1\", \"tokens.2\"] }",
-                   resnet, vit);
+  auto r2v = build_term(
+      "{ name = \"kdsvd\", teacher = \"t\", teacher_taps = [\"tokens.0\", \"tokens.1\", \"tokens.2\"] }", resnet, vit);
   check_trains_student(*r2v, *resnet, *vit);
-  auto v2r = build("{ name = \"kdsvd\", teacher = \"t\", student_taps = [\"tokens.0\", \"tokens.1\", \"tokens.2\"] }",
-                   vit, wrn);
+  auto v2r = build_term(
+      "{ name = \"kdsvd\", teacher = \"t\", student_taps = [\"tokens.0\", \"tokens.1\", \"tokens.2\"] }", vit, wrn);
   check_trains_student(*v2r, *vit, *wrn);
 }
 
 TEST_CASE("kdsvd: errors name the recipe line, the key or tap and the reason") {
-  auto resnet = models::create_model("resnet8", fmnist_config(4));
-  auto wrn = models::create_model("wrn_16_2", fmnist_config(5));
-  auto vit = models::create_model("vit_tiny", fmnist_config(6));
-  CHECK_THROWS_WITH_AS(build("{ name = \"kdsvd\", teacher = \"t\", project = false }", resnet, wrn),
+  auto resnet = models::create_model("resnet8", fmnist_config(4, kVitDepth));
+  auto wrn = models::create_model("wrn_16_2", fmnist_config(5, kVitDepth));
+  auto vit = models::create_model("vit_tiny", fmnist_config(6, kVitDepth));
+  CHECK_THROWS_WITH_AS(build_term("{ name = \"kdsvd\", teacher = \"t\", project = false }", resnet, wrn),
                        doctest::Contains("p.toml:11: kdsvd: student tap 'stage1' [1, 16, 28, 28] has 16 channels but "
                                          "teacher tap 'stage1' [1, 32, 28, 28] has 32"),
                        Error);
-  CHECK_THROWS_WITH_AS(build("{ name = \"kdsvd\", teacher = \"t\" }", vit, resnet),
+  CHECK_THROWS_WITH_AS(build_term("{ name = \"kdsvd\", teacher = \"t\" }", vit, resnet),
                        doctest::Contains("p.toml:11: kdsvd: the student (vit) has no tap 'stage1'"), Error);
-  CHECK_THROWS_WITH_AS(build("{ name = \"kdsvd\", teacher = \"t\" }", vit, resnet),
+  CHECK_THROWS_WITH_AS(build_term("{ name = \"kdsvd\", teacher = \"t\" }", vit, resnet),
                        doctest::Contains("name its token taps in `student_taps`"), Error);
   CHECK_THROWS_WITH_AS(
-      build("{ name = \"kdsvd\", teacher = \"t\", student_taps = [\"stage1\", \"stage2\", \"pooled\"] }", resnet, wrn),
+      build_term("{ name = \"kdsvd\", teacher = \"t\", student_taps = [\"stage1\", \"stage2\", \"pooled\"] }", resnet,
+                 wrn),
       doctest::Contains("p.toml:11: kdsvd: student tap 'pooled' is a vector [1, 64]"), Error);
   CHECK_THROWS_WITH_AS(
-      build("{ name = \"kdsvd\", teacher = \"t\", teacher_taps = [\"stage1\", \"stage2\", \"stage4\"] }", resnet, wrn),
+      build_term("{ name = \"kdsvd\", teacher = \"t\", teacher_taps = [\"stage1\", \"stage2\", \"stage4\"] }", resnet,
+                 wrn),
       doctest::Contains("kdsvd: the teacher 't' (wrn) has no tap 'stage4'; its taps are: stem"), Error);
-  CHECK_THROWS_WITH_AS(build("{ name = \"kdsvd\", teacher = \"t\", teacher_taps = [\"stage3\"] }", resnet, wrn),
+  CHECK_THROWS_WITH_AS(build_term("{ name = \"kdsvd\", teacher = \"t\", teacher_taps = [\"stage3\"] }", resnet, wrn),
                        doctest::Contains("kdsvd: 3 student taps [stage1, stage2, stage3] but 1 teacher taps [stage3]"),
                        Error);
-  CHECK_THROWS_WITH_AS(build("{ name = \"kdsvd\", teacher = \"t\", student_taps = [\"stage3\"], teacher_taps = "
-                             "[\"stage3\"] }",
-                             resnet, wrn),
+  CHECK_THROWS_WITH_AS(build_term("{ name = \"kdsvd\", teacher = \"t\", student_taps = [\"stage3\"], teacher_taps = "
+                                  "[\"stage3\"] }",
+                                  resnet, wrn),
                        doctest::Contains("kdsvd: needs at least two taps"), Error);
   // stage1 of the 28x28 teacher has 32 channels: 32 singular vectors
-  CHECK_THROWS_WITH_AS(build("{ name = \"kdsvd\", teacher = \"t\", k = 33 }", resnet, wrn),
+  CHECK_THROWS_WITH_AS(build_term("{ name = \"kdsvd\", teacher = \"t\", k = 33 }", resnet, wrn),
                        doctest::Contains("teacher tap 'stage1' [1, 32, 28, 28] gives [H*W, C] = [784, 32] matrices "
                                          "with 32 singular vectors, fewer than k = 33"),
                        Error);
-  CHECK_THROWS_WITH_AS(parse_recipe(kBase + "losses = [{ name = \"kdsvd\", teacher = \"t\", k = 0 }]\n", "p.toml"),
+  CHECK_THROWS_WITH_AS(loss_recipe("{ name = \"kdsvd\", teacher = \"t\", k = 0 }"),
                        doctest::Contains("p.toml:11: key 'k' in [stages.losses.kdsvd] must be"), Error);
-  CHECK_THROWS_WITH_AS(build("{ name = \"kdsvd\", teacher = \"u\" }", resnet, wrn), doctest::Contains("'u'"), Error);
+  CHECK_THROWS_WITH_AS(build_term("{ name = \"kdsvd\", teacher = \"u\" }", resnet, wrn), doctest::Contains("'u'"),
+                       Error);
   // tokens that do not form a square grid
   CHECK_THROWS_WITH_AS(transfer::KdsvdLoss("t", {TapInfo{"tokens.1", {2, 6, 3}}, TapInfo{"tokens.2", {2, 6, 3}}},
                                            {TapInfo{"stage2", {2, 3, 4, 4}}, TapInfo{"stage3", {2, 3, 2, 2}}}, 1,

@@ -4,76 +4,20 @@
 #include <cmath>
 #include "helpers.h"
 #include "loss_fixture.h"
-#include "models/registry.h"
-#include "train/recipe.h"
-#include "transfer/loss_term.h"
+#include "loss_test_util.h"
 #include "transfer/nst.h"
 
 using namespace retort;
 using models::TapInfo;
+using retort::test::build_term;
 using retort::test::check_close;
+using retort::test::check_trains_student;
+using retort::test::fmnist_config;
+using retort::test::loss_recipe;
 using retort::test::random_tensor;
 
 namespace {
-models::ModelConfig fmnist_config(uint64_t seed) {
-  models::ModelConfig c;
-  c.in_channels = 1;
-  c.image_size = 28;
-  c.seed = seed;
-  c.depth = 3;  // ViT: tokens.0..tokens.2
-  return c;
-}
-
-const std::string kBase = R"(
-[models.t]
-arch = "wrn_16_2"
-weights = "t.safetensors"
-[models.s]
-arch = "resnet8"
-[[stages]]
-train = "s"
-teachers = ["t"]
-epochs = 1
-)";
-
-std::unique_ptr<transfer::Loss> build(const std::string& term, std::shared_ptr<models::Model> student,
-                                      std::shared_ptr<models::Model> teacher) {
-  const Recipe r = parse_recipe(kBase + "losses = [" + term + "]\n", "p.toml");
-  const LossArgs args = loss_args(r, r.stages[0].losses[0]);
-  transfer::BuildContext ctx;
-  ctx.args = &args;
-  ctx.student = std::move(student);
-  ctx.teachers = {{"t", std::move(teacher)}};
-  ctx.input_shape = {1, 1, 28, 28};
-  ctx.device = Device::cpu();
-  return transfer::build_loss(ctx);
-}
-
-bool any_nonzero_grad(const models::Model& m) {
-  for (const auto& p : m.parameters())
-    if (p.grad().defined())
-      for (double v : p.grad().to_vector())
-        if (v != 0.0) return true;
-  return false;
-}
-
-void check_trains_student(transfer::Loss& loss, models::Model& student, models::Model& teacher) {
-  Tensor x = random_tensor({2, 1, 28, 28}, 97, -1, 1, DType::f32);
-  models::Taps st, tt;
-  student.forward(x, &st);
-  {
-    NoGradGuard ng;
-    teacher.forward(x, &tt);
-  }
-  std::map<std::string, models::Taps> teachers{{"t", tt}};
-  transfer::StepInputs in{x, Tensor(), &st, &teachers};
-  Tensor l = loss.compute(in);
-  CHECK(std::isfinite(l.item()));
-  CHECK(l.item() > 0);
-  l.backward();
-  CHECK(any_nonzero_grad(student));
-  for (const auto& p : teacher.parameters()) CHECK_FALSE(p.grad().defined());
-}
+constexpr int64_t kVitDepth = 3;  // ViT: tokens.0..tokens.2
 }  // namespace
 
 TEST_CASE("nst: hand-computed kernels and loss") {
@@ -135,41 +79,43 @@ TEST_CASE("nst: matches RepDistiller's NSTLoss on the reference fixture") {
 }
 
 TEST_CASE("nst: registry defaults, resnet8 <-> vit_tiny both ways") {
-  auto resnet = models::create_model("resnet8", fmnist_config(1));
-  auto wrn = models::create_model("wrn_16_2", fmnist_config(2));
-  auto vit = models::create_model("vit_tiny", fmnist_config(3));
-  const Recipe r = parse_recipe(kBase + "losses = [{ name = \"nst\", teacher = \"t\" }]\n", "p.toml");
+  auto resnet = models::create_model("resnet8", fmnist_config(1, kVitDepth));
+  auto wrn = models::create_model("wrn_16_2", fmnist_config(2, kVitDepth));
+  auto vit = models::create_model("vit_tiny", fmnist_config(3, kVitDepth));
+  const Recipe r = loss_recipe("{ name = \"nst\", teacher = \"t\" }");
   CHECK(r.stages[0].losses[0].weight == transfer::kNstDefaultWeight);
-  auto def = build("{ name = \"nst\", teacher = \"t\" }", resnet, wrn);  // 16/32/64 vs 32/64/128 channels
+  auto def = build_term("{ name = \"nst\", teacher = \"t\" }", resnet, wrn);  // 16/32/64 vs 32/64/128 channels
   CHECK(def->student_taps() == std::vector<std::string>{"stage1", "stage2", "stage3"});
   CHECK(def->teacher_taps() == std::vector<std::string>{"stage1", "stage2", "stage3"});
   CHECK(def->parameters().empty());
   check_trains_student(*def, *resnet, *wrn);
   resnet->zero_grad();
-  auto r2v = build("{ name = \"nst\", teacher = \"t\", teacher_taps = [\"tokens.0\", \"tokens.1\", \"tokens.2\"] }",
-                   resnet, vit);
+  auto r2v = build_term(
+      "{ name = \"nst\", teacher = \"t\", teacher_taps = [\"tokens.0\", \"tokens.1\", \"tokens.2\"] }", resnet, vit);
   check_trains_student(*r2v, *resnet, *vit);
-  auto v2r = build("{ name = \"nst\", teacher = \"t\", student_taps = [\"tokens.0\", \"tokens.1\", \"tokens.2\"] }",
-                   vit, wrn);
+  auto v2r = build_term(
+      "{ name = \"nst\", teacher = \"t\", student_taps = [\"tokens.0\", \"tokens.1\", \"tokens.2\"] }", vit, wrn);
   check_trains_student(*v2r, *vit, *wrn);
 }
 
 TEST_CASE("nst: errors name the recipe line, the tap and the reason") {
-  auto resnet = models::create_model("resnet8", fmnist_config(4));
-  auto vit = models::create_model("vit_tiny", fmnist_config(5));
-  CHECK_THROWS_WITH_AS(build("{ name = \"nst\", teacher = \"t\" }", vit, resnet),
+  auto resnet = models::create_model("resnet8", fmnist_config(4, kVitDepth));
+  auto vit = models::create_model("vit_tiny", fmnist_config(5, kVitDepth));
+  CHECK_THROWS_WITH_AS(build_term("{ name = \"nst\", teacher = \"t\" }", vit, resnet),
                        doctest::Contains("p.toml:11: nst: the student (vit) has no tap 'stage1'"), Error);
-  CHECK_THROWS_WITH_AS(build("{ name = \"nst\", teacher = \"t\" }", vit, resnet),
+  CHECK_THROWS_WITH_AS(build_term("{ name = \"nst\", teacher = \"t\" }", vit, resnet),
                        doctest::Contains("name its token taps in `student_taps`"), Error);
   CHECK_THROWS_WITH_AS(
-      build("{ name = \"nst\", teacher = \"t\", student_taps = [\"stage1\", \"stage2\", \"pooled\"] }", resnet, resnet),
+      build_term("{ name = \"nst\", teacher = \"t\", student_taps = [\"stage1\", \"stage2\", \"pooled\"] }", resnet,
+                 resnet),
       doctest::Contains("p.toml:11: nst: student tap 'pooled' is a vector [1, 64]; NST matches"), Error);
   CHECK_THROWS_WITH_AS(
-      build("{ name = \"nst\", teacher = \"t\", teacher_taps = [\"stage1\", \"stage2\", \"stage4\"] }", resnet, resnet),
+      build_term("{ name = \"nst\", teacher = \"t\", teacher_taps = [\"stage1\", \"stage2\", \"stage4\"] }", resnet,
+                 resnet),
       doctest::Contains("nst: the teacher 't' (resnet-cifar) has no tap 'stage4'; its taps are: stem"), Error);
-  CHECK_THROWS_WITH_AS(build("{ name = \"nst\", teacher = \"t\", teacher_taps = [\"stage3\"] }", resnet, resnet),
+  CHECK_THROWS_WITH_AS(build_term("{ name = \"nst\", teacher = \"t\", teacher_taps = [\"stage3\"] }", resnet, resnet),
                        doctest::Contains("nst: 3 student taps [stage1, stage2, stage3] but 1 teacher taps [stage3]"),
                        Error);
-  CHECK_THROWS_WITH_AS(build("{ name = \"nst\", teacher = \"u\" }", resnet, resnet),
+  CHECK_THROWS_WITH_AS(build_term("{ name = \"nst\", teacher = \"u\" }", resnet, resnet),
                        doctest::Contains("key 'teacher' in [stages.losses.nst] names an undefined model 'u'"), Error);
 }

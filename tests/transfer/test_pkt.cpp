@@ -4,75 +4,17 @@
 #include <cmath>
 #include "helpers.h"
 #include "loss_fixture.h"
-#include "models/registry.h"
-#include "train/recipe.h"
-#include "transfer/loss_term.h"
+#include "loss_test_util.h"
 #include "transfer/pkt.h"
 
 using namespace retort;
+using retort::test::build_term;
 using retort::test::check_close;
+using retort::test::check_trains_student;
+using retort::test::fmnist_config;
 using retort::test::random_tensor;
 
 namespace {
-models::ModelConfig fmnist_config(uint64_t seed) {
-  models::ModelConfig c;
-  c.in_channels = 1;
-  c.image_size = 28;
-  c.seed = seed;
-  c.depth = 2;
-  return c;
-}
-
-const std::string kBase = R"(
-[models.t]
-arch = "wrn_16_2"
-weights = "t.safetensors"
-[models.s]
-arch = "resnet8"
-[[stages]]
-train = "s"
-teachers = ["t"]
-epochs = 1
-)";
-
-std::unique_ptr<transfer::Loss> build(const std::string& losses, std::shared_ptr<models::Model> student,
-                                      std::shared_ptr<models::Model> teacher) {
-  const Recipe r = parse_recipe(kBase + "losses = [" + losses + "]\n", "p.toml");
-  const LossArgs args = loss_args(r, r.stages[0].losses[0]);
-  transfer::BuildContext ctx;
-  ctx.args = &args;
-  ctx.student = std::move(student);
-  ctx.teachers = {{"t", std::move(teacher)}};
-  ctx.input_shape = {1, 1, 28, 28};
-  ctx.device = Device::cpu();
-  return transfer::build_loss(ctx);
-}
-
-void check_trains_student(transfer::Loss& loss, models::Model& student, models::Model& teacher) {
-  Tensor x = random_tensor({4, 1, 28, 28}, 87, -1, 1, DType::f32);
-  models::Taps st, tt;
-  student.forward(x, &st);
-  {
-    NoGradGuard ng;
-    teacher.forward(x, &tt);
-  }
-  std::map<std::string, models::Taps> teachers{{"t", tt}};
-  transfer::StepInputs in{x, Tensor(), &st, &teachers};
-  Tensor l = loss.compute(in);
-  REQUIRE(std::isfinite(l.item()));
-  CHECK(l.item() > 0);
-  l.backward();
-  bool student_grad = false;
-  for (const auto& p : student.parameters())
-    if (p.grad().defined())
-      for (double v : p.grad().to_vector()) {
-        REQUIRE(std::isfinite(v));
-        student_grad = student_grad || v != 0.0;
-      }
-  CHECK(student_grad);
-  for (const auto& p : teacher.parameters()) CHECK_FALSE(p.grad().defined());
-}
-
 // The hand derivation below, for a given eps.
 struct HandPkt {
   double ps[4], pt[4], loss;
@@ -158,16 +100,16 @@ TEST_CASE("pkt: pooled features across architectures (resnet8 <-> vit_tiny) thro
   const std::string term = "{ name = \"pkt\", teacher = \"t\" }";
   // resnet8 pooled [B, 64] vs ViT pooled (CLS) [B, 192]; fresh models for each pairing: a teacher must end
   // without gradients
-  auto r2v = build(term, resnet, vit);
+  auto r2v = build_term(term, resnet, vit);
   CHECK(r2v->student_taps() == std::vector<std::string>{"pooled"});
   CHECK(r2v->teacher_taps() == std::vector<std::string>{"pooled"});
   CHECK(r2v->teachers() == std::vector<std::string>{"t"});
   CHECK(r2v->parameters().empty());
-  check_trains_student(*r2v, *resnet, *vit);
+  check_trains_student(*r2v, *resnet, *vit, {.batch = 4, .seed = 87, .finite_grads = true});
   auto vit_student = models::create_model("vit_tiny", fmnist_config(3));
   auto resnet_teacher = models::create_model("resnet8", fmnist_config(4));
-  auto v2r = build(term, vit_student, resnet_teacher);
-  check_trains_student(*v2r, *vit_student, *resnet_teacher);
+  auto v2r = build_term(term, vit_student, resnet_teacher);
+  check_trains_student(*v2r, *vit_student, *resnet_teacher, {.batch = 4, .seed = 87, .finite_grads = true});
 }
 
 TEST_CASE("pkt: schema, defaults and errors") {
@@ -178,12 +120,12 @@ TEST_CASE("pkt: schema, defaults and errors") {
   CHECK(std::get<std::string>(*schema->find("teacher_tap")->default_value) == "pooled");
   auto student = models::create_model("resnet8", fmnist_config(4));
   auto teacher = models::create_model("wrn_16_2", fmnist_config(5));
-  CHECK_THROWS_WITH_AS(build("{ name = \"pkt\", teacher = \"t\", student_tap = \"pool\" }", student, teacher),
+  CHECK_THROWS_WITH_AS(build_term("{ name = \"pkt\", teacher = \"t\", student_tap = \"pool\" }", student, teacher),
                        doctest::Contains("p.toml:11: pkt: the student (resnet-cifar) has no tap 'pool'; its taps are"),
                        Error);
-  CHECK_THROWS_WITH_AS(build("{ name = \"pkt\", teacher = \"t\", eps = 0.0 }", student, teacher),
+  CHECK_THROWS_WITH_AS(build_term("{ name = \"pkt\", teacher = \"t\", eps = 0.0 }", student, teacher),
                        doctest::Contains("key 'eps'"), Error);
-  CHECK_THROWS_WITH_AS(build("{ name = \"pkt\", teacher = \"s\" }", student, teacher),
+  CHECK_THROWS_WITH_AS(build_term("{ name = \"pkt\", teacher = \"s\" }", student, teacher),
                        doctest::Contains("which is not a teacher of this stage"), Error);
   CHECK_THROWS_WITH_AS(transfer::pkt_loss(random_tensor({3, 2}, 1), random_tensor({4, 2}, 2)),
                        doctest::Contains("must share batch size"), Error);

@@ -3,77 +3,18 @@
 #include <cmath>
 #include "helpers.h"
 #include "loss_fixture.h"
-#include "models/registry.h"
-#include "train/recipe.h"
-#include "transfer/loss_term.h"
+#include "loss_test_util.h"
 #include "transfer/rkd.h"
 
 using namespace retort;
+using retort::test::build_term;
 using retort::test::check_close;
+using retort::test::check_trains_student;
+using retort::test::fmnist_config;
 using retort::test::random_tensor;
 
 namespace {
-models::ModelConfig fmnist_config(uint64_t seed) {
-  models::ModelConfig c;
-  c.in_channels = 1;
-  c.image_size = 28;
-  c.seed = seed;
-  c.depth = 2;  // ViT: two blocks keep the test fast
-  return c;
-}
 double huber(double d) { return std::abs(d) < 1 ? 0.5 * d * d : std::abs(d) - 0.5; }
-
-const std::string kBase = R"(
-[models.t]
-arch = "wrn_16_2"
-weights = "t.safetensors"
-[models.s]
-arch = "resnet8"
-[[stages]]
-train = "s"
-teachers = ["t"]
-epochs = 1
-)";
-
-std::unique_ptr<transfer::Loss> build(const std::string& losses, std::shared_ptr<models::Model> student,
-                                      std::shared_ptr<models::Model> teacher) {
-  const Recipe r = parse_recipe(kBase + "losses = [" + losses + "]\n", "r.toml");
-  const LossArgs args = loss_args(r, r.stages[0].losses[0]);
-  transfer::BuildContext ctx;
-  ctx.args = &args;
-  ctx.student = std::move(student);
-  ctx.teachers = {{"t", std::move(teacher)}};
-  ctx.input_shape = {1, 1, 28, 28};
-  ctx.device = Device::cpu();
-  return transfer::build_loss(ctx);
-}
-
-// One forward of both models through StepInputs, one backward: a finite loss, gradients in the
-// student, none in the teacher.
-void check_trains_student(transfer::Loss& loss, models::Model& student, models::Model& teacher) {
-  Tensor x = random_tensor({4, 1, 28, 28}, 77, -1, 1, DType::f32);
-  models::Taps st, tt;
-  student.forward(x, &st);
-  {
-    NoGradGuard ng;
-    teacher.forward(x, &tt);
-  }
-  std::map<std::string, models::Taps> teachers{{"t", tt}};
-  transfer::StepInputs in{x, Tensor(), &st, &teachers};
-  Tensor l = loss.compute(in);
-  REQUIRE(std::isfinite(l.item()));
-  CHECK(l.item() > 0);
-  l.backward();
-  bool student_grad = false;
-  for (const auto& p : student.parameters())
-    if (p.grad().defined())
-      for (double v : p.grad().to_vector()) {
-        REQUIRE(std::isfinite(v));
-        student_grad = student_grad || v != 0.0;
-      }
-  CHECK(student_grad);
-  for (const auto& p : teacher.parameters()) CHECK_FALSE(p.grad().defined());
-}
 }  // namespace
 
 TEST_CASE("rkd: distances and angles of hand-placed triangles") {
@@ -164,20 +105,20 @@ TEST_CASE("rkd: pooled features across architectures (resnet8 <-> vit_tiny) thro
   auto vit = models::create_model("vit_tiny", fmnist_config(2));
   auto wrn = models::create_model("wrn_16_2", fmnist_config(3));
   const std::string term = "{ name = \"rkd\", teacher = \"t\" }";
-  auto r2v = build(term, resnet, vit);  // resnet8 pooled [B, 64] vs ViT pooled (CLS) [B, 192]
+  auto r2v = build_term(term, resnet, vit);  // resnet8 pooled [B, 64] vs ViT pooled (CLS) [B, 192]
   CHECK(r2v->student_taps() == std::vector<std::string>{"pooled"});
   CHECK(r2v->teacher_taps() == std::vector<std::string>{"pooled"});
   CHECK(r2v->teachers() == std::vector<std::string>{"t"});
   CHECK(r2v->parameters().empty());
-  check_trains_student(*r2v, *resnet, *vit);
-  auto v2r = build(term, vit, wrn);  // vit was the teacher above: it has no gradients yet
-  check_trains_student(*v2r, *vit, *wrn);
+  check_trains_student(*r2v, *resnet, *vit, {.batch = 4, .seed = 77, .finite_grads = true});
+  auto v2r = build_term(term, vit, wrn);  // vit was the teacher above: it has no gradients yet
+  check_trains_student(*v2r, *vit, *wrn, {.batch = 4, .seed = 77, .finite_grads = true});
   // token and map taps are flattened: ViT tokens.1 [B, 50, 192] against resnet8's stage3 [B, 64, 7, 7]
   auto vit2 = models::create_model("vit_tiny", fmnist_config(6));
   auto resnet2 = models::create_model("resnet8", fmnist_config(7));
-  auto tokens = build("{ name = \"rkd\", teacher = \"t\", student_tap = \"tokens.1\", teacher_tap = \"stage3\" }",
-                      vit2, resnet2);
-  check_trains_student(*tokens, *vit2, *resnet2);
+  auto tokens = build_term("{ name = \"rkd\", teacher = \"t\", student_tap = \"tokens.1\", teacher_tap = \"stage3\" }",
+                           vit2, resnet2);
+  check_trains_student(*tokens, *vit2, *resnet2, {.batch = 4, .seed = 77, .finite_grads = true});
 }
 
 TEST_CASE("rkd: schema, defaults and errors") {
@@ -189,24 +130,25 @@ TEST_CASE("rkd: schema, defaults and errors") {
   CHECK(std::get<std::string>(*schema->find("student_tap")->default_value) == "pooled");
   auto student = models::create_model("resnet8", fmnist_config(4));
   auto teacher = models::create_model("wrn_16_2", fmnist_config(5));
-  auto loss = build("{ name = \"rkd\", teacher = \"t\", distance_weight = 1.0, angle_weight = 2.0 }", student, teacher);
+  auto loss =
+      build_term("{ name = \"rkd\", teacher = \"t\", distance_weight = 1.0, angle_weight = 2.0 }", student, teacher);
   auto* rkd = dynamic_cast<transfer::RkdLoss*>(loss.get());
   REQUIRE(rkd != nullptr);
   CHECK(rkd->options().distance_weight == 1.0);
   CHECK(rkd->options().angle_weight == 2.0);
   // a wrong tap names itself, the model's taps and the recipe line
-  CHECK_THROWS_WITH_AS(build("{ name = \"rkd\", teacher = \"t\", student_tap = \"stage7\" }", student, teacher),
-                       doctest::Contains("r.toml:11: rkd: the student (resnet-cifar) has no tap 'stage7'; its "
+  CHECK_THROWS_WITH_AS(build_term("{ name = \"rkd\", teacher = \"t\", student_tap = \"stage7\" }", student, teacher),
+                       doctest::Contains("p.toml:11: rkd: the student (resnet-cifar) has no tap 'stage7'; its "
                                          "taps are"),
                        Error);
-  CHECK_THROWS_WITH_AS(build("{ name = \"rkd\", teacher = \"t\", teacher_tap = \"cls\" }", student, teacher),
+  CHECK_THROWS_WITH_AS(build_term("{ name = \"rkd\", teacher = \"t\", teacher_tap = \"cls\" }", student, teacher),
                        doctest::Contains("teacher 't' (wrn) has no tap 'cls'"), Error);
   // bad values are rejected when the recipe is read
-  CHECK_THROWS_WITH_AS(build("{ name = \"rkd\", teacher = \"t\", angle_weight = -1.0 }", student, teacher),
+  CHECK_THROWS_WITH_AS(build_term("{ name = \"rkd\", teacher = \"t\", angle_weight = -1.0 }", student, teacher),
                        doctest::Contains("key 'angle_weight'"), Error);
   CHECK_THROWS_WITH_AS(
-      build("{ name = \"rkd\", teacher = \"t\", distance_weight = 0.0, angle_weight = 0.0 }", student, teacher),
-      doctest::Contains("r.toml:11: rkd: distance_weight and angle_weight are both 0"), Error);
+      build_term("{ name = \"rkd\", teacher = \"t\", distance_weight = 0.0, angle_weight = 0.0 }", student, teacher),
+      doctest::Contains("p.toml:11: rkd: distance_weight and angle_weight are both 0"), Error);
   // one example has no pairs
   Tensor one = random_tensor({1, 4}, 19);
   CHECK_THROWS_WITH_AS(transfer::rkd_loss(one, one), doctest::Contains("at least 2"), Error);

@@ -4,76 +4,17 @@
 #include <cmath>
 #include "helpers.h"
 #include "loss_fixture.h"
-#include "models/registry.h"
-#include "train/recipe.h"
-#include "transfer/loss_term.h"
+#include "loss_test_util.h"
 #include "transfer/sp.h"
 
 using namespace retort;
+using retort::test::build_term;
 using retort::test::check_close;
+using retort::test::check_trains_student;
+using retort::test::fmnist_config;
+using retort::test::loss_recipe;
 using retort::test::random_tensor;
 
-namespace {
-models::ModelConfig fmnist_config(uint64_t seed) {
-  models::ModelConfig c;
-  c.in_channels = 1;
-  c.image_size = 28;
-  c.seed = seed;
-  c.depth = 2;
-  return c;
-}
-
-const std::string kBase = R"(
-[models.t]
-arch = "wrn_16_2"
-weights = "t.safetensors"
-[models.s]
-arch = "resnet8"
-[[stages]]
-train = "s"
-teachers = ["t"]
-epochs = 1
-)";
-
-std::unique_ptr<transfer::Loss> build(const std::string& term, std::shared_ptr<models::Model> student,
-                                      std::shared_ptr<models::Model> teacher) {
-  const Recipe r = parse_recipe(kBase + "losses = [" + term + "]\n", "p.toml");
-  const LossArgs args = loss_args(r, r.stages[0].losses[0]);
-  transfer::BuildContext ctx;
-  ctx.args = &args;
-  ctx.student = std::move(student);
-  ctx.teachers = {{"t", std::move(teacher)}};
-  ctx.input_shape = {1, 1, 28, 28};
-  ctx.device = Device::cpu();
-  return transfer::build_loss(ctx);
-}
-
-bool any_nonzero_grad(const models::Model& m) {
-  for (const auto& p : m.parameters())
-    if (p.grad().defined())
-      for (double v : p.grad().to_vector())
-        if (v != 0.0) return true;
-  return false;
-}
-
-void check_trains_student(transfer::Loss& loss, models::Model& student, models::Model& teacher) {
-  Tensor x = random_tensor({3, 1, 28, 28}, 98, -1, 1, DType::f32);
-  models::Taps st, tt;
-  student.forward(x, &st);
-  {
-    NoGradGuard ng;
-    teacher.forward(x, &tt);
-  }
-  std::map<std::string, models::Taps> teachers{{"t", tt}};
-  transfer::StepInputs in{x, Tensor(), &st, &teachers};
-  Tensor l = loss.compute(in);
-  CHECK(std::isfinite(l.item()));
-  CHECK(l.item() > 0);
-  l.backward();
-  CHECK(any_nonzero_grad(student));
-  for (const auto& p : teacher.parameters()) CHECK_FALSE(p.grad().defined());
-}
-}  // namespace
 
 TEST_CASE("sp: hand-computed similarities and loss") {
   // B = 2. Student Q_s = [[1, 0], [0, 2]] (as a [2, 1, 1, 2] map): G_s = [[1, 0], [0, 4]], rows
@@ -117,35 +58,34 @@ TEST_CASE("sp: registry defaults, resnet8 <-> vit_tiny with any tap shapes") {
   auto resnet = models::create_model("resnet8", fmnist_config(1));
   auto wrn = models::create_model("wrn_16_2", fmnist_config(2));
   auto vit = models::create_model("vit_tiny", fmnist_config(3));
-  const Recipe r = parse_recipe(kBase + "losses = [{ name = \"sp\", teacher = \"t\" }]\n", "p.toml");
+  const Recipe r = loss_recipe("{ name = \"sp\", teacher = \"t\" }");
   CHECK(r.stages[0].losses[0].weight == transfer::kSpDefaultWeight);
-  auto def = build("{ name = \"sp\", teacher = \"t\" }", resnet, wrn);
+  auto def = build_term("{ name = \"sp\", teacher = \"t\" }", resnet, wrn);
   CHECK(def->student_taps() == std::vector<std::string>{"stage3"});
   CHECK(def->teacher_taps() == std::vector<std::string>{"stage3"});
   CHECK(def->teachers() == std::vector<std::string>{"t"});
   CHECK(def->parameters().empty());
-  check_trains_student(*def, *resnet, *wrn);
+  check_trains_student(*def, *resnet, *wrn, {.batch = 3, .seed = 98});
   // resnet8 stage3 [B, 64, 7, 7] against the ViT's last tokens [B, 50, 192]
   resnet->zero_grad();
-  auto r2v = build("{ name = \"sp\", teacher = \"t\", teacher_tap = \"tokens.1\" }", resnet, vit);
-  check_trains_student(*r2v, *resnet, *vit);
+  auto r2v = build_term("{ name = \"sp\", teacher = \"t\", teacher_tap = \"tokens.1\" }", resnet, vit);
+  check_trains_student(*r2v, *resnet, *vit, {.batch = 3, .seed = 98});
   // a ViT student's CLS vector [B, 192] against wrn_16_2's stage3 map [B, 128, 7, 7]
-  auto v2r = build("{ name = \"sp\", teacher = \"t\", student_tap = \"pooled\" }", vit, wrn);
-  check_trains_student(*v2r, *vit, *wrn);
+  auto v2r = build_term("{ name = \"sp\", teacher = \"t\", student_tap = \"pooled\" }", vit, wrn);
+  check_trains_student(*v2r, *vit, *wrn, {.batch = 3, .seed = 98});
 }
 
 TEST_CASE("sp: errors name the recipe line and the tap") {
   auto resnet = models::create_model("resnet8", fmnist_config(4));
   auto vit = models::create_model("vit_tiny", fmnist_config(5));
-  CHECK_THROWS_WITH_AS(build("{ name = \"sp\", teacher = \"t\", student_tap = \"stage9\" }", resnet, resnet),
+  CHECK_THROWS_WITH_AS(build_term("{ name = \"sp\", teacher = \"t\", student_tap = \"stage9\" }", resnet, resnet),
                        doctest::Contains("p.toml:11: sp: the student (resnet-cifar) has no tap 'stage9'; its taps "
                                          "are: stem, stage1"),
                        Error);
-  CHECK_THROWS_WITH_AS(build("{ name = \"sp\", teacher = \"t\" }", resnet, vit),
+  CHECK_THROWS_WITH_AS(build_term("{ name = \"sp\", teacher = \"t\" }", resnet, vit),
                        doctest::Contains("p.toml:11: sp: the teacher 't' (vit) has no tap 'stage3'"), Error);
-  CHECK_THROWS_WITH_AS(build("{ name = \"sp\", teacher = \"t\" }", resnet, vit),
+  CHECK_THROWS_WITH_AS(build_term("{ name = \"sp\", teacher = \"t\" }", resnet, vit),
                        doctest::Contains("set `teacher_tap`"), Error);
-  CHECK_THROWS_WITH_AS(parse_recipe(kBase + "losses = [{ name = \"sp\", teacher = \"t\", student_tap = 3 }]\n",
-                                    "p.toml"),
+  CHECK_THROWS_WITH_AS(loss_recipe("{ name = \"sp\", teacher = \"t\", student_tap = 3 }"),
                        doctest::Contains("student_tap"), Error);
 }

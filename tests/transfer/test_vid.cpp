@@ -4,25 +4,22 @@
 // ViT <-> ResNet through the registry; the registry's defaults and errors.
 #include <cmath>
 #include "helpers.h"
-#include "models/registry.h"
-#include "train/recipe.h"
 #include "transfer/loss_fixture.h"
-#include "transfer/loss_term.h"
+#include "transfer/loss_test_util.h"
 #include "transfer/vid.h"
 
 using namespace retort;
 using models::TapInfo;
+using retort::test::build_term;
+using retort::test::check_trains_student;
+using retort::test::fmnist_config;
 
 namespace {
 
-models::ModelConfig fmnist_config(uint64_t seed) {
-  models::ModelConfig c;
-  c.in_channels = 1;
-  c.image_size = 28;
-  c.seed = seed;
-  c.depth = 3;  // ViT: three blocks, tokens.0..tokens.2 (7x7 grid at the default patch 4)
-  return c;
-}
+constexpr int64_t kVitDepth = 3;  // ViT: three blocks, tokens.0..tokens.2 (7x7 grid at the default patch 4)
+
+// A step of three examples; VID's loss is a negative log-likelihood, so it need not be positive.
+const retort::test::StepCheck kStep{.batch = 3, .seed = 90, .positive = false, .has_params = true};
 
 // 1x1 conv weight [n, n, 1, 1] = identity.
 Tensor identity_conv(int64_t n) {
@@ -37,56 +34,6 @@ const std::vector<double> kTarget{1, -1, 2, 0, /*b0 c1*/ 2, 2, 0, 4, /*b1 c0*/ 0
 //   sum T^2 over c0 = (1+1+4+0) + (0+0+1+1) = 8 -> 8 / 1 = 8; c1 = (4+4+0+16) + (4+0+0+0) = 28 -> 28 / 4 = 7
 //   sum log var = 8 * log 1 + 8 * log 4;  L = 0.5 * (15 + 8 log 4) / 16 = 15/32 + log(4)/4
 const double kHandValue = 15.0 / 32.0 + std::log(4.0) / 4.0;
-
-const std::string kBase = R"(
-[models.t]
-arch = "wrn_16_2"
-weights = "t.safetensors"
-[models.s]
-arch = "resnet8"
-[[stages]]
-train = "s"
-teachers = ["t"]
-epochs = 1
-)";
-
-std::unique_ptr<transfer::Loss> build(const std::string& term, std::shared_ptr<models::Model> student,
-                                      std::shared_ptr<models::Model> teacher) {
-  const Recipe r = parse_recipe(kBase + "losses = [" + term + "]\n", "v.toml");
-  const LossArgs args = loss_args(r, r.stages[0].losses[0]);
-  transfer::BuildContext ctx;
-  ctx.args = &args;
-  ctx.student = std::move(student);
-  ctx.teachers = {{"t", std::move(teacher)}};
-  ctx.input_shape = {1, 1, 28, 28};
-  ctx.device = Device::cpu();
-  return transfer::build_loss(ctx);
-}
-
-// One forward of both models and a backward of the loss: finite, gradients reach the student and
-// every learned tensor of the loss, never the teacher.
-void check_trains_student(transfer::Loss& loss, models::Model& student, models::Model& teacher) {
-  Tensor x = retort::test::random_tensor({3, 1, 28, 28}, 90, -1, 1, DType::f32);
-  models::Taps st, tt;
-  student.forward(x, &st);
-  {
-    NoGradGuard ng;
-    teacher.forward(x, &tt);
-  }
-  std::map<std::string, models::Taps> teachers{{"t", tt}};
-  transfer::StepInputs in{x, Tensor(), &st, &teachers};
-  Tensor l = loss.compute(in);
-  CHECK(std::isfinite(l.item()));
-  l.backward();
-  bool student_grad = false;
-  for (const auto& p : student.parameters())
-    if (p.grad().defined())
-      for (double v : p.grad().to_vector()) student_grad = student_grad || v != 0.0;
-  CHECK(student_grad);
-  CHECK_FALSE(loss.parameters().empty());
-  for (auto& [n, p] : loss.parameters()) CHECK_MESSAGE(p.grad().defined(), n);
-  for (const auto& p : teacher.parameters()) CHECK_FALSE(p.grad().defined());
-}
 
 Shape param_shape(const transfer::Loss& loss, const std::string& name) {
   for (const auto& [n, p] : loss.parameters())
@@ -219,57 +166,57 @@ TEST_CASE("vid: reference values (RepDistiller VIDLoss with pooling, torchdistil
 }
 
 TEST_CASE("vid: ViT teacher tokens guide a resnet8 student, and a ViT student learns from resnet8") {
-  auto resnet = models::create_model("resnet8", fmnist_config(1));  // stages 16x28x28, 32x14x14, 64x7x7
-  auto vit = models::create_model("vit_tiny", fmnist_config(2));    // tokens.i [B, 50, 192] -> 7x7 grid
-  auto r2v = build(R"({ name = "vid", teacher = "t", teacher_taps = ["tokens.0", "tokens.1", "tokens.2"] })",
-                   resnet, vit);
+  auto resnet = models::create_model("resnet8", fmnist_config(1, kVitDepth));  // stages 16x28x28, 32x14x14, 64x7x7
+  auto vit = models::create_model("vit_tiny", fmnist_config(2, kVitDepth));    // tokens.i [B, 50, 192] -> 7x7 grid
+  auto r2v = build_term(R"({ name = "vid", teacher = "t", teacher_taps = ["tokens.0", "tokens.1", "tokens.2"] })",
+                        resnet, vit);
   CHECK(r2v->student_taps() == std::vector<std::string>{"stage1", "stage2", "stage3"});
   CHECK(param_shape(*r2v, "0.regressor.0.weight") == Shape{192, 16, 1, 1});
-  check_trains_student(*r2v, *resnet, *vit);
+  check_trains_student(*r2v, *resnet, *vit, kStep);
 
-  auto resnet2 = models::create_model("resnet8", fmnist_config(5));  // fresh: no gradients yet
-  auto vit2 = models::create_model("vit_tiny", fmnist_config(6));
-  auto v2r = build(R"({ name = "vid", teacher = "t", student_taps = ["tokens.0", "tokens.1", "tokens.2"], )"
-                   R"(teacher_taps = ["stage1", "stage2", "stage3"] })",
-                   vit2, resnet2);
+  auto resnet2 = models::create_model("resnet8", fmnist_config(5, kVitDepth));  // fresh: no gradients yet
+  auto vit2 = models::create_model("vit_tiny", fmnist_config(6, kVitDepth));
+  auto v2r = build_term(R"({ name = "vid", teacher = "t", student_taps = ["tokens.0", "tokens.1", "tokens.2"], )"
+                        R"(teacher_taps = ["stage1", "stage2", "stage3"] })",
+                        vit2, resnet2);
   CHECK(param_shape(*v2r, "2.regressor.0.weight") == Shape{64, 192, 1, 1});
-  check_trains_student(*v2r, *vit2, *resnet2);
+  check_trains_student(*v2r, *vit2, *resnet2, kStep);
 
   // the default taps do not exist on a ViT: the error lists its taps
-  CHECK_THROWS_WITH_AS(build(R"({ name = "vid", teacher = "t" })", resnet, vit),
+  CHECK_THROWS_WITH_AS(build_term(R"({ name = "vid", teacher = "t" })", resnet, vit),
                        doctest::Contains("has no tap 'stage1'; its taps are: "), Error);
   // a vector tap cannot carry a per-channel Gaussian over a map
-  CHECK_THROWS_WITH_AS(build(R"({ name = "vid", teacher = "t", student_taps = ["stage3"], teacher_taps = ["cls"] })",
-                             resnet, vit),
-                       doctest::Contains("teacher tap 'cls' is a vector [1, 192]"), Error);
+  CHECK_THROWS_WITH_AS(
+      build_term(R"({ name = "vid", teacher = "t", student_taps = ["stage3"], teacher_taps = ["cls"] })", resnet, vit),
+      doctest::Contains("teacher tap 'cls' is a vector [1, 192]"), Error);
 }
 
 TEST_CASE("vid: registry defaults and errors") {
-  auto student = models::create_model("resnet8", fmnist_config(3));
-  auto teacher = models::create_model("wrn_16_2", fmnist_config(4));
+  auto student = models::create_model("resnet8", fmnist_config(3, kVitDepth));
+  auto teacher = models::create_model("wrn_16_2", fmnist_config(4, kVitDepth));
   const auto* schema = find_loss_schema("vid");
   REQUIRE(schema != nullptr);
   CHECK(schema->default_weight == 1.0);
-  auto loss = build(R"({ name = "vid", teacher = "t" })", student, teacher);
+  auto loss = build_term(R"({ name = "vid", teacher = "t" })", student, teacher);
   CHECK(loss->teacher_taps() == std::vector<std::string>{"stage1", "stage2", "stage3"});
   CHECK(loss->parameters().size() == 12);
-  check_trains_student(*loss, *student, *teacher);
+  check_trains_student(*loss, *student, *teacher, kStep);
 
   // learn_variance = false (mdistiller): the log-variances are buffers, not trained
-  auto fixed = build(R"({ name = "vid", teacher = "t", learn_variance = false })", student, teacher);
+  auto fixed = build_term(R"({ name = "vid", teacher = "t", learn_variance = false })", student, teacher);
   CHECK(fixed->parameters().size() == 9);
   REQUIRE(fixed->buffers().size() == 3);
   CHECK(fixed->buffers()[0].first == "0.log_scale");
 
-  CHECK_THROWS_WITH_AS(build(R"({ name = "vid", teacher = "t", student_taps = ["stage1", "stage9"] })", student,
-                             teacher),
-                       doctest::Contains("v.toml:11: vid: the student (resnet-cifar) has no tap 'stage9'"), Error);
-  CHECK_THROWS_WITH_AS(build(R"({ name = "vid", teacher = "t", student_taps = ["stage1", "stage2"], )"
-                             R"(teacher_taps = ["stage1"] })",
-                             student, teacher),
+  CHECK_THROWS_WITH_AS(build_term(R"({ name = "vid", teacher = "t", student_taps = ["stage1", "stage9"] })", student,
+                                  teacher),
+                       doctest::Contains("p.toml:11: vid: the student (resnet-cifar) has no tap 'stage9'"), Error);
+  CHECK_THROWS_WITH_AS(build_term(R"({ name = "vid", teacher = "t", student_taps = ["stage1", "stage2"], )"
+                                  R"(teacher_taps = ["stage1"] })",
+                                  student, teacher),
                        doctest::Contains("2 student taps [stage1, stage2] but 1 teacher taps [stage1]"), Error);
-  CHECK_THROWS_WITH_AS(build(R"({ name = "vid", teacher = "t", init_pred_var = -1.0 })", student, teacher),
+  CHECK_THROWS_WITH_AS(build_term(R"({ name = "vid", teacher = "t", init_pred_var = -1.0 })", student, teacher),
                        doctest::Contains("key 'init_pred_var' in [stages.losses.vid] must be positive"), Error);
-  CHECK_THROWS_WITH_AS(build(R"({ name = "vid", teacher = "t", init_pred_var = 1e-6 })", student, teacher),
+  CHECK_THROWS_WITH_AS(build_term(R"({ name = "vid", teacher = "t", init_pred_var = 1e-6 })", student, teacher),
                        doctest::Contains("init_pred_var (1e-06) must exceed eps (1e-05)"), Error);
 }
