@@ -19,7 +19,8 @@ TEST_CASE("loss references: every registered method has a fixture from a publish
   for (const auto& e : fs::directory_iterator(dir)) files.insert(e.path().filename().string());
   size_t methods = 0;
   for (const auto& loss : registered_losses()) {
-    if (loss == "ce") continue;
+    // Plain cross-entropy, and the losses other tests register in this process ("test_*").
+    if (loss == "ce" || loss.rfind("test_", 0) == 0) continue;
     ++methods;
     INFO("loss " << loss);
     if (loss == "kd") {
