@@ -4,9 +4,14 @@
 // input shape without running a forward.
 #pragma once
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 #include "engine/nn/module.h"
+
+namespace retort::nn {
+class BatchNorm2d;
+}
 
 namespace retort::models {
 
@@ -40,6 +45,13 @@ class Model : public nn::Module {
   // The child module that maps the pooled feature to logits: "fc" (ResNet, WRN), "head" (ViT).
   // Linear probes train only it; a new task head re-initialises it.
   virtual std::string head_name() const { return "fc"; }
+  // The BatchNorm2d whose output (alone or plus a residual) feeds the ReLU that follows the
+  // pre-activation tap `tap` ("stage<i>.preact"), or null when the tap has none: what OFD's
+  // margin is computed from (mdistiller's get_bn_before_relu). A ViT has none.
+  virtual std::shared_ptr<nn::BatchNorm2d> bn_before_relu(const std::string& tap) const {
+    (void)tap;
+    return nullptr;
+  }
 };
 
 // Stores t under name when taps were requested.

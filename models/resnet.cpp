@@ -165,4 +165,14 @@ std::vector<TapInfo> ResNet::tap_info(const Shape& in) const {
   return out;
 }
 
+std::shared_ptr<nn::BatchNorm2d> ResNet::bn_before_relu(const std::string& tap) const {
+  for (size_t s = 0; s < layers.size(); ++s) {
+    if (tap != "stage" + std::to_string(s + 1) + ".preact") continue;
+    const auto& layer = *layers[s];
+    if (spec_.bottleneck) return layer.at<Bottleneck>(layer.size() - 1)->bn3;
+    return layer.at<BasicBlock>(layer.size() - 1)->bn2;
+  }
+  return nullptr;
+}
+
 }  // namespace retort::models

@@ -68,6 +68,9 @@ class ResNet : public Model {
   using Model::forward;
   Tensor forward(const Tensor& x, Taps* taps) override;
   std::vector<TapInfo> tap_info(const Shape& input) const override;
+  // "stage<i>.preact": the last block's bn2 (BasicBlock) or bn3 (Bottleneck), whose output plus
+  // the shortcut is the tap (mdistiller's and the OFD authors' get_bn_before_relu); else null.
+  std::shared_ptr<nn::BatchNorm2d> bn_before_relu(const std::string& tap) const override;
   const ResNetSpec& spec() const { return spec_; }
 
   std::shared_ptr<nn::Conv2d> conv1;

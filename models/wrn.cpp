@@ -112,4 +112,13 @@ std::vector<TapInfo> WideResNet::tap_info(const Shape& in) const {
   return out;
 }
 
+std::shared_ptr<nn::BatchNorm2d> WideResNet::bn_before_relu(const std::string& tap) const {
+  for (size_t s = 0; s < blocks.size(); ++s) {
+    if (tap != "stage" + std::to_string(s + 1) + ".preact") continue;
+    if (s + 1 == blocks.size()) return bn1;
+    return blocks[s + 1]->layer->at<WideBasicBlock>(0)->bn1;
+  }
+  return nullptr;
+}
+
 }  // namespace retort::models

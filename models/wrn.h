@@ -47,6 +47,9 @@ class WideResNet : public Model {
   using Model::forward;
   Tensor forward(const Tensor& x, Taps* taps) override;
   std::vector<TapInfo> tap_info(const Shape& input) const override;
+  // "stage<i>.preact" is that BN's own output: block<i+1>.layer.0.bn1 for i < 3, the final bn1
+  // for the last stage (mdistiller's and the OFD authors' get_bn_before_relu); else null.
+  std::shared_ptr<nn::BatchNorm2d> bn_before_relu(const std::string& tap) const override;
 
   std::shared_ptr<nn::Conv2d> conv1;
   std::vector<std::shared_ptr<NetworkBlock>> blocks;  // block1..block3

@@ -18,6 +18,7 @@
 #include "transfer/ft.h"
 #include "transfer/kd.h"
 #include "transfer/kdsvd.h"
+#include "transfer/ofd.h"
 #include "transfer/loss_term.h"
 #include "transfer/vid.h"
 
@@ -83,6 +84,7 @@ void register_builtin_losses() {
     register_rkd_loss();
     register_crd_loss();
     register_kdsvd_loss();
+    register_ofd_loss();
   });
 }
 
