@@ -132,7 +132,7 @@ double weighted_losses(const StepParts& parts, const transfer::StepInputs& in, T
 }  // namespace
 
 StepOutput train_step(const StepParts& parts, const Tensor& x, const Tensor& y, const std::vector<int64_t>* positions,
-                      const std::function<std::string()>& where) {
+                      const transfer::StepClock& clock, const std::function<std::string()>& where) {
   std::map<std::string, models::Taps> teachers;
   {
     Range phase("teacher forward", Kind::phase);
@@ -147,7 +147,7 @@ StepOutput train_step(const StepParts& parts, const Tensor& x, const Tensor& y, 
   double total_value = 0;
   {
     Range phase("losses", Kind::phase);
-    transfer::StepInputs in{x, y, &staps, &teachers, positions, positions ? parts.dataset_size : 0};
+    transfer::StepInputs in{x, y, &staps, &teachers, positions, positions ? parts.dataset_size : 0, clock};
     total_value = weighted_losses(parts, in, total, where);
   }
   {

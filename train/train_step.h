@@ -48,8 +48,9 @@ struct StepOutput {
 };
 
 // One step on batch x (labels y, undefined on unlabelled data); `positions` index the feature
-// caches (may be null without caches). `where` names the step in a non-finite-loss error.
+// caches (may be null without caches); `clock` says where the step stands (loss warm-ups).
+// `where` names the step in a non-finite-loss error.
 StepOutput train_step(const StepParts& parts, const Tensor& x, const Tensor& y, const std::vector<int64_t>* positions,
-                      const std::function<std::string()>& where);
+                      const transfer::StepClock& clock, const std::function<std::string()>& where);
 
 }  // namespace retort

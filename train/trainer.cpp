@@ -163,7 +163,8 @@ EpochTotals train_epoch(StageRun& run, int64_t epoch) {
     run.schedule.apply(*run.optimizer.optimizer, run.progress.step);
     Tensor x = batch.images_tensor(run.device);
     Tensor y = run.data.labelled ? batch.labels_tensor(run.device) : Tensor();
-    const StepOutput out = train_step(run.parts, x, y, &batch.positions, [&] {
+    const transfer::StepClock clock{epoch, run.progress.batch_in_epoch, run.steps_per_epoch};
+    const StepOutput out = train_step(run.parts, x, y, &batch.positions, clock, [&] {
       return fmt::format("step {} (stage '{}', epoch {}, batch {})", run.progress.step, run.stage.name, epoch,
                          run.progress.batch_in_epoch);
     });

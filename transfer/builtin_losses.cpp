@@ -11,6 +11,8 @@
 #include "transfer/sp.h"
 #include "transfer/cc.h"
 #include "transfer/crd.h"
+#include "transfer/dist.h"
+#include "transfer/dkd.h"
 #include "transfer/pkt.h"
 #include "transfer/rkd.h"
 #include "transfer/fitnet.h"
@@ -85,6 +87,8 @@ void register_builtin_losses() {
     register_crd_loss();
     register_kdsvd_loss();
     register_ofd_loss();
+    register_dkd_loss();
+    register_dist_loss();
   });
 }
 

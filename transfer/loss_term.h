@@ -17,6 +17,20 @@
 
 namespace retort::transfer {
 
+// Where a step stands in its stage: what a loss with a warm-up (DKD, ReviewKD) reads.
+struct StepClock {
+  int64_t epoch = 0;            // 0-based epoch of the stage
+  int64_t batch_in_epoch = 0;   // 0-based batch within the epoch
+  int64_t steps_per_epoch = 0;  // 0: unknown (a loss called outside the trainer)
+
+  // Epochs done once this step is done (epoch + (batch_in_epoch + 1) / steps_per_epoch); the
+  // 1-based epoch number when steps_per_epoch is unknown.
+  double epochs_done() const {
+    return steps_per_epoch > 0 ? double(epoch) + double(batch_in_epoch + 1) / double(steps_per_epoch)
+                               : double(epoch + 1);
+  }
+};
+
 // What one training step hands to each loss term.
 struct StepInputs {
   Tensor images;                                // the batch, on the device
@@ -28,6 +42,7 @@ struct StepInputs {
   // called outside the trainer); dataset_size is then 0.
   const std::vector<int64_t>* sample_ids = nullptr;
   int64_t dataset_size = 0;
+  StepClock clock;  // default: the first step of the first epoch
 
   const models::Taps& teacher(const std::string& name) const;
   const Tensor& student_tap(const std::string& tap) const;

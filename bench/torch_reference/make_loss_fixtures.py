@@ -13,9 +13,12 @@ The file holds input.<key>, loss, grad.<key>, extra.<key> (all f64) and the meta
 Python that has torch and torchdistill (bench/torch_reference/requirements.txt); RepDistiller's
 code, for the methods torchdistill lacks, is read from --repdistiller (a checkout of
 github.com/HobbitLong/RepDistiller), AFT's from --aft (github.com/amazon-science/adaptive-feature-transfer),
-Wang & Isola's alignment and uniformity losses from --align-uniform (github.com/ssnl/align_uniform).
+Wang & Isola's alignment and uniformity losses from --align-uniform (github.com/ssnl/align_uniform),
+mdistiller's DKD, ReviewKD and OFD from --mdistiller (github.com/megvii-research/mdistiller), the
+DIST authors' loss from --dist (github.com/hunto/image_classification_sota).
   python3 bench/torch_reference/make_loss_fixtures.py --repdistiller /path/to/RepDistiller \
-      --aft /path/to/adaptive-feature-transfer --align-uniform /path/to/align_uniform [names...]
+      --aft /path/to/adaptive-feature-transfer --align-uniform /path/to/align_uniform \
+      --mdistiller /path/to/mdistiller --dist /path/to/image_classification_sota [names...]
 """
 import argparse
 import importlib
@@ -80,8 +83,13 @@ def main():
                     help="a checkout of amazon-science/adaptive-feature-transfer (AFT's authors' code)")
     ap.add_argument("--align-uniform", default=os.environ.get("ALIGN_UNIFORM_DIR", ""),
                     help="a checkout of ssnl/align_uniform (Wang & Isola's loss functions)")
+    ap.add_argument("--mdistiller", default=os.environ.get("MDISTILLER_DIR", ""),
+                    help="a checkout of megvii-research/mdistiller (DKD, ReviewKD, OFD; read with "
+                         "loss_refs.common.mdistiller_module)")
+    ap.add_argument("--dist", default=os.environ.get("DIST_DIR", ""),
+                    help="a checkout of hunto/image_classification_sota (the DIST authors' loss)")
     args = ap.parse_args()
-    for checkout in (args.repdistiller, args.aft, args.align_uniform):
+    for checkout in (args.repdistiller, args.aft, args.align_uniform, args.mdistiller, args.dist):
         if checkout:
             sys.path.insert(0, os.path.abspath(checkout))
     torch.use_deterministic_algorithms(True)

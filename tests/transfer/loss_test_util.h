@@ -100,11 +100,12 @@ inline bool any_nonzero_grad(const models::Model& m) {
 // so keep it alive while the StepInputs are used.
 struct ForwardStep {
   Tensor x;
+  Tensor y;  // labels (undefined: an unlabelled batch)
   models::Taps student;
   std::map<std::string, models::Taps> teachers;
 
   const models::Taps& teacher() const { return teachers.begin()->second; }
-  transfer::StepInputs inputs() const { return {x, Tensor(), &student, &teachers}; }
+  transfer::StepInputs inputs() const { return {x, y, &student, &teachers}; }
 };
 inline ForwardStep forward_step(models::Model& student, models::Model& teacher, const Tensor& x,
                                 const std::string& teacher_name = "t") {
@@ -121,6 +122,7 @@ struct StepCheck {
   int64_t batch = 2;           // a random batch [batch, 1, 28, 28] in [-1, 1), f32 ...
   uint64_t seed = 97;          // ... from this seed
   Tensor x{};                  // or this batch, when defined
+  Tensor labels{};             // i64 [batch] labels (undefined: unlabelled)
   std::string teacher = "t";   // the teacher's name in the StepInputs
   bool positive = true;        // the loss is > 0 (not for a negative log-likelihood: VID)
   bool student_learns = true;  // the student gets a nonzero gradient; false: no gradient at all
@@ -134,7 +136,8 @@ struct StepCheck {
 inline void check_trains_student(transfer::Loss& loss, models::Model& student, models::Model& teacher,
                                  const StepCheck& o = {}) {
   const Tensor x = o.x.defined() ? o.x : random_tensor({o.batch, 1, 28, 28}, o.seed, -1, 1, DType::f32);
-  const ForwardStep step = forward_step(student, teacher, x, o.teacher);
+  ForwardStep step = forward_step(student, teacher, x, o.teacher);
+  step.y = o.labels;
   Tensor l = loss.compute(step.inputs());
   REQUIRE(std::isfinite(l.item()));
   if (o.positive) CHECK(l.item() > 0);
