@@ -20,6 +20,9 @@ using Taps = std::map<std::string, Tensor>;
 struct TapInfo {
   std::string name;
   Shape shape;  // for the input shape it was asked for (batch dim included)
+  // ViT token taps [B, prefix + h*w, D]: the tokens before the patch grid (CLS, and DeiT's
+  // distillation token); 0 for maps and vectors
+  int64_t prefix_tokens = 0;
 };
 
 // What create_model needs. Zero means "the family's default" where noted.

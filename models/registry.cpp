@@ -34,7 +34,9 @@ std::vector<std::string> model_names() {
   names.push_back("resnet8x4");
   names.push_back("resnet32x4");
   for (auto [d, k] : kListedWrn) names.push_back("wrn_" + std::to_string(d) + "_" + std::to_string(k));
-  for (auto n : {"resnet18", "resnet34", "resnet50", "vit_tiny", "vit_small", "vit_base"}) names.push_back(n);
+  for (auto n : {"resnet18", "resnet34", "resnet50", "vit_tiny", "vit_small", "vit_base", "deit_tiny_distilled",
+                 "deit_small_distilled", "deit_base_distilled"})
+    names.push_back(n);
   return names;
 }
 
@@ -53,13 +55,14 @@ bool is_known_model(const std::string& name) {
     if (n == name) return true;
   static const std::regex wrn_re(R"(wrn_(\d+)_(\d+))");
   static const std::regex vit_re(R"((vit_tiny|vit_small|vit_base)_patch(\d+)_(\d+))");
-  return std::regex_match(name, wrn_re) || std::regex_match(name, vit_re);
+  static const std::regex deit_re(R"(deit_(tiny|small|base)_distilled_patch(\d+)_(\d+))");
+  return std::regex_match(name, wrn_re) || std::regex_match(name, vit_re) || std::regex_match(name, deit_re);
 }
 
 std::vector<std::string> model_options(const std::string& name) {
   if (!is_known_model(name)) return {};
   if (name.rfind("wrn_", 0) == 0) return {"dropout"};
-  if (name.rfind("vit_", 0) == 0)
+  if (name.rfind("vit_", 0) == 0 || name.rfind("deit_", 0) == 0)
     return name.find("_patch") == std::string::npos ? std::vector<std::string>{"dropout", "depth", "patch_size"}
                                                     : std::vector<std::string>{"dropout", "depth"};
   return {};
@@ -86,6 +89,19 @@ std::shared_ptr<Model> create_model(const std::string& name, const ModelConfig& 
     }
     ViTSpec spec = vit_spec(m[1], c);
     spec.name = name;
+    return std::make_shared<VisionTransformer>(spec, c);
+  }
+  // DeiT's distilled ViTs: the same sizes with a distillation token and a second head
+  static const std::regex deit_re(R"(deit_(tiny|small|base)_distilled(?:_patch(\d+)_(\d+))?)");
+  if (std::regex_match(name, m, deit_re)) {
+    ModelConfig c = cfg;
+    if (m[2].matched) {
+      c.patch_size = std::stoll(m[2]);
+      c.image_size = std::stoll(m[3]);
+    }
+    ViTSpec spec = vit_spec("vit_" + m[1].str(), c);
+    spec.name = name;
+    spec.distilled = true;
     return std::make_shared<VisionTransformer>(spec, c);
   }
   fail("unknown model '{}'; did you mean '{}'? (`retort list models` shows all: {})", name, nearest_model_name(name),

@@ -3,7 +3,8 @@
 // Names: resnet8/14/20/32/44/56/110, resnet8x4, resnet32x4 (CIFAR, RepDistiller);
 // wrn_<depth>_<k> (wrn_16_1, wrn_16_2, wrn_40_1, wrn_40_2, wrn_40_4 listed; any 6n+4 depth
 // accepted); resnet18/34/50 (ImageNet, torchvision); vit_tiny/vit_small/vit_base, also as
-// timm-style vit_<size>_patch<P>_<S> which sets patch_size and image_size.
+// timm-style vit_<size>_patch<P>_<S> which sets patch_size and image_size; DeiT's distilled
+// ViTs deit_tiny_distilled/deit_small_distilled/deit_base_distilled (also with _patch<P>_<S>).
 #pragma once
 #include <memory>
 #include <string>

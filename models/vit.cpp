@@ -55,8 +55,12 @@ VisionTransformer::VisionTransformer(const ViTSpec& spec, const ModelConfig& cfg
   int64_t D = spec.dim;
   patch_embed = register_module("patch_embed", std::make_shared<PatchEmbed>(cfg.in_channels, D, spec.patch, gen));
   cls_token = Tensor::empty({1, 1, D});
-  pos_embed = Tensor::empty({1, num_patches() + 1, D});
+  pos_embed = Tensor::empty({1, num_patches() + prefix_tokens(), D});
   register_parameter("cls_token", &cls_token);
+  if (spec.distilled) {
+    dist_token = Tensor::empty({1, 1, D});
+    register_parameter("dist_token", &dist_token);
+  }
   register_parameter("pos_embed", &pos_embed);
   auto block_list = register_module("blocks", std::make_shared<nn::Sequential>());
   for (int64_t i = 0; i < spec.depth; ++i)
@@ -64,13 +68,16 @@ VisionTransformer::VisionTransformer(const ViTSpec& spec, const ModelConfig& cfg
         std::make_shared<ViTBlock>(D, spec.heads, int64_t(double(D) * spec.mlp_ratio), cfg.dropout, gen)));
   norm = register_module("norm", std::make_shared<nn::LayerNorm>(D, 1e-6));
   head = register_module("head", std::make_shared<nn::Linear>(D, cfg.num_classes, gen));
+  if (spec.distilled) head_dist = register_module("head_dist", std::make_shared<nn::Linear>(D, cfg.num_classes, gen));
 
   // timm init_weights(''): pos_embed trunc_normal(.02), cls_token normal(1e-6), every Linear
-  // trunc_normal(.02) with zero bias; convs and LayerNorms keep their defaults.
+  // trunc_normal(.02) with zero bias; convs and LayerNorms keep their defaults. The distillation
+  // token: trunc_normal(.02) (timm's VisionTransformerDistilled).
   building.reset();
   patch_embed->proj->reset_parameters(gen);
   nn::trunc_normal_(pos_embed, gen, 0.0, 0.02);
   nn::normal_(cls_token, gen, 0.0, 1e-6);
+  if (spec.distilled) nn::trunc_normal_(dist_token, gen, 0.0, 0.02);
   for (auto& [name, m] : named_modules())
     if (auto* l = dynamic_cast<nn::Linear*>(m)) {
       nn::trunc_normal_(l->weight, gen, 0.0, 0.02);
@@ -85,16 +92,26 @@ Tensor VisionTransformer::forward(const Tensor& x, Taps* taps) {
                cfg_.image_size);
   int64_t B = x.size(0);
   Tensor tokens = patch_embed->forward(x);                                 // [B, N, D]
-  Tensor cls = cls_token.expand({B, 1, spec_.dim});
-  Tensor h = add(concat({cls, tokens}, 1), pos_embed);                     // [B, N+1, D]
+  std::vector<Tensor> prefix{cls_token.expand({B, 1, spec_.dim})};
+  if (spec_.distilled) prefix.push_back(dist_token.expand({B, 1, spec_.dim}));
+  prefix.push_back(tokens);
+  Tensor h = add(concat(prefix, 1), pos_embed);                            // [B, prefix + N, D]
   for (size_t i = 0; i < blocks.size(); ++i) {
     h = blocks[i]->forward(h);
     put_tap(taps, "tokens." + std::to_string(i), h);
   }
-  Tensor cls_out = norm->forward(h).select(1, 0);                          // [B, D]
+  Tensor normed = norm->forward(h);
+  Tensor cls_out = normed.select(1, 0);                                    // [B, D]
   put_tap(taps, "cls", cls_out);
   put_tap(taps, "pooled", cls_out);
   Tensor logits = head->forward(cls_out);
+  if (spec_.distilled) {
+    Tensor dist_out = normed.select(1, 1);
+    Tensor dist_logits = head_dist->forward(dist_out);
+    put_tap(taps, "dist", dist_out);
+    put_tap(taps, "dist_logits", dist_logits);
+    if (!is_training()) logits = mul(add(logits, dist_logits), 0.5);  // DeiT's inference: the heads' mean
+  }
   put_tap(taps, "logits", logits);
   return logits;
 }
@@ -105,9 +122,14 @@ std::vector<TapInfo> VisionTransformer::tap_info(const Shape& in) const {
                spec_.name, shape_str(in), cfg_.image_size);
   int64_t B = in[0];
   std::vector<TapInfo> out;
-  for (size_t i = 0; i < blocks.size(); ++i) out.push_back({"tokens." + std::to_string(i), {B, num_patches() + 1, spec_.dim}});
+  for (size_t i = 0; i < blocks.size(); ++i)
+    out.push_back({"tokens." + std::to_string(i), {B, num_patches() + prefix_tokens(), spec_.dim}, prefix_tokens()});
   out.push_back({"cls", {B, spec_.dim}});
   out.push_back({"pooled", {B, spec_.dim}});
+  if (spec_.distilled) {
+    out.push_back({"dist", {B, spec_.dim}});
+    out.push_back({"dist_logits", {B, cfg_.num_classes}});
+  }
   out.push_back({"logits", {B, cfg_.num_classes}});
   return out;
 }

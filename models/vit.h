@@ -5,6 +5,12 @@
 // zero biases, cls_token N(0, 1e-6), PyTorch default for the patch conv.
 // Taps: "tokens.<i>" after block i [B, N+1, D], "cls" (final-normed CLS token [B, D]),
 // "pooled" (= cls), "logits".
+// Distilled (DeiT, Touvron et al. 2021, timm's VisionTransformerDistilled): a second prefix token
+// dist_token [1, 1, D] after CLS (pos_embed [1, N+2, D], tokens taps [B, N+2, D]) and a second
+// head head_dist on it. In training the logits are the CLS head's and the tap "dist_logits" is
+// the distillation head's (what the `deit` loss reads); in evaluation the logits are the mean of
+// the two heads (DeiT's inference rule), and "dist_logits" is still the second head's. Tap
+// "dist" is the final-normed distillation token [B, D].
 #pragma once
 #include <memory>
 #include <vector>
@@ -20,6 +26,7 @@ struct ViTSpec {
   int64_t depth = 12;
   int64_t patch = 16;
   double mlp_ratio = 4.0;
+  bool distilled = false;  // DeiT: a distillation token and head
 };
 
 // vit_tiny (192, 3 heads), vit_small (384, 6), vit_base (768, 12); depth and patch from cfg
@@ -55,12 +62,16 @@ class VisionTransformer : public Model {
   Tensor forward(const Tensor& x, Taps* taps) override;
   std::vector<TapInfo> tap_info(const Shape& input) const override;
   int64_t num_patches() const { return grid_ * grid_; }
+  int64_t prefix_tokens() const { return spec_.distilled ? 2 : 1; }  // CLS (+ the distillation token)
+  bool distilled() const { return spec_.distilled; }
 
   std::shared_ptr<PatchEmbed> patch_embed;
-  Tensor cls_token, pos_embed;  // [1, 1, D], [1, N+1, D]
+  Tensor cls_token, pos_embed;  // [1, 1, D], [1, N + prefix_tokens(), D]
+  Tensor dist_token;            // [1, 1, D] when distilled
   std::vector<std::shared_ptr<ViTBlock>> blocks;
   std::shared_ptr<nn::LayerNorm> norm;
   std::shared_ptr<nn::Linear> head;
+  std::shared_ptr<nn::Linear> head_dist;  // when distilled
 
  private:
   ViTSpec spec_;

@@ -1,6 +1,7 @@
 // Shape adapters between student and teacher taps: tokens->map, pooling, 1x1 conv+BN, linear,
 // and the pairing logic that chooses them (or explains why two taps cannot be paired).
 #include "transfer/adapters.h"
+#include <algorithm>
 #include <cmath>
 #include "engine/error.h"
 #include "engine/ops.h"
@@ -25,19 +26,20 @@ Tensor pool_to(const Tensor& x, int64_t h, int64_t w, PoolMode mode) {
   return max_pool2d(x, {H - (h - 1) * sh, W - (w - 1) * sw}, {sh, sw});
 }
 
-TokensToMap::TokensToMap(int64_t tokens_, int64_t dim_) : tokens(tokens_), dim(dim_) {
-  const int64_t patches = tokens - 1;
+TokensToMap::TokensToMap(int64_t tokens_, int64_t dim_, int64_t prefix_) : tokens(tokens_), dim(dim_), prefix(prefix_) {
+  const int64_t patches = tokens - prefix;
   side = patches > 0 ? int64_t(std::llround(std::sqrt(double(patches)))) : 0;
-  RETORT_CHECK(patches > 0 && side * side == patches,
-               "cannot turn {} tokens (CLS + {} patch tokens) into a square token grid: {} is not a square", tokens,
-               patches, patches);
+  RETORT_CHECK(prefix >= 1 && patches > 0 && side * side == patches,
+               "cannot turn {} tokens ({} prefix token(s) + {} patch tokens) into a square token grid: {} is not a "
+               "square",
+               tokens, prefix, patches, patches);
 }
 std::string TokensToMap::extra_repr() const { return fmt::format("{} tokens -> {}x{} grid, dim {}", tokens, side, side, dim); }
 Tensor TokensToMap::forward(const Tensor& x) {
   RETORT_CHECK(x.dim() == 3 && x.size(1) == tokens && x.size(2) == dim, "TokensToMap: input {} is not [B, {}, {}]",
                x.str(), tokens, dim);
-  // drop CLS (token 0); token 1 + r*side + c is grid cell (r, c)
-  return x.slice(1, 1, tokens).transpose(1, 2).contiguous().reshape({x.size(0), dim, side, side});
+  // drop the prefix tokens; token prefix + r*side + c is grid cell (r, c)
+  return x.slice(1, prefix, tokens).transpose(1, 2).contiguous().reshape({x.size(0), dim, side, side});
 }
 
 std::string SpatialPool::extra_repr() const {
@@ -70,12 +72,14 @@ Shape tap_map_shape(const models::TapInfo& tap, const std::string& side) {
   RETORT_CHECK(kind != TapKind::vector, "{} tap '{}' is a vector {}, not a spatial map or token sequence", side,
                tap.name, shape_str(tap.shape));
   if (kind == TapKind::map) return tap.shape;
-  const int64_t patches = tap.shape[1] - 1;
+  const int64_t prefix = std::max<int64_t>(tap.prefix_tokens, 1);
+  const int64_t patches = tap.shape[1] - prefix;
   const int64_t s = patches > 0 ? int64_t(std::llround(std::sqrt(double(patches)))) : 0;
   RETORT_CHECK(patches > 0 && s * s == patches,
-               "{} tap '{}' {} holds {} tokens; minus the CLS token that leaves {}, which is not a square, so the "
+               "{} tap '{}' {} holds {} tokens; minus the {} that leaves {}, which is not a square, so the "
                "tokens do not form a square patch grid",
-               side, tap.name, shape_str(tap.shape), tap.shape[1], patches);
+               side, tap.name, shape_str(tap.shape), tap.shape[1],
+               prefix == 1 ? "CLS token" : "CLS and distillation tokens", patches);
   return {tap.shape[0], tap.shape[2], s, s};
 }
 
@@ -83,7 +87,7 @@ std::shared_ptr<nn::Module> make_to_map(const models::TapInfo& tap, const std::s
   Shape m = tap_map_shape(tap, side);  // checks
   if (tap_kind(tap, side) == TapKind::map) return std::make_shared<nn::Identity>();
   (void)m;
-  return std::make_shared<TokensToMap>(tap.shape[1], tap.shape[2]);
+  return std::make_shared<TokensToMap>(tap.shape[1], tap.shape[2], std::max<int64_t>(tap.prefix_tokens, 1));
 }
 
 TapAdapter make_tap_adapter(const models::TapInfo& s, const models::TapInfo& t, Generator& gen,

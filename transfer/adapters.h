@@ -29,11 +29,14 @@ Tensor pool_to(const Tensor& x, int64_t h, int64_t w, PoolMode mode);
 
 class TokensToMap : public nn::Module {
  public:
-  TokensToMap(int64_t tokens, int64_t dim);  // tokens includes CLS; throws when tokens-1 is not a square
+  // tokens includes the `prefix` tokens before the patches (CLS, and DeiT's distillation token);
+  // throws when tokens - prefix is not a square
+  TokensToMap(int64_t tokens, int64_t dim, int64_t prefix = 1);
   std::string type_name() const override { return "TokensToMap"; }
   std::string extra_repr() const override;
   Tensor forward(const Tensor& x) override;
   int64_t tokens, dim, side;
+  int64_t prefix = 1;  // tokens before the patches: CLS, or CLS and the distillation token
 };
 
 class SpatialPool : public nn::Module {

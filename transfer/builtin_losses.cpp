@@ -11,6 +11,7 @@
 #include "transfer/sp.h"
 #include "transfer/cc.h"
 #include "transfer/crd.h"
+#include "transfer/deit.h"
 #include "transfer/dist.h"
 #include "transfer/dkd.h"
 #include "transfer/pkt.h"
@@ -89,6 +90,7 @@ void register_builtin_losses() {
     register_ofd_loss();
     register_dkd_loss();
     register_dist_loss();
+    register_deit_loss();
   });
 }
 

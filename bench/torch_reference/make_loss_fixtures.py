@@ -15,10 +15,12 @@ code, for the methods torchdistill lacks, is read from --repdistiller (a checkou
 github.com/HobbitLong/RepDistiller), AFT's from --aft (github.com/amazon-science/adaptive-feature-transfer),
 Wang & Isola's alignment and uniformity losses from --align-uniform (github.com/ssnl/align_uniform),
 mdistiller's DKD, ReviewKD and OFD from --mdistiller (github.com/megvii-research/mdistiller), the
-DIST authors' loss from --dist (github.com/hunto/image_classification_sota).
+DIST authors' loss from --dist (github.com/hunto/image_classification_sota), DeiT's
+DistillationLoss from --deit (github.com/facebookresearch/deit).
   python3 bench/torch_reference/make_loss_fixtures.py --repdistiller /path/to/RepDistiller \
       --aft /path/to/adaptive-feature-transfer --align-uniform /path/to/align_uniform \
-      --mdistiller /path/to/mdistiller --dist /path/to/image_classification_sota [names...]
+      --mdistiller /path/to/mdistiller --dist /path/to/image_classification_sota --deit /path/to/deit \
+      [names...]
 """
 import argparse
 import importlib
@@ -88,8 +90,10 @@ def main():
                          "loss_refs.common.mdistiller_module)")
     ap.add_argument("--dist", default=os.environ.get("DIST_DIR", ""),
                     help="a checkout of hunto/image_classification_sota (the DIST authors' loss)")
+    ap.add_argument("--deit", default=os.environ.get("DEIT_DIR", ""),
+                    help="a checkout of facebookresearch/deit (DeiT's DistillationLoss)")
     args = ap.parse_args()
-    for checkout in (args.repdistiller, args.aft, args.align_uniform, args.mdistiller, args.dist):
+    for checkout in (args.repdistiller, args.aft, args.align_uniform, args.mdistiller, args.dist, args.deit):
         if checkout:
             sys.path.insert(0, os.path.abspath(checkout))
     torch.use_deterministic_algorithms(True)
