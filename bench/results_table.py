@@ -28,7 +28,8 @@ import statistics
 import sys
 
 ORDER = ["alone", "kd", "fitnet", "fsp", "aft", "aft_fixed", "align_uniform", "task_oriented", "task_agnostic",
-         "at", "sp", "nst", "cc", "pkt", "rkd", "vid", "ab", "ft", "kdsvd", "crd"]
+         "at", "sp", "nst", "cc", "pkt", "rkd", "vid", "ab", "ft", "kdsvd", "crd", "dkd", "dist", "reviewkd", "ofd",
+         "deit", "deit_soft"]
 LABEL = {
     "alone": "student alone (CE on the labels)",
     "kd": "KD (Hinton, T = 4)",
@@ -51,6 +52,13 @@ LABEL = {
     "ft": "FT (paraphraser stage, then CE + 200 FT)",
     "kdsvd": "KDSVD (stages 1-3, learned 1x1 projections, beta 1)",
     "crd": "CRD (memory bank, 16384 negatives, beta 0.8)",
+    # The later methods, mdistiller's / the authors' settings.
+    "dkd": "DKD (alpha 1, beta 8, T 4; warm-up 1/12 epoch)",
+    "dist": "DIST (T 4, weight 2)",
+    "reviewkd": "ReviewKD (ABF over stages 1-3 + pooled, HCL)",
+    "ofd": "OFD (pre-ReLU stages 1-3, margins, partial L2, 1e-3)",
+    "deit": "DeiT token, hard (0.5 CE + 0.5 CE with the teacher's argmax)",
+    "deit_soft": "DeiT token, soft (0.5 CE + 0.5 KL, T 1)",
 }
 # Regime (a) recipes train differently (recipes/fmnist_fitnet.toml etc.).
 LABEL_FULL = {
