@@ -15,6 +15,7 @@
 #include "transfer/dist.h"
 #include "transfer/dkd.h"
 #include "transfer/pkt.h"
+#include "transfer/reviewkd.h"
 #include "transfer/rkd.h"
 #include "transfer/fitnet.h"
 #include "transfer/fsp.h"
@@ -85,6 +86,7 @@ void register_builtin_losses() {
     register_cc_loss();
     register_pkt_loss();
     register_rkd_loss();
+    register_reviewkd_loss();
     register_crd_loss();
     register_kdsvd_loss();
     register_ofd_loss();
