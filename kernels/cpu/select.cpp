@@ -4,6 +4,7 @@
 #include "kernels/select.h"
 #include <cstring>
 #include "kernels/cpu/dispatch.h"
+#include "kernels/cpu/strided_walk.h"
 #include "kernels/index_math.h"
 
 namespace retort::cpu {
@@ -33,8 +34,11 @@ void gt_scalar(DType type, const void* in, const Layout& l, double s, uint8_t* o
   dispatch_any(type, [&](auto tag) {
     using T = decltype(tag);
     const T* p = static_cast<const T*>(in);
-    _Pragma("omp parallel for if (n > 32768)")
-    for (int64_t i = 0; i < n; ++i) out[i] = as_double(p[l.offset_of(i)]) > s ? 1 : 0;
+    const StridedWalk<1> walk({&l});
+    const int64_t step = walk.inner_stride(0);
+    walk.walk_all(n, n > 32768, [&](int64_t i, int64_t len, const std::array<int64_t, 1>& off) {
+      for (int64_t j = 0; j < len; ++j) out[i + j] = as_double(p[off[0] + j * step]) > s ? 1 : 0;
+    });
   });
 }
 
@@ -43,8 +47,11 @@ void eq(DType type, const void* a, const Layout& la, const void* b, const Layout
     using T = decltype(tag);
     const T* pa = static_cast<const T*>(a);
     const T* pb = static_cast<const T*>(b);
-    _Pragma("omp parallel for if (n > 32768)")
-    for (int64_t i = 0; i < n; ++i) out[i] = same(pa[la.offset_of(i)], pb[lb.offset_of(i)]) ? 1 : 0;
+    const StridedWalk<2> walk({&la, &lb});
+    const int64_t sa = walk.inner_stride(0), sb = walk.inner_stride(1);
+    walk.walk_all(n, n > 32768, [&](int64_t i, int64_t len, const std::array<int64_t, 2>& off) {
+      for (int64_t j = 0; j < len; ++j) out[i + j] = same(pa[off[0] + j * sa], pb[off[1] + j * sb]) ? 1 : 0;
+    });
   });
 }
 
@@ -55,8 +62,13 @@ void where(size_t elem_size, const uint8_t* mask, const Layout& lm, const void* 
     const W* pa = static_cast<const W*>(a);
     const W* pb = static_cast<const W*>(b);
     W* po = static_cast<W*>(out);
-    _Pragma("omp parallel for if (n > 32768)")
-    for (int64_t i = 0; i < n; ++i) po[i] = mask[lm.offset_of(i)] ? pa[la.offset_of(i)] : pb[lb.offset_of(i)];
+    // run by run, without a division per element (kernels/cpu/strided_walk.h)
+    const StridedWalk<3> walk({&lm, &la, &lb});
+    const int64_t sm = walk.inner_stride(0), sa = walk.inner_stride(1), sb = walk.inner_stride(2);
+    walk.walk_all(n, n > 32768, [&](int64_t i, int64_t len, const std::array<int64_t, 3>& off) {
+      for (int64_t j = 0; j < len; ++j)
+        po[i + j] = mask[off[0] + j * sm] ? pa[off[1] + j * sa] : pb[off[2] + j * sb];
+    });
   });
 }
 
