@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What each transfer method costs per training step, for docs/choosing_a_method.md: `retort bench`
-# (synthetic batches of 128, 5 untimed steps, the median of 3 rounds of 20) on the stage of each
+# (synthetic batches of the stage's size, 5 untimed steps, the median of 3 rounds of 20) on the stage of each
 # method's recipe that trains with the method's loss, and the stage's peak host memory. Writes
 # one JSON line per method to OUT (default runs/method_costs.jsonl), then prints a table with
 # images/s relative to KD's student_kd stage (same teacher, same student).
