@@ -7,6 +7,7 @@
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/io/safetensors.h"
+#include "models/vit.h"
 
 namespace retort::models {
 
@@ -149,14 +150,18 @@ ImportReport load_weights(Model& model, const StoredState& state, const std::str
       continue;
     }
     Tensor src = it->second;
+    // CLS, and DeiT's distillation token, stay as they are; the patch grid is resampled
+    const auto* vit = dynamic_cast<const VisionTransformer*>(&model);
+    const int64_t prefix = vit ? vit->prefix_tokens() : 1;
     if (name == "pos_embed" && options.resample_pos_embed && src.shape() != live.shape() && src.dim() == 3 &&
         live.dim() == 3 && src.size(0) == 1 && live.size(0) == 1 && src.size(2) == live.size(2)) {
-      int64_t old_side = square_side(src.size(1) - 1), new_side = square_side(live.size(1) - 1);
+      int64_t old_side = square_side(src.size(1) - prefix), new_side = square_side(live.size(1) - prefix);
       if (old_side > 0 && new_side > 0) {
-        src = resample_pos_embed(src.to(DType::f64), old_side, old_side, new_side, new_side, 1);
+        src = resample_pos_embed(src.to(DType::f64), old_side, old_side, new_side, new_side, prefix);
         report.pos_embed_resampled = fmt::format(
-            "pos_embed {} -> {} ({}x{} -> {}x{} patch grid, bicubic antialias as timm, class token kept)",
-            shape_str(it->second.shape()), shape_str(live.shape()), old_side, old_side, new_side, new_side);
+            "pos_embed {} -> {} ({}x{} -> {}x{} patch grid, bicubic antialias as timm, {} kept)",
+            shape_str(it->second.shape()), shape_str(live.shape()), old_side, old_side, new_side, new_side,
+            prefix == 1 ? "class token" : "class and distillation tokens");
       }
     }
     if (is_floating(src.dtype()) != is_floating(live.dtype())) {
@@ -235,8 +240,10 @@ ImportTarget import_target(const std::string& arch, const StoredState& state, in
     return it == state.tensors.end() ? nullptr : &it->second;
   };
   std::smatch m;
-  static const std::regex vit_re(R"((vit_tiny|vit_small|vit_base)(?:_patch(\d+)_(\d+))?)");
+  static const std::regex vit_re(
+      R"((vit_tiny|vit_small|vit_base|deit_tiny_distilled|deit_small_distilled|deit_base_distilled)(?:_patch(\d+)_(\d+))?)");
   const bool vit = std::regex_match(arch, m, vit_re);
+  const int64_t prefix = std::string(m[1]).rfind("deit_", 0) == 0 ? 2 : 1;  // CLS (+ distillation token)
   const Tensor* first_conv = find(vit ? "patch_embed.proj.weight" : "conv1.weight");
   if (first_conv && first_conv->dim() == 4) cfg.in_channels = first_conv->size(1);
   const Tensor* classifier = find(vit ? "head.weight" : "fc.weight");
@@ -253,7 +260,7 @@ ImportTarget import_target(const std::string& arch, const StoredState& state, in
     else cfg.patch_size = 16;
     if (image_size <= 0) {
       const Tensor* pos = find("pos_embed");
-      int64_t side = pos && pos->dim() == 3 ? square_side(pos->size(1) - 1) : -1;
+      int64_t side = pos && pos->dim() == 3 ? square_side(pos->size(1) - prefix) : -1;
       if (m[3].matched) cfg.image_size = std::stoll(m[3]);
       else if (side > 0) cfg.image_size = side * cfg.patch_size;
     }

@@ -252,3 +252,35 @@ TEST_CASE("import: a ViT's pos_embed is resampled to the model's grid, and impor
   CHECK(tr.config.in_channels == 1);
   CHECK(tr.config.image_size == 224);
 }
+
+TEST_CASE("import: a distilled ViT's pos_embed is resampled with both prefix tokens kept") {
+  // deit_tiny_distilled on 28 px: patch 7 (a 4x4 grid, pos_embed [1, 2 + 16, 192]) loaded into
+  // patch 14 (2x2, [1, 2 + 4, 192]) -- the CLS and distillation rows are copied, the grid is
+  // resampled as resample_pos_embed does with prefix 2; every other tensor loads as it is.
+  ModelConfig small;
+  small.in_channels = 1;
+  small.image_size = 28;
+  small.depth = 1;
+  small.seed = 7;
+  small.patch_size = 7;
+  auto src = create_model("deit_tiny_distilled", small);
+  ModelConfig coarse = small;
+  coarse.patch_size = 14;
+  coarse.seed = 8;
+  auto dst = create_model("deit_tiny_distilled", coarse);
+  StoredState s = state_of(*src);
+  s.tensors.erase("patch_embed.proj.weight");  // its kernel size follows the patch
+  ImportOptions loose;
+  loose.strict = false;
+  ImportReport r = load_weights(*dst, s, "deit.safetensors", loose);
+  CHECK(r.pos_embed_resampled.find("class and distillation tokens kept") != std::string::npos);
+  const auto* vit = dynamic_cast<const VisionTransformer*>(dst.get());
+  const auto* from = dynamic_cast<const VisionTransformer*>(src.get());
+  REQUIRE(vit != nullptr);
+  REQUIRE(from != nullptr);
+  const Tensor want_pos = resample_pos_embed(from->pos_embed.to(DType::f64), 4, 4, 2, 2, 2);
+  retort::test::check_close(vit->pos_embed, want_pos.to_vector(), 1e-6);
+  retort::test::check_close(vit->pos_embed.slice(1, 0, 2), from->pos_embed.slice(1, 0, 2).to_vector(), 0.0);
+  retort::test::check_close(vit->dist_token, from->dist_token.to_vector(), 0.0);
+  retort::test::check_close(vit->head_dist->weight, from->head_dist->weight.to_vector(), 0.0);
+}
