@@ -43,10 +43,12 @@ Tensor ofd_elementwise(const Tensor& s, const Tensor& teacher, const Tensor& mar
   RETORT_CHECK(s.shape() == teacher.shape(), "ofd: connected student map {} and teacher map {} differ in shape",
                s.str(), teacher.str());
   const Tensor target = maximum(teacher.detach(), margin.detach().to(s.dtype()));
-  const Tensor d = sub(s, target), sq = mul(d, d);
-  const Tensor zero = Tensor::zeros({}, s.dtype(), s.device());
-  // s > T is d > 0 exactly (IEEE subtraction of finite values keeps the sign, gradual underflow).
-  return where(gt(target, 0.0), sq, where(gt(d, 0.0), sq, zero));
+  const Tensor d = sub(s, target);
+  // (s > T or T > 0) ? d^2 : 0 with one mask: where T <= 0 only s > T counts, and s > T is d > 0
+  // exactly (IEEE subtraction of finite values keeps the sign), so relu(d)^2 is that term, with
+  // the same value and gradient (2d where d > 0, else 0).
+  const Tensor r = relu(d);
+  return where(gt(target, 0.0), mul(d, d), mul(r, r));
 }
 
 Tensor ofd_loss(const std::vector<Tensor>& s, const std::vector<Tensor>& t, const std::vector<Tensor>& margins) {
