@@ -9,6 +9,7 @@
 #include "engine/data/loader.h"
 #include "engine/data/registry.h"
 #include "engine/device.h"
+#include "engine/dist/communicator.h"
 #include "engine/error.h"
 #include "engine/io/safetensors.h"
 #include "engine/machine.h"
@@ -59,7 +60,7 @@ int cmd_run(const std::string& recipe_path, const std::vector<std::string>& sets
   Recipe recipe = load_recipe(resolve_recipe(recipe_path).string(), sets);
   check_recipe_files(recipe);
   RunResult r = run_recipe(recipe, opts);
-  std::printf("%s\n", (std::filesystem::path(r.run_dir) / "summary.json").c_str());
+  if (retort::dist::world().is_root()) std::printf("%s\n", (std::filesystem::path(r.run_dir) / "summary.json").c_str());
   return r.completed ? 0 : 3;
 }
 
@@ -174,6 +175,18 @@ int cmd_machine(const std::string& device_name) {
 
 }  // namespace
 
+// An error ends the command; on several data-parallel ranks it ends the whole job (MPI_Abort),
+// naming the rank, so no other rank waits forever for this one.
+int failed(const std::string& what) {
+  auto& world = retort::dist::world();
+  if (world.size() == 1) {
+    std::fprintf(stderr, "retort: error: %s\n", what.c_str());
+    return 2;
+  }
+  world.abort(fmt::format("error: {}", what));
+  return 2;  // not reached: abort ends the job
+}
+
 int main(int argc, char** argv) {
   CLI::App app{"retort: knowledge transfer from large models into small, fast ones"};
   app.set_version_flag("--version", std::string(retort::version()));
@@ -196,6 +209,10 @@ int main(int argc, char** argv) {
   run->add_option("--max-batches", ro.max_batches_per_epoch,
                   "A quick look: at most N batches per epoch and per evaluation (0: all)")
       ->check(CLI::NonNegativeNumber);
+  run->add_option("--log-steps", ro.log_every_steps, "Append every N-th step's loss and lr to steps.jsonl (0: off)")
+      ->check(CLI::NonNegativeNumber);
+  run->add_flag("--verify-replicas", ro.verify_replicas,
+                "Data parallelism: after every step, check that every rank holds bit-identical weights");
   run->add_option("--stage-cache", ro.stage_cache_dir,
                   "Reuse stages an earlier run trained with the same settings and inputs (e.g. runs/stage_cache)");
   run->add_option("--feature-cache", ro.feature_cache_dir,
@@ -248,7 +265,12 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;  // --help is 0; every usage error is 2, as for any other error
   }
   try {
-    if (*run) return cmd_run(recipe_path, sets, ro);
+    if (*run) {
+      retort::dist::init_world();  // MPI when launched by mpirun (docs/distributed.md)
+      const int rc = cmd_run(recipe_path, sets, ro);
+      retort::dist::finalize_world();
+      return rc;
+    }
     if (*bench) return cli::cmd_bench(ba);
     if (*profile) return cli::cmd_profile(pa);
     if (*eval) return cmd_eval(arch, weights, dataset, root, device, batch, image_size, channels);
@@ -256,16 +278,15 @@ int main(int argc, char** argv) {
     if (*list) return cmd_list(what);
     if (*machine) return cmd_machine(machine_device);
   } catch (const Interrupted& e) {
-    std::fprintf(stderr, "retort: interrupted: %s\nretort: resume with: %s\n", e.what(),
-                 resume_command(argc, argv, e.run_dir).c_str());
+    if (retort::dist::world().is_root())
+      std::fprintf(stderr, "retort: interrupted: %s\nretort: resume with: %s\n", e.what(),
+                   resume_command(argc, argv, e.run_dir).c_str());
+    retort::dist::finalize_world();  // every rank stopped at the same step
     return 128 + e.signal;
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "retort: error: out of memory (an allocation failed; a smaller batch_size or image_size "
-                         "needs less)\n");
-    return 2;
+    return failed("out of memory (an allocation failed; a smaller batch_size or image_size needs less)");
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "retort: error: %s\n", e.what());
-    return 2;
+    return failed(e.what());
   }
   return 0;
 }

@@ -3,7 +3,8 @@
 # Sourced by scripts/test.sh and scripts/demo.sh; safe to run again.
 set -euo pipefail
 RETORT_PACKAGES=(build-essential cmake pkg-config zlib1g-dev libopenblas-dev doctest-dev
-  libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libfmt-dev libstb-dev libdnnl-dev dataset-fashion-mnist python3)
+  libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libfmt-dev libstb-dev libdnnl-dev dataset-fashion-mnist python3
+  openmpi-bin libopenmpi-dev)
 missing=()
 for p in "${RETORT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -31,7 +31,8 @@ void count_topk(const Tensor& logits, const Tensor& labels, TopkCounts& counts) 
   }
 }
 
-EvalResult evaluate(models::Model& model, data::DataLoader& loader, Device device, int64_t max_batches) {
+EvalResult evaluate(models::Model& model, data::DataLoader& loader, Device device, int64_t max_batches,
+                    dist::Communicator* group) {
   NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
@@ -43,6 +44,7 @@ EvalResult evaluate(models::Model& model, data::DataLoader& loader, Device devic
   data::Batch batch;
   while (loader.next(batch)) {
     if (max_batches > 0 && batches++ >= max_batches) break;
+    if (batch.size() == 0) continue;  // this rank's slice of a last batch smaller than the ranks
     Tensor x = batch.images_tensor(device), y = batch.labels_tensor(device);
     Tensor logits = model.forward(x, nullptr);
     loss_sum += cross_entropy(logits, y, 0.0, Reduction::sum).item();
@@ -50,6 +52,17 @@ EvalResult evaluate(models::Model& model, data::DataLoader& loader, Device devic
     n += x.size(0);
   }
   model.train(was_training);
+  if (group && group->size() > 1) {
+    Tensor sums = Tensor::from_vector({loss_sum, double(hits.top1), double(hits.top5), double(hits.nonfinite_rows),
+                                       double(n)}, {5}, DType::f64);
+    group->allreduce_sum(sums);
+    const auto v = sums.to_vector();
+    loss_sum = v[0];
+    hits.top1 = int64_t(v[1]);
+    hits.top5 = int64_t(v[2]);
+    hits.nonfinite_rows = int64_t(v[3]);
+    n = int64_t(v[4]);
+  }
   EvalResult r;
   r.images = n;
   r.nonfinite_rows = hits.nonfinite_rows;

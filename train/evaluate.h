@@ -5,6 +5,7 @@
 #include <cstdint>
 #include "engine/data/loader.h"
 #include "engine/device.h"
+#include "engine/dist/communicator.h"
 #include "models/model.h"
 
 namespace retort {
@@ -18,8 +19,10 @@ struct EvalResult {
 };
 
 // Evaluates `model` (eval mode, no grad) on a loader: CE loss, top-1, top-5 (at most
-// max_batches batches when positive).
-EvalResult evaluate(models::Model& model, data::DataLoader& loader, Device device, int64_t max_batches = 0);
+// max_batches batches when positive). With `group`, each rank's loader holds its slice of the
+// test batches and the sums are reduced over the ranks, so every rank gets the whole set's result.
+EvalResult evaluate(models::Model& model, data::DataLoader& loader, Device device, int64_t max_batches = 0,
+                    dist::Communicator* group = nullptr);
 
 // Top-1 and top-5 hits of logits [B, C] against labels [B], counted on the host. A row with a
 // NaN or an infinite logit is never a hit: it is counted in nonfinite_rows instead.

@@ -59,6 +59,8 @@ const char* to_string(TeacherCache kind) {
   return "?";
 }
 
+const char* to_string(BatchNormMode kind) { return kind == BatchNormMode::sync ? "sync" : "per_rank"; }
+
 // ---- LossTerm -> LossArgs ------------------------------------------------------------
 
 LossArgs loss_args(const Recipe& recipe, const LossTerm& term) {

@@ -34,6 +34,9 @@ enum class Trainable { all, head, none };
 // Teacher-feature cache of a stage: auto (memory when every teacher is frozen and the data
 // is not augmented), off, memory, or file (also kept on disk, keyed by weights, data, tap).
 enum class TeacherCache { auto_, off, memory, file };
+// BatchNorm under data parallelism: statistics of the whole global batch (SyncBN), or of each
+// rank's (or micro-batch's) slice, the running statistics then averaged over the slices.
+enum class BatchNormMode { sync, per_rank };
 
 const char* to_string(DatasetKind kind);
 const char* to_string(OptimizerKind kind);
@@ -41,6 +44,7 @@ const char* to_string(ScheduleKind kind);
 const char* to_string(StageData kind);
 const char* to_string(Trainable kind);
 const char* to_string(TeacherCache kind);
+const char* to_string(BatchNormMode kind);
 
 struct RunSettings {
   std::string name;             // default: the recipe file's stem
@@ -143,6 +147,10 @@ struct StageSpec {
   std::string retrieve_with;
   std::string retrieve_tap = "pooled";
   TeacherCache teacher_cache = TeacherCache::auto_;
+  // Each global batch as this many micro-batches per process, computed one after the other
+  // exactly as that many data-parallel ranks would compute them (gradient accumulation).
+  int64_t micro_batches = 1;
+  BatchNormMode batch_norm = BatchNormMode::sync;  // only matters with several ranks or micro-batches
   std::vector<LossTerm> losses;       // default: one "ce" term
   SourcePos pos;
   bool operator==(const StageSpec&) const = default;

@@ -320,6 +320,13 @@ Fields<StageSpec> make_stage_fields() {
                               {{"auto", TeacherCache::auto_}, {"off", TeacherCache::off},
                                {"memory", TeacherCache::memory}, {"file", TeacherCache::file}},
                               "compute frozen teachers' taps once per image instead of every batch"));
+  f.push_back(integer_field<S>("micro_batches", &S::micro_batches, 1,
+                               "split each batch into this many micro-batches computed one after the other, as that "
+                               "many data-parallel ranks would (gradient accumulation)"));
+  f.push_back(choice_field<S>("batch_norm", &S::batch_norm,
+                              {{"sync", BatchNormMode::sync}, {"per_rank", BatchNormMode::per_rank}},
+                              "under data parallelism: BatchNorm statistics of the global batch (sync) or of each "
+                              "rank's slice (per_rank; also what micro-batches use)"));
   f.push_back({"losses", "an array of loss tables", "[{ name = \"ce\" }]",
                "the weighted loss terms ([stages.losses] below, and `retort list losses`)",
                [](TableReader& r, S& s) {

@@ -67,7 +67,7 @@ bool is_text_key(const Level& level, const std::string& key) {
       {Where::model, "init_from"},
       {Where::stage, "name"},     {Where::stage, "train"},         {Where::stage, "data"},
       {Where::stage, "trainable"}, {Where::stage, "retrieve_with"}, {Where::stage, "retrieve_tap"},
-      {Where::stage, "teacher_cache"},
+      {Where::stage, "teacher_cache"}, {Where::stage, "batch_norm"},
       {Where::optimizer, "type"}, {Where::schedule, "type"},       {Where::loss, "name"}};
   for (const auto& [w, k] : text_keys)
     if (w == level.where && k == key) return true;

@@ -1,5 +1,6 @@
 // Run directory: creation, resolved.toml, metrics.jsonl appends, atomic summary.json.
 #include "train/run_dir.h"
+#include "engine/dist/communicator.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -59,6 +60,7 @@ RunDir::RunDir(RunDir&& other) noexcept
       previous_machine_(std::move(other.previous_machine_)),
       recipe_changes_(std::move(other.recipe_changes_)),
       change_effect_pending_(other.change_effect_pending_),
+      writes_(other.writes_),
       lock_(std::move(other.lock_)) {}
 
 RunDir::~RunDir() = default;
@@ -159,6 +161,14 @@ RunDir RunDir::open(const Recipe& recipe, const std::string& dir, bool allow_rec
   return run;
 }
 
+RunDir RunDir::replica(const std::string& dir, bool resumed) {
+  RunDir run;
+  run.path_ = dir;
+  run.writes_ = false;
+  if (resumed) run.read_summary();
+  return run;
+}
+
 void RunDir::read_summary() {
   const fs::path summary = file("summary.json");
   if (!fs::exists(summary)) return;
@@ -232,10 +242,21 @@ void RunDir::append_metrics(const EvalRecord& r) {
   const nlohmann::json j = to_json(r);
   const std::string line = j.dump() + "\n";
   std::lock_guard lock(mutex_);
+  if (!writes_) return;
   std::ofstream out(file("metrics.jsonl"), std::ios::app | std::ios::binary);
   out << line;
   out.flush();
   if (!out) fail("cannot append to '{}': {}", file("metrics.jsonl").string(), std::strerror(errno));
+}
+
+void RunDir::append_step(const nlohmann::json& row) {
+  const std::string line = row.dump() + "\n";
+  std::lock_guard lock(mutex_);
+  if (!writes_) return;
+  std::ofstream out(file("steps.jsonl"), std::ios::app | std::ios::binary);
+  out << line;
+  out.flush();
+  if (!out) fail("cannot append to '{}': {}", file("steps.jsonl").string(), std::strerror(errno));
 }
 
 void RunDir::record_result(const ModelResult& result) {
@@ -262,6 +283,7 @@ void RunDir::set_status(const std::string& status) {
 }
 
 void RunDir::write_summary() {
+  if (!writes_) return;
   nlohmann::json results = nlohmann::json::array();
   for (const auto& r : results_)
     results.push_back({{"stage", r.stage},
@@ -274,6 +296,7 @@ void RunDir::write_summary() {
                       {"started_utc", started_utc_}, {"updated_utc", utc_stamp(true)}, {"status", status_},
                       {"results", results}};
   if (!recipe_changes_.empty()) j["recipe_changes"] = recipe_changes_;
+  j["ranks"] = dist::world().size();  // data-parallel processes (docs/distributed.md)
   if (!machine_.device.empty())
     j["machine"] = {{"device", machine_.device}, {"processor", machine_.processor}, {"threads", machine_.threads},
                     {"library", machine_.library}, {"line", machine_.line()}};

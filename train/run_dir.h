@@ -49,12 +49,18 @@ class RunDir {
   static RunDir open(const Recipe& recipe, const std::string& dir, bool allow_recipe_change = false,
                      const std::function<void(const std::string&)>& say = {});
 
+  // The view a data-parallel rank other than 0 has of rank 0's run directory: the same path
+  // and (resuming) the same results, but it never writes (rank 0 alone writes the run).
+  static RunDir replica(const std::string& dir, bool resumed);
+
   const std::filesystem::path& path() const { return path_; }
   std::filesystem::path file(const std::string& name) const { return path_ / name; }
   // Where a stage saves a trained model: <run>/checkpoints/<stage>-<model>.safetensors.
   std::filesystem::path checkpoint_path(const std::string& stage, const std::string& model) const;
 
   void append_metrics(const EvalRecord& record);
+  // One training step's row (stage, epoch, step, loss, lr, images) appended to steps.jsonl.
+  void append_step(const nlohmann::json& row);
   // Adds (or replaces, same stage and model) a result and rewrites summary.json.
   void record_result(const ModelResult& result);
   // "running", "finished" or "failed: <why>"; rewrites summary.json.
@@ -84,6 +90,7 @@ class RunDir {
   MachineDescription previous_machine_;  // summary.json's machine when resumed (device "" when none)
   nlohmann::json recipe_changes_ = nlohmann::json::array();  // summary.json "recipe_changes"
   bool change_effect_pending_ = false;
+  bool writes_ = true;  // false on a replica
   std::unique_ptr<RunLock> lock_;
   std::mutex mutex_;
 };

@@ -9,9 +9,11 @@
 #include <filesystem>
 #include <optional>
 #include "engine/device.h"
+#include "engine/dist/communicator.h"
 #include "engine/error.h"
 #include "engine/io/safetensors.h"
 #include "engine/nn/module_rng.h"
+#include "train/data_parallel.h"
 #include "train/interrupt.h"
 #include "train/progress.h"
 #include "train/recipe_models.h"
@@ -26,7 +28,10 @@ namespace fs = std::filesystem;
 namespace {
 using Models = std::map<std::string, std::shared_ptr<models::Model>>;
 
-void say(const std::string& s) { std::fprintf(stderr, "[retort] %s\n", s.c_str()); }
+// Rank 0 alone talks (and writes) for a data-parallel run.
+void say(const std::string& s) {
+  if (dist::world().is_root()) std::fprintf(stderr, "[retort] %s\n", s.c_str());
+}
 
 // What every stage of a run shares.
 struct Run {
@@ -110,6 +115,18 @@ void check_paths(const RunOptions& options) {
                  options.out_dir);
 }
 
+// Rank 0 creates (or re-opens) the run directory; the other ranks follow it without writing.
+RunDir open_run_dir(const Recipe& recipe, const RunOptions& options) {
+  dist::Communicator& world = dist::world();
+  if (world.is_root()) {
+    RunDir dir = options.resume ? RunDir::open(recipe, options.out_dir, options.allow_recipe_change, say)
+                                : RunDir::create(recipe, options.out_dir);
+    dist::broadcast_string(world, dir.path().string());
+    return dir;
+  }
+  return RunDir::replica(dist::broadcast_string(world, ""), options.resume);
+}
+
 // Everything a run needs, built and checked (device, paths, data, every stage's data, models,
 // every stage's losses) before its directory exists: a recipe that cannot run leaves nothing.
 std::unique_ptr<Run> open_run(const Recipe& recipe, const RunOptions& options) {
@@ -126,10 +143,14 @@ std::unique_ptr<Run> open_run(const Recipe& recipe, const RunOptions& options) {
   check_stage_data(recipe, d);
   run->models = build_models(recipe, d.train_all.dataset().num_classes, device);
   run->losses = build_all_losses(*run);
-  run->dir = std::make_unique<RunDir>(options.resume
-                                          ? RunDir::open(recipe, options.out_dir, options.allow_recipe_change, say)
-                                          : RunDir::create(recipe, options.out_dir));
+  dist::Communicator& world = dist::world();
+  for (size_t i = 0; i < recipe.stages.size(); ++i)
+    check_parallel_stage(recipe, recipe.stages[i], run->losses[i], world.size());
+  run->dir = std::make_unique<RunDir>(open_run_dir(recipe, options));
   say(fmt::format("run '{}' on {} -> {}", recipe.run.name, device.str(), run->dir->path().string()));
+  if (world.size() > 1)
+    say(fmt::format("data parallel: {} ranks ({}), each computing 1/{} of every global batch", world.size(),
+                    world.backend(), world.size()));
   const MachineDescription machine = describe_machine(device);
   say(machine.line());
   if (const std::string before = run->dir->set_machine(machine); !before.empty())
@@ -159,7 +180,10 @@ class StageReporter {
 
  private:
   void progress(const StepReport& r) {
-    if (run_.options.quiet) return;
+    if (const int64_t every = run_.options.log_every_steps; every > 0 && r.step % every == 0)
+      run_.dir->append_step({{"stage", r.stage}, {"epoch", r.epoch + 1}, {"step", r.step}, {"loss", r.step_loss},
+                             {"lr", r.lr}, {"images", r.batch_images}});
+    if (run_.options.quiet || !dist::world().is_root()) return;
     if (!bar_) bar_ = std::make_unique<Progress>(r.stage + "/" + r.model, r.epochs, r.batches);
     if (r.epoch != bar_epoch_) {
       if (bar_epoch_ >= 0) bar_->end_epoch();
@@ -216,7 +240,7 @@ std::optional<StageResult> from_stage_cache(Run& run, const StageSpec& stage, co
   say(fmt::format("stage '{}': reused from the stage cache ({}/{}), first trained by {}", stage.name, run.cache.dir(),
                   key, hit->result.value("run_dir", std::string("?"))));
   for (const auto& m : hit->metrics) hooks.metrics(m);
-  if (!hit->loss_state.empty())
+  if (!hit->loss_state.empty() && dist::world().is_root())
     write_safetensors(loss_state_file(run, stage.name).string(),
                       nn::NamedTensors(hit->loss_state.begin(), hit->loss_state.end()), {});
   StageResult sr;
@@ -237,6 +261,7 @@ StageResult train_one(Run& run, const StageSpec& stage, const StageHooks& hooks)
   so.raise_signal_after_steps = run.options.raise_signal_after_steps;
   so.raise_signal = run.options.raise_signal;
   so.max_batches_per_epoch = run.options.max_batches_per_epoch;
+  so.verify_replicas = run.options.verify_replicas;
   so.feature_cache_dir = run.options.feature_cache_dir.empty()
                              ? (fs::path(run.recipe.run.out_dir) / "feature_cache").string()
                              : run.options.feature_cache_dir;
@@ -262,6 +287,9 @@ StageResult train_one(Run& run, const StageSpec& stage, const StageHooks& hooks)
 void record_stage(Run& run, const StageSpec& stage, const StageResult& sr, const std::string& key, bool trained,
                   const std::vector<EvalRecord>& metrics) {
   auto& student = *run.models.at(stage.train);
+  if (run.cache.enabled()) run.model_keys[stage.train] = key;
+  if (!dist::world().is_root()) return run.dir->record_result({stage.name, stage.train, sr.test.top1, sr.test.top5,
+                                                               sr.wall_s, sr.parameters});  // kept, not written
   const nn::NamedTensors& losses = sr.loss_state;
   if (trained && !losses.empty()) write_safetensors(loss_state_file(run, stage.name).string(), losses, {});
   if (run.cache.enabled() && trained)
@@ -318,6 +346,7 @@ RunResult run_recipe(const Recipe& recipe, const RunOptions& options) {
     record_stage(*run, stage, *sr, key, trained, reporter.metrics());
   }
   run->dir->set_status("finished");
+  if (!dist::world().is_root()) return result;  // rank 0 wrote the summary and prints the table
   result.summary = nlohmann::json::parse(read_text_file(run->dir->file("summary.json")));
   const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::fprintf(stderr, "%s", results_table(run->dir->results(), recipe, run->device, wall_s).c_str());

@@ -22,6 +22,8 @@ struct RunOptions {
   int64_t max_batches_per_epoch = 0;  // smoke tests
   std::string stage_cache_dir;    // "" = off; see train/stage_cache.h
   std::string feature_cache_dir;  // teacher_cache = "file" (default <run.out_dir>/feature_cache)
+  bool verify_replicas = false;   // data parallelism: compare every rank's weights after every step
+  int64_t log_every_steps = 0;    // > 0: steps.jsonl gets every N-th step's loss and learning rate
 };
 
 struct RunResult {

@@ -1,5 +1,6 @@
 // Stage cache: keys (hashes of settings and model-state keys) and atomic entry directories.
 #include "train/stage_cache.h"
+#include "engine/dist/communicator.h"
 #include <unistd.h>
 #include <filesystem>
 #include <algorithm>
@@ -104,6 +105,8 @@ std::string StageCache::stage_key(const Recipe& recipe, const StageSpec& stage,
                                  to_toml(part), device.is_cpu() ? "cpu" : "cuda", describe_machine(device).numerics_key(),
                                  max_batches_per_epoch);
   text += "data files " + directory_listing_digest(recipe.data.root) + "\n";
+  // Data-parallel ranks compute other digits (slices, SyncBN): an entry is per rank count.
+  if (const int ranks = dist::world().size(); ranks > 1) text += fmt::format("ranks {}\n", ranks);
   if (!recipe.data.extra_unlabelled_folder.empty())
     text += "extra files " + directory_listing_digest(recipe.data.extra_unlabelled_folder) + "\n";
   std::vector<std::string> used = stage.teachers;

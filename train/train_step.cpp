@@ -103,36 +103,10 @@ StageOptimizer make_stage_optimizer(const StageSpec& stage, const models::Model&
 namespace {
 using profiler::Kind;
 using profiler::Range;
-
-// The weighted total of the stage's loss terms, read on the host once; only when it is not
-// finite are the terms read one by one, to name the culprit.
-double weighted_losses(const StepParts& parts, const transfer::StepInputs& in, Tensor& total,
-                       const std::function<std::string()>& where) {
-  const auto& losses = parts.losses->losses;
-  std::vector<Tensor> terms;
-  for (size_t i = 0; i < losses.size(); ++i) {
-    terms.push_back(losses[i]->compute(in));
-    Tensor weighted = mul(terms.back(), parts.losses->weights[i]);
-    total = total.defined() ? add(total, weighted) : weighted;
-  }
-  const double value = total.item();
-  if (std::isfinite(value)) return value;
-  std::string culprit = "total", shown = fmt::format("{}", value);
-  for (size_t i = 0; i < terms.size(); ++i) {
-    const double v = terms[i].item();
-    if (!std::isfinite(v)) {
-      culprit = parts.stage->losses[i].name;
-      shown = fmt::format("{}", v);
-      break;
-    }
-  }
-  fail("{}: loss '{}' is {}; stopping", where(), culprit, shown);
-}
-
 }  // namespace
 
-StepOutput train_step(const StepParts& parts, const Tensor& x, const Tensor& y, const std::vector<int64_t>* positions,
-                      const transfer::StepClock& clock, const std::function<std::string()>& where) {
+StepForward forward_losses(const StepParts& parts, const Tensor& x, const Tensor& y,
+                           const std::vector<int64_t>* positions, const transfer::StepClock& clock) {
   std::map<std::string, models::Taps> teachers;
   {
     Range phase("teacher forward", Kind::phase);
@@ -143,28 +117,59 @@ StepOutput train_step(const StepParts& parts, const Tensor& x, const Tensor& y, 
     Range phase("student forward", Kind::phase);
     staps["logits"] = parts.student->forward(x, parts.losses->student_taps.size() > 1 ? &staps : nullptr);
   }
-  Tensor total;
-  double total_value = 0;
-  {
-    Range phase("losses", Kind::phase);
-    transfer::StepInputs in{x, y, &staps, &teachers, positions, positions ? parts.dataset_size : 0, clock};
-    total_value = weighted_losses(parts, in, total, where);
+  Range phase("losses", Kind::phase);
+  StepForward f;
+  transfer::StepInputs in{x, y, &staps, &teachers, positions, positions ? parts.dataset_size : 0, clock};
+  const auto& losses = parts.losses->losses;
+  for (size_t i = 0; i < losses.size(); ++i) {
+    f.terms.push_back(losses[i]->compute(in));
+    Tensor weighted = mul(f.terms.back(), parts.losses->weights[i]);
+    f.total = f.total.defined() ? add(f.total, weighted) : weighted;
   }
-  {
-    Range phase("backward", Kind::phase);
-    parts.optimizer->zero_grad();
-    total.backward();
-  }
-  {
-    Range phase("optimizer", Kind::phase);
-    if (parts.stage->clip_grad_norm > 0) {
-      std::vector<Tensor> ps;
-      for (auto& [n, t] : *parts.trained) ps.push_back(t);
-      clip_grad_norm(ps, parts.stage->clip_grad_norm);
+  f.value = f.total.item();  // the step's one host read of the loss
+  f.student_logits = staps["logits"].detach();
+  return f;
+}
+
+void fail_nonfinite_loss(const StepParts& parts, const StepForward& f, const std::function<std::string()>& where) {
+  std::string culprit = "total", shown = fmt::format("{}", f.value);
+  for (size_t i = 0; i < f.terms.size(); ++i) {
+    const double v = f.terms[i].item();
+    if (!std::isfinite(v)) {
+      culprit = parts.stage->losses[i].name;
+      shown = fmt::format("{}", v);
+      break;
     }
-    parts.optimizer->step();
   }
-  return {total_value, staps["logits"].detach()};
+  fail("{}: loss '{}' is {}; stopping", where(), culprit, shown);
+}
+
+void backward_losses(const StepParts& parts, const StepForward& f) {
+  Range phase("backward", Kind::phase);
+  parts.optimizer->zero_grad();
+  f.total.backward();
+}
+
+void update_parameters(const StepParts& parts) {
+  Range phase("optimizer", Kind::phase);
+  if (parts.stage->clip_grad_norm > 0) {
+    std::vector<Tensor> ps;
+    for (auto& [n, t] : *parts.trained) ps.push_back(t);
+    clip_grad_norm(ps, parts.stage->clip_grad_norm);
+  }
+  parts.optimizer->step();
+}
+
+StepOutput train_step(const StepParts& parts, const Tensor& x, const Tensor& y, const std::vector<int64_t>* positions,
+                      const transfer::StepClock& clock, const std::function<std::string()>& where) {
+  StepForward f = forward_losses(parts, x, y, positions, clock);
+  if (!std::isfinite(f.value)) fail_nonfinite_loss(parts, f, where);
+  backward_losses(parts, f);
+  update_parameters(parts);
+  StepOutput out;
+  out.loss = f.value;
+  out.student_logits = f.student_logits;
+  return out;
 }
 
 }  // namespace retort

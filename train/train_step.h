@@ -45,7 +45,30 @@ struct StepParts {
 struct StepOutput {
   double loss = 0;         // the weighted total, read on the host
   Tensor student_logits;   // detached
+  // Data parallelism (train/data_parallel.h): top-1 hits and examples over every rank's slice
+  // (top1_hits < 0: not counted here), and the largest pending signal over the ranks.
+  int64_t top1_hits = -1, seen = 0;
+  int signal = 0;
 };
+
+// The pieces of a step, in order (train_step runs them once; the data-parallel step once per
+// slice of the global batch).
+struct StepForward {
+  Tensor total;                // the weighted sum of the loss terms
+  std::vector<Tensor> terms;   // each term, unweighted
+  Tensor student_logits;
+  double value = 0;            // total, read on the host
+};
+// Teachers forward (or their cache), student forward with taps, the weighted loss terms.
+StepForward forward_losses(const StepParts& parts, const Tensor& x, const Tensor& y,
+                           const std::vector<int64_t>* positions, const transfer::StepClock& clock);
+// The error for a non-finite total, naming the first non-finite term.
+[[noreturn]] void fail_nonfinite_loss(const StepParts& parts, const StepForward& f,
+                                      const std::function<std::string()>& where);
+// zero_grad, then backward from the total.
+void backward_losses(const StepParts& parts, const StepForward& f);
+// Gradient clipping (when the stage asks) and the optimizer's step.
+void update_parameters(const StepParts& parts);
 
 // One step on batch x (labels y, undefined on unlabelled data); `positions` index the feature
 // caches (may be null without caches); `clock` says where the step stands (loss warm-ups).

@@ -12,6 +12,7 @@
 #include "engine/io/checkpoint.h"
 #include "engine/nn/module_rng.h"
 #include "engine/optim/schedule.h"
+#include "train/data_parallel.h"
 #include "train/interrupt.h"
 #include "train/teacher_caches.h"
 #include "train/train_step.h"
@@ -39,8 +40,11 @@ nn::NamedTensors checkpoint_tensors(const models::Model& student,
   return out;
 }
 
-data::DataLoader test_loader_for(const StageSpec& stage, const StageDatasets& data) {
+// The test batches; under data parallelism each rank evaluates its slice of every batch.
+data::DataLoader test_loader_for(const StageSpec& stage, const StageDatasets& data, const ParallelPlan& plan) {
   data::LoaderOptions eo;
+  eo.shard_index = plan.rank;
+  eo.shard_count = plan.ranks;
   eo.shuffle = false;
   eo.batch_size = std::max<int64_t>(stage.batch_size, 256);
   eo.num_workers = data.workers;
@@ -48,12 +52,21 @@ data::DataLoader test_loader_for(const StageSpec& stage, const StageDatasets& da
   return data::DataLoader(data.test, eo);
 }
 
+// This rank's slice of every global batch (RETORT_DIST_FAULT=same_slice: every rank reads rank
+// 0's, a control the equivalence tests must catch).
+data::LoaderOptions sharded(data::LoaderOptions lo, const ParallelPlan& plan) {
+  lo.shard_index = dist_fault("same_slice") ? 0 : plan.rank;
+  lo.shard_count = plan.ranks;
+  return lo;
+}
+
 // Everything a stage's epochs share, set up once.
 struct StageRun {
   StageRun(const Recipe& r, const StageSpec& st, std::shared_ptr<models::Model> s, const StageDatasets& d, Device dev,
            const StageOptions& o, const StageHooks& h, StageLosses l, uint64_t seed)
       : recipe(r), stage(st), student(std::move(s)), data(d), device(dev), options(o), hooks(h), losses(std::move(l)),
-        train_loader(d.train, train_loader_options(st, d, seed)), test_loader(test_loader_for(st, d)), gen(seed ^ 0x5eedull) {}
+        plan(plan_stage(st, dev)), train_loader(d.train, sharded(train_loader_options(st, d, seed), plan)),
+        test_loader(test_loader_for(st, d, plan)), gen(seed ^ 0x5eedull) {}
 
   const Recipe& recipe;
   const StageSpec& stage;
@@ -64,6 +77,7 @@ struct StageRun {
   const StageHooks& hooks;
   Clock::time_point started = Clock::now();
   StageLosses losses;
+  ParallelPlan plan;
   StageOptimizer optimizer;
   data::DataLoader train_loader, test_loader;
   int64_t steps_per_epoch = 0;
@@ -134,18 +148,21 @@ void resume(StageRun& run) {
 }
 
 void save_checkpoint(StageRun& run) {
+  if (!run.plan.world->is_root()) return;  // rank 0 alone writes
   run.progress.capture_rng(run.gen);
   nn::capture_module_rngs(*run.student, "rng.student.", run.progress.extra);
   std::filesystem::create_directories(run.options.checkpoint_dir);
   save_checkpoint(run.checkpoint, run.checkpoint_tensors, run.optimizer.optimizer.get(), run.progress);
 }
 
-void report_step(StageRun& run, const EpochTotals& t, int64_t epoch, Clock::time_point epoch_start, int64_t batch) {
+void report_step(StageRun& run, const EpochTotals& t, int64_t epoch, Clock::time_point epoch_start, int64_t batch,
+                 double step_loss) {
   if (!run.hooks.progress) return;
   StepReport r{run.stage.name, run.stage.train, epoch, run.stage.epochs, run.progress.batch_in_epoch,
                run.steps_per_epoch, run.progress.step, t.loss / double(run.progress.batch_in_epoch),
                t.seen ? 100.0 * double(t.hits) / double(t.seen) : 0.0,
-               double(t.seen) / std::max(seconds_since(epoch_start), 1e-9), run.optimizer.optimizer->lr(0), batch};
+               double(t.seen) / std::max(seconds_since(epoch_start), 1e-9), run.optimizer.optimizer->lr(0), step_loss,
+               batch};
   run.hooks.progress(r);
 }
 
@@ -164,22 +181,30 @@ EpochTotals train_epoch(StageRun& run, int64_t epoch) {
     Tensor x = batch.images_tensor(run.device);
     Tensor y = run.data.labelled ? batch.labels_tensor(run.device) : Tensor();
     const transfer::StepClock clock{epoch, run.progress.batch_in_epoch, run.steps_per_epoch};
-    const StepOutput out = train_step(run.parts, x, y, &batch.positions, clock, [&] {
+    const auto where = [&] {
       return fmt::format("step {} (stage '{}', epoch {}, batch {})", run.progress.step, run.stage.name, epoch,
                          run.progress.batch_in_epoch);
-    });
+    };
+    const StepOutput out = run.plan.active()
+                               ? parallel_step(run.parts, run.plan, x, y, &batch.positions, clock, interrupt_requested(),
+                                               where)
+                               : train_step(run.parts, x, y, &batch.positions, clock, where);
     ++run.progress.step;
     ++run.progress.batch_in_epoch;
-    if (y.defined()) count_topk(out.student_logits, y, hits);
+    if (run.options.verify_replicas) verify_replicas(run.plan, run.checkpoint_tensors, run.progress.step);
+    if (run.plan.active()) rank_fault_for_test(run.plan, run.progress.step);
+    if (out.top1_hits >= 0) hits.top1 += out.top1_hits;
+    else if (y.defined()) count_topk(out.student_logits, y, hits);
     t.hits = hits.top1;
-    t.seen += x.size(0);
+    t.seen += run.plan.active() ? out.seen : x.size(0);
     t.loss += out.loss;
-    report_step(run, t, epoch, epoch_start, x.size(0));
+    report_step(run, t, epoch, epoch_start, run.plan.active() ? out.seen : x.size(0), out.loss);
     if (run.options.checkpoint_every_steps > 0 && run.progress.step % run.options.checkpoint_every_steps == 0)
       save_checkpoint(run);
     if (run.options.raise_signal_after_steps > 0 && run.progress.step == run.options.raise_signal_after_steps)
       std::raise(run.options.raise_signal);
-    if (const int sig = interrupt_requested()) {  // SIGINT/SIGTERM: a checkpoint, then stop
+    // SIGINT/SIGTERM: a checkpoint, then stop (every rank alike: the largest signal over the ranks)
+    if (const int sig = run.plan.active() ? out.signal : interrupt_requested()) {
       save_checkpoint(run);
       throw Interrupted(sig, fmt::format("{} during stage '{}' after step {} (checkpoint written)", signal_name(sig),
                                          run.stage.name, run.progress.step));
@@ -220,7 +245,7 @@ void finish_epoch(StageRun& run, int64_t epoch, const EpochTotals& t, StageResul
   const std::map<std::string, double> stats = loss_epoch_stats(run);
   const bool due = (epoch + 1) % std::max<int64_t>(run.stage.eval_every, 1) == 0 || epoch + 1 == run.stage.epochs;
   if (!due) return;
-  result.test = evaluate(*run.student, run.test_loader, run.device, run.options.max_batches_per_epoch);
+  result.test = evaluate(*run.student, run.test_loader, run.device, run.options.max_batches_per_epoch, run.plan.world);
   if (!result.test.finite())
     run.log(fmt::format("warning: stage '{}' epoch {}: {} of {} test images gave non-finite logits (counted as "
                         "misses); test loss {}",
@@ -265,6 +290,7 @@ StageResult train_stage(const Recipe& recipe, const StageSpec& stage, std::share
   std::unique_ptr<StageRun> run = configure(recipe, stage, student, teachers, data, device, options, hooks);
   for (auto& loss : run->losses.losses) loss->begin_stage();
   resume(*run);
+  replicate_from_root(run->plan, run->checkpoint_tensors);  // every rank starts from rank 0's weights
   if (hooks.started) hooks.started(run->progress.step);
   StageResult result;
   result.parameters = student->num_parameters();
@@ -278,7 +304,7 @@ StageResult train_stage(const Recipe& recipe, const StageSpec& stage, std::share
     finish_epoch(*run, epoch, totals, result);
   }
   if (result.test.images == 0)
-    result.test = evaluate(*student, run->test_loader, device, options.max_batches_per_epoch);
+    result.test = evaluate(*student, run->test_loader, device, options.max_batches_per_epoch, run->plan.world);
   result.steps = run->progress.step;
   result.wall_s = seconds_since(run->started);
   result.loss_state = loss_state(run->losses.losses);

@@ -19,8 +19,9 @@ namespace retort {
 struct StepReport {
   std::string stage, model;
   int64_t epoch = 0, epochs = 0, batch = 0, batches = 0, step = 0;
-  double loss = 0, train_top1 = 0, images_per_s = 0, lr = 0;
-  int64_t batch_images = 0;
+  double loss = 0, train_top1 = 0, images_per_s = 0, lr = 0;  // loss: the epoch's running mean
+  double step_loss = 0;      // this step's loss (over the whole global batch)
+  int64_t batch_images = 0;  // this step's images (the global batch)
 };
 
 struct StageHooks {
@@ -41,6 +42,7 @@ struct StageOptions {
   int64_t max_batches_per_epoch = 0;   // 0: all (smoke tests)
   std::string feature_cache_dir;       // teacher_cache = "file": where the feature files live
   int64_t feature_cache_max_bytes = int64_t(2) << 30;  // teacher_cache = "auto" stays off above this
+  bool verify_replicas = false;  // data parallelism: check after every step that all ranks hold the same weights
 };
 
 struct StageResult {
@@ -62,7 +64,8 @@ struct StageDatasets {
 };
 
 // How a stage's training batches are loaded: shuffled with a seed of the run's seed and the
-// stage's name, the last partial batch dropped, the stage's augmentation in its worker threads.
+// stage's name, the last partial batch dropped, the stage's augmentation in its worker threads;
+// under data parallelism each rank keeps its slice of every (global) batch.
 data::LoaderOptions train_loader_options(const StageSpec& stage, const StageDatasets& data, uint64_t seed);
 
 StageResult train_stage(const Recipe& recipe, const StageSpec& stage, std::shared_ptr<models::Model> student,

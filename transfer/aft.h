@@ -60,6 +60,9 @@ class AftLoss : public Loss {
   AftLoss(std::vector<std::string> teacher_names, int64_t student_dim, int64_t teacher_dim, const AftOptions& options,
           uint64_t seed, Device device, DType dtype);
   Tensor compute(const StepInputs& in) override;
+  std::string couples_examples() const override {
+    return options_.variant == AftVariant::linear ? "" : "its kernels compare every pair of examples in the batch";
+  }
   // The loss on features directly: phi [B, d_s], psi [B, d_t] (detached here).
   Tensor value(const Tensor& phi, const Tensor& psi) const;
 

@@ -44,6 +44,7 @@ class AlignUniformLoss : public Loss {
   AlignUniformLoss(std::string teacher, int64_t student_dim, int64_t teacher_dim, int64_t dim, double t, uint64_t seed,
                    Device device, DType dtype);
   Tensor compute(const StepInputs& in) override;
+  std::string couples_examples() const override { return "its uniformity term compares every pair of examples in the batch"; }
   // The loss on pooled features: phi_s [B, d_s], phi_t [B, d_t] (phi_t detached here).
   Tensor value(const Tensor& student_features, const Tensor& teacher_features);
 

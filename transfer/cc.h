@@ -78,6 +78,7 @@ class CcLoss : public Loss {
   CcLoss(std::string teacher, std::string student_tap, std::string teacher_tap, int64_t student_dim,
          int64_t teacher_dim, const CcOptions& options, Device device, DType dtype, uint64_t seed);
   Tensor compute(const StepInputs& in) override;
+  std::string couples_examples() const override { return "its correlation compares every pair of examples in the batch"; }
   // The loss on raw tap tensors (the teacher's features are detached here).
   Tensor compute(const Tensor& student_features, const Tensor& teacher_features);
   // The two embeddings of raw tap tensors (after `normalize`), as the loss sees them.

@@ -76,6 +76,7 @@ class CrdLoss : public Loss {
           int64_t teacher_dim, const CrdOptions& options, int64_t dataset_size, uint64_t seed, Device device,
           DType dtype);
   Tensor compute(const StepInputs& in) override;
+  std::string couples_examples() const override { return "its memory of negatives is updated from every batch"; }
 
   Tensor embed_student(const Tensor& f_s) const;
   Tensor embed_teacher(const Tensor& f_t) const;  // f_t detached first

@@ -53,6 +53,7 @@ class DistLoss : public Loss {
  public:
   DistLoss(std::string teacher, const DistOptions& options) : teacher_(std::move(teacher)), options_(options) {}
   Tensor compute(const StepInputs& in) override;
+  std::string couples_examples() const override { return "its inter-class relation correlates each class over the batch"; }
   std::vector<std::string> teachers() const override { return {teacher_}; }
   const DistOptions& options() const { return options_; }
 

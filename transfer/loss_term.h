@@ -101,6 +101,10 @@ class Loss {
   // Scalars worth following over training (AFT: the mean, min and max of rho), logged and
   // recorded in metrics.jsonl after every epoch; names without the term's prefix.
   virtual std::map<std::string, double> epoch_stats() const { return {}; }
+  // Why the term's value on a batch is not the mean of per-example values (it compares examples
+  // with each other), or "" when it is. Data parallelism refuses such a term: a rank sees only
+  // its slice of the batch, so the slices' values would not add up to the whole batch's.
+  virtual std::string couples_examples() const { return ""; }
   // True when the term needs labels (skipped steps on unlabelled data are an error).
   virtual bool needs_labels() const { return false; }
   // Teacher model names the term reads (must be among the stage's teachers).

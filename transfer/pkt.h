@@ -40,6 +40,7 @@ class PktLoss : public Loss {
  public:
   PktLoss(std::string teacher, std::string student_tap, std::string teacher_tap, double eps = kPktDefaultEps);
   Tensor compute(const StepInputs& in) override;
+  std::string couples_examples() const override { return "its conditional probabilities compare every pair of examples in the batch"; }
   std::vector<std::string> teachers() const override { return {teacher_}; }
   std::vector<std::string> student_taps() const override { return {student_tap_}; }
   std::vector<std::string> teacher_taps() const override { return {teacher_tap_}; }

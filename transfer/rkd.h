@@ -65,6 +65,7 @@ class RkdLoss : public Loss {
  public:
   RkdLoss(std::string teacher, std::string student_tap, std::string teacher_tap, const RkdOptions& options);
   Tensor compute(const StepInputs& in) override;
+  std::string couples_examples() const override { return "its distances and angles relate every pair and triple of examples in the batch"; }
   std::vector<std::string> teachers() const override { return {teacher_}; }
   std::vector<std::string> student_taps() const override { return {student_tap_}; }
   std::vector<std::string> teacher_taps() const override { return {teacher_tap_}; }

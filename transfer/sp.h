@@ -42,6 +42,7 @@ class SpLoss : public Loss {
   SpLoss(std::string teacher, std::string student_tap, std::string teacher_tap)
       : teacher_(std::move(teacher)), student_tap_(std::move(student_tap)), teacher_tap_(std::move(teacher_tap)) {}
   Tensor compute(const StepInputs& in) override;
+  std::string couples_examples() const override { return "its similarity matrices compare every pair of examples in the batch"; }
   std::vector<std::string> teachers() const override { return {teacher_}; }
   std::vector<std::string> student_taps() const override { return {student_tap_}; }
   std::vector<std::string> teacher_taps() const override { return {teacher_tap_}; }

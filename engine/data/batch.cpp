@@ -13,6 +13,22 @@ Tensor Batch::images_tensor(Device device) const {
   return host.to(device);
 }
 
+Batch Batch::slice(int64_t first, int64_t last) const {
+  RETORT_CHECK(0 <= first && first <= last && last <= batch, "Batch::slice: rows [{}, {}) of a batch of {}", first, last,
+               batch);
+  Batch out;
+  out.batch = last - first;
+  out.channels = channels;
+  out.height = height;
+  out.width = width;
+  out.index = index;
+  const int64_t n = image_numel();
+  out.images.assign(images.begin() + first * n, images.begin() + last * n);
+  if (!labels.empty()) out.labels.assign(labels.begin() + first, labels.begin() + last);
+  if (!positions.empty()) out.positions.assign(positions.begin() + first, positions.begin() + last);
+  return out;
+}
+
 Tensor Batch::labels_tensor(Device device) const {
   RETORT_CHECK(int64_t(labels.size()) == batch, "Batch::labels_tensor: {} labels for a batch of {}", labels.size(), batch);
   Tensor host = Tensor::empty({batch}, DType::i64);

@@ -25,6 +25,8 @@ struct Batch {
 
   Tensor images_tensor(Device device = Device::cpu()) const;  // f32 [B, C, H, W]
   Tensor labels_tensor(Device device = Device::cpu()) const;  // i64 [B]
+  // Rows [first, last) as a batch of their own (a data-parallel rank's slice).
+  Batch slice(int64_t first, int64_t last) const;
   std::pair<Tensor, Tensor> to_tensors(Device device = Device::cpu()) const {
     return {images_tensor(device), labels_tensor(device)};
   }

@@ -16,6 +16,8 @@ DataLoader::DataLoader(DatasetView data, LoaderOptions options) : data_(std::mov
   RETORT_CHECK(options_.batch_size > 0, "DataLoader: batch_size must be positive, got {}", options_.batch_size);
   RETORT_CHECK(options_.num_workers >= 0, "DataLoader: num_workers must be >= 0, got {}", options_.num_workers);
   RETORT_CHECK(options_.prefetch >= 1, "DataLoader: prefetch must be >= 1, got {}", options_.prefetch);
+  RETORT_CHECK(options_.shard_count >= 1 && options_.shard_index >= 0 && options_.shard_index < options_.shard_count,
+               "DataLoader: shard {} of {} does not exist", options_.shard_index, options_.shard_count);
   for (const auto& t : options_.transforms) RETORT_CHECK(bool(t.apply), "DataLoader: transform '{}' has no function", t.name);
 }
 
@@ -43,7 +45,9 @@ Batch DataLoader::build(const std::vector<int64_t>& order, int64_t epoch, int64_
   Generator gen(hash64(hash64(hash64(options_.seed, kAugmentStream), uint64_t(epoch)), uint64_t(index)));
   b.index = index;
   for (const auto& t : options_.transforms) t.apply(b, gen);
-  return b;
+  if (options_.shard_count == 1) return b;
+  const int64_t n = b.size(), k = options_.shard_count, i = options_.shard_index;
+  return b.slice(n * i / k, n * (i + 1) / k);
 }
 
 Batch DataLoader::build_batch(int64_t epoch, int64_t index) const {

@@ -25,6 +25,9 @@ struct LoaderOptions {
   int num_workers = 2;  // 0: batches are built on the calling thread
   int prefetch = 4;     // at most this many batches built ahead of the consumer
   std::vector<BatchTransform> transforms;  // applied in order to each batch
+  // Data parallelism: each batch is built whole (the same augmentation draws as one process),
+  // then only rows [B * shard_index / shard_count, B * (shard_index + 1) / shard_count) are kept.
+  int shard_index = 0, shard_count = 1;
 };
 
 class DataLoader {

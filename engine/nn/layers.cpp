@@ -3,6 +3,8 @@
 #include <cmath>
 #include "engine/error.h"
 #include "engine/nn/init.h"
+#include "engine/dist/shard.h"
+#include "engine/dist/sync_batch_norm.h"
 
 namespace retort::nn {
 
@@ -113,7 +115,9 @@ void BatchNorm2d::on_state_loaded() { batches_ = int64_t(num_batches_tracked.ite
 Tensor BatchNorm2d::forward(const Tensor& x) {
   RETORT_CHECK(x.dim() == 4 && x.size(1) == channels, "BatchNorm2d({}): input {} is not [N, {}, H, W]", channels,
                x.str(), channels);
-  if (is_training()) num_batches_tracked.fill_(double(++batches_));
+  if (is_training() && !dist::current_shard().repeat) num_batches_tracked.fill_(double(++batches_));
+  if (dist::Communicator* group = dist::current_shard().sync_bn; group && is_training())
+    return dist::sync_batch_norm2d(x, weight, bias, running_mean, running_var, momentum, eps, *group);
   return batch_norm2d(x, weight, bias, running_mean, running_var, is_training(), momentum, eps);
 }
 
@@ -145,7 +149,14 @@ std::string Dropout::extra_repr() const { return fmt::format("p={}", p); }
 
 Tensor Dropout::forward(const Tensor& x) {
   if (!is_training() || p == 0.0) return x;
-  return dropout(x, p, true, gen_);
+  const dist::Shard& shard = dist::current_shard();
+  if (shard.count == 1) return dropout(x, p, true, gen_);
+  // Shard `index` of `count` equal slices: the mask elements the whole batch draws for this
+  // slice (the generator moves on by the whole batch's count, as on every other shard).
+  Generator slice_gen(gen_.seed());
+  slice_gen.set_state(gen_.seed(), gen_.advance(uint64_t(x.numel()) * uint64_t(shard.count)) +
+                                       uint64_t(x.numel()) * uint64_t(shard.index));
+  return dropout(x, p, true, slice_gen);
 }
 
 // ---------------------------------------------------------------- Sequential

@@ -220,3 +220,30 @@ TEST_CASE("cuda parity: batch to device tensors") {
   CHECK(y.to_i64_vector() == b.labels);
 }
 }
+
+TEST_CASE("loader: a shard keeps its slice of every augmented batch, as the whole batch drew it") {
+  auto ds = synthetic_dataset(23);
+  LoaderOptions whole_opts = augmenting_options(2);
+  whole_opts.batch_size = 8;
+  whole_opts.drop_last = true;
+  DataLoader whole(DatasetView(ds), whole_opts);
+  const auto full = run_epoch(whole, 1);
+  for (int shard = 0; shard < 4; ++shard) {
+    LoaderOptions o = whole_opts;
+    o.shard_index = shard;
+    o.shard_count = 4;
+    DataLoader part(DatasetView(ds), o);
+    const auto batches = run_epoch(part, 1);
+    REQUIRE(batches.size() == full.size());
+    for (size_t i = 0; i < full.size(); ++i) {
+      const Batch expect = full[i].slice(2 * shard, 2 * shard + 2);
+      CHECK(batches[i].images == expect.images);  // bitwise: the crop and flip draws of the whole batch
+      CHECK(batches[i].labels == expect.labels);
+      CHECK(batches[i].positions == expect.positions);
+    }
+  }
+  LoaderOptions bad = whole_opts;
+  bad.shard_index = 4;
+  bad.shard_count = 4;
+  CHECK_THROWS_WITH_AS(DataLoader(DatasetView(ds), bad), doctest::Contains("shard 4 of 4 does not exist"), Error);
+}
