@@ -190,7 +190,10 @@ StepOutput parallel_step(const StepParts& parts, const ParallelPlan& plan, const
   const int M = plan.micro_batches;
   const int64_t rows = x.size(0);
   const nn::NamedTensors buffers = float_buffers(parts);
-  const StepStart start = capture(parts, buffers);
+  // What the step starts from: for the micro-batches after the first, and to see which buffers
+  // per-slice BatchNorm changed (SyncBN with one slice per rank needs neither).
+  const bool per_slice = M > 1 || !plan.sync_bn;
+  const StepStart start = per_slice ? capture(parts, buffers) : StepStart{};
   SliceLayout layout;
   std::vector<Tensor> slices, logits;
   double loss_sum = 0;

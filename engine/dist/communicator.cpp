@@ -49,7 +49,7 @@ struct Watchdog {
   std::mutex mutex;
   std::condition_variable wake;
   std::map<std::thread::id, std::pair<const char*, Clock::time_point>> armed;
-  std::thread thread;
+  bool started = false;  // the watching thread runs (detached) once started
   double timeout_s = -1;  // < 0: not read from the environment yet
 
   void arm(const char* what) {
@@ -57,9 +57,9 @@ struct Watchdog {
     if (limit() <= 0) return;
     armed[std::this_thread::get_id()] = {what, Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                                                   std::chrono::duration<double>(limit()))};
-    if (!thread.joinable()) {
-      thread = std::thread([this] { watch(); });
-      thread.detach();
+    if (!started) {
+      std::thread([this] { watch(); }).detach();
+      started = true;
     }
   }
   void disarm() {

@@ -1,5 +1,6 @@
 // The MPI backend (Open MPI, host buffers) and init_world/finalize_world, which start it when
 // the process was launched by mpirun (see engine/dist/communicator.h).
+#define OMPI_SKIP_MPICXX 1  // the C API only: no libmpi_cxx
 #include <mpi.h>
 #include <climits>
 #include <cstdio>

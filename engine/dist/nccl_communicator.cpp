@@ -6,6 +6,7 @@
 #include <nccl.h>
 #include <unistd.h>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 #include "engine/dist/nccl.h"
@@ -36,6 +37,7 @@ class NcclCommunicator final : public Communicator {
   [[noreturn]] void abort(const std::string& why) override {
     ncclCommAbort(comm_);
     host_.abort(why);
+    std::_Exit(1);  // not reached: the host communicator ends the job
   }
   void allreduce_sum(Tensor& t) override {
     if (t.device().is_cpu()) return host_.allreduce_sum(t);

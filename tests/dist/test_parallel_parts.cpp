@@ -6,6 +6,7 @@
 #include <thread>
 #include "engine/data/batch.h"
 #include "engine/dist/communicator.h"
+#include "engine/dist/nccl.h"
 #include "engine/dist/shard.h"
 #include "engine/dist/sync_batch_norm.h"
 #include "engine/nn/layers.h"
@@ -80,6 +81,15 @@ TEST_CASE("data parallel: the rank-ordered sum adds the parts in rank order, the
   CHECK(seen[0] == std::vector<double>{0.25 + 1.25 + 2.25, (1e16 + -1e16) + 1e16});
   CHECK(seen[1] == seen[0]);
   CHECK(seen[2] == seen[0]);
+}
+
+TEST_CASE("data parallel: the collective watchdog is one thread, however many collectives it watches") {
+  auto threads = [] { return std::distance(std::filesystem::directory_iterator("/proc/self/task"),
+                                           std::filesystem::directory_iterator()); };
+  { dist::CollectiveWatch first("first"); }
+  const auto before = threads();
+  for (int i = 0; i < 200; ++i) dist::CollectiveWatch watch("test");
+  CHECK(threads() == before);
 }
 
 TEST_CASE("data parallel: SyncBN over 4 ranks equals batch_norm2d on the whole batch (f64: outputs, gradients, running stats)") {
@@ -164,6 +174,57 @@ TEST_CASE("data parallel: a batch's slices are its contiguous rows, labels and p
   CHECK(s.labels == std::vector<int64_t>{2, 3, 4});
   CHECK(s.positions == std::vector<int64_t>{12, 13, 14});
   CHECK_THROWS_WITH_AS(b.slice(4, 7), doctest::Contains("rows [4, 7) of a batch of 6"), Error);
+}
+
+}  // namespace retort::test
+
+namespace retort::test {
+
+TEST_CASE("data parallel, cuda: NCCL with one rank sums and broadcasts device tensors in place") {
+  if (skip_without_gpu("NCCL with one rank")) return;
+  const Device gpu = resolve_device("cuda");
+  std::string why;
+  auto nccl = dist::make_nccl_communicator(dist::world(), gpu.index, why);
+  REQUIRE_MESSAGE(nccl, why);
+  CHECK(nccl->backend() == "nccl");
+  const Tensor host = random_tensor({1000}, 41, -1.0, 1.0, DType::f32);
+  Tensor t = host.to(gpu);
+  nccl->allreduce_sum(t);  // one rank: the sum is the tensor itself
+  CHECK(same_bits(t.to(Device::cpu()), host));
+  nccl->broadcast(t, 0);
+  CHECK(same_bits(t.to(Device::cpu()), host));
+}
+
+TEST_CASE("data parallel, cuda: two ranks sharing one GPU reduce through host copies, and SyncBN runs on it") {
+  if (skip_without_gpu("two ranks on one GPU")) return;
+  const Device gpu = resolve_device("cuda");
+  const Tensor x = random_tensor({8, 3, 5, 4}, 51, -2.0, 3.0, DType::f32);
+  const Tensor up = random_tensor({8, 3, 5, 4}, 52, -1.0, 1.0, DType::f32);
+  Tensor xf = x.to(gpu).requires_grad_(true);
+  Tensor yf = batch_norm2d(xf, Tensor(), Tensor(), Tensor(), Tensor(), true);
+  sum(mul(yf, up.to(gpu))).backward();
+  std::vector<Tensor> sums(2), ys(2), dxs(2);
+  std::vector<std::string> refusals(2);
+  ThreadGroup group(2);
+  group.run([&](ThreadGroup::Rank& comm) {
+    const int r = comm.rank();
+    std::string why;
+    CHECK(dist::make_nccl_communicator(comm, gpu.index, why) == nullptr);  // one GPU, two ranks: no NCCL
+    refusals[size_t(r)] = why;
+    Tensor t = Tensor::full({4}, double(r + 1), DType::f32, gpu);
+    comm.allreduce_sum(t);  // the host-copy path
+    sums[size_t(r)] = t.to(Device::cpu());
+    Tensor xs = x.slice(0, 4 * r, 4 * r + 4).contiguous().to(gpu).requires_grad_(true);
+    Tensor y = dist::sync_batch_norm2d(xs, Tensor(), Tensor(), Tensor(), Tensor(), 0.1, 1e-5, comm);
+    sum(mul(y, up.slice(0, 4 * r, 4 * r + 4).contiguous().to(gpu))).backward();
+    ys[size_t(r)] = y.detach().to(Device::cpu());
+    dxs[size_t(r)] = xs.grad().to(Device::cpu());
+  });
+  CHECK(refusals[0].find("share GPU") != std::string::npos);
+  check_close(sums[0], {3, 3, 3, 3}, 0);
+  check_close(sums[1], {3, 3, 3, 3}, 0);
+  CHECK(max_rel_error(concat(ys, 0), yf.detach().to(Device::cpu())) < 1e-5);
+  CHECK(max_rel_error(concat(dxs, 0), xf.grad().to(Device::cpu())) < 1e-5);
 }
 
 }  // namespace retort::test
