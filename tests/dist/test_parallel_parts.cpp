@@ -179,6 +179,7 @@ TEST_CASE("data parallel: a batch's slices are its contiguous rows, labels and p
 }  // namespace retort::test
 
 namespace retort::test {
+TEST_SUITE("gpu") {
 
 TEST_CASE("data parallel, cuda: NCCL with one rank sums and broadcasts device tensors in place") {
   if (skip_without_gpu("NCCL with one rank")) return;
@@ -195,7 +196,7 @@ TEST_CASE("data parallel, cuda: NCCL with one rank sums and broadcasts device te
   CHECK(same_bits(t.to(Device::cpu()), host));
 }
 
-TEST_CASE("data parallel, cuda: two ranks sharing one GPU reduce through host copies, and SyncBN runs on it") {
+TEST_CASE("data parallel, cuda: two ranks sharing one GPU reduce through host copies; SyncBN runs on it") {
   if (skip_without_gpu("two ranks on one GPU")) return;
   const Device gpu = resolve_device("cuda");
   const Tensor x = random_tensor({8, 3, 5, 4}, 51, -2.0, 3.0, DType::f32);
@@ -227,4 +228,5 @@ TEST_CASE("data parallel, cuda: two ranks sharing one GPU reduce through host co
   CHECK(max_rel_error(concat(dxs, 0), xf.grad().to(Device::cpu())) < 1e-5);
 }
 
+}  // TEST_SUITE("gpu")
 }  // namespace retort::test
