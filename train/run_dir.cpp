@@ -238,26 +238,19 @@ namespace {
 nlohmann::json number_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 }  // namespace
 
-void RunDir::append_metrics(const EvalRecord& r) {
-  const nlohmann::json j = to_json(r);
-  const std::string line = j.dump() + "\n";
-  std::lock_guard lock(mutex_);
-  if (!writes_) return;
-  std::ofstream out(file("metrics.jsonl"), std::ios::app | std::ios::binary);
-  out << line;
-  out.flush();
-  if (!out) fail("cannot append to '{}': {}", file("metrics.jsonl").string(), std::strerror(errno));
-}
-
-void RunDir::append_step(const nlohmann::json& row) {
+void RunDir::append_line(const std::string& name, const nlohmann::json& row) {
   const std::string line = row.dump() + "\n";
   std::lock_guard lock(mutex_);
   if (!writes_) return;
-  std::ofstream out(file("steps.jsonl"), std::ios::app | std::ios::binary);
+  std::ofstream out(file(name), std::ios::app | std::ios::binary);
   out << line;
   out.flush();
-  if (!out) fail("cannot append to '{}': {}", file("steps.jsonl").string(), std::strerror(errno));
+  if (!out) fail("cannot append to '{}': {}", file(name).string(), std::strerror(errno));
 }
+
+void RunDir::append_metrics(const EvalRecord& r) { append_line("metrics.jsonl", to_json(r)); }
+
+void RunDir::append_step(const nlohmann::json& row) { append_line("steps.jsonl", row); }
 
 void RunDir::record_result(const ModelResult& result) {
   std::lock_guard lock(mutex_);

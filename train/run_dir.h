@@ -80,6 +80,7 @@ class RunDir {
  private:
   RunDir() = default;
   void write_summary();  // with mutex_ held
+  void append_line(const std::string& name, const nlohmann::json& row);  // one JSON line to a .jsonl file
   void read_summary();   // a resumed run's results, machine and recipe changes
   void check_recipe(const Recipe& recipe, bool allow_change);
 

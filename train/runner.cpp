@@ -344,6 +344,7 @@ RunResult run_recipe(const Recipe& recipe, const RunOptions& options) {
       return result;
     }
     record_stage(*run, stage, *sr, key, trained, reporter.metrics());
+    dist::world().barrier();  // rank 0's files of this stage exist before any rank starts the next
   }
   run->dir->set_status("finished");
   if (!dist::world().is_root()) return result;  // rank 0 wrote the summary and prints the table

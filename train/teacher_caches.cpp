@@ -1,5 +1,6 @@
 // Teacher feature caches of a stage (see train/teacher_caches.h).
 #include "train/teacher_caches.h"
+#include "engine/dist/communicator.h"
 #include "engine/error.h"
 
 namespace retort {
@@ -41,7 +42,7 @@ std::map<std::string, transfer::TeacherFeatureCache> build_teacher_caches(
     RETORT_CHECK(mode != TeacherCache::file || !dir.empty(), "stage '{}': teacher_cache = \"file\" needs a cache directory",
                  stage.name);
     caches.emplace(name, transfer::TeacherFeatureCache(teacher, name, taps, data.train, data.eval_transforms, device,
-                                                       data_key, dir, log));
+                                                       data_key, dir, log, &dist::world()));
   }
   return caches;
 }

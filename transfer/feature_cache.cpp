@@ -18,9 +18,39 @@ int64_t row_numel(const Tensor& t) { return t.size(0) == 0 ? 0 : t.numel() / t.s
 
 }  // namespace
 
+namespace {
+
+// Rows [first, last) of the view: the batches [b0, b1) of `batch_size` rows that one of
+// `ranks` ranks runs (contiguous shares of the batches, as even as they come).
+std::pair<int64_t, int64_t> rank_rows(int64_t n, int64_t batch_size, int rank, int ranks) {
+  const int64_t batches = (n + batch_size - 1) / batch_size;
+  const int64_t b0 = batches * rank / ranks, b1 = batches * (rank + 1) / ranks;
+  return {std::min(n, b0 * batch_size), std::min(n, b1 * batch_size)};
+}
+
+// Every rank's rows of `all` ([n, ...] f32, this rank's share filled) onto every rank.
+void gather_rows(Tensor& all, int64_t batch_size, dist::Communicator& group) {
+  const int64_t n = all.size(0), row = row_numel(all), ranks = group.size();
+  int64_t most = 0;
+  for (int r = 0; r < ranks; ++r) {
+    auto [lo, hi] = rank_rows(n, batch_size, r, int(ranks));
+    most = std::max(most, hi - lo);
+  }
+  const auto [mine_lo, mine_hi] = rank_rows(n, batch_size, group.rank(), int(ranks));
+  std::vector<float> send(size_t(most * row), 0.0f), recv(size_t(most * row * ranks));
+  std::memcpy(send.data(), all.data<float>() + mine_lo * row, size_t((mine_hi - mine_lo) * row) * sizeof(float));
+  group.allgather_bytes(send.data(), recv.data(), send.size() * sizeof(float));
+  for (int r = 0; r < ranks; ++r) {
+    auto [lo, hi] = rank_rows(n, batch_size, r, int(ranks));
+    std::memcpy(all.data<float>() + lo * row, recv.data() + size_t(r * most * row), size_t((hi - lo) * row) * sizeof(float));
+  }
+}
+
+}  // namespace
+
 models::Taps compute_view_taps(models::Model& model, const std::set<std::string>& taps, const data::DatasetView& view,
                                const std::vector<data::BatchTransform>& transforms, Device device,
-                               int64_t batch_size) {
+                               int64_t batch_size, dist::Communicator* group) {
   RETORT_CHECK(batch_size > 0, "compute_view_taps: batch_size must be positive");
   NoGradGuard no_grad;
   const bool was_training = model.is_training();
@@ -28,7 +58,12 @@ models::Taps compute_view_taps(models::Model& model, const std::set<std::string>
   models::Taps out;
   Generator unused(0);
   const int64_t n = view.size();
-  for (int64_t first = 0; first < n; first += batch_size) {
+  const bool shared = group && group->size() > 1;
+  RETORT_CHECK(!shared || (n + batch_size - 1) / batch_size >= group->size(),
+               "teacher feature cache: {} images are too few to share over {} ranks (each needs a batch of {})", n,
+               group->size(), batch_size);
+  const auto [lo, hi] = shared ? rank_rows(n, batch_size, group->rank(), group->size()) : std::pair<int64_t, int64_t>{0, n};
+  for (int64_t first = lo; first < hi; first += batch_size) {
     std::vector<int64_t> positions;
     for (int64_t p = first; p < std::min(n, first + batch_size); ++p) positions.push_back(p);
     data::Batch batch = data::make_batch(view, positions);
@@ -45,11 +80,14 @@ models::Taps compute_view_taps(models::Model& model, const std::set<std::string>
       if (!all.defined()) {
         Shape shape = host.shape();
         shape[0] = n;
-        all = Tensor::empty(shape, DType::f32);
+        all = Tensor::zeros(shape, DType::f32);
       }
       const int64_t row = row_numel(host);
       std::memcpy(all.data<float>() + first * row, host.data<float>(), size_t(host.numel()) * sizeof(float));
     }
+  }
+  if (shared) {
+    for (const auto& name : taps) gather_rows(out.at(name), batch_size, *group);
   }
   model.train(was_training);
   return out;
@@ -79,7 +117,8 @@ TeacherFeatureCache::TeacherFeatureCache(models::Model& teacher, const std::stri
                                          const std::set<std::string>& taps, const data::DatasetView& view,
                                          const std::vector<data::BatchTransform>& transforms, Device device,
                                          const std::string& data_key, const std::string& file_dir,
-                                         const std::function<void(const std::string&)>& log) {
+                                         const std::function<void(const std::string&)>& log,
+                                         dist::Communicator* group) {
   rows_ = view.size();
   std::set<std::string> to_compute;
   std::map<std::string, std::string> files;
@@ -103,9 +142,10 @@ TeacherFeatureCache::TeacherFeatureCache(models::Model& teacher, const std::stri
     }
   }
   if (!to_compute.empty()) {
-    models::Taps computed = compute_view_taps(teacher, to_compute, view, transforms, device);
+    models::Taps computed = compute_view_taps(teacher, to_compute, view, transforms, device, 256, group);
+    const bool writes = !group || group->is_root();
     for (auto& [tap, t] : computed) {
-      if (files.count(tap)) {
+      if (files.count(tap) && writes) {
         std::filesystem::create_directories(file_dir);
         write_safetensors(files[tap], {{"features", t}}, {{"teacher", teacher_name}, {"tap", tap}});
       }

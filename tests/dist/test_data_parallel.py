@@ -117,6 +117,20 @@ def equivalence(tmp):
         d = bitwise_differences(ref, dp)
         check(not d, f"{n} ranks equal one process with {n} micro-batches bit for bit over "
                      f"{len(run_files(ref))} files and {len(steps(ref))} steps {d[:4]}")
+    # The teacher-feature cache (un-augmented data): computed in shares by the ranks and gathered,
+    # it must hold the rows one process computes, so the runs stay equal bit for bit.
+    cached = ["--set", "data.augment.random_crop_padding=0", "--set", "data.augment.hflip=false",
+              "--set", "stages.student.teacher_cache=memory"]
+    ref, dp = os.path.join(tmp, "cache_micro2"), os.path.join(tmp, "cache_ranks2")
+    micro = [a for s in ["teacher", "student"] for a in ["--set", f"stages.{s}.micro_batches=2"]]
+    r = retort(dp, 2, PER_RANK + cached)
+    if ran(retort(ref, 1, PER_RANK + micro + cached), "one process, 2 micro-batches, teacher cache") and \
+       ran(r, "2 ranks sharing the teacher cache"):
+        check("computed once for 512 images" in r.stderr, "the 2-rank run cached the teacher's taps")
+        d = bitwise_differences(ref, dp)
+        check(not d, f"with the teacher cache computed in shares and gathered, 2 ranks still equal one process bit "
+                     f"for bit {d[:4]}")
+
     # SyncBN: one step of each stage. For the student's step, a second pair of runs keeps the
     # teacher where it was initialised (lr 1e-9, so its step moves no weight by more than ~1e-9),
     # so both students learn from one teacher.
