@@ -201,6 +201,10 @@ def failures_end_the_job(tmp):
     r = retort(os.path.join(tmp, "error"), 2, env={"RETORT_TEST_RANK_FAULT": "1:2:error"})
     check(r.returncode != 0 and "rank 1 of 2" in r.stderr and "fails after step 2" in r.stderr,
           f"an error on rank 1 ends the job naming the rank ({r.returncode})")
+    r = retort(os.path.join(tmp, "nan"), 2, ["--set", "stages.teacher.optimizer.lr=1e30"])
+    check(r.returncode != 0 and "stopping" in r.stderr and ("nan" in r.stderr or "inf" in r.stderr)
+          and "rank 0 of 2" in r.stderr and "rank 1 of 2" in r.stderr,
+          f"a non-finite loss stops both ranks at the same step ({r.returncode})")
     start = time.time()
     r = retort(os.path.join(tmp, "hang"), 2, env={"RETORT_TEST_RANK_FAULT": "1:2:hang", "RETORT_DIST_TIMEOUT_S": "3"},
                timeout=120)
