@@ -134,6 +134,79 @@ std::string ranks_where(const std::vector<Decisions>& all) {
   return fmt::format("{}", fmt::join(bad, ", "));
 }
 
+// Which gradients and buffers a slice contributes (decided on the first slice, the same on
+// every rank): every defined gradient of what trains, and the buffers per-slice BatchNorm changed.
+SliceLayout slice_layout(const StepParts& parts, const ParallelPlan& plan, const nn::NamedTensors& buffers,
+                         const StepStart& start) {
+  SliceLayout layout;
+  for (size_t i = 0; i < parts.trained->size(); ++i) {
+    const auto& [name, p] = (*parts.trained)[i];
+    if (dist_fault("skip_loss_grads") && name.rfind("loss", 0) == 0) continue;
+    if (p.grad().defined()) layout.grads.push_back(i);
+  }
+  if (!plan.sync_bn) {
+    const std::vector<char> changed = changed_buffers(plan, buffers, start);
+    for (size_t i = 0; i < changed.size(); ++i)
+      if (changed[i]) layout.buffers.push_back(i);
+  }
+  return layout;
+}
+
+// What this rank's slices of one global batch gave.
+struct SliceResults {
+  SliceLayout layout;
+  std::vector<Tensor> flats, logits;  // each slice's flat contribution and logits
+  double loss_sum = 0;
+  int64_t hits = 0;
+  Decisions mine;
+  StepForward bad;  // the first non-finite slice, to name its term
+};
+
+// The rows of slice m of M of a batch of `rows`.
+std::pair<int64_t, int64_t> slice_rows(int64_t rows, int m, int M) { return {rows * m / M, rows * (m + 1) / M}; }
+
+// This rank's slice of the global batch, as micro_batches slices one after the other: each
+// starts from the step's start, runs forward and backward, and leaves its flat contribution.
+SliceResults run_slices(const StepParts& parts, const ParallelPlan& plan, const Tensor& x, const Tensor& y,
+                        const std::vector<int64_t>* positions, const transfer::StepClock& clock,
+                        const nn::NamedTensors& buffers, const StepStart& start) {
+  const int M = plan.micro_batches;
+  SliceResults r;
+  for (int m = 0; m < M; ++m) {
+    if (m > 0) restore(parts, buffers, start);
+    const auto [a, b] = slice_rows(x.size(0), dist_fault("same_slice") ? 0 : m, M);
+    std::vector<int64_t> pos;
+    if (positions) pos.assign(positions->begin() + a, positions->begin() + b);
+    const Tensor xs = M == 1 ? x : x.slice(0, a, b), ys = (M == 1 || !y.defined()) ? y : y.slice(0, a, b);
+    dist::ShardScope scope({plan.rank * M + m, plan.slices(), plan.sync_bn ? plan.grads : nullptr, m > 0});
+    StepForward f = forward_losses(parts, xs, ys, positions ? &pos : nullptr, clock);
+    if (!std::isfinite(f.value) && !r.mine.nonfinite) {
+      r.mine.nonfinite = 1;
+      r.bad = f;
+    }
+    backward_losses(parts, f);
+    if (m == 0) r.layout = slice_layout(parts, plan, buffers, start);
+    r.flats.push_back(flatten(parts, buffers, r.layout));
+    r.loss_sum += f.value;
+    if (ys.defined()) {
+      TopkCounts c;
+      count_topk(f.student_logits, ys, c);
+      r.hits += c.top1;
+    }
+    r.logits.push_back(f.student_logits);
+  }
+  return r;
+}
+
+// Every rank stops alike when any rank's loss was not finite, naming the term where it can.
+void stop_unless_finite(const StepParts& parts, const ParallelPlan& plan, const SliceResults& r,
+                        const std::vector<Decisions>& all, const std::function<std::string()>& where) {
+  if (r.mine.nonfinite)
+    fail_nonfinite_loss(parts, r.bad, [&] { return fmt::format("{} ({})", where(), plan.world->where()); });
+  if (std::any_of(all.begin(), all.end(), [](const Decisions& d) { return d.nonfinite; }))
+    fail("{}: the loss is not finite on rank(s) {}; stopping", where(), ranks_where(all));
+}
+
 }  // namespace
 
 bool dist_fault(const char* name) {
@@ -187,75 +260,31 @@ void replicate_from_root(const ParallelPlan& plan, const nn::NamedTensors& tenso
 StepOutput parallel_step(const StepParts& parts, const ParallelPlan& plan, const Tensor& x, const Tensor& y,
                          const std::vector<int64_t>* positions, const transfer::StepClock& clock, int interrupt,
                          const std::function<std::string()>& where) {
-  const int M = plan.micro_batches;
-  const int64_t rows = x.size(0);
   const nn::NamedTensors buffers = float_buffers(parts);
   // What the step starts from: for the micro-batches after the first, and to see which buffers
   // per-slice BatchNorm changed (SyncBN with one slice per rank needs neither).
-  const bool per_slice = M > 1 || !plan.sync_bn;
+  const bool per_slice = plan.micro_batches > 1 || !plan.sync_bn;
   const StepStart start = per_slice ? capture(parts, buffers) : StepStart{};
-  SliceLayout layout;
-  std::vector<Tensor> slices, logits;
-  double loss_sum = 0;
-  int64_t hits = 0;
-  Decisions mine;
-  StepForward bad;  // the first non-finite slice, to name its term
-  for (int m = 0; m < M; ++m) {
-    if (m > 0) restore(parts, buffers, start);
-    const int slice = dist_fault("same_slice") ? 0 : m;
-    const int64_t a = rows * slice / M, b = rows * (slice + 1) / M;
-    std::vector<int64_t> pos;
-    if (positions) pos.assign(positions->begin() + a, positions->begin() + b);
-    const Tensor xs = M == 1 ? x : x.slice(0, a, b), ys = (M == 1 || !y.defined()) ? y : y.slice(0, a, b);
-    dist::ShardScope scope({plan.rank * M + m, plan.slices(), plan.sync_bn ? plan.grads : nullptr, m > 0});
-    StepForward f = forward_losses(parts, xs, ys, positions ? &pos : nullptr, clock);
-    if (!std::isfinite(f.value) && !mine.nonfinite) {
-      mine.nonfinite = 1;
-      bad = f;
-    }
-    backward_losses(parts, f);
-    if (m == 0) {
-      for (size_t i = 0; i < parts.trained->size(); ++i) {
-        const auto& [name, p] = (*parts.trained)[i];
-        if (dist_fault("skip_loss_grads") && name.rfind("loss", 0) == 0) continue;
-        if (p.grad().defined()) layout.grads.push_back(i);
-      }
-      if (!plan.sync_bn) {
-        const std::vector<char> changed = changed_buffers(plan, buffers, start);
-        for (size_t i = 0; i < changed.size(); ++i)
-          if (changed[i]) layout.buffers.push_back(i);
-      }
-    }
-    slices.push_back(flatten(parts, buffers, layout));
-    loss_sum += f.value;
-    if (ys.defined()) {
-      TopkCounts c;
-      count_topk(f.student_logits, ys, c);
-      hits += c.top1;
-    }
-    logits.push_back(f.student_logits);
-  }
-  Tensor total = ordered_sum(slices);
+  SliceResults r = run_slices(parts, plan, x, y, positions, clock, buffers, start);
+  Tensor total = ordered_sum(r.flats);
   plan.grads->allreduce_sum(total);
-  Tensor scalars = Tensor::from_vector({loss_sum, double(hits), double(rows)}, {3}, DType::f64);
+  Tensor scalars = Tensor::from_vector({r.loss_sum, double(r.hits), double(x.size(0))}, {3}, DType::f64);
   plan.world->allreduce_sum(scalars);
-  mine.signal = interrupt;
+  r.mine.signal = interrupt;
   std::vector<Decisions> all(size_t(plan.ranks));
-  plan.world->allgather_bytes(&mine, all.data(), sizeof(Decisions));
-  if (mine.nonfinite) fail_nonfinite_loss(parts, bad, [&] { return fmt::format("{} ({})", where(), plan.world->where()); });
-  if (std::any_of(all.begin(), all.end(), [](const Decisions& d) { return d.nonfinite; }))
-    fail("{}: the loss is not finite on rank(s) {}; stopping", where(), ranks_where(all));
+  plan.world->allgather_bytes(&r.mine, all.data(), sizeof(Decisions));
+  stop_unless_finite(parts, plan, r, all, where);
   {
     NoGradGuard ng;
-    unflatten(parts, buffers, layout, dist_fault("no_scale") ? total : mul(total, 1.0 / double(plan.slices())));
+    unflatten(parts, buffers, r.layout, dist_fault("no_scale") ? total : mul(total, 1.0 / double(plan.slices())));
   }
   update_parameters(parts);
-  const auto s = scalars.to_vector();
+  const auto sums = scalars.to_vector();
   StepOutput out;
-  out.loss = s[0] / double(plan.slices());
-  out.student_logits = M == 1 ? logits[0] : concat(logits, 0);
-  out.top1_hits = y.defined() ? int64_t(s[1]) : -1;
-  out.seen = int64_t(s[2]);
+  out.loss = sums[0] / double(plan.slices());
+  out.student_logits = r.logits.size() == 1 ? r.logits[0] : concat(r.logits, 0);
+  out.top1_hits = y.defined() ? int64_t(sums[1]) : -1;
+  out.seen = int64_t(sums[2]);
   for (const auto& d : all) out.signal = std::max(out.signal, int(d.signal));
   return out;
 }
