@@ -95,6 +95,10 @@ Tensor adaptive_avg_pool2d(const Tensor& x, std::array<int64_t, 2> output_size);
 // (momentum, unbiased var for the running estimate, like PyTorch). Eval: uses running stats.
 Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
                     Tensor running_var, bool training, double momentum = 0.1, double eps = 1e-5);
+// The running-statistics update of a training BatchNorm, in place: r = (1 - momentum) r +
+// momentum * batch value, the variance made unbiased with the `count` values per channel.
+void update_batch_norm_running_stats(Tensor running_mean, Tensor running_var, const Tensor& mean, const Tensor& var,
+                                     double momentum, double count);
 // Normalises over the last dim; weight/bias [C] (either may be undefined).
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps = 1e-5);
 

@@ -114,6 +114,7 @@ void unflatten(const StepParts& parts, const nn::NamedTensors& buffers, const Sl
 
 // The slices' flat contributions summed in slice order: ((s0 + s1) + s2) + ..., on the host.
 Tensor ordered_sum(const std::vector<Tensor>& slices) {
+  if (slices.size() == 1) return slices[0];
   Tensor out = slices[0].clone();
   const size_t n = size_t(out.numel());
   std::vector<float> gathered;
@@ -260,10 +261,10 @@ void replicate_from_root(const ParallelPlan& plan, const nn::NamedTensors& tenso
 StepOutput parallel_step(const StepParts& parts, const ParallelPlan& plan, const Tensor& x, const Tensor& y,
                          const std::vector<int64_t>* positions, const transfer::StepClock& clock, int interrupt,
                          const std::function<std::string()>& where) {
-  const nn::NamedTensors buffers = float_buffers(parts);
   // What the step starts from: for the micro-batches after the first, and to see which buffers
   // per-slice BatchNorm changed (SyncBN with one slice per rank needs neither).
   const bool per_slice = plan.micro_batches > 1 || !plan.sync_bn;
+  const nn::NamedTensors buffers = per_slice ? float_buffers(parts) : nn::NamedTensors{};
   const StepStart start = per_slice ? capture(parts, buffers) : StepStart{};
   SliceResults r = run_slices(parts, plan, x, y, positions, clock, buffers, start);
   Tensor total = ordered_sum(r.flats);

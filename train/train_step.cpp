@@ -169,6 +169,7 @@ StepOutput train_step(const StepParts& parts, const Tensor& x, const Tensor& y, 
   StepOutput out;
   out.loss = f.value;
   out.student_logits = f.student_logits;
+  out.seen = x.size(0);
   return out;
 }
 

@@ -45,9 +45,10 @@ struct StepParts {
 struct StepOutput {
   double loss = 0;         // the weighted total, read on the host
   Tensor student_logits;   // detached
-  // Data parallelism (train/data_parallel.h): top-1 hits and examples over every rank's slice
-  // (top1_hits < 0: not counted here), and the largest pending signal over the ranks.
-  int64_t top1_hits = -1, seen = 0;
+  int64_t seen = 0;  // images of the step (under data parallelism: of every rank's slice)
+  // Data parallelism (train/data_parallel.h): top-1 hits over every rank's slice (< 0: not
+  // counted here), and the largest pending signal over the ranks.
+  int64_t top1_hits = -1;
   int signal = 0;
 };
 

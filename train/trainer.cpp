@@ -196,9 +196,9 @@ EpochTotals train_epoch(StageRun& run, int64_t epoch) {
     if (out.top1_hits >= 0) hits.top1 += out.top1_hits;
     else if (y.defined()) count_topk(out.student_logits, y, hits);
     t.hits = hits.top1;
-    t.seen += run.plan.active() ? out.seen : x.size(0);
+    t.seen += out.seen;
     t.loss += out.loss;
-    report_step(run, t, epoch, epoch_start, run.plan.active() ? out.seen : x.size(0), out.loss);
+    report_step(run, t, epoch, epoch_start, out.seen, out.loss);
     if (run.options.checkpoint_every_steps > 0 && run.progress.step % run.options.checkpoint_every_steps == 0)
       save_checkpoint(run);
     if (run.options.raise_signal_after_steps > 0 && run.progress.step == run.options.raise_signal_after_steps)

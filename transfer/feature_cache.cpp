@@ -80,7 +80,7 @@ models::Taps compute_view_taps(models::Model& model, const std::set<std::string>
       if (!all.defined()) {
         Shape shape = host.shape();
         shape[0] = n;
-        all = Tensor::zeros(shape, DType::f32);
+        all = Tensor::empty(shape, DType::f32);
       }
       const int64_t row = row_numel(host);
       std::memcpy(all.data<float>() + first * row, host.data<float>(), size_t(host.numel()) * sizeof(float));

@@ -2,7 +2,6 @@
 // over the byte collectives, and the collective watchdog (see engine/dist/communicator.h).
 #include "engine/dist/communicator.h"
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -47,7 +46,6 @@ using Clock = std::chrono::steady_clock;
 
 struct Watchdog {
   std::mutex mutex;
-  std::condition_variable wake;
   std::map<std::thread::id, std::pair<const char*, Clock::time_point>> armed;
   bool started = false;  // the watching thread runs (detached) once started
   double timeout_s = -1;  // < 0: not read from the environment yet
@@ -135,16 +133,6 @@ Communicator& world() { return *world_slot(); }
 
 void set_world(std::unique_ptr<Communicator> comm) {
   world_slot() = comm ? std::move(comm) : std::make_unique<SingleProcess>();
-}
-
-void set_collective_timeout(double seconds) {
-  std::lock_guard<std::mutex> lock(watchdog().mutex);
-  watchdog().timeout_s = seconds;
-}
-
-double collective_timeout() {
-  std::lock_guard<std::mutex> lock(watchdog().mutex);
-  return watchdog().limit();
 }
 
 CollectiveWatch::CollectiveWatch(const char* what) { watchdog().arm(what); }

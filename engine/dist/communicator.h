@@ -63,12 +63,8 @@ void sum_in_rank_order(const T* gathered, int parts, size_t count, T* out) {
   }
 }
 
-// Collectives that must finish within `seconds` (0: no limit) or end the process naming what
-// hung; the default comes from RETORT_DIST_TIMEOUT_S (300 s).
-void set_collective_timeout(double seconds);
-double collective_timeout();
-
-// Arms the watchdog for the lifetime of the guard: a collective called `what`.
+// Arms the watchdog for the lifetime of the guard: a collective called `what` must finish within
+// RETORT_DIST_TIMEOUT_S seconds (default 300; 0: no limit) or the process ends, naming it.
 class CollectiveWatch {
  public:
   explicit CollectiveWatch(const char* what);

@@ -62,12 +62,8 @@ Tensor sync_batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bi
   {
     NoGradGuard ng;  // normalising with given statistics is batch_norm2d's eval path
     y = batch_norm2d(x.detach(), wd, bd, mean, var, false, 0.0, eps);
-    if (running_mean.defined()) {
-      Tensor rm = running_mean.detach(), rv = running_var.detach();
-      rm.copy_(add(mul(rm, 1.0 - momentum), mul(mean.to(rm.dtype()), momentum)));
-      rv.copy_(add(mul(rv, 1.0 - momentum), mul(var.to(rv.dtype()), momentum * g.count / (g.count - 1.0))));
-    }
   }
+  if (running_mean.defined()) update_batch_norm_running_stats(running_mean, running_var, mean, var, momentum, g.count);
   if (!needs_grad({&x, &weight, &bias})) return y;
   const Tensor xd = x.detach();
   const double M = g.count;

@@ -46,6 +46,14 @@ Tensor as_param_grad(const Tensor& g, const Tensor& param) {
 
 }  // namespace
 
+void update_batch_norm_running_stats(Tensor running_mean, Tensor running_var, const Tensor& mean, const Tensor& var,
+                                     double momentum, double count) {
+  NoGradGuard ng;
+  Tensor rm = running_mean.detach(), rv = running_var.detach();
+  rm.copy_(add(mul(rm, 1.0 - momentum), mul(mean.to(rm.dtype()), momentum)));
+  rv.copy_(add(mul(rv, 1.0 - momentum), mul(var.to(rv.dtype()), momentum * count / (count - 1.0))));
+}
+
 Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
                     Tensor running_var, bool training, double momentum, double eps) {
   RETORT_PROFILE_OP("batch_norm2d", x, weight, bias, running_mean, running_var);
@@ -80,13 +88,8 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, T
   RETORT_KERNEL(x.device(), batch_norm_forward, x.dtype(), xc.raw_data(), ptr_or_null(wc), ptr_or_null(bc), N, C, S,
                 batch_stats, eps, mean.raw_data(), var.raw_data(), invstd.raw_data(), y.raw_data());
 
-  if (training && running_mean.defined()) {
-    NoGradGuard ng;
-    const double M = double(N * S);
-    Tensor rm = running_mean.detach(), rv = running_var.detach();
-    rm.copy_(add(mul(rm, 1.0 - momentum), mul(mean.to(rm.dtype()), momentum)));
-    rv.copy_(add(mul(rv, 1.0 - momentum), mul(var.to(rv.dtype()), momentum * M / (M - 1.0))));
-  }
+  if (training && running_mean.defined())
+    update_batch_norm_running_stats(running_mean, running_var, mean, var, momentum, double(N * S));
 
   if (needs_grad({&x, &weight, &bias})) {
     const bool gx = x.requires_grad(), gw = weight.defined() && weight.requires_grad(),
