@@ -1,5 +1,8 @@
 // Kernel family "optim": fused optimizer updates, one pass over a contiguous parameter, in
-// place; the arithmetic runs in float for f32/bf16 and in double for f64.
+// place; the arithmetic runs in float for f32/bf16 and in double for f64. The multi-tensor
+// forms update a list of parameters in one call (one CUDA launch per up to ~100 tensors) and
+// can be told, through a flag in device memory, to write nothing. The per-element formulas
+// live in kernels/optim_math.h, shared by both backends and both forms.
 #pragma once
 #include <cstdint>
 #include "core/dtype.h"
@@ -18,6 +21,7 @@ struct SgdHyper {
   double momentum = 0.0;
   double weight_decay = 0.0;
   bool nesterov = false;
+  bool operator==(const SgdHyper&) const = default;
 };
 
 // AdamW with decoupled weight decay (PyTorch semantics), for step t >= 1:
@@ -31,6 +35,25 @@ struct AdamWHyper {
   double eps = 1e-8;
   double weight_decay = 0.01;
   int64_t step = 1;  // the step being taken (1 for the first update)
+  bool operator==(const AdamWHyper&) const = default;
+};
+
+// One parameter of a multi-tensor SGD update: n dense elements at each pointer, all of one
+// dtype on one device. momentum_buf is null exactly when the hyper-parameters have no momentum.
+struct SgdTensor {
+  void* param = nullptr;
+  const void* grad = nullptr;
+  void* momentum_buf = nullptr;
+  int64_t n = 0;
+};
+
+// One parameter of a multi-tensor AdamW update: n dense elements at each pointer.
+struct AdamwTensor {
+  void* param = nullptr;
+  const void* grad = nullptr;
+  void* exp_avg = nullptr;
+  void* exp_avg_sq = nullptr;
+  int64_t n = 0;
 };
 
 }  // namespace retort
@@ -39,7 +62,20 @@ namespace retort::kernels {
 using SgdUpdate = void(DType type, void* param, const void* grad, void* momentum_buf, int64_t n, const SgdHyper& h);
 using AdamwUpdate = void(DType type, void* param, const void* grad, void* exp_avg, void* exp_avg_sq, int64_t n,
                          const AdamWHyper& h);
+
+// Multi-tensor updates: tensors[0..count) share one dtype, one device and the hyper-parameters
+// h, and each is updated exactly as sgd_update / adamw_update would (bitwise the same on the
+// CPU). `skip` points to one float on the tensors' device, or is null (never skip); when it
+// holds a nonzero value (NaN included) no parameter and no state is written. It is read where
+// the kernels run (on the GPU by the kernel, once per block) and never copied to the host, so
+// deciding to skip (say, on a non-finite gradient norm) costs no synchronisation.
+using SgdMultiUpdate = void(DType type, const SgdTensor* tensors, int64_t count, const SgdHyper& h,
+                            const float* skip);
+using AdamwMultiUpdate = void(DType type, const AdamwTensor* tensors, int64_t count, const AdamWHyper& h,
+                              const float* skip);
 }  // namespace retort::kernels
 
 RETORT_DECLARE_KERNEL(sgd_update, SgdUpdate)
 RETORT_DECLARE_KERNEL(adamw_update, AdamwUpdate)
+RETORT_DECLARE_KERNEL(sgd_multi_update, SgdMultiUpdate)
+RETORT_DECLARE_KERNEL(adamw_multi_update, AdamwMultiUpdate)

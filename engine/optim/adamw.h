@@ -1,5 +1,6 @@
 // AdamW: Adam with decoupled weight decay (p -= lr * wd * p) and bias-corrected moments
-// (PyTorch semantics); one fused kernel per parameter (kernels/cpu/optim.*, kernels/cuda/optim.*).
+// (PyTorch semantics). step() runs the multi-tensor kernel (kernels/optim.h); the single-tensor
+// update, adamw_update_param, stays as the per-parameter reference.
 #pragma once
 #include "engine/optim/optimizer.h"
 
@@ -11,10 +12,16 @@ struct AdamWOptions {
   double eps = 1e-8;
 };
 
-// One AdamW update of `param` (group's lr and weight decay, betas/eps over `options`): what
-// AdamW does per parameter, and what a group with GroupRule::adamw gets under another optimizer.
+// One AdamW update of `param` (group's lr and weight decay, betas/eps over `options`) with the
+// single-tensor kernel, at once: the reference for what step() does to each parameter.
 void adamw_update_param(const ParamGroup& group, const AdamWOptions& options, Tensor& param, const Tensor& grad,
                         Optimizer::ParamState& state);
+
+// Adds the same update to `batch` (moments created, as zeros, and the step count advanced now):
+// what AdamW's step() does per parameter, and what a group with GroupRule::adamw gets under
+// another optimizer.
+void adamw_enqueue_param(const ParamGroup& group, const AdamWOptions& options, const Tensor& param,
+                         const Tensor& grad, Optimizer::ParamState& state, UpdateBatch& batch);
 
 class AdamW : public Optimizer {
  public:
@@ -22,7 +29,8 @@ class AdamW : public Optimizer {
   AdamW(std::vector<ParamGroup> groups, AdamWOptions options = {});
 
  protected:
-  void update(const ParamGroup& group, Tensor& param, const Tensor& grad, ParamState& state) override;
+  void enqueue(const ParamGroup& group, const Tensor& param, const Tensor& grad, ParamState& state,
+               UpdateBatch& batch) override;
   std::vector<std::string> tensor_state_keys() const override { return {"exp_avg", "exp_avg_sq"}; }
   std::vector<std::string> scalar_state_keys() const override { return {"step"}; }
 

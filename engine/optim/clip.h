@@ -1,13 +1,29 @@
-// Gradient clipping by the global L2 norm over a set of parameters.
+// Gradient clipping by the global L2 norm over a set of parameters: on the gradients' device
+// without reading anything back (clip_grad_norm_on_device), or with the norm brought to the
+// host (clip_grad_norm); and the skip flag for Optimizer::step from a non-finite norm.
 #pragma once
 #include <vector>
 #include "engine/tensor.h"
 
 namespace retort {
 
-// Returns the total L2 norm of all defined gradients (as if concatenated). When it exceeds
-// max_norm, every gradient is scaled in place by max_norm / (norm + 1e-6) (PyTorch's
-// clip_grad_norm_). A non-finite norm is returned as is and the gradients are left alone.
+// The total L2 norm of all defined gradients (as if concatenated), as a 0-dim f64 tensor on the
+// gradients' device: the sum of sum(g * g) over the gradients, each accumulated in its dtype,
+// added in f64 in parameter order, then sqrt. When the norm is finite and exceeds max_norm,
+// every gradient is scaled by max_norm / (norm + 1e-6) (PyTorch's clip_grad_norm_); otherwise
+// they keep their values (scaled by exactly 1). Tensor ops only: no host read, no
+// synchronisation. Dense gradients are scaled in place; a non-contiguous (broadcast) gradient,
+// or one that partly overlaps a gradient scaled before it, is replaced by a dense scaled copy;
+// a gradient that is the very memory of an earlier one is scaled once. Gradients on another
+// device than the first one's are handled, at the cost of copies. Without gradients: 0.
+Tensor clip_grad_norm_on_device(const std::vector<Tensor>& params, double max_norm);
+
+// The same, with the norm returned to the host (one item(), so one synchronisation on a GPU).
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm);
+
+// A one-element f32 tensor on value's device: 1 when the one-element `value` is NaN or
+// infinite, else 0. Optimizer::step(nonfinite_flag(norm)) skips the step on a non-finite norm
+// without a host read.
+Tensor nonfinite_flag(const Tensor& value);
 
 }  // namespace retort

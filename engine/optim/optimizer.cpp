@@ -1,4 +1,5 @@
-// Optimizer base: groups, step/zero_grad, lr access, state export/import; make_param_groups.
+// Optimizer base: groups, step (multi-tensor) / zero_grad, lr access, state export/import;
+// make_param_groups.
 #include "engine/optim/optimizer.h"
 #include <algorithm>
 #include <charconv>
@@ -7,6 +8,7 @@
 #include "engine/error.h"
 #include "engine/optim/adamw.h"
 #include "engine/optim/sgd.h"
+#include "engine/optim/update_batch.h"
 
 namespace retort {
 
@@ -78,6 +80,18 @@ Optimizer::Optimizer(std::vector<ParamGroup> groups, std::string name) : name_(s
                    param_label(g, i));
     }
   }
+  check_no_parameter_twice();
+}
+
+// A parameter listed twice would be updated twice, and twice in one multi-tensor launch is a race.
+void Optimizer::check_no_parameter_twice() const {
+  std::map<const TensorImpl*, std::pair<size_t, size_t>> seen;
+  for (size_t g = 0; g < groups_.size(); ++g)
+    for (size_t i = 0; i < groups_[g].params.size(); ++i) {
+      auto [at, fresh] = seen.try_emplace(groups_[g].params[i].impl(), g, i);
+      RETORT_CHECK(fresh, "{}: {} is also {}; a parameter may appear only once", name_, param_label(g, i),
+                   param_label(at->second.first, at->second.second));
+    }
 }
 
 std::string Optimizer::param_label(size_t g, size_t i) const {
@@ -86,25 +100,34 @@ std::string Optimizer::param_label(size_t g, size_t i) const {
   return fmt::format("parameter {} of group {}", i, g);
 }
 
-void Optimizer::step() {
+Tensor Optimizer::dense_grad(size_t g, size_t i) const {
+  const Tensor& param = groups_[g].params[i];
+  Tensor grad = param.grad();
+  if (!grad.defined()) return grad;
+  RETORT_CHECK(grad.shape() == param.shape() && grad.device() == param.device(),
+               "{}: the gradient of {} is {} but the parameter is {}", name_, param_label(g, i), grad.str(),
+               param.str());
+  return grad.to(param.dtype()).contiguous();
+}
+
+void Optimizer::step(const Tensor& skip_if_nonzero) {
   NoGradGuard no_grad;
+  check_skip_flag(skip_if_nonzero);
+  UpdateBatch batch;
   for (size_t g = 0; g < groups_.size(); ++g) {
     const ParamGroup& group = groups_[g];
     for (size_t i = 0; i < group.params.size(); ++i) {
-      Tensor param = group.params[i];
-      Tensor grad = param.grad();
+      const Tensor grad = dense_grad(g, i);
       if (!grad.defined()) continue;
-      RETORT_CHECK(grad.shape() == param.shape() && grad.device() == param.device(),
-                   "{}: the gradient of {} is {} but the parameter is {}", name_, param_label(g, i), grad.str(),
-                   param.str());
-      grad = grad.to(param.dtype()).contiguous();
+      const Tensor& param = group.params[i];
       switch (group.rule) {
-        case GroupRule::optimizer: update(group, param, grad, state_[g][i]); break;
-        case GroupRule::sgd: sgd_update_param(group, SgdOptions{}, param, grad, state_[g][i]); break;
-        case GroupRule::adamw: adamw_update_param(group, AdamWOptions{}, param, grad, state_[g][i]); break;
+        case GroupRule::optimizer: enqueue(group, param, grad, state_[g][i], batch); break;
+        case GroupRule::sgd: sgd_enqueue_param(group, SgdOptions{}, param, grad, state_[g][i], batch); break;
+        case GroupRule::adamw: adamw_enqueue_param(group, AdamWOptions{}, param, grad, state_[g][i], batch); break;
       }
     }
   }
+  batch.launch(skip_if_nonzero);
 }
 
 void Optimizer::zero_grad() {

@@ -1,6 +1,8 @@
 // Optimizer base: parameter groups (lr, weight decay, optional per-group overrides),
-// step() under no_grad with one fused kernel per parameter, zero_grad(), per-group lr,
-// and state export/import (named tensors + scalars) for checkpoints.
+// step() under no_grad with multi-tensor fused kernels (one call per bucket of parameters that
+// share device, dtype, rule and hyper-parameters; engine/optim/update_batch.h) and an optional
+// skip flag read on the device, zero_grad(), per-group lr, and state export/import (named
+// tensors + scalars) for checkpoints.
 #pragma once
 #include <map>
 #include <optional>
@@ -10,6 +12,8 @@
 #include "engine/tensor.h"
 
 namespace retort {
+
+class UpdateBatch;
 
 // A group's update rule: the optimizer's own, or one given to this group alone (AFT's learned
 // rho trains with Adam, as in the authors' code, while SGD trains the network).
@@ -53,8 +57,18 @@ class Optimizer {
   Optimizer(const Optimizer&) = delete;
   Optimizer& operator=(const Optimizer&) = delete;
 
-  // One update of every parameter that has a gradient (others are skipped), in place, under no_grad.
-  void step();
+  // One update of every parameter that has a gradient (others are skipped), in place, under
+  // no_grad: parameters are bucketed by (device, dtype, rule, resolved hyper-parameters) and
+  // each bucket is one multi-tensor kernel call. Missing state (momentum buffers, Adam moments)
+  // is created, as zeros, before the calls.
+  // skip_if_nonzero: undefined (never skip) or a one-element f32 tensor on the parameters'
+  // device; the kernels read it where they run (never the host, so no synchronisation) and, when
+  // it is nonzero or NaN, leave every parameter and every state tensor untouched. Host-side
+  // counters still advance on a skipped step (AdamW's step count, which sets the bias
+  // correction of the steps after it), so a skipped step is meant for a step after which the
+  // run stops (the trainer stops at its next check of the same condition on the host), not for
+  // skipping a step and carrying on.
+  void step(const Tensor& skip_if_nonzero = Tensor());
   // Drops every parameter's gradient.
   void zero_grad();
 
@@ -78,8 +92,11 @@ class Optimizer {
   };
 
  protected:
-  // Updates one parameter (contiguous, f32/f64) with its gradient (same shape/dtype/device, contiguous).
-  virtual void update(const ParamGroup& group, Tensor& param, const Tensor& grad, ParamState& state) = 0;
+  // Adds the update of one parameter (contiguous, f32/f64) by its gradient (same shape, dtype
+  // and device, contiguous) under the optimizer's own rule to `batch`, creating missing state
+  // and advancing host-side counters; step() then launches the batch.
+  virtual void enqueue(const ParamGroup& group, const Tensor& param, const Tensor& grad, ParamState& state,
+                       UpdateBatch& batch) = 0;
   // Names of the per-parameter state this optimizer keeps (for import checks).
   virtual std::vector<std::string> tensor_state_keys() const = 0;
   virtual std::vector<std::string> scalar_state_keys() const = 0;
@@ -87,6 +104,11 @@ class Optimizer {
   std::string param_label(size_t group, size_t index) const;
 
  private:
+  // The parameter's gradient, checked and converted to the parameter's dtype, dense; undefined
+  // when it has none.
+  Tensor dense_grad(size_t group, size_t index) const;
+  void check_no_parameter_twice() const;
+
   std::string name_;
   std::vector<ParamGroup> groups_;
   std::vector<std::vector<ParamState>> state_;  // [group][param]

@@ -1,5 +1,6 @@
 // SGD with momentum, nesterov and weight decay added to the gradient (PyTorch semantics,
-// dampening 0); one fused kernel per parameter (kernels/cpu/optim.*, kernels/cuda/optim.*).
+// dampening 0). step() runs the multi-tensor kernel (kernels/optim.h); the single-tensor
+// update, sgd_update_param, stays as the per-parameter reference.
 #pragma once
 #include "engine/optim/optimizer.h"
 
@@ -10,10 +11,15 @@ struct SgdOptions {
   bool nesterov = false;  // requires momentum > 0
 };
 
-// One SGD update of `param` (group's lr, weight decay, momentum/nesterov over `options`): what
-// SGD does per parameter, and what a group with GroupRule::sgd gets under another optimizer.
+// One SGD update of `param` (group's lr, weight decay, momentum/nesterov over `options`) with
+// the single-tensor kernel, at once: the reference for what step() does to each parameter.
 void sgd_update_param(const ParamGroup& group, const SgdOptions& options, Tensor& param, const Tensor& grad,
                       Optimizer::ParamState& state);
+
+// Adds the same update to `batch` (the momentum buffer is created, as zeros, now): what SGD's
+// step() does per parameter, and what a group with GroupRule::sgd gets under another optimizer.
+void sgd_enqueue_param(const ParamGroup& group, const SgdOptions& options, const Tensor& param, const Tensor& grad,
+                       Optimizer::ParamState& state, UpdateBatch& batch);
 
 class SGD : public Optimizer {
  public:
@@ -21,7 +27,8 @@ class SGD : public Optimizer {
   SGD(std::vector<ParamGroup> groups, SgdOptions options = {});
 
  protected:
-  void update(const ParamGroup& group, Tensor& param, const Tensor& grad, ParamState& state) override;
+  void enqueue(const ParamGroup& group, const Tensor& param, const Tensor& grad, ParamState& state,
+               UpdateBatch& batch) override;
   std::vector<std::string> tensor_state_keys() const override;
   std::vector<std::string> scalar_state_keys() const override { return {}; }
 

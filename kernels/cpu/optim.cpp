@@ -1,27 +1,25 @@
-// CPU reference kernels for the fused SGD and AdamW updates (see kernels/cpu/optim.h).
+// CPU reference kernels for the fused SGD and AdamW updates (kernels/optim.h), single- and
+// multi-tensor; the per-element formulas are kernels/optim_math.h, shared with CUDA.
 #include "kernels/optim.h"
-#include <cmath>
 #include "kernels/cpu/dispatch.h"
+#include "kernels/optim_math.h"
 
 namespace retort::cpu {
+namespace {
+bool skip_requested(const float* skip) { return skip != nullptr && *skip != 0.0f; }  // NaN is nonzero
+}  // namespace
 
 void sgd_update(DType type, void* param, const void* grad, void* momentum_buf, int64_t n, const SgdHyper& h) {
   RETORT_CPU_DISPATCH_FLOAT(type, "sgd_update", [&] {
     scalar_t* p = static_cast<scalar_t*>(param);
     const scalar_t* g = static_cast<const scalar_t*>(grad);
     scalar_t* buf = static_cast<scalar_t*>(momentum_buf);
-    const acc_t lr = acc_t(h.lr), momentum = acc_t(h.momentum), wd = acc_t(h.weight_decay);
-    const bool use_momentum = h.momentum != 0.0, nesterov = h.nesterov;
-    _Pragma("omp parallel for if (n > 32768)")
+    const auto f = optim_math::sgd_factors<acc_t>(h);
+    _Pragma("omp parallel for if (n > 32768) firstprivate(f)")
     for (int64_t i = 0; i < n; ++i) {
-      acc_t pi = acc_t(p[i]);
-      acc_t d = acc_t(g[i]) + wd * pi;
-      if (use_momentum) {
-        acc_t b = momentum * acc_t(buf[i]) + d;
-        buf[i] = scalar_t(b);
-        d = nesterov ? d + momentum * b : b;
-      }
-      p[i] = scalar_t(pi - lr * d);
+      acc_t b = f.use_momentum ? acc_t(buf[i]) : acc_t(0);
+      p[i] = scalar_t(optim_math::sgd_element(f, acc_t(p[i]), acc_t(g[i]), b));
+      if (f.use_momentum) buf[i] = scalar_t(b);
     }
   });
 }
@@ -33,24 +31,31 @@ void adamw_update(DType type, void* param, const void* grad, void* exp_avg, void
     const scalar_t* g = static_cast<const scalar_t*>(grad);
     scalar_t* m = static_cast<scalar_t*>(exp_avg);
     scalar_t* v = static_cast<scalar_t*>(exp_avg_sq);
-    // Step-dependent factors are computed once, in double, like PyTorch's host-side math.
-    const double bc1 = 1.0 - std::pow(h.beta1, double(h.step));
-    const double bc2 = 1.0 - std::pow(h.beta2, double(h.step));
-    const acc_t decay = acc_t(1.0 - h.lr * h.weight_decay);
-    const acc_t beta1 = acc_t(h.beta1), beta2 = acc_t(h.beta2);
-    const acc_t one_minus_beta1 = acc_t(1.0 - h.beta1), one_minus_beta2 = acc_t(1.0 - h.beta2);
-    const acc_t step_size = acc_t(h.lr / bc1), inv_sqrt_bc2 = acc_t(1.0 / std::sqrt(bc2)), eps = acc_t(h.eps);
-    _Pragma("omp parallel for if (n > 32768)")
+    const auto f = optim_math::adamw_factors<acc_t>(h);
+    _Pragma("omp parallel for if (n > 32768) firstprivate(f)")
     for (int64_t i = 0; i < n; ++i) {
-      acc_t gi = acc_t(g[i]);
-      acc_t mi = beta1 * acc_t(m[i]) + one_minus_beta1 * gi;
-      acc_t vi = beta2 * acc_t(v[i]) + one_minus_beta2 * gi * gi;
+      acc_t mi = acc_t(m[i]), vi = acc_t(v[i]);
+      p[i] = scalar_t(optim_math::adamw_element(f, acc_t(p[i]), acc_t(g[i]), mi, vi));
       m[i] = scalar_t(mi);
       v[i] = scalar_t(vi);
-      acc_t denom = std::sqrt(vi) * inv_sqrt_bc2 + eps;
-      p[i] = scalar_t(acc_t(p[i]) * decay - step_size * mi / denom);
     }
   });
+}
+
+// The multi-tensor forms run the single-tensor loop on each tensor in turn: the same code, so
+// the same bits, and each large tensor still gets every thread.
+void sgd_multi_update(DType type, const SgdTensor* tensors, int64_t count, const SgdHyper& h, const float* skip) {
+  if (skip_requested(skip)) return;
+  for (int64_t t = 0; t < count; ++t)
+    sgd_update(type, tensors[t].param, tensors[t].grad, tensors[t].momentum_buf, tensors[t].n, h);
+}
+
+void adamw_multi_update(DType type, const AdamwTensor* tensors, int64_t count, const AdamWHyper& h,
+                        const float* skip) {
+  if (skip_requested(skip)) return;
+  for (int64_t t = 0; t < count; ++t)
+    adamw_update(type, tensors[t].param, tensors[t].grad, tensors[t].exp_avg, tensors[t].exp_avg_sq, tensors[t].n,
+                 h);
 }
 
 }  // namespace retort::cpu
