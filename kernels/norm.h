@@ -30,3 +30,15 @@ RETORT_DECLARE_KERNEL(batch_norm_forward, BatchNormForward)
 RETORT_DECLARE_KERNEL(batch_norm_backward, BatchNormBackward)
 RETORT_DECLARE_KERNEL(layer_norm_forward, LayerNormForward)
 RETORT_DECLARE_KERNEL(layer_norm_backward, LayerNormBackward)
+
+namespace retort::cuda {
+// Which CUDA batch-norm kernels batch_norm_forward/backward run: full_chip (the default; many
+// blocks per channel, kernels/cuda/bn_chip_*.cu, deterministic: the same input gives the same
+// bits on the same GPU) or block_per_channel (the earlier one block per channel,
+// kernels/cuda/bn_block.cu). RETORT_CUDA_BN=block (or =chip) picks it, read once at the first
+// use; set_batch_norm_kernels switches it afterwards (tests). Defined in CUDA builds only: call
+// through RETORT_CUDA_CALL (kernels/cuda/cuda_api.h).
+enum class BatchNormKernels { full_chip, block_per_channel };
+BatchNormKernels batch_norm_kernels();
+void set_batch_norm_kernels(BatchNormKernels kernels);
+}  // namespace retort::cuda

@@ -1,8 +1,13 @@
-// CUDA batch norm and layer norm kernels. Reference: kernels/cpu/norm.cpp.
-// Batch norm: one block per channel, block reductions (statistics summed in double like the
-// CPU). Layer norm: one warp per row for the forward and dx; weight/bias gradients reduce over
-// rows in two deterministic passes (per-chunk partial sums, then a sum over chunks).
+// CUDA batch norm and layer norm entry points. Reference: kernels/cpu/norm.cpp.
+// Batch norm: picks the full-chip kernels (bn_chip_*.cu, the default) or the one-block-per-
+// channel ones (bn_block.cu) by RETORT_CUDA_BN, read once (set_batch_norm_kernels switches).
+// Layer norm: one warp per row for the forward and dx; weight/bias gradients reduce over rows in
+// two deterministic passes (per-chunk partial sums, then a sum over chunks).
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include "kernels/cuda/bn_kernels.h"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_api.h"
 #include "kernels/norm.h"
@@ -10,103 +15,12 @@
 namespace retort::cuda {
 namespace {
 
-constexpr int kBnThreads = 512;
 constexpr int kLnWarpsPerBlock = 8;
 
 template <typename V>
 __device__ __forceinline__ V warp_sum(V v) {
   for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
   return v;
-}
-
-// Sum over the block; every thread gets the result. `scratch` holds 32 values.
-template <typename V>
-__device__ V block_sum(V v, V* scratch) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
-  v = warp_sum(v);
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  v = threadIdx.x < nwarps ? scratch[threadIdx.x] : V(0);
-  if (warp == 0) v = warp_sum(v);
-  if (threadIdx.x == 0) scratch[0] = v;
-  __syncthreads();
-  v = scratch[0];
-  __syncthreads();
-  return v;
-}
-
-// Element j of channel c in [N, C, S], j in [0, N*S).
-__device__ __forceinline__ int64_t bn_index(int64_t j, int64_t c, int64_t C, int64_t S) {
-  const int64_t n = j / S;
-  return (n * C + c) * S + (j - n * S);
-}
-
-template <typename T>
-__global__ void bn_forward_kernel(const T* x, const T* w, const T* b, int64_t N, int64_t C, int64_t S,
-                                  bool batch_stats, double eps, typename Acc<T>::type* mean,
-                                  typename Acc<T>::type* var, typename Acc<T>::type* invstd, T* y) {
-  using A = typename Acc<T>::type;
-  __shared__ double scratch[32];
-  const int64_t c = blockIdx.x, M = N * S;
-  A mu, v;
-  if (batch_stats) {
-    double s = 0;
-    for (int64_t j = threadIdx.x; j < M; j += blockDim.x) s += double(ld(x, bn_index(j, c, C, S)));
-    mu = A(block_sum(s, scratch) / double(M));
-    double sq = 0;
-    for (int64_t j = threadIdx.x; j < M; j += blockDim.x) {
-      const double d = double(ld(x, bn_index(j, c, C, S))) - double(mu);
-      sq += d * d;
-    }
-    v = A(block_sum(sq, scratch) / double(M));
-    if (threadIdx.x == 0) {
-      mean[c] = mu;
-      var[c] = v;
-    }
-  } else {
-    mu = mean[c];
-    v = var[c];
-  }
-  const A is = A(1) / ::sqrt(v + A(eps));
-  if (threadIdx.x == 0) invstd[c] = is;
-  const A scale = w ? ld(w, c) * is : is;
-  const A shift = (b ? ld(b, c) : A(0)) - mu * scale;
-  for (int64_t j = threadIdx.x; j < M; j += blockDim.x) {
-    const int64_t i = bn_index(j, c, C, S);
-    st(y, i, ld(x, i) * scale + shift);
-  }
-}
-
-template <typename T>
-__global__ void bn_backward_kernel(const T* g, const T* x, const T* w, const typename Acc<T>::type* mean,
-                                   const typename Acc<T>::type* invstd, int64_t N, int64_t C, int64_t S,
-                                   bool batch_stats, T* gx, typename Acc<T>::type* gw, typename Acc<T>::type* gb) {
-  using A = typename Acc<T>::type;
-  __shared__ double scratch[32];
-  const int64_t c = blockIdx.x, M = N * S;
-  const A mu = mean[c], is = invstd[c];
-  double sum_g = 0, sum_gx = 0;
-  for (int64_t j = threadIdx.x; j < M; j += blockDim.x) {
-    const int64_t i = bn_index(j, c, C, S);
-    const double gi = double(ld(g, i));
-    sum_g += gi;
-    sum_gx += gi * double((ld(x, i) - mu) * is);
-  }
-  sum_g = block_sum(sum_g, scratch);
-  sum_gx = block_sum(sum_gx, scratch);
-  if (threadIdx.x == 0) {
-    if (gw) gw[c] = A(sum_gx);
-    if (gb) gb[c] = A(sum_g);
-  }
-  if (!gx) return;
-  const A k = (w ? ld(w, c) : A(1)) * is;
-  const A mean_g = batch_stats ? A(sum_g / double(M)) : A(0);
-  const A mean_gx = batch_stats ? A(sum_gx / double(M)) : A(0);
-  for (int64_t j = threadIdx.x; j < M; j += blockDim.x) {
-    const int64_t i = bn_index(j, c, C, S);
-    const A xhat = (ld(x, i) - mu) * is;
-    st(gx, i, k * (ld(g, i) - mean_g - xhat * mean_gx));
-  }
 }
 
 template <typename T>
@@ -205,33 +119,42 @@ __global__ void sum_partials_kernel(const A* part_w, const A* part_b, int64_t ch
   }
 }
 
+BatchNormKernels initial_batch_norm_kernels() {
+  const char* env = std::getenv("RETORT_CUDA_BN");
+  if (env && std::strcmp(env, "block") == 0) return BatchNormKernels::block_per_channel;
+  RETORT_REQUIRE(!env || !*env || std::strcmp(env, "chip") == 0, "RETORT_CUDA_BN='", env,
+                 "' is not a CUDA batch-norm implementation (chip, the default, or block)");
+  return BatchNormKernels::full_chip;
+}
+std::atomic<BatchNormKernels>& batch_norm_kernels_setting() {
+  static std::atomic<BatchNormKernels> setting{initial_batch_norm_kernels()};
+  return setting;
+}
+
 }  // namespace
+
+BatchNormKernels batch_norm_kernels() { return batch_norm_kernels_setting().load(std::memory_order_relaxed); }
+void set_batch_norm_kernels(BatchNormKernels kernels) {
+  batch_norm_kernels_setting().store(kernels, std::memory_order_relaxed);
+}
 
 void batch_norm_forward(DType type, const void* x, const void* weight, const void* bias, int64_t N, int64_t C,
                         int64_t S, bool use_batch_stats, double eps, void* mean, void* var, void* invstd, void* y) {
-  if (N * C * S == 0) return;
-  RETORT_CUDA_DISPATCH_FLOAT(type, "batch_norm2d", [&] {
-    using A = typename Acc<scalar_t>::type;
-    bn_forward_kernel<scalar_t><<<unsigned(C), kBnThreads, 0, stream()>>>(
-        static_cast<const scalar_t*>(x), static_cast<const scalar_t*>(weight), static_cast<const scalar_t*>(bias), N,
-        C, S, use_batch_stats, eps, static_cast<A*>(mean), static_cast<A*>(var), static_cast<A*>(invstd),
-        static_cast<scalar_t*>(y));
-    RETORT_CUDA_LAUNCH_CHECK();
-  });
+  if (batch_norm_kernels() == BatchNormKernels::block_per_channel)
+    batch_norm_forward_block(type, x, weight, bias, N, C, S, use_batch_stats, eps, mean, var, invstd, y);
+  else
+    batch_norm_forward_chip(type, x, weight, bias, N, C, S, use_batch_stats, eps, mean, var, invstd, y);
 }
 
 void batch_norm_backward(DType type, const void* grad_y, const void* x, const void* weight, const void* mean,
                          const void* invstd, int64_t N, int64_t C, int64_t S, bool use_batch_stats, void* grad_x,
                          void* grad_weight, void* grad_bias) {
-  if (N * C * S == 0) return;
-  RETORT_CUDA_DISPATCH_FLOAT(type, "batch_norm2d backward", [&] {
-    using A = typename Acc<scalar_t>::type;
-    bn_backward_kernel<scalar_t><<<unsigned(C), kBnThreads, 0, stream()>>>(
-        static_cast<const scalar_t*>(grad_y), static_cast<const scalar_t*>(x), static_cast<const scalar_t*>(weight),
-        static_cast<const A*>(mean), static_cast<const A*>(invstd), N, C, S, use_batch_stats,
-        static_cast<scalar_t*>(grad_x), static_cast<A*>(grad_weight), static_cast<A*>(grad_bias));
-    RETORT_CUDA_LAUNCH_CHECK();
-  });
+  if (batch_norm_kernels() == BatchNormKernels::block_per_channel)
+    batch_norm_backward_block(type, grad_y, x, weight, mean, invstd, N, C, S, use_batch_stats, grad_x, grad_weight,
+                              grad_bias);
+  else
+    batch_norm_backward_chip(type, grad_y, x, weight, mean, invstd, N, C, S, use_batch_stats, grad_x, grad_weight,
+                             grad_bias);
 }
 
 void layer_norm_forward(DType type, const void* x, const void* weight, const void* bias, int64_t rows,

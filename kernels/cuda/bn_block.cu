@@ -1,0 +1,137 @@
+// CUDA batch norm, one thread block per channel (selected by RETORT_CUDA_BN=block; the default
+// is the full-chip bn_chip_*.cu). Reference: kernels/cpu/norm.cpp. Block reductions, the
+// statistics summed in double like the CPU, two passes (mean, then squared deviations).
+#include "kernels/cuda/bn_kernels.h"
+#include "kernels/cuda/common.cuh"
+
+namespace retort::cuda {
+namespace {
+
+constexpr int kBnThreads = 512;
+
+template <typename V>
+__device__ __forceinline__ V warp_sum(V v) {
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+  return v;
+}
+
+// Sum over the block; every thread gets the result. `scratch` holds 32 values.
+template <typename V>
+__device__ V block_sum(V v, V* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+  v = warp_sum(v);
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  v = threadIdx.x < nwarps ? scratch[threadIdx.x] : V(0);
+  if (warp == 0) v = warp_sum(v);
+  if (threadIdx.x == 0) scratch[0] = v;
+  __syncthreads();
+  v = scratch[0];
+  __syncthreads();
+  return v;
+}
+
+// Element j of channel c in [N, C, S], j in [0, N*S).
+__device__ __forceinline__ int64_t bn_index(int64_t j, int64_t c, int64_t C, int64_t S) {
+  const int64_t n = j / S;
+  return (n * C + c) * S + (j - n * S);
+}
+
+template <typename T>
+__global__ void bn_forward_kernel(const T* x, const T* w, const T* b, int64_t N, int64_t C, int64_t S,
+                                  bool batch_stats, double eps, typename Acc<T>::type* mean,
+                                  typename Acc<T>::type* var, typename Acc<T>::type* invstd, T* y) {
+  using A = typename Acc<T>::type;
+  __shared__ double scratch[32];
+  const int64_t c = blockIdx.x, M = N * S;
+  A mu, v;
+  if (batch_stats) {
+    double s = 0;
+    for (int64_t j = threadIdx.x; j < M; j += blockDim.x) s += double(ld(x, bn_index(j, c, C, S)));
+    mu = A(block_sum(s, scratch) / double(M));
+    double sq = 0;
+    for (int64_t j = threadIdx.x; j < M; j += blockDim.x) {
+      const double d = double(ld(x, bn_index(j, c, C, S))) - double(mu);
+      sq += d * d;
+    }
+    v = A(block_sum(sq, scratch) / double(M));
+    if (threadIdx.x == 0) {
+      mean[c] = mu;
+      var[c] = v;
+    }
+  } else {
+    mu = mean[c];
+    v = var[c];
+  }
+  const A is = A(1) / ::sqrt(v + A(eps));
+  if (threadIdx.x == 0) invstd[c] = is;
+  const A scale = w ? ld(w, c) * is : is;
+  const A shift = (b ? ld(b, c) : A(0)) - mu * scale;
+  for (int64_t j = threadIdx.x; j < M; j += blockDim.x) {
+    const int64_t i = bn_index(j, c, C, S);
+    st(y, i, ld(x, i) * scale + shift);
+  }
+}
+
+template <typename T>
+__global__ void bn_backward_kernel(const T* g, const T* x, const T* w, const typename Acc<T>::type* mean,
+                                   const typename Acc<T>::type* invstd, int64_t N, int64_t C, int64_t S,
+                                   bool batch_stats, T* gx, typename Acc<T>::type* gw, typename Acc<T>::type* gb) {
+  using A = typename Acc<T>::type;
+  __shared__ double scratch[32];
+  const int64_t c = blockIdx.x, M = N * S;
+  const A mu = mean[c], is = invstd[c];
+  double sum_g = 0, sum_gx = 0;
+  for (int64_t j = threadIdx.x; j < M; j += blockDim.x) {
+    const int64_t i = bn_index(j, c, C, S);
+    const double gi = double(ld(g, i));
+    sum_g += gi;
+    sum_gx += gi * double((ld(x, i) - mu) * is);
+  }
+  sum_g = block_sum(sum_g, scratch);
+  sum_gx = block_sum(sum_gx, scratch);
+  if (threadIdx.x == 0) {
+    if (gw) gw[c] = A(sum_gx);
+    if (gb) gb[c] = A(sum_g);
+  }
+  if (!gx) return;
+  const A k = (w ? ld(w, c) : A(1)) * is;
+  const A mean_g = batch_stats ? A(sum_g / double(M)) : A(0);
+  const A mean_gx = batch_stats ? A(sum_gx / double(M)) : A(0);
+  for (int64_t j = threadIdx.x; j < M; j += blockDim.x) {
+    const int64_t i = bn_index(j, c, C, S);
+    const A xhat = (ld(x, i) - mu) * is;
+    st(gx, i, k * (ld(g, i) - mean_g - xhat * mean_gx));
+  }
+}
+
+}  // namespace
+
+void batch_norm_forward_block(DType type, const void* x, const void* weight, const void* bias, int64_t N,
+                              int64_t C, int64_t S, bool use_batch_stats, double eps, void* mean, void* var, void* invstd, void* y) {
+  if (N * C * S == 0) return;
+  RETORT_CUDA_DISPATCH_FLOAT(type, "batch_norm2d", [&] {
+    using A = typename Acc<scalar_t>::type;
+    bn_forward_kernel<scalar_t><<<unsigned(C), kBnThreads, 0, stream()>>>(
+        static_cast<const scalar_t*>(x), static_cast<const scalar_t*>(weight), static_cast<const scalar_t*>(bias), N,
+        C, S, use_batch_stats, eps, static_cast<A*>(mean), static_cast<A*>(var), static_cast<A*>(invstd),
+        static_cast<scalar_t*>(y));
+    RETORT_CUDA_LAUNCH_CHECK();
+  });
+}
+
+void batch_norm_backward_block(DType type, const void* grad_y, const void* x, const void* weight,
+                               const void* mean, const void* invstd, int64_t N, int64_t C, int64_t S, bool use_batch_stats, void* grad_x,
+                         void* grad_weight, void* grad_bias) {
+  if (N * C * S == 0) return;
+  RETORT_CUDA_DISPATCH_FLOAT(type, "batch_norm2d backward", [&] {
+    using A = typename Acc<scalar_t>::type;
+    bn_backward_kernel<scalar_t><<<unsigned(C), kBnThreads, 0, stream()>>>(
+        static_cast<const scalar_t*>(grad_y), static_cast<const scalar_t*>(x), static_cast<const scalar_t*>(weight),
+        static_cast<const A*>(mean), static_cast<const A*>(invstd), N, C, S, use_batch_stats,
+        static_cast<scalar_t*>(grad_x), static_cast<A*>(grad_weight), static_cast<A*>(grad_bias));
+    RETORT_CUDA_LAUNCH_CHECK();
+  });
+}
+
+}  // namespace retort::cuda

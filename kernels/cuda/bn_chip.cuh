@@ -1,0 +1,135 @@
+// Shared pieces of the full-chip batch-norm kernels (bn_chip_forward.cu, bn_chip_backward.cu):
+// device side, loads and stores of a unit (1 or 4 elements; 4 as one 16-byte float4, two
+// double2 or one 8-byte pair of bf16x2), a block sum of two doubles in a fixed order, and the
+// last-block-done handshake; host side (bn_chip_host.cu), the chip size, the per-channel arrival
+// counters and scratch memory from the engine's stream-ordered pool.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include "kernels/bn_tiling.h"
+#include "kernels/cuda/common.cuh"
+
+namespace retort::cuda::bn_chip {
+
+using kernels::bn::kThreads;
+
+// ---- device
+
+// Unit i (element offset, a multiple of V when V == 4) of p, in the compute type.
+template <typename T, int V>
+__device__ __forceinline__ void load_unit(const T* p, int64_t i, typename Acc<T>::type (&v)[V]) {
+  if constexpr (V == 1) {
+    v[0] = ld(p, i);
+  } else if constexpr (sizeof(T) == 4) {
+    const float4 q = *reinterpret_cast<const float4*>(p + i);
+    v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
+  } else if constexpr (sizeof(T) == 8) {
+    const double2 a = reinterpret_cast<const double2*>(p + i)[0], b = reinterpret_cast<const double2*>(p + i)[1];
+    v[0] = a.x, v[1] = a.y, v[2] = b.x, v[3] = b.y;
+  } else {
+    alignas(8) __nv_bfloat162 h[2];
+    *reinterpret_cast<uint2*>(h) = *reinterpret_cast<const uint2*>(p + i);
+    const float2 a = __bfloat1622float2(h[0]), b = __bfloat1622float2(h[1]);
+    v[0] = a.x, v[1] = a.y, v[2] = b.x, v[3] = b.y;
+  }
+}
+
+template <typename T, int V>
+__device__ __forceinline__ void store_unit(T* p, int64_t i, const typename Acc<T>::type (&v)[V]) {
+  if constexpr (V == 1) {
+    st(p, i, v[0]);
+  } else if constexpr (sizeof(T) == 4) {
+    *reinterpret_cast<float4*>(p + i) = make_float4(v[0], v[1], v[2], v[3]);
+  } else if constexpr (sizeof(T) == 8) {
+    reinterpret_cast<double2*>(p + i)[0] = make_double2(v[0], v[1]);
+    reinterpret_cast<double2*>(p + i)[1] = make_double2(v[2], v[3]);
+  } else {
+    alignas(8) __nv_bfloat162 h[2] = {__floats2bfloat162_rn(v[0], v[1]), __floats2bfloat162_rn(v[2], v[3])};
+    *reinterpret_cast<uint2*>(p + i) = *reinterpret_cast<const uint2*>(h);
+  }
+}
+
+// Sums a and b over the block (blockDim.x == kThreads) in a fixed tree: shuffles down within
+// each warp, then warp 0 over the warps' sums. The result is valid in thread 0 only. Safe to
+// call repeatedly in one kernel.
+__device__ __forceinline__ void block_sum2(double& a, double& b) {
+  __shared__ double warp_a[kThreads / 32], warp_b[kThreads / 32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int off = 16; off > 0; off >>= 1) {
+    a += __shfl_down_sync(0xffffffffu, a, off);
+    b += __shfl_down_sync(0xffffffffu, b, off);
+  }
+  __syncthreads();  // a previous call's reads of warp_a / warp_b are done
+  if (lane == 0) {
+    warp_a[warp] = a;
+    warp_b[warp] = b;
+  }
+  __syncthreads();
+  if (warp == 0) {
+    a = lane < kThreads / 32 ? warp_a[lane] : 0.0;
+    b = lane < kThreads / 32 ? warp_b[lane] : 0.0;
+    for (int off = 16; off > 0; off >>= 1) {
+      a += __shfl_down_sync(0xffffffffu, a, off);
+      b += __shfl_down_sync(0xffffffffu, b, off);
+    }
+  }
+}
+
+// Thread 0 has just written this block's partial sums. Counts the block in `counter` (one per
+// channel) and tells every thread whether it was the last of `expected` blocks to arrive; the
+// last block resets the counter to 0 for the next launch and may then read the other blocks'
+// partials (with __ldcg, from L2).
+__device__ __forceinline__ bool arrive_last(unsigned* counter, unsigned expected) {
+  __shared__ bool last;
+  if (threadIdx.x == 0) {
+    __threadfence();  // the partial is visible device-wide before the count says so
+    const unsigned before = atomicAdd(counter, 1u);
+    last = before + 1 == expected;
+    if (last) {
+      *counter = 0;
+      __threadfence();  // the other blocks' partials are read after their counts were seen
+    }
+  }
+  __syncthreads();
+  return last;
+}
+
+// Sums the partial pairs part[2k], part[2k + 1], k < count, over the block in a fixed order
+// (thread i takes k = i, i + kThreads, ...; then block_sum2). Valid in thread 0.
+__device__ __forceinline__ void sum_partials(const double* part, int64_t count, double& a, double& b) {
+  a = 0;
+  b = 0;
+  for (int64_t k = threadIdx.x; k < count; k += kThreads) {
+    a += __ldcg(part + 2 * k);
+    b += __ldcg(part + 2 * k + 1);
+  }
+  block_sum2(a, b);
+}
+
+// ---- host
+
+// Blocks of kThreads threads of `kernel` resident on the whole chip: SMs x blocks per SM
+// (both cached; one device per process).
+int64_t chip_blocks(const void* kernel);
+// At least `channels` arrival counters, all 0 between launches (each last block resets its
+// own); kept for the life of the process, grown (and zeroed, stream-ordered) when needed.
+unsigned* channel_counters(int64_t channels);
+// True when every non-null pointer is 16-byte aligned (4-element units can be loaded whole).
+bool aligned16(std::initializer_list<const void*> pointers);
+
+// Scratch memory from the engine's pool, returned (stream-ordered) when it goes out of scope.
+class Scratch {
+ public:
+  explicit Scratch(size_t bytes);
+  ~Scratch();
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  void* data() const { return ptr_; }
+
+ private:
+  int device_ = 0;
+  void* ptr_ = nullptr;
+};
+
+}  // namespace retort::cuda::bn_chip
