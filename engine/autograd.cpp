@@ -2,6 +2,7 @@
 #include "engine/autograd.h"
 #include <unordered_map>
 #include <unordered_set>
+#include "engine/autocast.h"
 #include "engine/error.h"
 #include "engine/ops.h"
 #include "engine/profiler.h"
@@ -95,6 +96,8 @@ void Tensor::backward(const Tensor& grad_output) const {
   }
   RETORT_CHECK(seed.shape() == shape(), "backward(): gradient {} does not match {}", seed.str(), str());
   NoGradGuard no_grad;
+  // Every recorded op already has inputs of one dtype: backward casts nothing (TF32 stays).
+  AutocastScope no_casts(autocast::casting() ? Precision::f32 : autocast::current());
 
   if (is_leaf()) {
     impl()->grad = impl()->grad.defined() ? add(impl()->grad, seed) : seed.clone();

@@ -1,7 +1,8 @@
 // The op list: every differentiable operation of the engine, on CPU and CUDA with the same
 // semantics. Each family lives in engine/ops/<family>.cpp (shape checks, autograd wiring,
 // dispatch) with kernels in kernels/cpu/<family>.* and kernels/cuda/<family>.*.
-// Binary ops broadcast like NumPy; both operands must share dtype and device.
+// Binary ops broadcast like NumPy; both operands must share dtype and device (inside a bf16
+// autocast scope, engine/autocast.h, each op first casts its operands by its rule).
 #pragma once
 #include <array>
 #include <cstdint>
@@ -111,6 +112,20 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
 // logits [N, C], target i64 [N]; fused log-softmax; label smoothing eps mixes in uniform/C.
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_smoothing = 0.0,
                      Reduction reduction = Reduction::mean);
+// A label outside [0, C) is an error at once (one host read per call), except inside a
+// DeferLabelCheck scope (the trainer's step, whose labels were checked on the host when the
+// data loaded): there it makes the loss NaN on the device, which the step's non-finite check
+// reports, and cross_entropy makes no host read.
+class DeferLabelCheck {
+ public:
+  DeferLabelCheck();
+  ~DeferLabelCheck();
+  DeferLabelCheck(const DeferLabelCheck&) = delete;
+  DeferLabelCheck& operator=(const DeferLabelCheck&) = delete;
+
+ private:
+  bool prev_;
+};
 // KL(p || q) with input = log q and target = p (or log p when log_target), PyTorch's kl_div.
 Tensor kl_div(const Tensor& log_q, const Tensor& target, Reduction reduction = Reduction::batchmean,
               bool log_target = false);
@@ -140,5 +155,15 @@ Tensor pad(const Tensor& x, const std::vector<int64_t>& pads, double value = 0.0
 Tensor dropout(const Tensor& x, double p, bool training, Generator& gen);
 Tensor randn(const Shape& shape, Generator& gen, DType dtype = DType::f32, Device device = Device::cpu());
 Tensor rand(const Shape& shape, Generator& gen, DType dtype = DType::f32, Device device = Device::cpu());
+
+// ---- fused inference convolution (engine/ops/conv_fused.cpp); forward only
+// act(conv2d(x, weight, bias, opt) + residual), act = relu when `relu` else identity; bias [OC] is
+// required, residual (may be undefined) has the output's shape [N, OC, OH, OW]. One kernel on CUDA
+// (cuDNN's fused convolution, or conv + one elementwise pass where cuDNN refuses); on the CPU the
+// convolution and one pass. f32, f64, bf16 (on the CPU through f32). Refuses inputs that require
+// a gradient while grad mode is on: it has no backward (BatchNorm folded into a frozen teacher's
+// convolutions, models/fold_batch_norm.h, is what it is for).
+Tensor conv2d_bias_act(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& residual, bool relu,
+                       const Conv2dOptions& opt = {});
 
 }  // namespace retort

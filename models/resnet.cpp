@@ -4,6 +4,7 @@
 #include "engine/error.h"
 #include "engine/nn/init.h"
 #include "engine/ops.h"
+#include "models/fold_batch_norm.h"
 
 namespace retort::models {
 
@@ -19,6 +20,11 @@ std::shared_ptr<nn::Sequential> make_downsample(int64_t in, int64_t out, int64_t
   seq->push_back(std::make_shared<nn::BatchNorm2d>(out));
   return seq;
 }
+
+// The shortcut of a block whose downsample BN was folded into its conv.
+Tensor folded_shortcut(const std::shared_ptr<nn::Sequential>& downsample, const Tensor& x) {
+  return downsample ? folded_conv(*downsample->at<nn::Conv2d>(0), x, Tensor(), false) : x;
+}
 }  // namespace
 
 // ---------------------------------------------------------------- blocks
@@ -32,11 +38,17 @@ BasicBlock::BasicBlock(int64_t in_planes, int64_t planes, int64_t stride, Genera
 }
 
 Tensor BasicBlock::forward(const Tensor& x, Tensor* preact) {
+  if (bn_folded) return forward_folded(x, preact);
   Tensor out = relu(bn1->forward(conv1->forward(x)));
   out = bn2->forward(conv2->forward(out));
   Tensor sum = add(out, downsample ? downsample->forward(x) : x);
   if (preact) *preact = sum;
   return relu(sum);
+}
+
+Tensor BasicBlock::forward_folded(const Tensor& x, Tensor* preact) {
+  Tensor out = folded_conv(*conv1, x, Tensor(), true);
+  return folded_conv_add_relu(*conv2, out, folded_shortcut(downsample, x), preact);
 }
 
 Bottleneck::Bottleneck(int64_t in_planes, int64_t planes, int64_t stride, Generator& gen) {
@@ -51,12 +63,19 @@ Bottleneck::Bottleneck(int64_t in_planes, int64_t planes, int64_t stride, Genera
 }
 
 Tensor Bottleneck::forward(const Tensor& x, Tensor* preact) {
+  if (bn_folded) return forward_folded(x, preact);
   Tensor out = relu(bn1->forward(conv1->forward(x)));
   out = relu(bn2->forward(conv2->forward(out)));
   out = bn3->forward(conv3->forward(out));
   Tensor sum = add(out, downsample ? downsample->forward(x) : x);
   if (preact) *preact = sum;
   return relu(sum);
+}
+
+Tensor Bottleneck::forward_folded(const Tensor& x, Tensor* preact) {
+  Tensor out = folded_conv(*conv1, x, Tensor(), true);
+  out = folded_conv(*conv2, out, Tensor(), true);
+  return folded_conv_add_relu(*conv3, out, folded_shortcut(downsample, x), preact);
 }
 
 // ---------------------------------------------------------------- specs
@@ -117,7 +136,7 @@ ResNet::ResNet(const ResNetSpec& spec, const ModelConfig& cfg) : spec_(spec), cf
 
 Tensor ResNet::forward(const Tensor& x, Taps* taps) {
   check_image_input(spec_.name, x, cfg_.in_channels);
-  Tensor h = relu(bn1->forward(conv1->forward(x)));
+  Tensor h = stem_bn_folded ? folded_conv(*conv1, x, Tensor(), true) : relu(bn1->forward(conv1->forward(x)));
   if (spec_.imagenet_stem) h = max_pool2d(h, {3, 3}, {2, 2}, {1, 1});
   put_tap(taps, "stem", h);
   for (size_t s = 0; s < layers.size(); ++s) {

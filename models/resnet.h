@@ -9,6 +9,8 @@
 // Global average pooling before fc (RepDistiller's AvgPool2d(8) is the same on 32x32 inputs).
 // Taps: "stem", "stage<i>" (stage output after ReLU), "stage<i>.preact" (the last block's
 // sum before its final ReLU), "pooled" [B, C], "logits".
+// The *bn_folded flags mark a frozen inference copy (models/fold_batch_norm.h): the BatchNorms
+// were folded into the convolutions and forward runs conv2d_bias_act instead (eval only).
 #pragma once
 #include <memory>
 #include <vector>
@@ -30,6 +32,10 @@ class BasicBlock : public nn::Module {
   std::shared_ptr<nn::Conv2d> conv1, conv2;
   std::shared_ptr<nn::BatchNorm2d> bn1, bn2;
   std::shared_ptr<nn::Sequential> downsample;  // null when the shape is unchanged
+  bool bn_folded = false;  // bn1, bn2 and downsample's BN folded into the convs (fold_batch_norm.h)
+
+ private:
+  Tensor forward_folded(const Tensor& x, Tensor* preact);
 };
 
 // conv1x1 - BN - ReLU - conv3x3(stride) - BN - ReLU - conv1x1(4x) - BN, + shortcut, ReLU.
@@ -44,6 +50,10 @@ class Bottleneck : public nn::Module {
   std::shared_ptr<nn::Conv2d> conv1, conv2, conv3;
   std::shared_ptr<nn::BatchNorm2d> bn1, bn2, bn3;
   std::shared_ptr<nn::Sequential> downsample;
+  bool bn_folded = false;  // bn1..bn3 and downsample's BN folded into the convs (fold_batch_norm.h)
+
+ private:
+  Tensor forward_folded(const Tensor& x, Tensor* preact);
 };
 
 struct ResNetSpec {
@@ -72,9 +82,11 @@ class ResNet : public Model {
   // the shortcut is the tap (mdistiller's and the OFD authors' get_bn_before_relu); else null.
   std::shared_ptr<nn::BatchNorm2d> bn_before_relu(const std::string& tap) const override;
   const ResNetSpec& spec() const { return spec_; }
+  const ModelConfig& config() const { return cfg_; }
 
   std::shared_ptr<nn::Conv2d> conv1;
   std::shared_ptr<nn::BatchNorm2d> bn1;
+  bool stem_bn_folded = false;  // bn1 folded into conv1 (fold_batch_norm.h)
   std::vector<std::shared_ptr<nn::Sequential>> layers;  // layer1, layer2, ...
   std::shared_ptr<nn::Linear> fc;
 

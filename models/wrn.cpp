@@ -4,6 +4,7 @@
 #include "engine/error.h"
 #include "engine/nn/init.h"
 #include "engine/ops.h"
+#include "models/fold_batch_norm.h"
 
 namespace retort::models {
 
@@ -29,7 +30,7 @@ Tensor WideBasicBlock::forward(const Tensor& x, Tensor* normed_in, Tensor* act_i
   Tensor act = relu(normed);
   if (normed_in) *normed_in = normed;
   if (act_in) *act_in = act;
-  Tensor out = relu(bn2->forward(conv1->forward(act)));
+  Tensor out = bn2_folded ? folded_conv(*conv1, act, Tensor(), true) : relu(bn2->forward(conv1->forward(act)));
   if (drop) out = drop->forward(out);
   out = conv2->forward(out);
   // RepDistiller: identity adds the raw input; the projection reads the activated input.

@@ -8,6 +8,8 @@
 // "stage<i>.preact" = RepDistiller's preact=True feature, the next BN applied to it (the next
 // stage's first bn1, or the final bn1; computed once inside the normal forward, so running
 // statistics are not updated twice), "pooled", "logits".
+// bn2_folded marks a frozen inference copy (models/fold_batch_norm.h): bn2 was folded into conv1
+// and conv1 + bn2 + ReLU runs as one conv2d_bias_act (eval only); the other BNs stay.
 #pragma once
 #include <memory>
 #include <vector>
@@ -28,6 +30,7 @@ class WideBasicBlock : public nn::Module {
   std::shared_ptr<nn::BatchNorm2d> bn1, bn2;
   std::shared_ptr<nn::Conv2d> conv1, conv2, conv_shortcut;  // conv_shortcut null when equal_in_out
   std::shared_ptr<nn::Dropout> drop;                        // null when drop == 0
+  bool bn2_folded = false;  // bn2 folded into conv1 (fold_batch_norm.h)
 };
 
 // RepDistiller's NetworkBlock: a Sequential named "layer".
@@ -50,6 +53,11 @@ class WideResNet : public Model {
   // "stage<i>.preact" is that BN's own output: block<i+1>.layer.0.bn1 for i < 3, the final bn1
   // for the last stage (mdistiller's and the OFD authors' get_bn_before_relu); else null.
   std::shared_ptr<nn::BatchNorm2d> bn_before_relu(const std::string& tap) const override;
+  // What it was built from (make_frozen_inference_copy builds another).
+  const std::string& name() const { return name_; }
+  int64_t depth() const { return 6 * int64_t(blocks.front()->layer->size()) + 4; }
+  int64_t widen_factor() const { return widths_[1] / 16; }
+  const ModelConfig& config() const { return cfg_; }
 
   std::shared_ptr<nn::Conv2d> conv1;
   std::vector<std::shared_ptr<NetworkBlock>> blocks;  // block1..block3

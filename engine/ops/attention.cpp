@@ -2,6 +2,7 @@
 // (kernels/cpu/attention.*) or the fused flash-style CUDA kernels (kernels/cuda/attention_flash.*).
 // The forward saves the log-sum-exp per query row; the backward recomputes the probabilities.
 // Causal masking is top-left aligned like PyTorch: query i attends to keys j <= i.
+#include "engine/autocast.h"
 #include <cmath>
 #include "engine/autograd.h"
 #include "engine/profiler.h"
@@ -13,7 +14,10 @@
 
 namespace retort {
 
-Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, double scale) {
+Tensor scaled_dot_product_attention(const Tensor& q_ac, const Tensor& k_ac, const Tensor& v_ac, bool causal, double scale) {
+  const Tensor q = autocast::lower(q_ac);
+  const Tensor k = autocast::lower(k_ac);
+  const Tensor v = autocast::lower(v_ac);
   RETORT_PROFILE_OP("scaled_dot_product_attention", q, k, v);
   const char* op = "scaled_dot_product_attention";
   RETORT_CHECK(q.defined() && k.defined() && v.defined(), "{}: q, k and v must all be defined", op);

@@ -1,4 +1,5 @@
 // Broadcast binary ops add, sub, mul, div: shape checks, autograd, dispatch.
+#include "engine/autocast.h"
 #include "engine/autograd.h"
 #include "engine/profiler.h"
 #include "engine/ops.h"
@@ -17,7 +18,10 @@ Tensor broadcast_binary(BinaryOp op, const Tensor& a, const Tensor& b, const cha
   return out;
 }
 
-Tensor add(const Tensor& a, const Tensor& b) {
+Tensor add(const Tensor& a_ac, const Tensor& b_ac) {
+  const auto promoted = autocast::promote(a_ac, b_ac);
+  const Tensor& a = promoted.first;
+  const Tensor& b = promoted.second;
   RETORT_PROFILE_OP("add", a, b);
   Tensor out = broadcast_binary(BinaryOp::add, a, b, "add");
   if (needs_grad({&a, &b})) {
@@ -27,7 +31,10 @@ Tensor add(const Tensor& a, const Tensor& b) {
   prof.add_output_bytes(out);
   return out;
 }
-Tensor sub(const Tensor& a, const Tensor& b) {
+Tensor sub(const Tensor& a_ac, const Tensor& b_ac) {
+  const auto promoted = autocast::promote(a_ac, b_ac);
+  const Tensor& a = promoted.first;
+  const Tensor& b = promoted.second;
   RETORT_PROFILE_OP("sub", a, b);
   Tensor out = broadcast_binary(BinaryOp::sub, a, b, "sub");
   if (needs_grad({&a, &b})) {
@@ -37,7 +44,10 @@ Tensor sub(const Tensor& a, const Tensor& b) {
   prof.add_output_bytes(out);
   return out;
 }
-Tensor mul(const Tensor& a, const Tensor& b) {
+Tensor mul(const Tensor& a_ac, const Tensor& b_ac) {
+  const auto promoted = autocast::promote(a_ac, b_ac);
+  const Tensor& a = promoted.first;
+  const Tensor& b = promoted.second;
   RETORT_PROFILE_OP("mul", a, b);
   Tensor out = broadcast_binary(BinaryOp::mul, a, b, "mul");
   if (needs_grad({&a, &b})) {
@@ -51,7 +61,10 @@ Tensor mul(const Tensor& a, const Tensor& b) {
   prof.add_output_bytes(out);
   return out;
 }
-Tensor div(const Tensor& a, const Tensor& b) {
+Tensor div(const Tensor& a_ac, const Tensor& b_ac) {
+  const auto promoted = autocast::promote(a_ac, b_ac);
+  const Tensor& a = promoted.first;
+  const Tensor& b = promoted.second;
   RETORT_PROFILE_OP("div", a, b);
   Tensor out = broadcast_binary(BinaryOp::div, a, b, "div");
   if (needs_grad({&a, &b})) {

@@ -3,6 +3,7 @@
 // same three kernels (its forward is conv2d's input gradient). bf16 on the CPU is computed in f32
 // (and on CUDA too if cuDNN turns bf16 down).
 // The backward pieces (input and weight gradients) are first-order only.
+#include "engine/autocast.h"
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -143,7 +144,10 @@ double conv_flops(const Conv2dGeometry& g) {
 }
 }  // namespace
 
-Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opt) {
+Tensor conv2d(const Tensor& x_ac, const Tensor& weight_ac, const Tensor& bias_ac, const Conv2dOptions& opt) {
+  const Tensor x = autocast::lower(x_ac);
+  const Tensor weight = autocast::lower(weight_ac);
+  const Tensor bias = autocast::lower(bias_ac);
   RETORT_PROFILE_OP("conv2d", x, weight);
   const Conv2dGeometry g = check_conv(x, weight, bias, opt);
   if (prof.on()) prof.set_flops(conv_flops(g));
@@ -175,8 +179,11 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   return out;
 }
 
-Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opt,
+Tensor conv_transpose2d(const Tensor& x_ac, const Tensor& weight_ac, const Tensor& bias_ac, const Conv2dOptions& opt,
                         std::array<int64_t, 2> output_padding) {
+  const Tensor x = autocast::lower(x_ac);
+  const Tensor weight = autocast::lower(weight_ac);
+  const Tensor bias = autocast::lower(bias_ac);
   RETORT_PROFILE_OP("conv_transpose2d", x, weight);
   RETORT_CHECK(x.defined() && weight.defined(), "conv_transpose2d: undefined operand");
   RETORT_CHECK(x.dim() == 4, "conv_transpose2d: input (x) must be 4-D [N, C_in, H, W], got shape {}", shape_str(x.shape()));

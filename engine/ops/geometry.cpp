@@ -1,5 +1,6 @@
 // Geometry ops: l2_normalize (torch F.normalize: x / max(||x||, eps) along a dim) and
 // pairwise_sq_dist (squared Euclidean distances between the rows of two matrices).
+#include "engine/autocast.h"
 #include "engine/autograd.h"
 #include "engine/profiler.h"
 #include "engine/error.h"
@@ -22,7 +23,8 @@ Tensor pairwise_grad(const Tensor& g, const Tensor& a, const Tensor& b) {
 }
 }  // namespace
 
-Tensor l2_normalize(const Tensor& x_in, int64_t dim, double eps) {
+Tensor l2_normalize(const Tensor& x_in_ac, int64_t dim, double eps) {
+  const Tensor x_in = autocast::to_f32(x_in_ac);
   RETORT_PROFILE_OP("l2_normalize", x_in);
   RETORT_CHECK(x_in.defined(), "l2_normalize: undefined operand");
   RETORT_CHECK(is_floating(x_in.dtype()), "l2_normalize: expects a floating tensor, got {}", x_in.str());
@@ -54,7 +56,9 @@ Tensor l2_normalize(const Tensor& x_in, int64_t dim, double eps) {
   return out;
 }
 
-Tensor pairwise_sq_dist(const Tensor& a_in, const Tensor& b_in) {
+Tensor pairwise_sq_dist(const Tensor& a_in_ac, const Tensor& b_in_ac) {
+  const Tensor a_in = autocast::to_f32(a_in_ac);
+  const Tensor b_in = autocast::to_f32(b_in_ac);
   RETORT_PROFILE_OP("pairwise_sq_dist", a_in, b_in);
   RETORT_CHECK(a_in.defined() && b_in.defined(), "pairwise_sq_dist: undefined operand");
   RETORT_CHECK(a_in.dim() == 2 && b_in.dim() == 2 && a_in.size(1) == b_in.size(1),

@@ -1,5 +1,7 @@
 // Losses: cross_entropy (fused log-softmax kernel with label smoothing), kl_div (PyTorch
 // semantics, batchmean divides by size(0)), mse_loss, smooth_l1_loss; shared reductions.
+#include <limits>
+#include "engine/autocast.h"
 #include "engine/autograd.h"
 #include "engine/profiler.h"
 #include "engine/error.h"
@@ -55,9 +57,24 @@ Tensor pointwise_loss(PointwiseLoss kind, const Tensor& a_in, const Tensor& b_in
   }
   return out;
 }
+thread_local bool g_defer_label_check = false;
+bool label_check_deferred() { return g_defer_label_check; }
+
+// [1]: NaN when the kernel found a bad row (bad < rows), else 0; in the loss's dtype.
+Tensor nan_where_bad(const Tensor& bad, int64_t rows, const Tensor& like) {
+  NoGradGuard no_grad;
+  const Tensor found = gt(rsub(double(rows), bad.to(DType::f32)), 0.5);
+  const Tensor nan = Tensor::full({1}, std::numeric_limits<double>::quiet_NaN(), like.dtype(), like.device());
+  return where(found, nan, Tensor::zeros({1}, like.dtype(), like.device()));
+}
+
 }  // namespace
 
-Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_smoothing, Reduction reduction) {
+DeferLabelCheck::DeferLabelCheck() : prev_(g_defer_label_check) { g_defer_label_check = true; }
+DeferLabelCheck::~DeferLabelCheck() { g_defer_label_check = prev_; }
+
+Tensor cross_entropy(const Tensor& logits_ac, const Tensor& target, double label_smoothing, Reduction reduction) {
+  const Tensor logits = autocast::to_f32(logits_ac);
   RETORT_PROFILE_OP("cross_entropy", logits, target);
   RETORT_CHECK(logits.defined() && target.defined(), "cross_entropy: undefined operand");
   RETORT_CHECK(logits.dim() == 2 && is_floating(logits.dtype()),
@@ -78,11 +95,13 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_sm
   Tensor bad = Tensor::full({1}, double(rows), DType::i64, dev);
   RETORT_KERNEL(dev, cross_entropy_forward, x.dtype(), x.raw_data(), t.data<int64_t>(), loss.raw_data(), lse.raw_data(),
                 rows, classes, label_smoothing, bad.data<int64_t>());
-  const int64_t bad_row = bad.to_i64_vector()[0];
-  if (bad_row < rows) {
-    const int64_t label = t.slice(0, bad_row, bad_row + 1).to_i64_vector()[0];
-    fail("cross_entropy: target label {} at row {} is out of range [0, {}) for logits {}", label, bad_row, classes,
-         logits.str());
+  if (!label_check_deferred()) {
+    const int64_t bad_row = bad.to_i64_vector()[0];
+    if (bad_row < rows) {
+      const int64_t label = t.slice(0, bad_row, bad_row + 1).to_i64_vector()[0];
+      fail("cross_entropy: target label {} at row {} is out of range [0, {}) for logits {}", label, bad_row, classes,
+           logits.str());
+    }
   }
   if (needs_grad({&logits})) {
     record(loss, "cross_entropy", {logits}, [x, t, lse, rows, classes, label_smoothing](const Tensor& g_in) {
@@ -93,10 +112,14 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_sm
       return std::vector<Tensor>{dx};
     });
   }
+  // Deferred check: a label out of range makes the loss NaN on the device (no host read).
+  if (label_check_deferred()) loss = add(loss, nan_where_bad(bad, rows, loss));
   return reduce_loss(loss, reduction);
 }
 
-Tensor kl_div(const Tensor& log_q, const Tensor& target, Reduction reduction, bool log_target) {
+Tensor kl_div(const Tensor& log_q_ac, const Tensor& target_ac, Reduction reduction, bool log_target) {
+  const Tensor log_q = autocast::to_f32(log_q_ac);
+  const Tensor target = autocast::to_f32(target_ac);
   RETORT_PROFILE_OP("kl_div", log_q, target);
   check_pair(log_q, target, "kl_div", "input (log q)", "target");
   Tensor terms = pointwise_loss(log_target ? PointwiseLoss::kl_div_log_target : PointwiseLoss::kl_div, log_q, target,
@@ -104,14 +127,18 @@ Tensor kl_div(const Tensor& log_q, const Tensor& target, Reduction reduction, bo
   return reduce_loss(terms, reduction);
 }
 
-Tensor mse_loss(const Tensor& a, const Tensor& b, Reduction reduction) {
+Tensor mse_loss(const Tensor& a_ac, const Tensor& b_ac, Reduction reduction) {
+  const Tensor a = autocast::to_f32(a_ac);
+  const Tensor b = autocast::to_f32(b_ac);
   RETORT_PROFILE_OP("mse_loss", a, b);
   check_pair(a, b, "mse_loss", "input", "target");
   Tensor d = sub(a, b);
   return reduce_loss(mul(d, d), reduction);
 }
 
-Tensor smooth_l1_loss(const Tensor& a, const Tensor& b, double beta, Reduction reduction) {
+Tensor smooth_l1_loss(const Tensor& a_ac, const Tensor& b_ac, double beta, Reduction reduction) {
+  const Tensor a = autocast::to_f32(a_ac);
+  const Tensor b = autocast::to_f32(b_ac);
   RETORT_PROFILE_OP("smooth_l1_loss", a, b);
   check_pair(a, b, "smooth_l1_loss", "input", "target");
   RETORT_CHECK(beta >= 0.0, "smooth_l1_loss: beta must be >= 0, got {}", beta);

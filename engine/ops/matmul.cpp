@@ -1,6 +1,7 @@
 // matmul (batched, broadcast batch dims) and linear: shape checks, autograd, dispatch to
 // OpenBLAS on the CPU and cuBLAS / cuBLASLt on CUDA. Transposed views are passed to the
 // GEMM as transpose flags, not copied (backward relies on this).
+#include "engine/autocast.h"
 #include <algorithm>
 #include <cstdint>
 #include "engine/autograd.h"
@@ -167,7 +168,9 @@ Tensor linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias) {
 
 }  // namespace
 
-Tensor matmul(const Tensor& a, const Tensor& b) {
+Tensor matmul(const Tensor& a_ac, const Tensor& b_ac) {
+  const Tensor a = autocast::lower(a_ac);
+  const Tensor b = autocast::lower(b_ac);
   RETORT_PROFILE_OP("matmul", a, b);
   Tensor out = matmul_forward(a, b);
   if (prof.on()) prof.set_flops(2.0 * double(out.numel()) * double(a.size(-1)));
@@ -182,7 +185,10 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+Tensor linear(const Tensor& x_ac, const Tensor& weight_ac, const Tensor& bias_ac) {
+  const Tensor x = autocast::lower(x_ac);
+  const Tensor weight = autocast::lower(weight_ac);
+  const Tensor bias = autocast::lower(bias_ac);
   RETORT_PROFILE_OP("linear", x, weight);
   Tensor out = linear_forward(x, weight, bias);
   if (prof.on()) prof.set_flops(2.0 * double(out.numel()) * double(weight.size(1)));

@@ -1,5 +1,6 @@
 // maximum(a, b): broadcast elementwise max; the gradient goes to a where a >= b (ties to a),
 // to b elsewhere. Reuses the broadcast binary kernels (BinaryOp::maximum, BinaryOp::ge_mask).
+#include "engine/autocast.h"
 #include "engine/autograd.h"
 #include "engine/profiler.h"
 #include "engine/ops.h"
@@ -8,7 +9,10 @@
 
 namespace retort {
 
-Tensor maximum(const Tensor& a, const Tensor& b) {
+Tensor maximum(const Tensor& a_ac, const Tensor& b_ac) {
+  const auto promoted = autocast::promote(a_ac, b_ac);
+  const Tensor& a = promoted.first;
+  const Tensor& b = promoted.second;
   RETORT_PROFILE_OP("maximum", a, b);
   Tensor out = broadcast_binary(BinaryOp::maximum, a, b, "maximum");
   if (needs_grad({&a, &b})) {

@@ -1,6 +1,7 @@
 // batch_norm2d and layer_norm: shape checks, running-statistics update, autograd wiring and
 // dispatch to the fused kernels in kernels/cpu/norm.* and kernels/cuda/norm.*.
 // batch_norm2d accepts [N, C, H, W] (and, like BatchNorm1d, [N, C] or [N, C, L]).
+#include "engine/autocast.h"
 #include "engine/autograd.h"
 #include "engine/profiler.h"
 #include "engine/error.h"
@@ -54,8 +55,9 @@ void update_batch_norm_running_stats(Tensor running_mean, Tensor running_var, co
   rv.copy_(add(mul(rv, 1.0 - momentum), mul(var.to(rv.dtype()), momentum * count / (count - 1.0))));
 }
 
-Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
+Tensor batch_norm2d(const Tensor& x_ac, const Tensor& weight, const Tensor& bias, Tensor running_mean,
                     Tensor running_var, bool training, double momentum, double eps) {
+  const Tensor x = autocast::to_f32(x_ac);
   RETORT_PROFILE_OP("batch_norm2d", x, weight, bias, running_mean, running_var);
   const char* op = "batch_norm2d";
   check_input(x, op);
@@ -109,7 +111,8 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, T
   return y;
 }
 
-Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
+Tensor layer_norm(const Tensor& x_ac, const Tensor& weight, const Tensor& bias, double eps) {
+  const Tensor x = autocast::to_f32(x_ac);
   RETORT_PROFILE_OP("layer_norm", x, weight, bias);
   const char* op = "layer_norm";
   check_input(x, op);

@@ -1,5 +1,6 @@
 // Reductions beyond sum: mean, max (gradient to the first maximal element), var and argmax.
 // All plan through plan_reduction (reduced dims moved last, contiguous [outer, inner] rows).
+#include "engine/autocast.h"
 #include <algorithm>
 #include <limits>
 #include "engine/autograd.h"
@@ -46,7 +47,8 @@ void run_max_rows(const ReducePlan& p, DType dtype, Device device, Tensor* value
 }
 }  // namespace
 
-Tensor mean(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
+Tensor mean(const Tensor& a_ac, const std::vector<int64_t>& dims, bool keepdim) {
+  const Tensor a = autocast::to_f32(a_ac);
   RETORT_PROFILE_OP("mean", a);
   check_float_input(a, "mean");
   ReducePlan p = plan_reduction(a, dims, keepdim, "mean", true);
@@ -88,7 +90,8 @@ Tensor max(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
   return out;
 }
 
-Tensor var(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim, bool unbiased) {
+Tensor var(const Tensor& a_ac, const std::vector<int64_t>& dims, bool keepdim, bool unbiased) {
+  const Tensor a = autocast::to_f32(a_ac);
   RETORT_PROFILE_OP("var", a);
   check_float_input(a, "var");
   ReducePlan p = plan_reduction(a, dims, keepdim, "var");  // validates dims, gives the count

@@ -1,6 +1,7 @@
 // sum over dims (keepdim): the reduction every backward needs. Moves the reduced dims last,
 // then reduces contiguous rows on CPU or CUDA; on the CPU, a contiguous input whose reduced dims
 // lead is summed by columns where it lies (the same bits, no transposed copy).
+#include "engine/autocast.h"
 #include <algorithm>
 #include "engine/autograd.h"
 #include "engine/profiler.h"
@@ -65,7 +66,8 @@ Tensor reduce_rows(ReduceOp op, const ReducePlan& p, DType dtype, Device device)
   return out;
 }
 
-Tensor sum(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
+Tensor sum(const Tensor& a_ac, const std::vector<int64_t>& dims, bool keepdim) {
+  const Tensor a = autocast::to_f32(a_ac);
   RETORT_PROFILE_OP("sum", a);
   RETORT_CHECK(a.defined(), "sum: undefined operand");
   ReducePlan p = plan_reduction(a, dims, keepdim, "sum", true);

@@ -1,5 +1,6 @@
 // Comparisons and selection: gt, eq (u8 masks, no gradient), where, masked_fill,
 // index_select and gather (gradients by index_add / scatter_add into zeros).
+#include "engine/autocast.h"
 #include "engine/autograd.h"
 #include "engine/profiler.h"
 #include "engine/error.h"
@@ -65,7 +66,10 @@ Tensor eq(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor where(const Tensor& mask, const Tensor& a, const Tensor& b) {
+Tensor where(const Tensor& mask, const Tensor& a_ac, const Tensor& b_ac) {
+  const auto promoted = autocast::promote(a_ac, b_ac);
+  const Tensor& a = promoted.first;
+  const Tensor& b = promoted.second;
   RETORT_PROFILE_OP("where", mask, a, b);
   RETORT_CHECK(mask.defined() && a.defined() && b.defined(), "where: an operand is undefined");
   RETORT_CHECK(mask.dtype() == DType::u8, "where: the mask must be u8 (from gt/eq), got {}", mask.str());

@@ -1,6 +1,7 @@
 // Shape ops: concat, stack, split, chunk and constant pad. Results are written with
 // Tensor::copy_ into views of a preallocated output (copy_ runs the CPU or CUDA strided-copy
 // kernel); split and chunk return views. Backward slices the gradient.
+#include "engine/autocast.h"
 #include <algorithm>
 #include "engine/autograd.h"
 #include "engine/profiler.h"
@@ -16,7 +17,8 @@ Tensor box(Tensor t, const Shape& start, const Shape& extent) {
 }
 }  // namespace
 
-Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
+Tensor concat(const std::vector<Tensor>& xs_ac, int64_t dim) {
+  const std::vector<Tensor> xs = autocast::promote(xs_ac);
   RETORT_PROFILE_OP("concat");
   RETORT_CHECK(!xs.empty(), "concat: no tensors given");
   const Tensor& first = xs[0];
@@ -61,7 +63,8 @@ Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
   return out;
 }
 
-Tensor stack(const std::vector<Tensor>& xs, int64_t dim) {
+Tensor stack(const std::vector<Tensor>& xs_ac, int64_t dim) {
+  const std::vector<Tensor> xs = autocast::promote(xs_ac);
   RETORT_PROFILE_OP("stack");
   RETORT_CHECK(!xs.empty(), "stack: no tensors given");
   RETORT_CHECK(xs[0].defined(), "stack: input 0 is undefined");

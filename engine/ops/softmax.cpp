@@ -1,5 +1,6 @@
 // softmax and log_softmax over any dim: the dim is moved last and made contiguous, the fused
 // row kernels run forward and backward, and the result is laid back out in the input's order.
+#include "engine/autocast.h"
 #include "engine/autograd.h"
 #include "engine/profiler.h"
 #include "engine/error.h"
@@ -26,7 +27,8 @@ Tensor softmax_rows_backward(const Tensor& y, const Tensor& g, bool log) {
   return dx;
 }
 
-Tensor softmax_impl(const Tensor& a, int64_t dim_in, bool log, const char* op) {
+Tensor softmax_impl(const Tensor& a_ac, int64_t dim_in, bool log, const char* op) {
+  const Tensor a = autocast::to_f32(a_ac);
   RETORT_PROFILE_OP(op, a);
   RETORT_CHECK(a.defined(), "{}: undefined operand", op);
   RETORT_CHECK(is_floating(a.dtype()), "{}: expects a floating tensor, got {}", op, a.str());

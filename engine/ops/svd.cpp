@@ -2,6 +2,7 @@
 // through both (kernels/svd.h has the algorithm, the sign convention and the gradient).
 // The kernel writes S and V packed as one f64 tensor [B, 1 + C, K] (row 0: S); the op returns
 // views of its cast to x's dtype, so the two outputs share one autograd node.
+#include "engine/autocast.h"
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/kernel_call.h"
@@ -11,7 +12,8 @@
 
 namespace retort {
 
-std::vector<Tensor> svd_right(const Tensor& x_in) {
+std::vector<Tensor> svd_right(const Tensor& x_in_ac) {
+  const Tensor x_in = autocast::to_f32(x_in_ac);
   RETORT_PROFILE_OP("svd_right", x_in);
   RETORT_CHECK(x_in.defined(), "svd_right: undefined operand");
   RETORT_CHECK(is_floating(x_in.dtype()), "svd_right: expects a floating tensor, got {}", x_in.str());

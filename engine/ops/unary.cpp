@@ -1,6 +1,7 @@
 // Elementwise unary ops (exp, log, sqrt, pow, abs, clamp, relu, gelu, sigmoid, tanh): checks,
 // autograd (one fused backward kernel per op) and dispatch to kernels/cpu|cuda/unary.
 #include <cmath>
+#include "engine/autocast.h"
 #include "engine/autograd.h"
 #include "engine/profiler.h"
 #include "engine/error.h"
@@ -44,10 +45,12 @@ Tensor unary_op(UnaryOp op, const Tensor& a, const char* name, UnaryParams prm) 
   return out;
 }
 
-Tensor exp(const Tensor& a) { return unary_op(UnaryOp::exp, a, "exp"); }
-Tensor log(const Tensor& a) { return unary_op(UnaryOp::log, a, "log"); }
-Tensor sqrt(const Tensor& a) { return unary_op(UnaryOp::sqrt, a, "sqrt"); }
-Tensor pow(const Tensor& a, double exponent) { return unary_op(UnaryOp::pow, a, "pow", {exponent, 0.0}); }
+Tensor exp(const Tensor& a) { return unary_op(UnaryOp::exp, autocast::to_f32(a), "exp"); }
+Tensor log(const Tensor& a) { return unary_op(UnaryOp::log, autocast::to_f32(a), "log"); }
+Tensor sqrt(const Tensor& a) { return unary_op(UnaryOp::sqrt, autocast::to_f32(a), "sqrt"); }
+Tensor pow(const Tensor& a, double exponent) {
+  return unary_op(UnaryOp::pow, autocast::to_f32(a), "pow", {exponent, 0.0});
+}
 Tensor abs(const Tensor& a) { return unary_op(UnaryOp::abs, a, "abs"); }
 Tensor clamp(const Tensor& a, double lo, double hi) {
   RETORT_CHECK(!(lo > hi), "clamp: lo {} is greater than hi {}", lo, hi);

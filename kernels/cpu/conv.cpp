@@ -6,6 +6,8 @@
 // a lone chunk splits its GEMMs over the team instead).
 // col2im folds column gradients back. The weight gradient sums per-thread partials in thread
 // order (deterministic for a fixed thread count).
+// conv2d_bias_act (inference) runs the forward above, then one pass adding bias and residual and
+// applying the ReLU.
 #include "kernels/conv.h"
 #include "kernels/cpu/conv_onednn.h"
 #include <algorithm>
@@ -284,4 +286,37 @@ void conv2d_backward_bias(DType type, const void* gy, void* gb, int64_t n, int64
   else run(static_cast<double*>(gb), static_cast<const double*>(gy));
 }
 
+namespace {
+// y = act(y + bias[c] + residual), one pass over the convolution's output (bias first, then the
+// residual, in T: the same roundings as adding them with separate ops).
+template <typename T>
+void add_bias_residual_act(const Conv2dGeometry& g, const T* bias, const T* residual, bool relu, T* y) {
+  const int64_t plane = g.oh * g.ow, planes = g.n * g.oc;
+#pragma omp parallel for if (planes * plane > 65536)
+  for (int64_t p = 0; p < planes; ++p) {
+    const T b = bias[p % g.oc];
+    T* out = y + p * plane;
+    const T* res = residual ? residual + p * plane : nullptr;
+    for (int64_t i = 0; i < plane; ++i) {
+      T v = out[i] + b;
+      if (res) v = v + res[i];
+      out[i] = relu && v < T(0) ? T(0) : v;  // NaN passes, like relu
+    }
+  }
+}
+}  // namespace
+
+void conv2d_bias_act(DType type, const Conv2dGeometry& g, const void* x, const void* weight, const void* bias,
+                     const void* residual, bool relu, void* y) {
+  check_type(type, "conv2d_bias_act");
+  RETORT_REQUIRE(bias != nullptr, "conv2d_bias_act: the bias is required");
+  conv2d_forward(type, g, x, weight, nullptr, y);
+  if (empty_problem(g)) return;
+  if (type == DType::f32)
+    add_bias_residual_act(g, static_cast<const float*>(bias), static_cast<const float*>(residual), relu,
+                          static_cast<float*>(y));
+  else
+    add_bias_residual_act(g, static_cast<const double*>(bias), static_cast<const double*>(residual), relu,
+                          static_cast<double*>(y));
+}
 }  // namespace retort::cpu

@@ -3,14 +3,22 @@
 // heuristic Get*_v7) and cached; workspaces come from the engine's pooled stream-ordered
 // allocator (device_alloc, the same pool that backs tensors; .cu files cannot include tensor.h
 // because nvcc builds them as C++17).
-// f32/f64 run with FMA math only (no TF32) for parity with the CPU; bf16 may use tensor cores.
+// f32/f64 run with FMA math only (no TF32) for parity with the CPU, unless a tf32 precision scope
+// allows TF32 for f32 (kernels/math_mode.h); bf16 may use tensor cores.
 // The bias is added by a small kernel. Backward-filter algorithms may be non-deterministic.
+// conv2d_bias_act (inference): cudnnConvolutionBiasActivationForward with the same descriptors,
+// algorithm cache and workspace; the plain forward + one elementwise kernel where cuDNN refuses.
 #include <cudnn.h>
 #include <array>
+#include <atomic>
+#include <cstdio>
 #include <map>
 #include <mutex>
+#include <set>
+#include <vector>
 #include "kernels/cuda/cuda_api.h"
 #include "kernels/cuda/common.cuh"
+#include "kernels/math_mode.h"
 #include "kernels/conv.h"
 
 namespace retort::cuda {
@@ -47,6 +55,9 @@ int as_int(int64_t v) {
 }
 
 // The descriptors of one convolution, destroyed with it.
+// f32 inside a tf32 precision scope (kernels/math_mode.h) may run on TF32 tensor cores.
+bool tf32_for(DType type) { return type == DType::f32 && kernels::tf32_allowed(); }
+
 struct Descriptors {
   cudnnTensorDescriptor_t x = nullptr, y = nullptr;
   cudnnFilterDescriptor_t w = nullptr;
@@ -78,7 +89,8 @@ struct Descriptors {
   Descriptors(const Descriptors&) = delete;
   Descriptors& operator=(const Descriptors&) = delete;
   static cudnnMathType_t math_for(DType type) {
-    return type == DType::bf16 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
+    if (type == DType::bf16) return CUDNN_TENSOR_OP_MATH;
+    return tf32_for(type) ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;  // DEFAULT allows TF32 on Ampere+
   }
 };
 
@@ -94,14 +106,14 @@ struct Choice {
 using Key = std::array<int64_t, 19>;
 Key key_of(DType type, const Conv2dGeometry& g, Direction dir) {
   return {int64_t(type), int64_t(dir), g.n, g.c, g.h, g.w, g.oc, g.kh, g.kw, g.oh, g.ow, g.stride_h, g.stride_w,
-          g.pad_h, g.pad_w, g.dil_h, g.dil_w, g.groups, 0};
+          g.pad_h, g.pad_w, g.dil_h, g.dil_w, g.groups, int64_t(tf32_for(type))};
 }
 
 std::mutex g_cache_mutex;
 std::map<Key, Choice> g_cache;
 
 bool math_allowed(DType type, cudnnMathType_t m) {
-  if (type == DType::bf16) return true;
+  if (type == DType::bf16 || tf32_for(type)) return true;
   return m == CUDNN_FMA_MATH || m == CUDNN_DEFAULT_MATH;  // no TF32 for f32/f64
 }
 
@@ -203,7 +215,7 @@ Choice choose(DType type, const Conv2dGeometry& g, Direction dir, const Descript
 // bf16 runs with the math type the search picked; f32/f64 stay FMA-only (DEFAULT_MATH would
 // allow TF32 on Ampere and later).
 void set_math(DType type, const Descriptors& d, const Choice& ch) {
-  if (type == DType::bf16) RETORT_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv, ch.math));
+  if (type == DType::bf16 || tf32_for(type)) RETORT_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv, ch.math));
 }
 
 // Scaling factors: double for f64 data, float otherwise.
@@ -308,4 +320,139 @@ void conv2d_backward_weight(DType type, const Conv2dGeometry& g, const void* x, 
                                                     zero.ptr(type), d.w, gw));
 }
 
+// ---------------------------------------------------------------- conv2d_bias_act
+namespace {
+// y = act(y + bias[c] + residual): the unfused path's one pass after the plain convolution.
+template <typename T>
+__global__ void bias_residual_act(T* y, const T* bias, const T* residual, int64_t total, int64_t channels,
+                                  int64_t plane, bool relu) {
+  using A = typename Acc<T>::type;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    A v = A(ld(y, i)) + A(ld(bias, (i / plane) % channels));
+    if (residual) v = v + A(ld(residual, i));
+    st(y, i, relu && v < A(0) ? A(0) : v);  // NaN passes, like relu
+  }
+}
+
+void unfused_bias_act(DType type, const Conv2dGeometry& g, const void* x, const void* weight, const void* bias,
+                      const void* residual, bool relu, void* y) {
+  conv2d_forward(type, g, x, weight, nullptr, y);
+  const int64_t total = g.n * g.oc * g.oh * g.ow;
+  if (total == 0) return;
+  RETORT_CUDA_DISPATCH_FLOAT(type, "conv2d_bias_act", [&] {
+    bias_residual_act<scalar_t><<<grid_for(total), 256, 0, stream()>>>(
+        static_cast<scalar_t*>(y), static_cast<const scalar_t*>(bias), static_cast<const scalar_t*>(residual), total,
+        g.oc, g.oh * g.ow, relu);
+    RETORT_CUDA_LAUNCH_CHECK();
+  });
+}
+
+// The bias [1, oc, 1, 1] and activation descriptors the fused call adds to a convolution's.
+struct BiasActDescriptors {
+  cudnnTensorDescriptor_t bias = nullptr;
+  cudnnActivationDescriptor_t act = nullptr;
+  BiasActDescriptors(DType type, const Conv2dGeometry& g, bool relu) {
+    RETORT_CUDNN_CHECK(cudnnCreateTensorDescriptor(&bias));
+    RETORT_CUDNN_CHECK(cudnnCreateActivationDescriptor(&act));
+    RETORT_CUDNN_CHECK(cudnnSetTensor4dDescriptor(bias, CUDNN_TENSOR_NCHW, data_type(type), 1, as_int(g.oc), 1, 1));
+    RETORT_CUDNN_CHECK(cudnnSetActivationDescriptor(act, relu ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_IDENTITY,
+                                                    CUDNN_PROPAGATE_NAN, 0.0));
+  }
+  ~BiasActDescriptors() {
+    if (act) cudnnDestroyActivationDescriptor(act);
+    if (bias) cudnnDestroyTensorDescriptor(bias);
+  }
+  BiasActDescriptors(const BiasActDescriptors&) = delete;
+  BiasActDescriptors& operator=(const BiasActDescriptors&) = delete;
+};
+
+// cuDNN 9 reports refusals as sub-codes of NOT_SUPPORTED (3000-3999).
+bool is_refusal(cudnnStatus_t st) {
+#ifdef CUDNN_STATUS_CATEGORY
+  return CUDNN_STATUS_CATEGORY(int(st)) == int(CUDNN_STATUS_NOT_SUPPORTED);
+#else
+  return st == CUDNN_STATUS_NOT_SUPPORTED;
+#endif
+}
+
+// Geometries (with dtype and activation) cuDNN refused to fuse: they go straight to the
+// unfused path; the first refusal is said once on stderr.
+std::mutex g_refused_mutex;
+std::set<Key> g_refused;
+std::atomic<bool> g_refusal_reported{false};
+Key fused_key(DType type, const Conv2dGeometry& g, bool relu) {
+  Key k = key_of(type, g, Direction::forward);
+  k[18] = relu ? 2 : 1;
+  return k;
+}
+bool known_refused(const Key& k) {
+  std::lock_guard<std::mutex> lock(g_refused_mutex);
+  return g_refused.count(k) > 0;
+}
+void note_refusal(const Key& k, cudnnStatus_t st) {
+  {
+    std::lock_guard<std::mutex> lock(g_refused_mutex);
+    g_refused.insert(k);
+  }
+  if (!g_refusal_reported.exchange(true))
+    std::fprintf(stderr,
+                 "retort: cuDNN refused a fused convolution + bias + activation (%s); conv2d_bias_act runs such "
+                 "convolutions as a convolution and a separate elementwise kernel\n",
+                 cudnnGetErrorString(st));
+}
+
+// The algorithms to try: IDENTITY works only with IMPLICIT_PRECOMP_GEMM (cuDNN's rule); with
+// RELU the forward search's choice first, then IMPLICIT_PRECOMP_GEMM.
+std::vector<Choice> fused_candidates(DType type, const Conv2dGeometry& g, bool relu, const Descriptors& d,
+                                     const void* x, const void* weight, void* y) {
+  std::vector<Choice> out;
+  if (relu) out.push_back(choose(type, g, Direction::forward, d, x, weight, y));
+  const int precomp = int(CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM);
+  if (out.empty() || out[0].algo != precomp) {
+    Choice c;
+    c.algo = precomp;
+    c.math = Descriptors::math_for(type);
+    const cudnnStatus_t st = cudnnGetConvolutionForwardWorkspaceSize(
+        handle(), d.x, d.w, d.conv, d.y, cudnnConvolutionFwdAlgo_t(precomp), &c.workspace);
+    if (st == CUDNN_STATUS_SUCCESS) out.push_back(c);
+  }
+  return out;
+}
+
+// One fused call; returns cuDNN's status (other than a refusal, errors are raised).
+cudnnStatus_t fused_call(DType type, const Descriptors& d, const BiasActDescriptors& ba, const Choice& ch,
+                         const void* x, const void* weight, const void* bias, const void* residual, void* y) {
+  set_math(type, d, ch);
+  Workspace ws(ch.workspace);
+  const Scale one(1.0), blend(residual ? 1.0 : 0.0);
+  // Without a residual z is y itself, scaled by 0 (and zeroed: a scale of 0 is not documented to
+  // leave z unread, and fresh memory may hold NaN).
+  const void* z = residual ? residual : y;
+  cudnnStatus_t st = cudnnConvolutionBiasActivationForward(
+      handle(), one.ptr(type), d.x, x, d.w, weight, d.conv, cudnnConvolutionFwdAlgo_t(ch.algo), ws.data(),
+      ch.workspace, blend.ptr(type), d.y, z, ba.bias, bias, ba.act, d.y, y);
+  if (st != CUDNN_STATUS_SUCCESS && !is_refusal(st))
+    raise("cuDNN error in cudnnConvolutionBiasActivationForward (", __FILE__, ":", __LINE__,
+          "): ", cudnnGetErrorString(st));
+  return st;
+}
+}  // namespace
+
+void conv2d_bias_act(DType type, const Conv2dGeometry& g, const void* x, const void* weight, const void* bias,
+                     const void* residual, bool relu, void* y) {
+  RETORT_REQUIRE(bias != nullptr, "conv2d_bias_act: the bias is required");
+  if (g.n == 0 || g.oc == 0) return;
+  const Key key = fused_key(type, g, relu);
+  if (known_refused(key)) return unfused_bias_act(type, g, x, weight, bias, residual, relu, y);
+  Descriptors d(type, g);
+  BiasActDescriptors ba(type, g, relu);
+  const std::vector<Choice> candidates = fused_candidates(type, g, relu, d, x, weight, y);  // may write y
+  const size_t y_bytes = size_t(g.n * g.oc * g.oh * g.ow) * dtype_size(type);
+  if (!residual) RETORT_CUDA_CHECK(cudaMemsetAsync(y, 0, y_bytes, stream()));
+  cudnnStatus_t st = CUDNN_STATUS_NOT_SUPPORTED;
+  for (const Choice& ch : candidates)
+    if ((st = fused_call(type, d, ba, ch, x, weight, bias, residual, y)) == CUDNN_STATUS_SUCCESS) return;
+  note_refusal(key, st);
+  unfused_bias_act(type, g, x, weight, bias, residual, relu, y);
+}
 }  // namespace retort::cuda

@@ -5,6 +5,7 @@
 #include <climits>
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_api.h"
+#include "kernels/math_mode.h"
 #include "kernels/matmul.h"
 
 namespace retort::cuda {
@@ -62,6 +63,14 @@ uint32_t alignment_of(const void* p) {
   return a;
 }
 
+// f64 computes in f64; f32 in plain f32 FMA, or on TF32 tensor cores inside a tf32 precision
+// scope (kernels/math_mode.h); bf16 accumulates in f32.
+cublasComputeType_t f32_compute_type(DType dtype) {
+  if (dtype == DType::f64) return CUBLAS_COMPUTE_64F;
+  if (dtype == DType::f32 && kernels::tf32_allowed()) return CUBLAS_COMPUTE_32F_FAST_TF32;
+  return CUBLAS_COMPUTE_32F;
+}
+
 int as_int(int64_t v, const char* what) {
   RETORT_REQUIRE(v >= 0 && v <= INT_MAX, "gemm: ", what, " = ", v, " exceeds the cuBLAS int range");
   return int(v);
@@ -72,7 +81,7 @@ void gemm(const GemmArgs& g) {
   if (g.m == 0 || g.n == 0 || g.batch == 0) return;
   const cudaDataType_t dt = data_type(g.dtype);
   const bool f64 = g.dtype == DType::f64;
-  const cublasComputeType_t compute = f64 ? CUBLAS_COMPUTE_64F : CUBLAS_COMPUTE_32F;
+  const cublasComputeType_t compute = f32_compute_type(g.dtype);
   const double alpha_d = g.alpha, beta_d = g.beta;
   const float alpha_f = float(g.alpha), beta_f = float(g.beta);
   const void* alpha = f64 ? static_cast<const void*>(&alpha_d) : static_cast<const void*>(&alpha_f);
@@ -108,7 +117,7 @@ bool linear_bias_fused(DType dtype, const void* x, const void* w, const void* bi
     if (op) cublasLtMatmulDescDestroy(op);
   };
   try {
-    RETORT_CUBLAS_CHECK(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    RETORT_CUBLAS_CHECK(cublasLtMatmulDescCreate(&op, f32_compute_type(dtype), CUDA_R_32F));
     cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
     RETORT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
     RETORT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
