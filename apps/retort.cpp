@@ -211,6 +211,10 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   run->add_option("--log-steps", ro.log_every_steps, "Append every N-th step's loss and lr to steps.jsonl (0: off)")
       ->check(CLI::NonNegativeNumber);
+  run->add_option("--read-every", ro.read_every_steps,
+                  "Read the steps' loss and accuracy on the host every N steps (0: every step on the CPU, every 25 "
+                  "on CUDA); a non-finite loss is still caught at its step, whose update is skipped on the device")
+      ->check(CLI::NonNegativeNumber);
   run->add_flag("--verify-replicas", ro.verify_replicas,
                 "Data parallelism: after every step, check that every rank holds bit-identical weights");
   run->add_option("--stage-cache", ro.stage_cache_dir,

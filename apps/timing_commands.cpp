@@ -18,6 +18,8 @@ void add_stage_options(CLI::App* cmd, std::string& recipe, std::vector<std::stri
   cmd->add_option("--device", o.device, "auto | cpu | cuda | cuda:N (default: the recipe's run.device)");
   cmd->add_flag("--real-data", o.real_data,
                 "The recipe's training data through the stage's loader (default: synthetic batches on the device)");
+  cmd->add_option("--precision", o.precision, "f32 | tf32 | bf16 (default: the stage's precision)")
+      ->check(CLI::IsMember({"f32", "tf32", "bf16"}));
   cmd->add_option("--set", sets, "Override a recipe value: key=value; repeatable");
 }
 
@@ -26,6 +28,8 @@ void add_stage_options(CLI::App* cmd, std::string& recipe, std::vector<std::stri
 CLI::App* add_bench_command(CLI::App& app, BenchArgs& a) {
   auto* cmd = app.add_subcommand("bench", "Time one stage's training step (images/s)");
   add_stage_options(cmd, a.recipe, a.sets, a.options.stage);
+  cmd->add_flag("--cuda-graph", a.options.stage.cuda_graph,
+                "Capture the step after its warm-up as a CUDA graph and replay it (CUDA; SGD stages without dropout)");
   cmd->add_option("--warmup", a.options.warmup, "Untimed steps first (default 5)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--steps", a.options.steps, "Steps per timed round (default 20)")->check(CLI::PositiveNumber);
   cmd->add_option("--rounds", a.options.rounds, "Timed rounds; the median counts (default 3)")

@@ -1,5 +1,6 @@
 // Tensor factories, metadata, views (with their backward), copies and host access.
 #include "engine/tensor.h"
+#include <atomic>
 #include <numeric>
 #include "engine/autograd.h"
 #include "engine/error.h"
@@ -9,6 +10,7 @@
 #include "engine/kernel_call.h"
 
 namespace retort {
+void note_host_read();  // defined with the host access below
 
 std::string shape_str(const Shape& s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
 int64_t shape_numel(const Shape& s) {
@@ -346,6 +348,7 @@ Tensor Tensor::to(DType dt) const {
 }
 Tensor Tensor::to(Device dev) const {
   if (dev == device()) return *this;
+  if (dev.is_cpu()) note_host_read();
   Tensor src = is_contiguous() ? *this : contiguous_copy(*this, dtype());
   Tensor out = Tensor::empty(shape(), dtype(), dev);
   copy_bytes(out.raw_data(), dev, src.raw_data(), device(), nbytes());
@@ -357,7 +360,7 @@ Tensor Tensor::to(Device dev) const {
 }
 Tensor& Tensor::copy_(const Tensor& src_in) {
   Tensor src = src_in.detach();
-  if (src.device() != device()) src = src.to(device());
+  if (src.device() != device()) src = src.to(device());  // a host read when this is on the host
   if (src.shape() != shape()) src = src.expand(shape());
   raw_copy(*this, src);
   return *this;
@@ -372,12 +375,20 @@ Tensor& Tensor::fill_(double value) {
 }
 
 // ---------------------------------------------------------------- host access
+namespace {
+std::atomic<int64_t> g_host_reads{0};
+}  // namespace
+void note_host_read() { g_host_reads.fetch_add(1, std::memory_order_relaxed); }
+int64_t host_read_count() { return g_host_reads.load(std::memory_order_relaxed); }
+
 std::vector<double> Tensor::to_vector() const {
+  if (device().is_cpu()) note_host_read();  // from a device, to(Device::cpu()) counts it
   Tensor h = detach().to(Device::cpu()).to(DType::f64).contiguous();
   const double* p = h.data<double>();
   return std::vector<double>(p, p + h.numel());
 }
 std::vector<int64_t> Tensor::to_i64_vector() const {
+  if (device().is_cpu()) note_host_read();
   Tensor h = detach().to(Device::cpu()).to(DType::i64).contiguous();
   const int64_t* p = h.data<int64_t>();
   return std::vector<int64_t>(p, p + h.numel());

@@ -122,6 +122,12 @@ int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op);
 
 void check_data_dtype(const Tensor& t, DType want);
 
+// Host reads: every time a value goes from a tensor to the host (item(), to_vector(),
+// to_i64_vector(), to(Device::cpu()) or copy_ into a host tensor from a device). On CUDA each
+// is a device->host synchronisation; on the CPU the same calls are counted, so a test here
+// counts the synchronisations a step would make on a GPU. Process-wide, monotonic.
+int64_t host_read_count();
+
 template <typename T>
 T* Tensor::data() const {
   check_data_dtype(*this, dtype_of<T>::value);

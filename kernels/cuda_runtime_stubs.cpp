@@ -18,6 +18,12 @@ void raise_pending_device_error() {}
 void nvtx_push(const char*) {}
 void nvtx_pop() {}
 void profiler_capture(bool) {}
+bool capturing() { return false; }
+void begin_capture() { no_cuda(); }
+void cancel_capture() {}
+void* end_capture() { no_cuda(); }
+void launch_graph(void*) { no_cuda(); }
+void destroy_graph(void*) {}
 std::string device_description(int) { return "no GPU: this retort was built without CUDA"; }
 }  // namespace retort::cuda
 #endif

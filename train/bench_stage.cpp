@@ -12,6 +12,9 @@
 namespace retort {
 namespace {
 
+// Eager steps before a capture: the first allocates state and picks cuDNN's algorithms.
+constexpr int64_t kGraphWarmupSteps = 2;
+
 StageSpec chosen_stage(const Recipe& recipe, const BenchStageOptions& options) {
   RETORT_CHECK(!recipe.stages.empty(), "bench: recipe '{}' has no stages", recipe.run.name);
   RETORT_CHECK(options.batch_size >= 0, "bench: --batch-size must be positive, got {}", options.batch_size);
@@ -30,6 +33,7 @@ StageSpec chosen_stage(const Recipe& recipe, const BenchStageOptions& options) {
                  fmt::join(names, ", "));
   }
   if (options.batch_size > 0) stage.batch_size = options.batch_size;
+  if (!options.precision.empty()) stage.precision = parse_precision(options.precision);
   return stage;
 }
 
@@ -60,8 +64,16 @@ BenchStage::BenchStage(const Recipe& recipe, const BenchStageOptions& options)
   }
   student_->train(stage_.trainable == Trainable::all);
   for (auto& l : losses_.losses) l->train(true);
-  parts_ = StepParts{&stage_, student_.get(), &teachers_, &losses_, optimizer_.optimizer.get(), &optimizer_.trained,
-                     nullptr, examples};
+  step_teachers_ = stage_teachers(stage_, teachers_, device_);
+  parts_ = StepParts{&stage_, student_.get(), &step_teachers_, &losses_, optimizer_.optimizer.get(),
+                     &optimizer_.trained, nullptr, examples};
+  health_ = std::make_unique<StepHealth>(device_, int64_t(losses_.losses.size()));
+  if (options.cuda_graph) {
+    RETORT_CHECK(!options.real_data, "bench --cuda-graph: a replayed step reads the same batch; use synthetic data");
+    const std::string refusal = graph_refusal(recipe, stage_, device_);
+    RETORT_CHECK(refusal.empty(), "bench --cuda-graph: stage '{}' cannot be a CUDA graph: {}", stage_.name, refusal);
+    graph_ = std::make_unique<StepGraph>();
+  }
   for (auto& l : losses_.losses) l->begin_stage();
   if (!options.real_data) {
     Generator gen(seed ^ 0xbe1c4ull);
@@ -106,15 +118,39 @@ void BenchStage::next_batch(Tensor& x, Tensor& y, const std::vector<int64_t>*& p
   positions = &batch_.positions;
 }
 
-double BenchStage::step() {
+void BenchStage::step() {
   profiler::Range range("step", profiler::Kind::step);
+  ++steps_;
+  if (graph_ && graph_->ready()) {
+    graph_->replay();
+    health_->add_replayed_steps(1);
+    return;
+  }
   Tensor x, y;
   const std::vector<int64_t>* positions = nullptr;
   next_batch(x, y, positions);
-  const int64_t index = steps_++;
-  auto where = [&] { return fmt::format("bench step {} (stage '{}')", index, stage_.name); };
   const transfer::StepClock clock{epoch_, 0, 0};  // a warm-up factor changes no step's cost
-  return train_step(parts_, x, y, positions, clock, where).loss;
+  const auto eager = [&] { train_step(parts_, x, y, positions, clock, *health_); };
+  if (!graph_ || steps_ <= kGraphWarmupSteps) return eager();
+  // The first step after the warm-up is captured (and run); the next ones replay it.
+  const std::string failure = graph_->capture_and_run(eager);
+  if (failure.empty()) {
+    graph_status_ = "on";
+    return;
+  }
+  graph_status_ = "fell back to eager: " + failure;
+  graph_.reset();
+  health_ = std::make_unique<StepHealth>(device_, int64_t(losses_.losses.size()));  // the failed capture's count
+  eager();
+}
+
+double BenchStage::read_loss() {
+  const int64_t first = steps_ - health_->pending();
+  const StepHealth::Reading r = health_->read();
+  if (r.first_bad >= 0)
+    fail_nonfinite_loss(parts_, r.terms_at_first_bad, NAN,
+                        fmt::format("bench step {} (stage '{}')", first + r.first_bad, stage_.name));
+  return r.last_loss;
 }
 
 }  // namespace retort

@@ -15,6 +15,7 @@
 #include "train/recipe.h"
 #include "train/run_data.h"
 #include "train/stage_losses.h"
+#include "train/step_graph.h"
 #include "train/train_step.h"
 
 namespace retort {
@@ -24,6 +25,8 @@ struct BenchStageOptions {
   std::string device;      // "" = the recipe's run.device
   int64_t batch_size = 0;  // 0 = the stage's
   bool real_data = false;  // the recipe's training data instead of synthetic batches
+  std::string precision;   // "" = the stage's; else "f32" | "tf32" | "bf16" (engine/autocast.h)
+  bool cuda_graph = false; // capture the step after its warm-up and replay it (train/step_graph.h)
 };
 
 class BenchStage {
@@ -35,9 +38,14 @@ class BenchStage {
   BenchStage(const BenchStage&) = delete;
   BenchStage& operator=(const BenchStage&) = delete;
 
-  // One training step (a profiler::Kind::step range, its batch fetch a "data" phase); returns
-  // the loss. A non-finite loss is an error, as in training.
-  double step();
+  // One training step (a profiler::Kind::step range, its batch fetch a "data" phase), with no
+  // host read, as in training.
+  void step();
+  // The last step's loss, in one host read; a non-finite loss since the previous read is an
+  // error naming its step, as in training.
+  double read_loss();
+  // "off", "on" (the steps replay a CUDA graph), or "fell back to eager: <why the capture failed>".
+  const std::string& graph_status() const { return graph_status_; }
 
   const StageSpec& stage() const { return stage_; }
   Device device() const { return device_; }
@@ -53,11 +61,15 @@ class BenchStage {
   Device device_;
   int64_t classes_ = 0;
   std::map<std::string, std::shared_ptr<models::Model>> teachers_;
+  std::map<std::string, std::shared_ptr<models::Model>> step_teachers_;  // stage_teachers(): what the step runs
   std::shared_ptr<models::Model> student_;
   StageLosses losses_;
   StageOptimizer optimizer_;
   StepParts parts_;
   int64_t steps_ = 0;
+  std::unique_ptr<StepHealth> health_;
+  std::unique_ptr<StepGraph> graph_;  // --cuda-graph
+  std::string graph_status_ = "off";
   Tensor synthetic_x_, synthetic_y_;
   std::optional<LoadedData> data_;
   std::optional<StageDatasets> stage_data_;

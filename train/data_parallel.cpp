@@ -160,7 +160,8 @@ struct SliceResults {
   double loss_sum = 0;
   int64_t hits = 0;
   Decisions mine;
-  StepForward bad;  // the first non-finite slice, to name its term
+  std::vector<double> bad_terms;  // the first non-finite slice's terms, to name the culprit
+  double bad_total = 0;
 };
 
 // The rows of slice m of M of a batch of `rows`.
@@ -181,14 +182,16 @@ SliceResults run_slices(const StepParts& parts, const ParallelPlan& plan, const 
     const Tensor xs = M == 1 ? x : x.slice(0, a, b), ys = (M == 1 || !y.defined()) ? y : y.slice(0, a, b);
     dist::ShardScope scope({plan.rank * M + m, plan.slices(), plan.sync_bn ? plan.grads : nullptr, m > 0});
     StepForward f = forward_losses(parts, xs, ys, positions ? &pos : nullptr, clock);
-    if (!std::isfinite(f.value) && !r.mine.nonfinite) {
+    const double value = f.total.item();  // ranks decide on the host (MPI); see docs/distributed.md
+    if (!std::isfinite(value) && !r.mine.nonfinite) {
       r.mine.nonfinite = 1;
-      r.bad = f;
+      r.bad_terms = term_values(f);
+      r.bad_total = value;
     }
     backward_losses(parts, f);
     if (m == 0) r.layout = slice_layout(parts, plan, buffers, start);
     r.flats.push_back(flatten(parts, buffers, r.layout));
-    r.loss_sum += f.value;
+    r.loss_sum += value;
     if (ys.defined()) {
       TopkCounts c;
       count_topk(f.student_logits, ys, c);
@@ -203,7 +206,7 @@ SliceResults run_slices(const StepParts& parts, const ParallelPlan& plan, const 
 void stop_unless_finite(const StepParts& parts, const ParallelPlan& plan, const SliceResults& r,
                         const std::vector<Decisions>& all, const std::function<std::string()>& where) {
   if (r.mine.nonfinite)
-    fail_nonfinite_loss(parts, r.bad, [&] { return fmt::format("{} ({})", where(), plan.world->where()); });
+    fail_nonfinite_loss(parts, r.bad_terms, r.bad_total, fmt::format("{} ({})", where(), plan.world->where()));
   if (std::any_of(all.begin(), all.end(), [](const Decisions& d) { return d.nonfinite; }))
     fail("{}: the loss is not finite on rank(s) {}; stopping", where(), ranks_where(all));
 }

@@ -61,6 +61,7 @@ ProfileResult profile_stage(const Recipe& recipe, const ProfileOptions& options)
   if (device.is_cuda()) cuda::profiler_capture(false);
   r.events = profiler::stop();
   r.summary = profiler::summarise(r.events);
+  bench.read_loss();  // a non-finite loss in any step is an error here too
 
   const StageSpec& stage = bench.stage();
   r.recipe = recipe.run.name;

@@ -49,6 +49,15 @@ const char* to_string(Trainable kind) {
   }
 }
 
+const char* to_string(TeacherInference kind) {
+  switch (kind) {
+    case TeacherInference::auto_: return "auto";
+    case TeacherInference::folded: return "folded";
+    case TeacherInference::as_is: return "as_is";
+  }
+  return "?";
+}
+
 const char* to_string(TeacherCache kind) {
   switch (kind) {
     case TeacherCache::auto_: return "auto";

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <vector>
+#include "engine/autocast.h"
 #include "train/recipe_schema.h"
 
 namespace retort {
@@ -34,6 +35,10 @@ enum class Trainable { all, head, none };
 // Teacher-feature cache of a stage: auto (memory when every teacher is frozen and the data
 // is not augmented), off, memory, or file (also kept on disk, keyed by weights, data, tap).
 enum class TeacherCache { auto_, off, memory, file };
+// How a stage's frozen teachers run their forward (models/fold_batch_norm.h): with BatchNorm folded
+// into the convolutions and conv + bias + residual + ReLU fused, or as trained. auto: folded on
+// CUDA, as trained on the CPU (where CPU results stay bit-identical to earlier runs).
+enum class TeacherInference { auto_, folded, as_is };
 // BatchNorm under data parallelism: statistics of the whole global batch (SyncBN), or of each
 // rank's (or micro-batch's) slice, the running statistics then averaged over the slices.
 enum class BatchNormMode { sync, per_rank };
@@ -44,7 +49,9 @@ const char* to_string(ScheduleKind kind);
 const char* to_string(StageData kind);
 const char* to_string(Trainable kind);
 const char* to_string(TeacherCache kind);
+const char* to_string(TeacherInference kind);
 const char* to_string(BatchNormMode kind);
+inline const char* to_string(Precision p) { return precision_name(p); }
 
 struct RunSettings {
   std::string name;             // default: the recipe file's stem
@@ -147,10 +154,14 @@ struct StageSpec {
   std::string retrieve_with;
   std::string retrieve_tap = "pooled";
   TeacherCache teacher_cache = TeacherCache::auto_;
+  TeacherInference teacher_inference = TeacherInference::auto_;
   // Each global batch as this many micro-batches per process, computed one after the other
   // exactly as that many data-parallel ranks would compute them (gradient accumulation).
   int64_t micro_batches = 1;
   BatchNormMode batch_norm = BatchNormMode::sync;  // only matters with several ranks or micro-batches
+  // The step's arithmetic (engine/autocast.h): f32; TF32 tensor cores for f32 GEMMs and
+  // convolutions (CUDA only); or bf16 autocast with f32 master weights and f32 reductions.
+  Precision precision = Precision::f32;
   std::vector<LossTerm> losses;       // default: one "ce" term
   SourcePos pos;
   bool operator==(const StageSpec&) const = default;

@@ -320,6 +320,11 @@ Fields<StageSpec> make_stage_fields() {
                               {{"auto", TeacherCache::auto_}, {"off", TeacherCache::off},
                                {"memory", TeacherCache::memory}, {"file", TeacherCache::file}},
                               "compute frozen teachers' taps once per image instead of every batch"));
+  f.push_back(choice_field<S>("teacher_inference", &S::teacher_inference,
+                              {{"auto", TeacherInference::auto_}, {"folded", TeacherInference::folded},
+                               {"as_is", TeacherInference::as_is}},
+                              "frozen teachers' forward with BatchNorm folded into the convolutions and conv + bias + "
+                              "residual + ReLU fused (folded), or as trained (as_is); auto: folded on CUDA"));
   f.push_back(integer_field<S>("micro_batches", &S::micro_batches, 1,
                                "split each batch into this many micro-batches computed one after the other, as that "
                                "many data-parallel ranks would (gradient accumulation)"));
@@ -327,6 +332,11 @@ Fields<StageSpec> make_stage_fields() {
                               {{"sync", BatchNormMode::sync}, {"per_rank", BatchNormMode::per_rank}},
                               "under data parallelism: BatchNorm statistics of the global batch (sync) or of each "
                               "rank's slice (per_rank; also what micro-batches use)"));
+  f.push_back(choice_field<S>("precision", &S::precision,
+                              {{"f32", Precision::f32}, {"tf32", Precision::tf32}, {"bf16", Precision::bf16}},
+                              "the step's arithmetic: f32; tf32 (TF32 tensor cores for f32 matrix products and "
+                              "convolutions, CUDA only); bf16 (autocast: matrix products, convolutions and attention "
+                              "in bf16, reductions, norms and losses in f32, f32 master weights)"));
   f.push_back({"losses", "an array of loss tables", "[{ name = \"ce\" }]",
                "the weighted loss terms ([stages.losses] below, and `retort list losses`)",
                [](TableReader& r, S& s) {

@@ -262,6 +262,8 @@ StageResult train_one(Run& run, const StageSpec& stage, const StageHooks& hooks)
   so.raise_signal = run.options.raise_signal;
   so.max_batches_per_epoch = run.options.max_batches_per_epoch;
   so.verify_replicas = run.options.verify_replicas;
+  so.read_every_steps = run.options.read_every_steps;
+  so.log_every_steps = run.options.log_every_steps;
   so.feature_cache_dir = run.options.feature_cache_dir.empty()
                              ? (fs::path(run.recipe.run.out_dir) / "feature_cache").string()
                              : run.options.feature_cache_dir;

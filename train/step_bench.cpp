@@ -32,7 +32,7 @@ double median(std::vector<double> v) {
 
 nlohmann::json StepBenchResult::to_json() const {
   return {{"framework", "retort"},   {"recipe", recipe},
-          {"stage", stage},          {"student", student},
+          {"stage", stage},          {"precision", precision},  {"cuda_graph", cuda_graph},  {"student", student},
           {"teachers", teachers},    {"device", device},
           {"machine", machine},      {"data", data},
           {"batch", batch},
@@ -51,12 +51,14 @@ StepBenchResult bench_stage_steps(const Recipe& recipe, const StepBenchOptions& 
   StepBenchResult r;
   reset_peak_memory(device);
   const auto warm_start = Clock::now();
-  for (int64_t i = 0; i < options.warmup; ++i) r.final_loss = bench.step();
+  for (int64_t i = 0; i < options.warmup; ++i) bench.step();
+  if (options.warmup > 0) r.final_loss = bench.read_loss();
   wait_for_device(device);
   r.warmup_s = std::chrono::duration<double>(Clock::now() - warm_start).count();
   for (int64_t round = 0; round < options.rounds; ++round) {
     const auto t0 = Clock::now();
-    for (int64_t i = 0; i < options.steps; ++i) r.final_loss = bench.step();
+    for (int64_t i = 0; i < options.steps; ++i) bench.step();
+    r.final_loss = bench.read_loss();  // the round's one host read (it waits for the device)
     wait_for_device(device);
     r.round_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
   }
@@ -64,6 +66,8 @@ StepBenchResult bench_stage_steps(const Recipe& recipe, const StepBenchOptions& 
   const StageSpec& stage = bench.stage();
   r.recipe = recipe.run.name;
   r.stage = stage.name;
+  r.precision = precision_name(stage.precision);
+  r.cuda_graph = bench.graph_status();
   r.student = recipe.models.at(stage.train).arch;
   for (const auto& t : stage.teachers) r.teachers.push_back(recipe.models.at(t).arch);
   r.device = device.str();

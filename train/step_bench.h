@@ -2,8 +2,9 @@
 // synthetic batches that live on the device (random normal images of the recipe's shape, random
 // labels), so that only the step is measured, or on the recipe's real data through the stage's
 // loader; the stage's teachers, student, loss terms, optimizer and batch size, and the same step
-// function the trainer runs (train/train_step.h), one host read of the loss included. Warm-up steps first (cuDNN algorithm search, memory pool growth), then `rounds`
-// rounds of `steps` steps, each ended by a device synchronisation; the median round counts.
+// function the trainer runs (train/train_step.h), which makes no host read. Warm-up steps first
+// (cuDNN algorithm search, memory pool growth), then `rounds` rounds of `steps` steps, each
+// ended by one read of the loss and a device synchronisation; the median round counts.
 #pragma once
 #include <string>
 #include <vector>
@@ -19,7 +20,8 @@ struct StepBenchOptions {
 };
 
 struct StepBenchResult {
-  std::string recipe, stage, student, device, machine, data;
+  std::string recipe, stage, precision, student, device, machine, data;
+  std::string cuda_graph = "off";  // BenchStage::graph_status()
   std::vector<std::string> teachers;
   int64_t batch = 0, warmup = 0, steps = 0, rounds = 0, student_parameters = 0;
   double warmup_s = 0, ms_per_step = 0, images_per_s = 0, final_loss = 0;

@@ -1,6 +1,7 @@
 // One optimisation step of a stage and the set-up it needs (see train/train_step.h).
 #include "train/train_step.h"
 #include <cmath>
+#include "engine/autocast.h"
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/nn/layers.h"
@@ -9,6 +10,7 @@
 #include "engine/optim/clip.h"
 #include "engine/optim/sgd.h"
 #include "engine/profiler.h"
+#include "models/fold_batch_norm.h"
 
 namespace retort {
 namespace {
@@ -52,6 +54,15 @@ std::map<std::string, models::Taps> teacher_taps(const StepParts& parts, const T
 }
 
 }  // namespace
+
+TeacherMap stage_teachers(const StageSpec& stage, const TeacherMap& teachers, Device device) {
+  const bool fold = stage.teacher_inference == TeacherInference::folded ||
+                    (stage.teacher_inference == TeacherInference::auto_ && device.is_cuda());
+  if (!fold) return teachers;
+  TeacherMap out;
+  for (const auto& [name, model] : teachers) out[name] = models::make_frozen_inference_copy(*model);
+  return out;
+}
 
 void prepare_trainable(const StageSpec& stage, models::Model& student, uint64_t seed) {
   switch (stage.trainable) {
@@ -107,6 +118,8 @@ using profiler::Range;
 
 StepForward forward_losses(const StepParts& parts, const Tensor& x, const Tensor& y,
                            const std::vector<int64_t>* positions, const transfer::StepClock& clock) {
+  AutocastScope precision(parts.stage->precision);
+  DeferLabelCheck labels_checked_on_load;
   std::map<std::string, models::Taps> teachers;
   {
     Range phase("teacher forward", Kind::phase);
@@ -126,48 +139,52 @@ StepForward forward_losses(const StepParts& parts, const Tensor& x, const Tensor
     Tensor weighted = mul(f.terms.back(), parts.losses->weights[i]);
     f.total = f.total.defined() ? add(f.total, weighted) : weighted;
   }
-  f.value = f.total.item();  // the step's one host read of the loss
   f.student_logits = staps["logits"].detach();
   return f;
 }
 
-void fail_nonfinite_loss(const StepParts& parts, const StepForward& f, const std::function<std::string()>& where) {
-  std::string culprit = "total", shown = fmt::format("{}", f.value);
-  for (size_t i = 0; i < f.terms.size(); ++i) {
-    const double v = f.terms[i].item();
-    if (!std::isfinite(v)) {
+void fail_nonfinite_loss(const StepParts& parts, const std::vector<double>& terms, double total,
+                         const std::string& where) {
+  std::string culprit = "total", shown = fmt::format("{}", total);
+  for (size_t i = 0; i < terms.size(); ++i)
+    if (!std::isfinite(terms[i])) {
       culprit = parts.stage->losses[i].name;
-      shown = fmt::format("{}", v);
+      shown = fmt::format("{}", terms[i]);
       break;
     }
-  }
-  fail("{}: loss '{}' is {}; stopping", where(), culprit, shown);
+  fail("{}: loss '{}' is {}; stopping", where, culprit, shown);
+}
+
+std::vector<double> term_values(const StepForward& f) {
+  std::vector<double> out;
+  for (const auto& t : f.terms) out.push_back(t.item());
+  return out;
 }
 
 void backward_losses(const StepParts& parts, const StepForward& f) {
   Range phase("backward", Kind::phase);
+  AutocastScope precision(parts.stage->precision);  // casts nothing in backward; keeps TF32
   parts.optimizer->zero_grad();
   f.total.backward();
 }
 
-void update_parameters(const StepParts& parts) {
+void update_parameters(const StepParts& parts, const Tensor& skip_if_nonzero) {
   Range phase("optimizer", Kind::phase);
   if (parts.stage->clip_grad_norm > 0) {
     std::vector<Tensor> ps;
     for (auto& [n, t] : *parts.trained) ps.push_back(t);
-    clip_grad_norm(ps, parts.stage->clip_grad_norm);
+    clip_grad_norm_on_device(ps, parts.stage->clip_grad_norm);
   }
-  parts.optimizer->step();
+  parts.optimizer->step(skip_if_nonzero);
 }
 
 StepOutput train_step(const StepParts& parts, const Tensor& x, const Tensor& y, const std::vector<int64_t>* positions,
-                      const transfer::StepClock& clock, const std::function<std::string()>& where) {
+                      const transfer::StepClock& clock, StepHealth& health) {
   StepForward f = forward_losses(parts, x, y, positions, clock);
-  if (!std::isfinite(f.value)) fail_nonfinite_loss(parts, f, where);
+  health.record(f.total, f.terms, f.student_logits, y);
   backward_losses(parts, f);
-  update_parameters(parts);
+  update_parameters(parts, health.skip_flag());
   StepOutput out;
-  out.loss = f.value;
   out.student_logits = f.student_logits;
   out.seen = x.size(0);
   return out;

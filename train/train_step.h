@@ -1,7 +1,9 @@
 // One optimisation step of a stage, shared by the trainer (train/trainer.cpp) and the step
 // benchmark (`retort bench`, train/step_bench.cpp): teachers forward (no grad, or from a
-// feature cache) -> student forward with taps -> weighted loss terms (one host read of the
-// total; NaN/Inf stops naming the step and the term) -> backward -> clip -> optimizer step.
+// feature cache) -> student forward with taps -> weighted loss terms, under the stage's
+// precision (engine/autocast.h) -> backward -> clip -> optimizer step. The step makes no host
+// read: its loss, hits and finiteness go to device-side accumulators (train/step_health.h) read
+// once per interval, and a non-finite loss makes the optimizer skip its update on the device.
 // Also the stage set-up both need: which parameters train, and the optimizer over them.
 #pragma once
 #include <functional>
@@ -12,6 +14,7 @@
 #include "engine/optim/optimizer.h"
 #include "models/model.h"
 #include "train/recipe.h"
+#include "train/step_health.h"
 #include "train/trainer.h"
 #include "transfer/feature_cache.h"
 
@@ -30,6 +33,12 @@ struct StageOptimizer {
 StageOptimizer make_stage_optimizer(const StageSpec& stage, const models::Model& student,
                                     const std::vector<std::unique_ptr<transfer::Loss>>& losses);
 
+// The teachers a stage's steps run: frozen inference copies with BatchNorm folded
+// (models/fold_batch_norm.h) where stage.teacher_inference asks for them (auto: on CUDA), else the
+// teachers themselves. The originals stay as they are (the losses read their modules).
+using TeacherMap = std::map<std::string, std::shared_ptr<models::Model>>;
+TeacherMap stage_teachers(const StageSpec& stage, const TeacherMap& teachers, Device device);
+
 // What one step touches; built once per stage.
 struct StepParts {
   const StageSpec* stage = nullptr;
@@ -43,7 +52,7 @@ struct StepParts {
 };
 
 struct StepOutput {
-  double loss = 0;         // the weighted total, read on the host
+  double loss = 0;         // the weighted total, read on the host (data parallelism only; see StepHealth)
   Tensor student_logits;   // detached
   int64_t seen = 0;  // images of the step (under data parallelism: of every rank's slice)
   // Data parallelism (train/data_parallel.h): top-1 hits over every rank's slice (< 0: not
@@ -58,23 +67,26 @@ struct StepForward {
   Tensor total;                // the weighted sum of the loss terms
   std::vector<Tensor> terms;   // each term, unweighted
   Tensor student_logits;
-  double value = 0;            // total, read on the host
 };
 // Teachers forward (or their cache), student forward with taps, the weighted loss terms.
 StepForward forward_losses(const StepParts& parts, const Tensor& x, const Tensor& y,
                            const std::vector<int64_t>* positions, const transfer::StepClock& clock);
-// The error for a non-finite total, naming the first non-finite term.
-[[noreturn]] void fail_nonfinite_loss(const StepParts& parts, const StepForward& f,
-                                      const std::function<std::string()>& where);
+// The error for a non-finite total, naming the first non-finite term (`terms`: each term's value).
+[[noreturn]] void fail_nonfinite_loss(const StepParts& parts, const std::vector<double>& terms, double total,
+                                      const std::string& where);
+// Each term's value on the host (one read per term: the data-parallel path's error message).
+std::vector<double> term_values(const StepForward& f);
 // zero_grad, then backward from the total.
 void backward_losses(const StepParts& parts, const StepForward& f);
-// Gradient clipping (when the stage asks) and the optimizer's step.
-void update_parameters(const StepParts& parts);
+// Gradient clipping on the device (when the stage asks) and the optimizer's step, skipped on
+// the device when `skip_if_nonzero` (a one-element tensor, or undefined) holds a nonzero value.
+void update_parameters(const StepParts& parts, const Tensor& skip_if_nonzero = Tensor());
 
 // One step on batch x (labels y, undefined on unlabelled data); `positions` index the feature
 // caches (may be null without caches); `clock` says where the step stands (loss warm-ups).
-// `where` names the step in a non-finite-loss error.
+// No host read: the loss, hits and finiteness go to `health`, whose reader stops the run on a
+// non-finite loss (the optimizer skipped that step's update on the device).
 StepOutput train_step(const StepParts& parts, const Tensor& x, const Tensor& y, const std::vector<int64_t>* positions,
-                      const transfer::StepClock& clock, const std::function<std::string()>& where);
+                      const transfer::StepClock& clock, StepHealth& health);
 
 }  // namespace retort

@@ -14,6 +14,7 @@
 #include "engine/optim/schedule.h"
 #include "train/data_parallel.h"
 #include "train/interrupt.h"
+#include "train/step_health.h"
 #include "train/teacher_caches.h"
 #include "train/train_step.h"
 
@@ -84,10 +85,13 @@ struct StageRun {
   LrSchedule schedule = LrSchedule::constant(0);
   Generator gen;
   std::map<std::string, transfer::TeacherFeatureCache> caches;
+  TeacherMap step_teachers;  // what the steps run (folded copies, or the teachers: stage_teachers)
   StepParts parts;
   TrainingProgress progress;
   std::string checkpoint;
   nn::NamedTensors checkpoint_tensors;
+  std::unique_ptr<StepHealth> health;  // the steps' device-side bookkeeping (one process)
+  int64_t read_every = 1;
 
   void log(const std::string& s) const {
     if (hooks.log) hooks.log(s);
@@ -130,10 +134,13 @@ std::unique_ptr<StageRun> configure(const Recipe& recipe, const StageSpec& stage
     t->eval();
     t->requires_grad_(false);
   }
-  run->caches = build_teacher_caches(recipe, stage, teachers, run->losses.teacher_taps, data, device, options,
-                                     [&](const std::string& s) { run->log(s); });
-  run->parts = StepParts{&stage, student.get(), &teachers, &run->losses, run->optimizer.optimizer.get(),
+  run->step_teachers = stage_teachers(stage, teachers, device);
+  run->caches = build_teacher_caches(recipe, stage, run->step_teachers, run->losses.teacher_taps, data, device,
+                                     options, [&](const std::string& s) { run->log(s); });
+  run->parts = StepParts{&stage, student.get(), &run->step_teachers, &run->losses, run->optimizer.optimizer.get(),
                          &run->optimizer.trained, &run->caches, data.train.size()};
+  run->health = std::make_unique<StepHealth>(device, int64_t(run->losses.losses.size()));
+  run->read_every = options.read_every_steps > 0 ? options.read_every_steps : (device.is_cuda() ? 25 : 1);
   return run;
 }
 
@@ -166,6 +173,55 @@ void report_step(StageRun& run, const EpochTotals& t, int64_t epoch, Clock::time
   run.hooks.progress(r);
 }
 
+// Where step `step` stood, for messages.
+std::string step_where(const StageRun& run, int64_t step, int64_t epoch, int64_t batch) {
+  return fmt::format("step {} (stage '{}', epoch {}, batch {})", step, run.stage.name, epoch, batch);
+}
+
+// The steps since the last read, as the host sees them.
+struct Window {
+  int64_t first_step = 0, first_batch = 0;  // where it started
+  int64_t images = 0;                       // the images its steps saw
+};
+
+// Adds a step's host-side results to the epoch (data parallelism: they are already on the host).
+void add_host_step(EpochTotals& t, const StepOutput& out) {
+  t.hits += std::max<int64_t>(out.top1_hits, 0);
+  t.seen += out.seen;
+  t.loss += out.loss;
+}
+
+// Reads the window's device-side bookkeeping (one host read) into the epoch's totals; a
+// non-finite loss stops the run here, naming the step that made it (whose update, and every
+// later one of the window, the optimizer skipped on the device).
+double read_window(StageRun& run, EpochTotals& t, Window& w, int64_t epoch) {
+  const StepHealth::Reading r = run.health->read();
+  if (r.first_bad >= 0) {
+    const std::string where = step_where(run, w.first_step + r.first_bad, epoch, w.first_batch + r.first_bad);
+    fail_nonfinite_loss(run.parts, r.terms_at_first_bad, NAN,
+                        r.first_bad + 1 < r.steps
+                            ? fmt::format("{} (found at step {}; the updates from it on were skipped)", where,
+                                          w.first_step + r.steps - 1)
+                            : where);
+  }
+  t.loss += r.loss_sum;
+  t.hits += r.hits;
+  t.seen += w.images;
+  w = Window{run.progress.step, run.progress.batch_in_epoch, 0};
+  return r.last_loss;
+}
+
+// Whether the host reads after this step: every read_every steps, and wherever the host acts on
+// the steps' results (a steps.jsonl row, a checkpoint, a stop, an interrupt, the epoch's end).
+bool read_due(const StageRun& run) {
+  const int64_t step = run.progress.step;
+  const auto every = [&](int64_t n) { return n > 0 && step % n == 0; };
+  return every(run.read_every) || every(run.options.log_every_steps) || every(run.options.checkpoint_every_steps) ||
+         (run.options.stop_after_steps > 0 && step >= run.options.stop_after_steps) ||
+         step == run.options.raise_signal_after_steps || interrupt_requested() ||
+         run.progress.batch_in_epoch >= run.steps_per_epoch;
+}
+
 // The epoch's batches, from where the progress says (a resume may start mid-epoch).
 EpochTotals train_epoch(StageRun& run, int64_t epoch) {
   run.student->train(run.student_train_mode());
@@ -174,37 +230,39 @@ EpochTotals train_epoch(StageRun& run, int64_t epoch) {
   run.progress.epoch = epoch;
   const auto epoch_start = Clock::now();
   EpochTotals t;
-  TopkCounts hits;
+  Window window{run.progress.step, run.progress.batch_in_epoch, 0};
   data::Batch batch;
   while (run.progress.batch_in_epoch < run.steps_per_epoch && run.train_loader.next(batch)) {
     run.schedule.apply(*run.optimizer.optimizer, run.progress.step);
     Tensor x = batch.images_tensor(run.device);
     Tensor y = run.data.labelled ? batch.labels_tensor(run.device) : Tensor();
     const transfer::StepClock clock{epoch, run.progress.batch_in_epoch, run.steps_per_epoch};
-    const auto where = [&] {
-      return fmt::format("step {} (stage '{}', epoch {}, batch {})", run.progress.step, run.stage.name, epoch,
-                         run.progress.batch_in_epoch);
-    };
-    const StepOutput out = run.plan.active()
-                               ? parallel_step(run.parts, run.plan, x, y, &batch.positions, clock, interrupt_requested(),
-                                               where)
-                               : train_step(run.parts, x, y, &batch.positions, clock, where);
+    const auto where = [&] { return step_where(run, run.progress.step, epoch, run.progress.batch_in_epoch); };
+    const bool parallel = run.plan.active();
+    const StepOutput out =
+        parallel ? parallel_step(run.parts, run.plan, x, y, &batch.positions, clock, interrupt_requested(), where)
+                 : train_step(run.parts, x, y, &batch.positions, clock, *run.health);
     ++run.progress.step;
     ++run.progress.batch_in_epoch;
-    if (run.options.verify_replicas) verify_replicas(run.plan, run.checkpoint_tensors, run.progress.step);
-    if (run.plan.active()) rank_fault_for_test(run.plan, run.progress.step);
-    if (out.top1_hits >= 0) hits.top1 += out.top1_hits;
-    else if (y.defined()) count_topk(out.student_logits, y, hits);
-    t.hits = hits.top1;
-    t.seen += out.seen;
-    t.loss += out.loss;
-    report_step(run, t, epoch, epoch_start, out.seen, out.loss);
+    window.images += out.seen;
+    if (parallel) {
+      if (run.options.verify_replicas) verify_replicas(run.plan, run.checkpoint_tensors, run.progress.step);
+      rank_fault_for_test(run.plan, run.progress.step);
+      add_host_step(t, out);
+      report_step(run, t, epoch, epoch_start, out.seen, out.loss);
+      window = Window{run.progress.step, run.progress.batch_in_epoch, 0};
+    } else if (read_due(run)) {
+      const int64_t images = window.images;
+      const double last_loss = read_window(run, t, window, epoch);
+      report_step(run, t, epoch, epoch_start, images, last_loss);
+    }
     if (run.options.checkpoint_every_steps > 0 && run.progress.step % run.options.checkpoint_every_steps == 0)
       save_checkpoint(run);
     if (run.options.raise_signal_after_steps > 0 && run.progress.step == run.options.raise_signal_after_steps)
       std::raise(run.options.raise_signal);
     // SIGINT/SIGTERM: a checkpoint, then stop (every rank alike: the largest signal over the ranks)
-    if (const int sig = run.plan.active() ? out.signal : interrupt_requested()) {
+    if (const int sig = parallel ? out.signal : interrupt_requested()) {
+      if (!parallel) read_window(run, t, window, epoch);  // nothing unread is checkpointed
       save_checkpoint(run);
       throw Interrupted(sig, fmt::format("{} during stage '{}' after step {} (checkpoint written)", signal_name(sig),
                                          run.stage.name, run.progress.step));
@@ -214,6 +272,7 @@ EpochTotals train_epoch(StageRun& run, int64_t epoch) {
       return t;
     }
   }
+  if (!run.plan.active() && run.health->pending() > 0) read_window(run, t, window, epoch);  // the loader ran short
   t.images_per_s = double(t.seen) / std::max(seconds_since(epoch_start), 1e-9);
   return t;
 }

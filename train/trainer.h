@@ -43,6 +43,11 @@ struct StageOptions {
   std::string feature_cache_dir;       // teacher_cache = "file": where the feature files live
   int64_t feature_cache_max_bytes = int64_t(2) << 30;  // teacher_cache = "auto" stays off above this
   bool verify_replicas = false;  // data parallelism: check after every step that all ranks hold the same weights
+  // The host reads the steps' loss, hits and finiteness (train/step_health.h) every this many
+  // steps (0: every step on the CPU, where a read costs nothing; every 25 on CUDA), and at
+  // every log_every_steps-th step, checkpoint, interrupt, stop and epoch end.
+  int64_t read_every_steps = 0;
+  int64_t log_every_steps = 0;
 };
 
 struct StageResult {

@@ -97,10 +97,10 @@ Tensor kdsvd_loss(const std::vector<Tensor>& student_maps, const std::vector<Ten
         rt = rbf(vt, prev_t);
       }
       Tensor d = sub(rbf(vs, prev_s), rt);
-      Tensor sq = mul(d, d), total_sq = sum(sq);
-      // The terms lie in [0, 1] where finite: a finite sum means none was zeroed (the mask is
-      // only formed, over all B * C_l * C_(l-1) * k terms, when one is not).
-      if (!std::isfinite(total_sq.item())) total_sq = sum(finite_or_zero(sq));
+      // The terms lie in [0, 1] where finite; a non-finite one (equal singular values) counts 0.
+      // The mask is formed every step: deciding on the host whether it is needed would cost a
+      // host read (a GPU synchronisation) per tap pair.
+      Tensor sq = mul(d, d), total_sq = sum(finite_or_zero(sq));
       Tensor term = mul(total_sq, 1.0 / double(B));
       total = total.defined() ? add(total, term) : term;
     }

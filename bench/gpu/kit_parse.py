@@ -101,19 +101,22 @@ TORCH_MODES = ("eager_f32", "eager_tf32", "bf16_cl", "compile")
 
 
 def e2e_table(retort_runs, torch_runs):
-    """One row per (config, batch): retort's images/s beside PyTorch's per mode, and the ratio
-    retort / PyTorch for each mode (eager f32 is the like-for-like one: retort's f32 uses no TF32)."""
-    rows = ["| config | batch | retort img/s | " + " | ".join(f"torch {m} img/s" for m in TORCH_MODES) + " | " +
+    """One row per (config, batch, retort precision): retort's images/s beside PyTorch's per mode,
+    and the ratio retort / PyTorch for each mode (eager f32 is like-for-like with retort's f32,
+    which uses no TF32; bf16_cl with retort's bf16)."""
+    rows = ["| config | batch | retort precision | retort img/s | " +
+            " | ".join(f"torch {m} img/s" for m in TORCH_MODES) + " | " +
             " | ".join(f"retort / {m}" for m in TORCH_MODES) + " |",
-            "|---|---|---|" + "---|" * (2 * len(TORCH_MODES))]
+            "|---|---|---|---|" + "---|" * (2 * len(TORCH_MODES))]
     keys = []
     for r in retort_runs:
-        keys.append((r["config"], r["batch"]))
+        keys.append((r["config"], r["batch"], r.get("precision", "f32")))
     for t in torch_runs:
-        if (t.get("config"), t.get("batch")) not in keys and t.get("config"):
-            keys.append((t["config"], t["batch"]))
-    for config, batch in keys:
-        ours = next((r for r in retort_runs if r["config"] == config and r["batch"] == batch), None)
+        if t.get("config") and not any(k[:2] == (t["config"], t["batch"]) for k in keys):
+            keys.append((t["config"], t["batch"], None))
+    for config, batch, precision in keys:
+        ours = next((r for r in retort_runs if (r["config"], r["batch"], r.get("precision", "f32")) ==
+                     (config, batch, precision)), None)
         ours_ips = ours.get("images_per_s") if ours and "error" not in ours else None
         cells, ratios = [], []
         for mode in TORCH_MODES:
@@ -123,7 +126,8 @@ def e2e_table(retort_runs, torch_runs):
             cells.append("error" if t and "error" in t else fmt_num(ips))
             ratios.append(f"{ours_ips / ips:.2f}" if ours_ips and ips else "")
         ours_cell = "error" if ours and "error" in ours else fmt_num(ours_ips)
-        rows.append(f"| {config} | {batch} | {ours_cell} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+        rows.append(f"| {config} | {batch} | {precision or ''} | {ours_cell} | " + " | ".join(cells) + " | " +
+                    " | ".join(ratios) + " |")
     return "\n".join(rows)
 
 

@@ -106,18 +106,24 @@ class SanitizerTest(unittest.TestCase):
 
 class TablesTest(unittest.TestCase):
     def test_e2e_ratios_against_each_mode(self):
-        ours = [{"config": "kd", "batch": 64, "images_per_s": 2000.0}, {"config": "vit", "batch": 256, "error": "rc 2"}]
+        ours = [{"config": "kd", "batch": 64, "images_per_s": 2000.0, "precision": "f32"},
+                {"config": "kd", "batch": 64, "images_per_s": 3000.0, "precision": "bf16"},
+                {"config": "vit", "batch": 256, "error": "rc 2", "precision": "f32"}]
         theirs = [{"config": "kd", "batch": 64, "mode": "eager_f32", "images_per_s": 4000.0},
                   {"config": "kd", "batch": 64, "mode": "compile", "error": "boom"},
                   {"config": "vit", "batch": 256, "mode": "eager_f32", "images_per_s": 100.0}]
         rows = kit_parse.e2e_table(ours, theirs).splitlines()
-        self.assertEqual(len(rows), 4)
+        self.assertEqual(len(rows), 5)
         kd = rows[2].split("|")
-        self.assertEqual(kd[3].strip(), "2,000.0")
-        self.assertEqual(kd[4].strip(), "4,000.0")
-        self.assertEqual(kd[7].strip(), "error")
-        self.assertEqual(kd[8].strip(), "0.50")
-        self.assertIn("| vit | 256 | error |", rows[3])
+        self.assertEqual(kd[3].strip(), "f32")
+        self.assertEqual(kd[4].strip(), "2,000.0")
+        self.assertEqual(kd[5].strip(), "4,000.0")
+        self.assertEqual(kd[8].strip(), "error")
+        self.assertEqual(kd[9].strip(), "0.50")
+        kd16 = rows[3].split("|")
+        self.assertEqual(kd16[3].strip(), "bf16")
+        self.assertEqual(kd16[9].strip(), "0.75")
+        self.assertIn("| vit | 256 | f32 | error |", rows[4])
 
     def test_recipe_comparison_reports_the_largest_difference(self):
         device = {"results": [{"stage": "teacher", "model": "teacher", "test_top1": 85.0, "wall_s": 10.0},

@@ -118,9 +118,11 @@ class StagesTest(unittest.TestCase):
         r = kit_stages.stage_e2e(self.ctx, 60)
         self.assertEqual(r["status"], "fail")
         ours = r["data"]["retort"]
-        self.assertEqual([("error" in x) for x in ours], [False, False, True])
+        self.assertEqual([("error" in x) for x in ours], [False, False, True] * 2 + [False, False])
+        self.assertEqual([x["precision"] for x in ours], ["f32"] * 3 + ["bf16"] * 3 + ["bf16+graph"] * 2)
         self.assertIn("CUDA out of memory", ours[2]["error"])
-        self.assertIn("| kd_resnet32x4_resnet8x4 | 64 | 1,000.0 |", r["markdown"])
+        self.assertIn("| kd_resnet32x4_resnet8x4 | 64 | f32 | 1,000.0 |", r["markdown"])
+        self.assertIn("| kd_resnet32x4_resnet8x4 | 64 | bf16 | 1,000.0 |", r["markdown"])
 
     def test_the_deadline_skips_stages_and_says_so(self):
         self.ctx.deadline = 0

@@ -1,4 +1,7 @@
 // CUDA strided copy with dtype conversion, and fill. Reference: kernels/cpu/copy.cpp.
+// Dense same-dtype copies are one cudaMemcpyAsync; dense floating casts (autocast's f32 <-> bf16)
+// a typed kernel without index arithmetic; everything else the strided walk.
+#include <type_traits>
 #include "kernels/cuda/common.cuh"
 #include "kernels/copy.h"
 
@@ -36,6 +39,37 @@ __global__ void copy_cast_kernel(void* dst, DType dt, Layout dl, const void* src
     store_any(dst, dt, dl.offset_of(i), load_any(src, st, sl.offset_of(i)));
 }
 
+// A dense cast between floating dtypes: no index arithmetic, no dtype switch per element.
+template <typename To, typename From>
+__global__ void cast_dense_kernel(To* dst, const From* src, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    if constexpr (std::is_same_v<To, __nv_bfloat16>) st(dst, i, float(ld(src, i)));  // f64 via f32, as the CPU
+    else st(dst, i, ld(src, i));
+}
+
+template <typename From>
+bool cast_dense_from(void* dst, DType dt, const From* src, int64_t n) {
+  const unsigned grid = grid_for(n);
+  switch (dt) {
+    case DType::f32: cast_dense_kernel<<<grid, 256, 0, stream()>>>(static_cast<float*>(dst), src, n); return true;
+    case DType::bf16:
+      cast_dense_kernel<<<grid, 256, 0, stream()>>>(static_cast<__nv_bfloat16*>(dst), src, n);
+      return true;
+    case DType::f64: cast_dense_kernel<<<grid, 256, 0, stream()>>>(static_cast<double*>(dst), src, n); return true;
+    default: return false;
+  }
+}
+
+// Dense floating casts (autocast's f32 <-> bf16 above all); false for any other pair.
+bool cast_dense(void* dst, DType dt, const void* src, DType st, int64_t n) {
+  switch (st) {
+    case DType::f32: return cast_dense_from(dst, dt, static_cast<const float*>(src), n);
+    case DType::bf16: return cast_dense_from(dst, dt, static_cast<const __nv_bfloat16*>(src), n);
+    case DType::f64: return cast_dense_from(dst, dt, static_cast<const double*>(src), n);
+    default: return false;
+  }
+}
+
 __global__ void fill_kernel(void* dst, DType t, int64_t n, double v) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     store_any(dst, t, i, v);
@@ -47,6 +81,15 @@ void strided_copy(void* dst, DType dt, const Layout& dl, const void* src, DType 
   int64_t n = dl.numel();
   if (n == 0) return;
   unsigned grid = grid_for(n);
+  const bool dense = dl.is_dense() && sl.is_dense();
+  if (dense && dt == st) {  // one stream-ordered copy (capturable in a CUDA graph)
+    RETORT_CUDA_CHECK(cudaMemcpyAsync(dst, src, size_t(n) * dtype_size(dt), cudaMemcpyDeviceToDevice, stream()));
+    return;
+  }
+  if (dense && cast_dense(dst, dt, src, st, n)) {
+    RETORT_CUDA_LAUNCH_CHECK();
+    return;
+  }
   if (dt == st) {
     switch (dtype_size(dt)) {
       case 1: copy_same_kernel<<<grid, 256, 0, stream()>>>((uint8_t*)dst, dl, (const uint8_t*)src, sl, n); break;

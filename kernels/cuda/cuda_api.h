@@ -27,6 +27,17 @@ void nvtx_pop();
 // cudaProfilerStart/Stop: `nsys --capture-range=cudaProfilerApi` and `ncu --profile-from-start
 // off` capture only what runs between them (retort profile's steps).
 void profiler_capture(bool on);
+// CUDA graphs (kernels/cuda/graph.cu): capture what the engine's stream runs, then replay it.
+// begin_capture waits for the stream, then captures; a host<->device copy or a synchronisation
+// during the capture is an error (memcpy_any and synchronize refuse while capturing), after
+// which cancel_capture drops it. end_capture returns an instantiated graph (an opaque handle)
+// or raises why the capture failed; launch_graph replays it on the stream.
+bool capturing();
+void begin_capture();
+void cancel_capture();
+void* end_capture();
+void launch_graph(void* graph);
+void destroy_graph(void* graph);
 // "NVIDIA H100 80GB HBM3, sm_90, CUDA runtime 13.0": what computes on `device` (never throws;
 // says why when it cannot tell).
 std::string device_description(int device);

@@ -117,6 +117,8 @@ void device_free(void* ptr, int) {
 }
 
 void memcpy_any(void* dst, bool dst_gpu, const void* src, bool src_gpu, size_t bytes) {
+  RETORT_REQUIRE(!capturing() || (dst_gpu && src_gpu), "CUDA graph: a copy between host and device (", bytes,
+                 " bytes) cannot be captured");
   cudaMemcpyKind kind = dst_gpu ? (src_gpu ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
                                 : (src_gpu ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
   RETORT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, stream()));
@@ -128,6 +130,7 @@ void memcpy_any(void* dst, bool dst_gpu, const void* src, bool src_gpu, size_t b
 
 void synchronize() {
   if (cached_count() == 0) return;
+  RETORT_REQUIRE(!capturing(), "CUDA graph: a synchronisation cannot be captured");
   RETORT_CUDA_CHECK(cudaStreamSynchronize(stream()));
   raise_pending_device_error();
 }

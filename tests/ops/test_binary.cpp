@@ -1,5 +1,6 @@
 // Kernel family "binary": add, sub, mul, div and maximum with broadcasting, through the op
-// cases (ops/op_case.h): f64 gradients, bf16, transposed operands and CUDA parity. maximum's
+// cases (ops/op_case.h): f64 gradients, bf16, transposed operands and CUDA parity (whose shapes
+// reach every path of the CUDA kernel: vectorised dense, one element, strided). maximum's
 // finite differences run on operands kept apart (its gradient is undefined where they tie).
 // Hand-computed values of maximum are in test_unary.cpp with the other elementwise ops.
 #include "helpers.h"
@@ -17,8 +18,10 @@ test::OpCase binary_case(std::string op, test::OpFn fn) {
   c.op = std::move(op);
   c.fn = std::move(fn);
   c.shapes = {{3, 5}, {5}};
+  // The CUDA kernel's paths: dense operands (16-byte vectors and an odd tail), one broadcast
+  // element on either side, and the general strided walk.
   c.gpu_shapes = {{{1}, {1}}, {{33, 65}, {65}}, {{7, 1, 5}, {1, 3, 5}}, {{1}, {1031}}, {{5, 9, 31}, {9, 1}},
-                  {{65, 33}, {33, 65}}};
+                  {{65, 33}, {33, 65}}, {{1031}, {1031}}, {{64, 256}, {64, 256}}, {{4099}, {1}}, {{3, 7}, {3, 7}}};
   c.lo = 0.5, c.hi = 2.0;  // positive: div stays away from 0
   return c;
 }

@@ -1,0 +1,79 @@
+// Device-side step bookkeeping, read once per interval (see train/step_health.h).
+#include "train/step_health.h"
+#include "engine/autograd.h"
+#include "engine/error.h"
+#include "engine/ops.h"
+
+namespace retort {
+namespace {
+
+Tensor scalar_f32(const Tensor& t) { return t.detach().to(DType::f32).reshape({1}); }
+
+// 1 where x is finite, 0 where it is NaN or infinite (x - x is 0 only for finite x), as f32.
+Tensor finite_f32(const Tensor& x) { return eq(sub(x, x), Tensor::zeros(x.shape(), x.dtype(), x.device())).to(DType::f32); }
+
+// Top-1 hits of one batch as a one-element f32 tensor: argmax == label on rows whose logits
+// are all finite.
+Tensor top1_hits(const Tensor& logits, const Tensor& y) {
+  const Tensor l = logits.detach();
+  const Tensor hit = eq(argmax(l, 1), y.detach().to(DType::i64)).to(DType::f32);
+  const Tensor row_sum = sum(sub(l, l).to(DType::f32), {1});  // 0 for a finite row, NaN otherwise
+  return sum(mul(hit, finite_f32(row_sum))).reshape({1});
+}
+
+}  // namespace
+
+StepHealth::StepHealth(Device device, int64_t num_terms) : device_(device), num_terms_(num_terms) { reset(); }
+
+void StepHealth::reset() {
+  steps_ = 0;
+  if (!loss_sum_.defined()) {  // the buffers stay where they are: a captured step (CUDA graph) writes them
+    for (Tensor* t : {&loss_sum_, &last_loss_, &hits_, &any_bad_, &first_bad_index_, &step_index_})
+      *t = Tensor::zeros({1}, DType::f32, device_);
+    terms_at_first_bad_ = Tensor::zeros({std::max<int64_t>(num_terms_, 1)}, DType::f32, device_);
+    return;
+  }
+  for (Tensor* t : {&loss_sum_, &last_loss_, &hits_, &any_bad_, &first_bad_index_, &step_index_, &terms_at_first_bad_})
+    t->zero_();
+}
+
+void StepHealth::record(const Tensor& total, const std::vector<Tensor>& terms, const Tensor& logits, const Tensor& y) {
+  RETORT_CHECK(int64_t(terms.size()) == num_terms_, "StepHealth: {} loss terms recorded, {} expected", terms.size(),
+               num_terms_);
+  NoGradGuard no_grad;
+  const Tensor t = scalar_f32(total);
+  const Tensor bad_now = rsub(1.0, finite_f32(t));
+  const Tensor first_now = mul(bad_now, rsub(1.0, any_bad_));  // 1 only at the interval's first bad step
+  first_bad_index_.copy_(add(first_bad_index_, mul(first_now, step_index_)));
+  if (num_terms_ > 0) {
+    std::vector<Tensor> values;
+    for (const auto& term : terms) values.push_back(scalar_f32(term));
+    terms_at_first_bad_.copy_(where(gt(first_now, 0.5), concat(values, 0), terms_at_first_bad_));
+  }
+  any_bad_.copy_(maximum(any_bad_, bad_now));
+  loss_sum_.copy_(add(loss_sum_, t));
+  last_loss_.copy_(t);
+  if (logits.defined() && y.defined()) hits_.copy_(add(hits_, top1_hits(logits, y)));
+  step_index_.copy_(add(step_index_, 1.0));
+  ++steps_;
+}
+
+StepHealth::Reading StepHealth::read() {
+  Reading r;
+  r.steps = steps_;
+  if (steps_ == 0) return r;
+  // The interval's one host read: every accumulator in one tensor.
+  const std::vector<double> v =
+      concat({loss_sum_, last_loss_, hits_, any_bad_, first_bad_index_, terms_at_first_bad_}, 0).to_vector();
+  r.loss_sum = v[0];
+  r.last_loss = v[1];
+  r.hits = int64_t(v[2]);
+  if (v[3] != 0) {
+    r.first_bad = int64_t(v[4]);
+    r.terms_at_first_bad.assign(v.begin() + 5, v.begin() + 5 + num_terms_);
+  }
+  reset();
+  return r;
+}
+
+}  // namespace retort
