@@ -31,15 +31,35 @@ void count_topk(const Tensor& logits, const Tensor& labels, TopkCounts& counts) 
   }
 }
 
+Tensor topk_counts_on_device(const Tensor& logits, const Tensor& labels) {
+  NoGradGuard no_grad;
+  const Tensor l = logits.detach().to(DType::f32);
+  const int64_t b = l.size(0), c = l.size(1);
+  const Tensor y = labels.detach().to(DType::i64).reshape({b, 1});
+  const Tensor target = gather(l, 1, y);  // [B, 1]
+  // Classes ranked above the label: a larger logit, or an equal one with a lower index.
+  const Tensor larger = gt(sub(l, target), 0.0).to(DType::f32);
+  const Tensor lower_index = gt(sub(y.to(DType::f32), Tensor::arange(c, DType::f32, l.device()).reshape({1, c})), 0.5);
+  const Tensor tied_before = mul(eq(l, target).to(DType::f32), lower_index.to(DType::f32));
+  const Tensor ahead = sum(add(larger, tied_before), {1});  // [B]
+  // 1 for a row whose logits are all finite (x - x is 0 only for finite x).
+  const Tensor finite = eq(sum(sub(l, l), {1}), Tensor::zeros({b}, DType::f32, l.device())).to(DType::f32);
+  const Tensor top1 = sum(mul(gt(rsub(0.5, ahead), 0.0).to(DType::f32), finite));  // ahead < 1
+  const Tensor top5 = sum(mul(gt(rsub(4.5, ahead), 0.0).to(DType::f32), finite));  // ahead < 5
+  const Tensor nonfinite = rsub(double(b), sum(finite));
+  return stack({top1, top5, nonfinite}, 0).to(DType::f64);
+}
+
 EvalResult evaluate(models::Model& model, data::DataLoader& loader, Device device, int64_t max_batches,
                     dist::Communicator* group) {
   NoGradGuard no_grad;
+  DeferLabelCheck labels_checked_on_load;  // a bad label makes the loss NaN instead of a read per batch
   const bool was_training = model.is_training();
   model.eval();
   auto start = Clock::now();
-  double loss_sum = 0;
-  int64_t n = 0, batches = 0;
-  TopkCounts hits;
+  // loss sum, top-1, top-5, non-finite rows, images: summed on the device, read once at the end
+  Tensor sums = Tensor::zeros({5}, DType::f64, device);
+  int64_t batches = 0;
   loader.start_epoch(0);
   data::Batch batch;
   while (loader.next(batch)) {
@@ -47,29 +67,22 @@ EvalResult evaluate(models::Model& model, data::DataLoader& loader, Device devic
     if (batch.size() == 0) continue;  // this rank's slice of a last batch smaller than the ranks
     Tensor x = batch.images_tensor(device), y = batch.labels_tensor(device);
     Tensor logits = model.forward(x, nullptr);
-    loss_sum += cross_entropy(logits, y, 0.0, Reduction::sum).item();
-    count_topk(logits, y, hits);
-    n += x.size(0);
+    const Tensor loss = cross_entropy(logits, y, 0.0, Reduction::sum).to(DType::f64).reshape({1});
+    const Tensor images = Tensor::full({1}, double(x.size(0)), DType::f64, device);
+    sums = add(sums, concat({loss, topk_counts_on_device(logits, y), images}, 0));
   }
   model.train(was_training);
-  if (group && group->size() > 1) {
-    Tensor sums = Tensor::from_vector({loss_sum, double(hits.top1), double(hits.top5), double(hits.nonfinite_rows),
-                                       double(n)}, {5}, DType::f64);
-    group->allreduce_sum(sums);
-    const auto v = sums.to_vector();
-    loss_sum = v[0];
-    hits.top1 = int64_t(v[1]);
-    hits.top5 = int64_t(v[2]);
-    hits.nonfinite_rows = int64_t(v[3]);
-    n = int64_t(v[4]);
-  }
+  Tensor host = sums.to(Device::cpu());  // the evaluation's one host read
+  if (group && group->size() > 1) group->allreduce_sum(host);
+  const auto v = host.to_vector();
   EvalResult r;
+  const int64_t n = int64_t(v[4]);
   r.images = n;
-  r.nonfinite_rows = hits.nonfinite_rows;
+  r.nonfinite_rows = int64_t(v[3]);
   if (n > 0) {
-    r.loss = loss_sum / double(n);
-    r.top1 = 100.0 * double(hits.top1) / double(n);
-    r.top5 = 100.0 * double(hits.top5) / double(n);
+    r.loss = v[0] / double(n);
+    r.top1 = 100.0 * v[1] / double(n);
+    r.top5 = 100.0 * v[2] / double(n);
   }
   r.images_per_s = double(n) / std::max(seconds_since(start), 1e-9);
   return r;

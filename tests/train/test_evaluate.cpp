@@ -32,6 +32,34 @@ TEST_CASE("evaluate: a row with a NaN or an infinite logit is never a hit") {
   }
 }
 
+TEST_CASE("evaluate: the device-side counts equal count_topk, ties and non-finite rows included") {
+  // Random rows on a coarse grid (many exact ties) with labels everywhere, plus rows holding a
+  // NaN, an infinity or a tie at the label; 3 classes (every finite row a top-5 hit) and 7.
+  for (int64_t classes : {3, 7}) {
+    INFO(classes << " classes");
+    Generator g{uint64_t(classes)};
+    std::vector<double> v;
+    std::vector<int64_t> y;
+    for (int row = 0; row < 80; ++row) {
+      for (int64_t j = 0; j < classes; ++j) v.push_back(std::floor(g.uniform() * 4.0) / 4.0);
+      y.push_back(int64_t(g.uniform() * double(classes)) % classes);
+    }
+    v[1] = NAN;
+    v[size_t(classes) + 2] = INFINITY;
+    const int64_t rows = int64_t(y.size());
+    const Tensor logits = Tensor::from_vector(v, {rows, classes}, DType::f32), labels = Tensor::from_i64(y, {rows});
+    TopkCounts c;
+    count_topk(logits, labels, c);
+    const auto d = topk_counts_on_device(logits, labels).to_vector();
+    CHECK(d[0] == double(c.top1));
+    CHECK(d[1] == double(c.top5));
+    CHECK(d[2] == double(c.nonfinite_rows));
+    CHECK(c.nonfinite_rows == 2);
+    CHECK(c.top1 > 0);
+    CHECK(c.top5 > c.top1);
+  }
+}
+
 TEST_CASE("evaluate: a model with a NaN weight scores 0 %, says so, and its loss is not finite") {
   models::ModelConfig cfg;
   cfg.in_channels = 1, cfg.num_classes = 3, cfg.image_size = 8;
