@@ -1,6 +1,6 @@
 // Helpers for recipe tests: temporary files and directories that clean up after themselves,
 // the text of an error a call throws, a weights file's values, a bit-for-bit comparison of one
-// model's weights in two run directories, and a stage cache's entry count.
+// model's weights in two run directories, a stage cache's entry count, and a small KD recipe.
 #pragma once
 #include <doctest/doctest.h>
 #include <atomic>
@@ -83,6 +83,35 @@ inline int cache_entries(const std::filesystem::path& dir) {
   if (std::filesystem::exists(dir))
     for (const auto& e : std::filesystem::directory_iterator(dir)) n += e.path().filename().string()[0] != '.';
   return n;
+}
+
+// A KD recipe on Fashion-MNIST: a resnet8 "teacher" stage, then a "kd" stage training a resnet8
+// student (batch 8, SGD with momentum) with the given loss terms; `extra` adds lines to the kd
+// stage (e.g. "precision = \"bf16\"").
+inline std::string tiny_kd_recipe(const std::string& losses, const std::string& extra = "") {
+  return R"(
+[run]
+name = "tiny_kd"
+device = "cpu"
+[data]
+dataset = "fashion-mnist"
+[models.teacher]
+arch = "resnet8"
+[models.student]
+arch = "resnet8"
+[[stages]]
+name = "teacher"
+train = "teacher"
+epochs = 1
+batch_size = 8
+[[stages]]
+name = "kd"
+train = "student"
+teachers = ["teacher"]
+epochs = 1
+batch_size = 8
+optimizer = { type = "sgd", lr = 0.05, momentum = 0.9 }
+)" + extra + "\nlosses = [ " + losses + " ]\n";
 }
 
 }  // namespace retort::test

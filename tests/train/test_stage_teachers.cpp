@@ -7,6 +7,7 @@
 #include <cmath>
 #include "engine/autograd.h"
 #include "helpers.h"
+#include "recipe_test_util.h"
 #include "models/registry.h"
 #include "train/profile_run.h"
 #include "train/recipe.h"
@@ -16,31 +17,8 @@ using namespace retort;
 
 namespace {
 
-const char* kRecipe = R"(
-[run]
-name = "folding"
-device = "cpu"
-[data]
-dataset = "fashion-mnist"
-[models.teacher]
-arch = "resnet8"
-[models.student]
-arch = "resnet8"
-[[stages]]
-name = "teacher"
-train = "teacher"
-epochs = 1
-batch_size = 8
-[[stages]]
-name = "kd"
-train = "student"
-teachers = ["teacher"]
-epochs = 1
-batch_size = 8
-optimizer = { type = "sgd", lr = 0.05, momentum = 0.9 }
-losses = [ { name = "ce", weight = 0.1 }, { name = "kd", teacher = "teacher", weight = 0.9 } ]
-)";
-
+const std::string kRecipe =
+    test::tiny_kd_recipe(R"({ name = "ce", weight = 0.1 }, { name = "kd", teacher = "teacher", weight = 0.9 })");
 // Calls per step of `op` in a profile.
 double calls_of(const ProfileResult& r, const std::string& op) {
   for (const auto& o : r.summary.ops)

@@ -11,6 +11,7 @@
 #include "engine/ops.h"
 #include "engine/optim/sgd.h"
 #include "helpers.h"
+#include "recipe_test_util.h"
 #include "train/bench_stage.h"
 #include "train/recipe.h"
 #include "train/runner.h"
@@ -20,33 +21,6 @@ using namespace retort;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A KD stage on resnet8s (synthetic batches in `retort bench`), its loss terms given.
-std::string kd_recipe(const std::string& losses, const std::string& extra = "") {
-  return R"(
-[run]
-name = "syncs"
-device = "cpu"
-[data]
-dataset = "fashion-mnist"
-[models.teacher]
-arch = "resnet8"
-[models.student]
-arch = "resnet8"
-[[stages]]
-name = "teacher"
-train = "teacher"
-epochs = 1
-batch_size = 8
-[[stages]]
-name = "kd"
-train = "student"
-teachers = ["teacher"]
-epochs = 1
-batch_size = 8
-optimizer = { type = "sgd", lr = 0.05, momentum = 0.9 }
-)" + extra + "\nlosses = [ " + losses + " ]\n";
-}
 
 // Host reads made by `fn`.
 template <class Fn>
@@ -181,7 +155,7 @@ TEST_CASE("step syncs: a KD step of every batch-splittable loss makes no host re
   for (const Case& c : cases) {
     for (const std::string extra : {"", "clip_grad_norm = 1.0", "precision = \"bf16\""}) {
       INFO(c.losses << " " << extra);
-      const Recipe recipe = parse_recipe(kd_recipe(c.losses, extra), "syncs.toml");
+      const Recipe recipe = parse_recipe(test::tiny_kd_recipe(c.losses, extra), "syncs.toml");
       BenchStageOptions o;
       BenchStage bench(recipe, o);
       bench.step();  // the first step may create state lazily
@@ -201,7 +175,7 @@ TEST_CASE("step syncs: a run reading every 4 steps stops at a non-finite loss na
   // finds the first non-finite loss at step 1 and says that its update and the later ones were
   // skipped.
   const Recipe recipe =
-      parse_recipe(kd_recipe(R"({ name = "ce" })"), "syncs.toml",
+      parse_recipe(test::tiny_kd_recipe(R"({ name = "ce" })"), "syncs.toml",
                    {"stages.teacher.optimizer.lr=1e30", "stages.teacher.optimizer.momentum=0.0"});
   const fs::path dir = fs::temp_directory_path() / "retort_step_syncs_nan";
   fs::remove_all(dir);
