@@ -131,12 +131,14 @@ def e2e_table(retort_runs, torch_runs):
     return "\n".join(rows)
 
 
-def recipe_comparison(device_summary, reference_summary):
-    """Per stage: test top-1 and wall seconds of the device run beside the CPU reference run."""
+def recipe_comparison(device_summary, reference_summary, labels=("device", "CPU")):
+    """Per stage: test top-1 and wall seconds of one run (the device's) beside another (the CPU
+    reference's, or the device's f32 run beside its bf16 one with other labels)."""
     def by_stage(summary):
         return {r["stage"]: r for r in (summary or {}).get("results", [])}
     ours, ref = by_stage(device_summary), by_stage(reference_summary)
-    rows = ["| stage | model | device top-1 % | CPU top-1 % | difference | device wall s | CPU wall s |",
+    a, b = labels
+    rows = [f"| stage | model | {a} top-1 % | {b} top-1 % | difference | {a} wall s | {b} wall s |",
             "|---|---|---|---|---|---|---|"]
     worst = 0.0
     for stage, r in ours.items():

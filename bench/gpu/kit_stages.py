@@ -24,12 +24,13 @@ BENCH_CONFIGS = [  # (config, recipe, batch): what the issue asks to compare
 # eager_f32, bf16 (autocast, f32 master weights) with its bf16_cl; "+graph" replays the step as
 # a CUDA graph (docs/gpu_step.md), which SGD stages allow (the ViT's AdamW does not).
 RETORT_VARIANTS = (("f32", "f32", False), ("bf16", "bf16", False), ("bf16+graph", "bf16", True))
+CUDA_SONAMES = ("libcudart.so.13", "libcublas.so.13", "libcublasLt.so.13", "libcudnn.so.9")
+RECIPE = "recipes/fmnist_kd.toml"
+RECIPE_STAGES = ("teacher", "student_alone", "student_kd")
 
 
 def variant_applies(config, graph):
     return not graph or not config.startswith("vit")
-CUDA_SONAMES = ("libcudart.so.13", "libcublas.so.13", "libcublasLt.so.13", "libcudnn.so.9")
-RECIPE = "recipes/fmnist_kd.toml"
 
 
 def recipe_flags(ctx):
@@ -353,7 +354,8 @@ def stage_ops(ctx, box):
 # --------------------------------------------------------------------------------- recipe
 def stage_recipe(ctx, box):
     """The default recipe on the device for a few hundred steps (12,800 training images:
-    200 teacher steps, 100 + 100 student steps), beside the CPU run of the same steps."""
+    200 teacher steps, 100 + 100 student steps), beside the CPU run of the same steps; then the
+    same steps under bf16 autocast, beside the device's f32 run (accuracy parity of bf16)."""
     t_end = time.monotonic() + box
     run_dir = os.path.join(ctx.work, f"recipe_{ctx.device}")
     rc, out, timed_out = ctx.run([ctx.tool("retort"), "run", RECIPE, "--device", ctx.device, "--out", run_dir] +
@@ -369,11 +371,29 @@ def stage_recipe(ctx, box):
                              recipe_flags(ctx), max(5, t_end - time.monotonic()), "recipe.log")
     reference = load_json(os.path.join(reference_dir, "summary.json")) if reference_dir else None
     table, worst = kit_parse.recipe_comparison(ours, reference)
+    bf16_table, bf16_note = recipe_in_bf16(ctx, ours, t_end)
+    table += "\n\n" + bf16_table
     if reference is None:
-        return {"status": "warn", "note": "no CPU reference in the kit", "markdown": table, "data": ours}
+        return {"status": "warn", "note": "no CPU reference in the kit; " + bf16_note, "markdown": table, "data": ours}
     status = "pass" if worst <= 2.0 else "warn"
-    return {"status": status, "note": f"largest top-1 difference from the CPU run: {worst:.2f} points",
+    return {"status": status, "note": f"largest top-1 difference from the CPU run: {worst:.2f} points; {bf16_note}",
             "markdown": table, "data": {"device": ours, "cpu": reference}}
+
+
+def recipe_in_bf16(ctx, f32_summary, t_end):
+    """The recipe's steps again with every stage under bf16 autocast; its table beside f32's."""
+    run_dir = os.path.join(ctx.work, f"recipe_{ctx.device}_bf16")
+    precision = [a for stage in RECIPE_STAGES for a in ("--set", f'stages.{stage}.precision="bf16"')]
+    left = t_end - time.monotonic()
+    if left < 10:
+        return "bf16: no time left in the box", "bf16 run skipped (time box)"
+    rc, out, timed_out = ctx.run([ctx.tool("retort"), "run", RECIPE, "--device", ctx.device, "--out", run_dir] +
+                                 recipe_flags(ctx) + precision, left, "recipe.log")
+    if rc != 0:
+        return "bf16: " + ("timed out" if timed_out else f"rc {rc}: {out.strip()[-300:]}"), "bf16 run failed"
+    table, worst = kit_parse.recipe_comparison(f32_summary, load_json(os.path.join(run_dir, "summary.json")),
+                                               labels=("f32", "bf16"))
+    return table, f"largest bf16 - f32 top-1 difference: {worst:.2f} points"
 
 
 def load_json(path):
@@ -390,7 +410,7 @@ STAGES = [
     Stage("sanitizer", 100, 30, stage_sanitizer),
     Stage("e2e", 220, 30, stage_e2e),
     Stage("ops", 60, 15, stage_ops),
-    Stage("recipe", 90, 30, stage_recipe),
+    Stage("recipe", 150, 30, stage_recipe),
 ]
 
 
