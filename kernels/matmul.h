@@ -39,4 +39,9 @@ namespace retort::cuda {
 // in one cuBLASLt call. Returns false (having done nothing) when cuBLASLt has no algorithm for it.
 bool linear_bias_fused(DType dtype, const void* x, const void* w, const void* bias, void* out, int64_t M, int64_t N,
                        int64_t K);
+// The linear layer's weight and bias gradients in one cuBLASLt product (the BGRADB epilogue):
+// grad_w[N, K] = g[M, N]^T x[M, K] and grad_b[N] = the sum of g's rows, all dense row-major.
+// False (nothing written) where cuBLASLt offers no such product: the caller computes them apart.
+bool linear_weight_bias_grad_fused(DType dtype, const void* g, const void* x, void* grad_w, void* grad_b, int64_t M,
+                                   int64_t N, int64_t K);
 }  // namespace retort::cuda

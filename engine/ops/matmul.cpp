@@ -166,6 +166,24 @@ Tensor linear_forward(const Tensor& x, const Tensor& w, const Tensor& bias) {
   return out.reshape(out_shape);
 }
 
+// CUDA: the weight and bias gradients of linear in one cuBLASLt product (grads[1], grads[2]);
+// false where that is not offered (the CPU, f64, an unsupported shape): computed apart then.
+bool weight_bias_grads_fused(const Tensor& g2, const Tensor& x2, std::vector<Tensor>& grads) {
+  if (!g2.device().is_cuda()) return false;
+  const Tensor g = g2.contiguous(), x = x2.contiguous();
+  const int64_t M = g.size(0), N = g.size(1), K = x.size(1);
+  Tensor gw = Tensor::empty({N, K}, g.dtype(), g.device()), gb = Tensor::empty({N}, g.dtype(), g.device());
+  bool fused = false;
+#ifdef RETORT_WITH_CUDA
+  fused = cuda::linear_weight_bias_grad_fused(g.dtype(), g.raw_data(), x.raw_data(), gw.raw_data(), gb.raw_data(), M,
+                                              N, K);
+#endif
+  if (!fused) return false;
+  grads[1] = gw;
+  grads[2] = gb;
+  return true;
+}
+
 }  // namespace
 
 Tensor matmul(const Tensor& a_ac, const Tensor& b_ac) {
@@ -200,6 +218,7 @@ Tensor linear(const Tensor& x_ac, const Tensor& weight_ac, const Tensor& bias_ac
       Tensor g2 = g.reshape({g.numel() / std::max<int64_t>(out_f, 1), out_f});
       std::vector<Tensor> grads(3);
       if (gx) grads[0] = matmul(g2, wd).reshape(xd.shape());
+      if (gw && gb && weight_bias_grads_fused(g2, xd.reshape({g2.size(0), in}), grads)) return grads;
       if (gw) grads[1] = matmul(g2.transpose(0, 1), xd.reshape({g2.size(0), in}));
       if (gb) grads[2] = sum(g2, {0});
       return grads;

@@ -99,12 +99,26 @@ void gemm(const GemmArgs& g) {
                                                  as_int(g.batch, "batch"), compute, CUBLAS_GEMM_DEFAULT));
 }
 
-bool linear_bias_fused(DType dtype, const void* x, const void* w, const void* bias, void* out, int64_t M, int64_t N,
-                       int64_t K) {
-  if (dtype != DType::f32 && dtype != DType::bf16) return false;  // f64 epilogues are not offered by cuBLASLt
-  if (M == 0 || N == 0 || K == 0) return false;
-  const cudaDataType_t dt = data_type(dtype);
-  // Column-major: D^T[N, M] = W[N, K] (row-major [N, K] read as col-major [K, N], transposed) * X^T[K, M] + bias.
+namespace {
+// A cuBLASLt product with an epilogue, column-major: D[m, n] = op(A) op(B), where A is stored as
+// a column-major [a_rows, a_cols] matrix (ld a_rows) and B as [b_rows, b_cols] (ld b_rows).
+struct LtProduct {
+  DType dtype;
+  const void* a;
+  int64_t a_rows, a_cols;
+  bool trans_a;
+  const void* b;
+  int64_t b_rows, b_cols;
+  bool trans_b;
+  void* d;
+  int64_t m, n;
+  cublasLtEpilogue_t epilogue;
+  void* bias;  // the bias read (BIAS) or the bias gradient written (BGRADA/BGRADB)
+};
+
+// Runs it, or returns false when cuBLASLt offers no algorithm for it (the caller falls back).
+bool run_lt_product(const LtProduct& p) {
+  const cudaDataType_t dt = data_type(p.dtype);
   cublasLtMatmulDesc_t op = nullptr;
   cublasLtMatrixLayout_t la = nullptr, lb = nullptr, ld = nullptr;
   cublasLtMatmulPreference_t pref = nullptr;
@@ -116,37 +130,36 @@ bool linear_bias_fused(DType dtype, const void* x, const void* w, const void* bi
     if (la) cublasLtMatrixLayoutDestroy(la);
     if (op) cublasLtMatmulDescDestroy(op);
   };
+  auto set_alignment = [&](cublasLtMatmulPreferenceAttributes_t which, const void* ptr) {
+    uint32_t align = alignment_of(ptr);
+    RETORT_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, which, &align, sizeof(align)));
+  };
   try {
-    RETORT_CUBLAS_CHECK(cublasLtMatmulDescCreate(&op, f32_compute_type(dtype), CUDA_R_32F));
-    cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    RETORT_CUBLAS_CHECK(cublasLtMatmulDescCreate(&op, f32_compute_type(p.dtype), CUDA_R_32F));
+    cublasOperation_t ta = p.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, tb = p.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     RETORT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
     RETORT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
-    cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+    cublasLtEpilogue_t epi = p.epilogue;
     RETORT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
-    RETORT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+    RETORT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &p.bias, sizeof(p.bias)));
     RETORT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &dt, sizeof(dt)));
-    RETORT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&la, dt, uint64_t(K), uint64_t(N), K));  // W as stored
-    RETORT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lb, dt, uint64_t(K), uint64_t(M), K));  // X as stored
-    RETORT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ld, dt, uint64_t(N), uint64_t(M), N));  // out as stored
+    RETORT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&la, dt, uint64_t(p.a_rows), uint64_t(p.a_cols), p.a_rows));
+    RETORT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lb, dt, uint64_t(p.b_rows), uint64_t(p.b_cols), p.b_rows));
+    RETORT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ld, dt, uint64_t(p.m), uint64_t(p.n), p.m));
     RETORT_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
     size_t ws_bytes = kLtWorkspaceBytes;
     RETORT_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes,
                                                              sizeof(ws_bytes)));
-    uint32_t align_w = alignment_of(w), align_x = alignment_of(x), align_out = alignment_of(out);
-    RETORT_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align_w,
-                                                             sizeof(align_w)));
-    RETORT_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align_x,
-                                                             sizeof(align_x)));
-    RETORT_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
-                                                             &align_out, sizeof(align_out)));
-    RETORT_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
-                                                             &align_out, sizeof(align_out)));
+    set_alignment(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, p.a);
+    set_alignment(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, p.b);
+    set_alignment(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, p.d);
+    set_alignment(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, p.d);
     cublasLtMatmulHeuristicResult_t result{};
     int found = 0;
     cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(lt_handle(), op, la, lb, ld, ld, pref, 1, &result, &found);
     if (st == CUBLAS_STATUS_SUCCESS && found > 0) {
       const float alpha = 1.f, beta = 0.f;
-      RETORT_CUBLAS_CHECK(cublasLtMatmul(lt_handle(), op, &alpha, w, la, x, lb, &beta, out, ld, out, ld,
+      RETORT_CUBLAS_CHECK(cublasLtMatmul(lt_handle(), op, &alpha, p.a, la, p.b, lb, &beta, p.d, ld, p.d, ld,
                                          &result.algo, lt_workspace(), kLtWorkspaceBytes, stream()));
       done = true;
     }
@@ -156,6 +169,25 @@ bool linear_bias_fused(DType dtype, const void* x, const void* w, const void* bi
   }
   cleanup();
   return done;
+}
+
+bool lt_epilogue_dtype(DType dtype) { return dtype == DType::f32 || dtype == DType::bf16; }  // no f64 epilogues
+}  // namespace
+
+bool linear_bias_fused(DType dtype, const void* x, const void* w, const void* bias, void* out, int64_t M, int64_t N,
+                       int64_t K) {
+  if (!lt_epilogue_dtype(dtype) || M == 0 || N == 0 || K == 0) return false;
+  // Column-major: D^T[N, M] = W[N, K] (row-major [N, K] read as col-major [K, N], transposed) * X^T[K, M] + bias.
+  return run_lt_product({dtype, w, K, N, true, x, K, M, false, out, N, M, CUBLASLT_EPILOGUE_BIAS,
+                         const_cast<void*>(bias)});
+}
+
+bool linear_weight_bias_grad_fused(DType dtype, const void* g, const void* x, void* grad_w, void* grad_b, int64_t M,
+                                   int64_t N, int64_t K) {
+  if (!lt_epilogue_dtype(dtype) || M == 0 || N == 0 || K == 0) return false;
+  // Column-major: dW^T[K, N] = X^T[K, M] (row-major X [M, K] as stored) * G[M, N] (row-major G [M, N] read as
+  // col-major [N, M], transposed); the bias gradient reduces B = G over the product's k = M: sum of G's rows.
+  return run_lt_product({dtype, x, K, M, false, g, N, M, true, grad_w, K, N, CUBLASLT_EPILOGUE_BGRADB, grad_b});
 }
 
 }  // namespace retort::cuda
