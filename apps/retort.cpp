@@ -56,8 +56,19 @@ std::string resume_command(int argc, char** argv, const std::string& run_dir) {
   return cmd + " --resume";
 }
 
-int cmd_run(const std::string& recipe_path, const std::vector<std::string>& sets, RunOptions opts) {
-  Recipe recipe = load_recipe(resolve_recipe(recipe_path).string(), sets);
+// --precision P: every stage's precision set to P, as `--set stages.<i>.precision="P"` would.
+std::vector<std::string> with_precision(const std::string& path, std::vector<std::string> sets,
+                                        const std::string& precision) {
+  if (precision.empty()) return sets;
+  const size_t stages = load_recipe(path, sets).stages.size();
+  for (size_t i = 0; i < stages; ++i) sets.push_back(fmt::format("stages.{}.precision=\"{}\"", i, precision));
+  return sets;
+}
+
+int cmd_run(const std::string& recipe_path, const std::vector<std::string>& sets, const std::string& precision,
+            RunOptions opts) {
+  const std::string path = resolve_recipe(recipe_path).string();
+  Recipe recipe = load_recipe(path, with_precision(path, sets, precision));
   check_recipe_files(recipe);
   RunResult r = run_recipe(recipe, opts);
   if (retort::dist::world().is_root()) std::printf("%s\n", (std::filesystem::path(r.run_dir) / "summary.json").c_str());
@@ -198,6 +209,9 @@ int main(int argc, char** argv) {
   RunOptions ro;
   run->add_option("recipe", recipe_path, "Recipe file, e.g. recipes/fmnist_kd.toml")->required();
   run->add_option("--set", sets, "Override a recipe value: key=value (e.g. stages.0.epochs=3); repeatable");
+  std::string precision;
+  run->add_option("--precision", precision, "Every stage's precision: f32 | tf32 | bf16 (docs/gpu_step.md)")
+      ->check(CLI::IsMember({"f32", "tf32", "bf16"}));
   run->add_option("--device", ro.device, "auto | cpu | cuda | cuda:N (default: the recipe's run.device)");
   run->add_option("--out", ro.out_dir, "Run directory (default: <run.out_dir>/<run.name>-<UTC time>)");
   run->add_flag("--resume", ro.resume, "Continue the run in --out from its last checkpoints");
@@ -271,7 +285,7 @@ int main(int argc, char** argv) {
   try {
     if (*run) {
       retort::dist::init_world();  // MPI when launched by mpirun (docs/distributed.md)
-      const int rc = cmd_run(recipe_path, sets, ro);
+      const int rc = cmd_run(recipe_path, sets, precision, ro);
       retort::dist::finalize_world();
       return rc;
     }

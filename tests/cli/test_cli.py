@@ -31,6 +31,12 @@ def usage_errors():
         check(r.returncode == 2 and flag in r.stderr, f"a negative import {flag} exits 2 naming it ({r.returncode})")
     r = run(["eval", "--model", "resnet8", "--weights", "w.safetensors", "--image-size", "-1"])
     check(r.returncode == 2 and "--image-size" in r.stderr, f"a negative eval --image-size exits 2 ({r.returncode})")
+    r = run(["run", "recipes/fmnist_kd.toml", "--precision", "fp16"])
+    check(r.returncode == 2 and "--precision" in r.stderr and "bf16" in r.stderr,
+          f"an unknown --precision exits 2 naming the choices ({r.returncode})")
+    r = run(["bench", "recipes/fmnist_kd.toml", "--cuda-graph", "--device", "cpu"])
+    check(r.returncode == 2 and "CUDA graphs need a CUDA device" in r.stderr,
+          f"bench --cuda-graph on the CPU exits 2 saying why ({r.returncode}: {r.stderr.strip()[:120]})")
     r = run(["frobnicate"])
     check(r.returncode == 2, f"an unknown subcommand exits 2 ({r.returncode})")
     r = run(["--help"])
@@ -50,6 +56,16 @@ def recipe_errors(tmp):
     check(not os.path.exists(os.path.join(tmp, "never")), "a rejected recipe creates no run directory")
     r = run(["run", "recipes/fmnist_kd.toml", "--set", "stages.0.batch_size=-4", "--out", os.path.join(tmp, "never")])
     check(r.returncode == 2 and "batch_size" in r.stderr, f"a bad --set value exits 2 naming the key ({r.returncode})")
+
+
+def precision_for_every_stage(tmp):
+    out = os.path.join(tmp, "bf16")
+    r = run(["run", "fmnist_kd", "--quiet", "--out", out, "--max-batches", "1", "--set", "data.train_subset=256",
+             "--precision", "bf16"])
+    check(r.returncode == 0, f"a run with --precision bf16 finishes ({r.returncode}: {r.stderr.strip()[-200:]})")
+    with open(os.path.join(out, "resolved.toml")) as f:
+        text = f.read()
+    check(text.count('precision = "bf16"') == 3, "--precision bf16 sets each of the recipe's 3 stages")
 
 
 def wait_for(path, seconds):
@@ -93,6 +109,7 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory(prefix="retort-cli-") as tmp:
         usage_errors()
         recipe_errors(tmp)
+        precision_for_every_stage(tmp)
         interrupt_and_resume(tmp)
     print(f"{len(failures)} failures")
     sys.exit(1 if failures else 0)
