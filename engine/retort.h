@@ -4,5 +4,6 @@
 #include "engine/device.h"
 #include "engine/error.h"
 #include "engine/ops.h"
+#include "engine/memory_format.h"
 #include "engine/random.h"
 #include "engine/tensor.h"

@@ -4,6 +4,7 @@
 #include <numeric>
 #include "engine/autograd.h"
 #include "engine/error.h"
+#include "engine/memory_format.h"
 #include "engine/ops.h"
 #include "kernels/copy.h"
 #include "kernels/cuda/cuda_api.h"
@@ -338,6 +339,8 @@ Tensor Tensor::detach() const { return make_view(*this, shape(), strides(), offs
 
 Tensor Tensor::to(DType dt) const {
   if (dt == dtype()) return *this;
+  // A channels-last tensor (engine/memory_format.h) stays channels-last: cast over its NHWC view.
+  if (suggest_memory_format(*this) == MemoryFormat::channels_last) return permute({0, 2, 3, 1}).to(dt).permute({0, 3, 1, 2});
   Tensor out = contiguous_copy(*this, dt);
   if (needs_grad({this})) {
     RETORT_CHECK(is_floating(dt), "to({}): a tensor that requires grad can only be cast to a floating dtype", dtype_name(dt));
@@ -348,6 +351,7 @@ Tensor Tensor::to(DType dt) const {
 }
 Tensor Tensor::to(Device dev) const {
   if (dev == device()) return *this;
+  if (suggest_memory_format(*this) == MemoryFormat::channels_last) return permute({0, 2, 3, 1}).to(dev).permute({0, 3, 1, 2});
   if (dev.is_cpu()) note_host_read();
   Tensor src = is_contiguous() ? *this : contiguous_copy(*this, dtype());
   Tensor out = Tensor::empty(shape(), dtype(), dev);

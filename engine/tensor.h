@@ -70,7 +70,8 @@ class Tensor {
   Tensor flatten(int64_t start = 0, int64_t end = -1) const;
   Tensor contiguous() const;
 
-  // ---- copies and conversions (autograd-aware)
+  // ---- copies and conversions (autograd-aware); to() keeps a channels-last tensor channels-last
+  // (engine/memory_format.h), other results are contiguous.
   Tensor to(Device device) const;
   Tensor to(DType dtype) const;
   Tensor clone() const;

@@ -10,13 +10,17 @@
 
 namespace retort {
 
-// All tensors contiguous: x [n, c, h, w], weight [oc, c / groups, kh, kw], y [n, oc, oh, ow].
+// All tensors contiguous: x [n, c, h, w], weight [oc, c / groups, kh, kw], y [n, oc, oh, ow];
+// with channels_last (CUDA only; the CPU kernels refuse it) x, y and their gradients are NHWC
+// memory [n, h, w, c] and the weight and its gradient KRSC memory [oc, kh, kw, c / groups].
+// conv2d_bias_act is NCHW only.
 struct Conv2dGeometry {
   int64_t n = 0, c = 0, h = 0, w = 0;
   int64_t oc = 0, kh = 0, kw = 0;
   int64_t oh = 0, ow = 0;
   int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dil_h = 1, dil_w = 1;
   int64_t groups = 1;
+  bool channels_last = false;
 };
 
 }  // namespace retort

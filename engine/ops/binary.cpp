@@ -1,6 +1,10 @@
-// Broadcast binary ops add, sub, mul, div: shape checks, autograd, dispatch.
+// Broadcast binary ops add, sub, mul, div: shape checks, autograd, dispatch. The output keeps
+// the memory format of the first dense operand of its shape (engine/memory_format.h); the
+// backward of add and sub passes the output gradient through, so their input gradients have the
+// format the gradient arrives in (mul and div: that of the first dense operand of the product).
 #include "engine/autocast.h"
 #include "engine/autograd.h"
+#include "engine/memory_format.h"
 #include "engine/profiler.h"
 #include "engine/ops.h"
 #include "engine/ops/broadcast.h"
@@ -9,11 +13,29 @@
 #include "engine/kernel_call.h"
 
 namespace retort {
+namespace {
+// The output's memory format: that of the first operand with the output's shape whose memory is
+// dense (channels-last or contiguous), so a channels-last residual add stays channels-last and
+// an expanded gradient (g of a sum) times a channels-last tensor is channels-last; contiguous
+// when no operand qualifies.
+MemoryFormat binary_output_format(const Tensor& a, const Tensor& b, const Shape& out_shape) {
+  for (const Tensor* t : {&a, &b}) {
+    if (t->shape() != out_shape) continue;
+    if (suggest_memory_format(*t) == MemoryFormat::channels_last) return MemoryFormat::channels_last;
+    if (t->is_contiguous()) return MemoryFormat::contiguous;
+  }
+  return MemoryFormat::contiguous;
+}
+}  // namespace
+
 Tensor broadcast_binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
   check_same(a, b, name);
   Shape out_shape = broadcast_shapes(a.shape(), b.shape(), name);
-  Tensor out = Tensor::empty(out_shape, a.dtype(), a.device());
-  Layout la = broadcast_layout(a, out_shape), lb = broadcast_layout(b, out_shape);
+  const MemoryFormat f = binary_output_format(a, b, out_shape);
+  Tensor out = empty_in_format(out_shape, f, a.dtype(), a.device());
+  // Both operands are walked in the output's memory order (dense for same-format operands).
+  Layout la = layout_in_format(broadcast_layout(a, out_shape), f);
+  Layout lb = layout_in_format(broadcast_layout(b, out_shape), f);
   RETORT_KERNEL(a.device(), binary, op, a.dtype(), a.raw_data(), la, b.raw_data(), lb, out.raw_data(), out.numel());
   return out;
 }

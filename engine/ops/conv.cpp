@@ -3,6 +3,13 @@
 // same three kernels (its forward is conv2d's input gradient). bf16 on the CPU is computed in f32
 // (and on CUDA too if cuDNN turns bf16 down).
 // The backward pieces (input and weight gradients) are first-order only.
+// Channels-last (engine/memory_format.h): conv2d gives a channels-last input a channels-last
+// output and input gradient. On CUDA (f32, bf16) cuDNN runs natively in NHWC: x, y and their
+// gradients stay NHWC and the weight is converted to KRSC memory (to_memory_format(w,
+// channels_last)) per call, its gradient back to KCRS; the bias gradient reads an NCHW copy of
+// the output gradient. On the CPU (and for f64 on CUDA) the convolution runs on the NCHW copy
+// of x through the same kernels (values bitwise those of the NCHW input) and the output is
+// converted back. conv_transpose2d stays NCHW (a channels-last input is read through a copy).
 #include "engine/autocast.h"
 #include <algorithm>
 #include <atomic>
@@ -11,6 +18,7 @@
 #include "engine/autograd.h"
 #include "engine/profiler.h"
 #include "engine/error.h"
+#include "engine/memory_format.h"
 #include "engine/ops.h"
 #include "engine/ops/broadcast.h"
 #include "kernels/conv.h"
@@ -85,39 +93,52 @@ Tensor bf16_or_f32(const Tensor& ref, Native native, ViaF32 via_f32) {
   }
 }
 
+// The memory format the kernels read and write for geometry g.
+MemoryFormat format_of(const Conv2dGeometry& g) {
+  return g.channels_last ? MemoryFormat::channels_last : MemoryFormat::contiguous;
+}
+// t with the memory the kernels expect: NCHW/KCRS, or NHWC/KRSC when g.channels_last.
+Tensor as_operand(const Tensor& t, const Conv2dGeometry& g) { return to_memory_format(t, format_of(g)); }
+
+// cuDNN runs channels-last natively for f32 and bf16; everything else goes through NCHW.
+bool native_channels_last(const Tensor& x) {
+  return x.device().is_cuda() && x.dtype() != DType::f64 && suggest_memory_format(x) == MemoryFormat::channels_last;
+}
+
 // Runs one of the three kernels on either device; no autograd.
 Tensor conv_forward_raw(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dGeometry& g) {
   auto native = [&] {
-    Tensor xc = x.contiguous(), wc = w.contiguous(), bc = bias.defined() ? bias.contiguous() : Tensor();
-    Tensor y = Tensor::empty({g.n, g.oc, g.oh, g.ow}, x.dtype(), x.device());
+    Tensor xc = as_operand(x, g), wc = as_operand(w, g), bc = bias.defined() ? bias.contiguous() : Tensor();
+    Tensor y = empty_in_format({g.n, g.oc, g.oh, g.ow}, format_of(g), x.dtype(), x.device());
     const void* bp = bc.defined() ? bc.raw_data() : nullptr;
     RETORT_KERNEL(x.device(), conv2d_forward, x.dtype(), g, xc.raw_data(), wc.raw_data(), bp, y.raw_data());
     return y;
   };
   return bf16_or_f32(x, native, [&] {
     Tensor b32 = bias.defined() ? bias.to(DType::f32) : Tensor();
-    return conv_forward_raw(x.to(DType::f32), w.to(DType::f32), b32, g).to(DType::bf16);
+    return as_operand(conv_forward_raw(x.to(DType::f32), w.to(DType::f32), b32, g).to(DType::bf16), g);
   });
 }
 
 Tensor conv_backward_input(const Tensor& gy, const Tensor& w, const Conv2dGeometry& g) {
   auto native = [&] {
-    Tensor gyc = gy.contiguous(), wc = w.contiguous();
-    Tensor gx = Tensor::empty({g.n, g.c, g.h, g.w}, gy.dtype(), gy.device());
+    Tensor gyc = as_operand(gy, g), wc = as_operand(w, g);
+    Tensor gx = empty_in_format({g.n, g.c, g.h, g.w}, format_of(g), gy.dtype(), gy.device());
     RETORT_KERNEL(gy.device(), conv2d_backward_input, gy.dtype(), g, gyc.raw_data(), wc.raw_data(), gx.raw_data());
     return gx;
   };
   return bf16_or_f32(gy, native, [&] {
-    return conv_backward_input(gy.to(DType::f32), w.to(DType::f32), g).to(DType::bf16);
+    return as_operand(conv_backward_input(gy.to(DType::f32), w.to(DType::f32), g).to(DType::bf16), g);
   });
 }
 
+// The weight gradient, always returned KCRS-contiguous like the weight.
 Tensor conv_backward_weight(const Tensor& x, const Tensor& gy, const Conv2dGeometry& g) {
   auto native = [&] {
-    Tensor xc = x.contiguous(), gyc = gy.contiguous();
-    Tensor gw = Tensor::empty({g.oc, g.c / g.groups, g.kh, g.kw}, gy.dtype(), gy.device());
+    Tensor xc = as_operand(x, g), gyc = as_operand(gy, g);
+    Tensor gw = empty_in_format({g.oc, g.c / g.groups, g.kh, g.kw}, format_of(g), gy.dtype(), gy.device());
     RETORT_KERNEL(gy.device(), conv2d_backward_weight, gy.dtype(), g, xc.raw_data(), gyc.raw_data(), gw.raw_data());
-    return gw;
+    return to_memory_format(gw, MemoryFormat::contiguous);
   };
   return bf16_or_f32(gy, native, [&] {
     return conv_backward_weight(x.to(DType::f32), gy.to(DType::f32), g).to(DType::bf16);
@@ -126,7 +147,7 @@ Tensor conv_backward_weight(const Tensor& x, const Tensor& gy, const Conv2dGeome
 
 Tensor conv_backward_bias(const Tensor& gy) {
   if (gy.device().is_cpu() && gy.dtype() == DType::bf16) return conv_backward_bias(gy.to(DType::f32)).to(DType::bf16);
-  Tensor gyc = gy.contiguous();
+  Tensor gyc = to_memory_format(gy, MemoryFormat::contiguous);  // the kernel sums NCHW planes
   const int64_t n = gy.size(0), c = gy.size(1), plane = gy.size(2) * gy.size(3);
   Tensor gb = Tensor::empty({c}, gy.dtype(), gy.device());
   RETORT_KERNEL(gy.device(), conv2d_backward_bias, gy.dtype(), gyc.raw_data(), gb.raw_data(), n, c, plane);
@@ -148,8 +169,12 @@ Tensor conv2d(const Tensor& x_ac, const Tensor& weight_ac, const Tensor& bias_ac
   const Tensor x = autocast::lower(x_ac);
   const Tensor weight = autocast::lower(weight_ac);
   const Tensor bias = autocast::lower(bias_ac);
+  if (x.defined() && x.dim() == 4 && suggest_memory_format(x) == MemoryFormat::channels_last &&
+      !native_channels_last(x))
+    return through_contiguous(x, [&](const Tensor& xn) { return conv2d(xn, weight, bias, opt); });
   RETORT_PROFILE_OP("conv2d", x, weight);
-  const Conv2dGeometry g = check_conv(x, weight, bias, opt);
+  Conv2dGeometry g = check_conv(x, weight, bias, opt);
+  g.channels_last = native_channels_last(x);
   if (prof.on()) prof.set_flops(conv_flops(g));
   Tensor out;
   {
@@ -160,7 +185,7 @@ Tensor conv2d(const Tensor& x_ac, const Tensor& weight_ac, const Tensor& bias_ac
     Tensor xd = x.detach(), wd = weight.detach();
     bool gx = x.requires_grad(), gw = weight.requires_grad(), gb = bias.defined() && bias.requires_grad();
     record(out, "conv2d", {x, weight, bias}, [xd, wd, gx, gw, gb, g](const Tensor& gy_in) {
-      const Tensor gy = gy_in.contiguous();  // once for all three gradients
+      const Tensor gy = as_operand(gy_in, g);  // once for all three gradients
       std::vector<Tensor> grads(3);
       if (gx) {
         profiler::Range range("conv2d grad input", profiler::Kind::op);

@@ -1,7 +1,13 @@
 // batch_norm2d and layer_norm: shape checks, running-statistics update, autograd wiring and
 // dispatch to the fused kernels in kernels/cpu/norm.* and kernels/cuda/norm.*.
 // batch_norm2d accepts [N, C, H, W] (and, like BatchNorm1d, [N, C] or [N, C, L]).
+// A channels-last input (engine/memory_format.h) is normalised through its NCHW copy and the
+// result converted back to channels-last, on the CPU and CUDA alike (no native NHWC kernel):
+// the forward pays two extra passes over the activation (x to NCHW, y to NHWC, each one read and
+// one write) and the backward two more (the gradient in, the input gradient out). Values are
+// bitwise those of the NCHW input.
 #include "engine/autocast.h"
+#include "engine/memory_format.h"
 #include "engine/autograd.h"
 #include "engine/profiler.h"
 #include "engine/error.h"
@@ -58,6 +64,10 @@ void update_batch_norm_running_stats(Tensor running_mean, Tensor running_var, co
 Tensor batch_norm2d(const Tensor& x_ac, const Tensor& weight, const Tensor& bias, Tensor running_mean,
                     Tensor running_var, bool training, double momentum, double eps) {
   const Tensor x = autocast::to_f32(x_ac);
+  if (suggest_memory_format(x) == MemoryFormat::channels_last)
+    return through_contiguous(x, [&](const Tensor& xn) {
+      return batch_norm2d(xn, weight, bias, running_mean, running_var, training, momentum, eps);
+    });
   RETORT_PROFILE_OP("batch_norm2d", x, weight, bias, running_mean, running_var);
   const char* op = "batch_norm2d";
   check_input(x, op);

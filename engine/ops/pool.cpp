@@ -1,8 +1,12 @@
 // Pooling ops (NCHW): max_pool2d (argmax indices saved for backward), avg_pool2d
 // (count_include_pad) and adaptive_avg_pool2d. Shape checks, autograd, dispatch.
+// A channels-last input (engine/memory_format.h) is pooled through its NCHW copy and all three
+// return a channels-last result (input gradient channels-last too): no native NHWC kernel, the
+// conversions cost one extra read + write of the input and of the (smaller) output.
 #include "engine/autograd.h"
 #include "engine/profiler.h"
 #include "engine/error.h"
+#include "engine/memory_format.h"
 #include "engine/ops.h"
 #include "kernels/pool.h"
 #include "kernels/cuda/cuda_api.h"
@@ -56,6 +60,8 @@ Tensor backward_into(const Shape& x_shape, const Tensor& gy_in, Kernel kernel) {
 
 Tensor max_pool2d(const Tensor& x, std::array<int64_t, 2> kernel, std::array<int64_t, 2> stride,
                   std::array<int64_t, 2> padding) {
+  if (suggest_memory_format(x) == MemoryFormat::channels_last)
+    return through_contiguous(x, [&](const Tensor& xn) { return max_pool2d(xn, kernel, stride, padding); });
   RETORT_PROFILE_OP("max_pool2d", x);
   const Pool2dGeometry g = window_geometry(x, kernel, stride, padding, "max_pool2d");
   Tensor xc = x.detach().contiguous();
@@ -76,6 +82,8 @@ Tensor max_pool2d(const Tensor& x, std::array<int64_t, 2> kernel, std::array<int
 
 Tensor avg_pool2d(const Tensor& x, std::array<int64_t, 2> kernel, std::array<int64_t, 2> stride,
                   std::array<int64_t, 2> padding, bool count_include_pad) {
+  if (suggest_memory_format(x) == MemoryFormat::channels_last)
+    return through_contiguous(x, [&](const Tensor& xn) { return avg_pool2d(xn, kernel, stride, padding); });
   RETORT_PROFILE_OP("avg_pool2d", x);
   const Pool2dGeometry g = window_geometry(x, kernel, stride, padding, "avg_pool2d");
   Tensor xc = x.detach().contiguous();
@@ -95,6 +103,8 @@ Tensor avg_pool2d(const Tensor& x, std::array<int64_t, 2> kernel, std::array<int
 }
 
 Tensor adaptive_avg_pool2d(const Tensor& x, std::array<int64_t, 2> output_size) {
+  if (suggest_memory_format(x) == MemoryFormat::channels_last)
+    return through_contiguous(x, [&](const Tensor& xn) { return adaptive_avg_pool2d(xn, output_size); });
   RETORT_PROFILE_OP("adaptive_avg_pool2d", x);
   check_input(x, "adaptive_avg_pool2d");
   RETORT_CHECK(output_size[0] >= 1 && output_size[1] >= 1, "adaptive_avg_pool2d: output_size must be >= 1, got [{}, {}]",

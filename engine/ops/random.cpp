@@ -1,8 +1,11 @@
 // Random tensors (rand, randn) and dropout on the counter-based Generator: each call reserves
 // its counters with gen.advance, so CPU and CUDA draw the same values from the same state.
+// Dropout keeps a channels-last input channels-last and draws its mask in memory (NHWC) order,
+// so the same generator state drops other logical elements than for the NCHW copy of the input.
 #include "engine/autograd.h"
 #include "engine/profiler.h"
 #include "engine/error.h"
+#include "engine/memory_format.h"
 #include "engine/ops.h"
 #include "engine/random.h"
 #include "kernels/random.h"
@@ -46,15 +49,17 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
   const int64_t n = x.numel();
   const uint64_t base = gen.advance(uint64_t(n));
   const double scale = p < 1.0 ? 1.0 / (1.0 - p) : 0.0;  // p == 1 keeps nothing
-  Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
-  Tensor mask = Tensor::empty(x.shape(), DType::u8, x.device());
-  Layout lx = make_layout(x.shape(), x.strides());
+  // Output, mask and input gradient keep x's memory format; the mask is drawn in memory order.
+  const MemoryFormat f = suggest_memory_format(x);
+  Tensor out = empty_in_format(x.shape(), f, x.dtype(), x.device());
+  Tensor mask = empty_in_format(x.shape(), f, DType::u8, x.device());
+  Layout lx = layout_in_format(make_layout(x.shape(), x.strides()), f);
   RETORT_KERNEL(x.device(), dropout, x.dtype(), x.raw_data(), lx, out.raw_data(), mask.data<uint8_t>(), n,
                 gen.seed(), base, p, scale);
   if (needs_grad({&x})) {
-    record(out, "dropout", {x}, [mask, scale](const Tensor& g) {
-      Tensor gi = Tensor::empty(g.shape(), g.dtype(), g.device());
-      Layout lg = make_layout(g.shape(), g.strides());
+    record(out, "dropout", {x}, [mask, scale, f](const Tensor& g) {
+      Tensor gi = empty_in_format(g.shape(), f, g.dtype(), g.device());
+      Layout lg = layout_in_format(make_layout(g.shape(), g.strides()), f);
       RETORT_KERNEL(g.device(), dropout_backward, g.dtype(), g.raw_data(), lg, mask.data<uint8_t>(), scale,
                     gi.raw_data(), gi.numel());
       return std::vector<Tensor>{gi};

@@ -1,10 +1,12 @@
 // Elementwise unary ops (exp, log, sqrt, pow, abs, clamp, relu, gelu, sigmoid, tanh): checks,
-// autograd (one fused backward kernel per op) and dispatch to kernels/cpu|cuda/unary.
+// autograd (one fused backward kernel per op) and dispatch to kernels/cpu|cuda/unary. Outputs
+// and input gradients keep the operand's memory format (engine/memory_format.h).
 #include <cmath>
 #include "engine/autocast.h"
 #include "engine/autograd.h"
 #include "engine/profiler.h"
 #include "engine/error.h"
+#include "engine/memory_format.h"
 #include "engine/ops.h"
 #include "engine/ops/unary_util.h"
 #include "kernels/cuda/cuda_api.h"
@@ -13,15 +15,21 @@
 
 namespace retort {
 namespace {
+// The output takes a's memory format (channels-last stays channels-last); the kernel walks the
+// operands in that memory order, so a channels-last operand is read as a dense block.
 Tensor unary_raw(UnaryOp op, const Tensor& a, UnaryParams prm) {
-  Tensor out = Tensor::empty(a.shape(), a.dtype(), a.device());
-  Layout l = make_layout(a.shape(), a.strides());
+  const MemoryFormat f = suggest_memory_format(a);
+  Tensor out = empty_in_format(a.shape(), f, a.dtype(), a.device());
+  Layout l = layout_in_format(make_layout(a.shape(), a.strides()), f);
   RETORT_KERNEL(a.device(), unary, op, prm, a.dtype(), a.raw_data(), l, out.raw_data(), out.numel());
   return out;
 }
+// The input gradient takes the saved value's memory format; g may arrive in any layout.
 Tensor unary_grad(UnaryOp op, const Tensor& g, const Tensor& saved, UnaryParams prm) {
-  Tensor gi = Tensor::empty(saved.shape(), saved.dtype(), saved.device());
-  Layout lg = make_layout(g.shape(), g.strides()), ls = make_layout(saved.shape(), saved.strides());
+  const MemoryFormat f = suggest_memory_format(saved);
+  Tensor gi = empty_in_format(saved.shape(), f, saved.dtype(), saved.device());
+  Layout lg = layout_in_format(make_layout(g.shape(), g.strides()), f);
+  Layout ls = layout_in_format(make_layout(saved.shape(), saved.strides()), f);
   RETORT_KERNEL(saved.device(), unary_backward, op, prm, saved.dtype(), g.raw_data(), lg, saved.raw_data(), ls,
                 gi.raw_data(), gi.numel());
   return gi;

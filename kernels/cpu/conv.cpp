@@ -219,12 +219,17 @@ void check_type(DType type, const char* what) {
   RETORT_REQUIRE(type == DType::f32 || type == DType::f64, what, ": dtype ", type,
                  " is not supported by the CPU kernel (f32, f64; bf16 goes through f32)");
 }
+// The op layer converts channels-last operands to NCHW before the CPU kernels.
+void check_nchw(const Conv2dGeometry& g) {
+  RETORT_REQUIRE(!g.channels_last, "conv2d: the CPU kernels are NCHW only (channels_last geometry given)");
+}
 bool empty_problem(const Conv2dGeometry& g) { return g.n == 0 || g.oc == 0 || g.oh == 0 || g.ow == 0; }
 }  // namespace
 
 void conv2d_forward(DType type, const Conv2dGeometry& g, const void* x, const void* weight, const void* bias,
                     void* y) {
   check_type(type, "conv2d");
+  check_nchw(g);
   if (empty_problem(g)) return;
   if (type == DType::f32) {
     const float *xf = static_cast<const float*>(x), *wf = static_cast<const float*>(weight),
@@ -239,6 +244,7 @@ void conv2d_forward(DType type, const Conv2dGeometry& g, const void* x, const vo
 
 void conv2d_backward_input(DType type, const Conv2dGeometry& g, const void* gy, const void* weight, void* gx) {
   check_type(type, "conv2d backward");
+  check_nchw(g);
   if (type == DType::f32) {
     if (empty_problem(g)) std::fill_n(static_cast<float*>(gx), g.n * g.c * g.h * g.w, 0.f);
     else if (conv_backend() != ConvBackend::onednn ||
@@ -253,6 +259,7 @@ void conv2d_backward_input(DType type, const Conv2dGeometry& g, const void* gy, 
 
 void conv2d_backward_weight(DType type, const Conv2dGeometry& g, const void* x, const void* gy, void* gw) {
   check_type(type, "conv2d backward");
+  check_nchw(g);
   const int64_t nw = g.oc * (g.c / g.groups) * g.kh * g.kw;
   if (type == DType::f32) {
     if (empty_problem(g)) std::fill_n(static_cast<float*>(gw), nw, 0.f);

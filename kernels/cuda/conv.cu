@@ -8,6 +8,10 @@
 // The bias is added by a small kernel. Backward-filter algorithms may be non-deterministic.
 // conv2d_bias_act (inference): cudnnConvolutionBiasActivationForward with the same descriptors,
 // algorithm cache and workspace; the plain forward + one elementwise kernel where cuDNN refuses.
+// NCHW only (its op converts a channels-last input).
+// Channels-last (Conv2dGeometry::channels_last): x, y, dx, dy described as CUDNN_TENSOR_NHWC and
+// the filter as NHWC (KRSC memory), for forward, backward-data and backward-filter; the format
+// is part of the algorithm cache key.
 #include <cudnn.h>
 #include <array>
 #include <atomic>
@@ -68,11 +72,11 @@ struct Descriptors {
     RETORT_CUDNN_CHECK(cudnnCreateTensorDescriptor(&y));
     RETORT_CUDNN_CHECK(cudnnCreateFilterDescriptor(&w));
     RETORT_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&conv));
-    RETORT_CUDNN_CHECK(cudnnSetTensor4dDescriptor(x, CUDNN_TENSOR_NCHW, dt, as_int(g.n), as_int(g.c), as_int(g.h),
-                                                  as_int(g.w)));
-    RETORT_CUDNN_CHECK(cudnnSetTensor4dDescriptor(y, CUDNN_TENSOR_NCHW, dt, as_int(g.n), as_int(g.oc), as_int(g.oh),
+    const cudnnTensorFormat_t format = g.channels_last ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
+    RETORT_CUDNN_CHECK(cudnnSetTensor4dDescriptor(x, format, dt, as_int(g.n), as_int(g.c), as_int(g.h), as_int(g.w)));
+    RETORT_CUDNN_CHECK(cudnnSetTensor4dDescriptor(y, format, dt, as_int(g.n), as_int(g.oc), as_int(g.oh),
                                                   as_int(g.ow)));
-    RETORT_CUDNN_CHECK(cudnnSetFilter4dDescriptor(w, dt, CUDNN_TENSOR_NCHW, as_int(g.oc), as_int(g.c / g.groups),
+    RETORT_CUDNN_CHECK(cudnnSetFilter4dDescriptor(w, dt, format, as_int(g.oc), as_int(g.c / g.groups),
                                                   as_int(g.kh), as_int(g.kw)));
     RETORT_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(
         conv, as_int(g.pad_h), as_int(g.pad_w), as_int(g.stride_h), as_int(g.stride_w), as_int(g.dil_h),
@@ -103,10 +107,10 @@ struct Choice {
   size_t workspace = 0;
 };
 
-using Key = std::array<int64_t, 19>;
+using Key = std::array<int64_t, 20>;
 Key key_of(DType type, const Conv2dGeometry& g, Direction dir) {
   return {int64_t(type), int64_t(dir), g.n, g.c, g.h, g.w, g.oc, g.kh, g.kw, g.oh, g.ow, g.stride_h, g.stride_w,
-          g.pad_h, g.pad_w, g.dil_h, g.dil_w, g.groups, int64_t(tf32_for(type))};
+          g.pad_h, g.pad_w, g.dil_h, g.dil_w, g.groups, int64_t(tf32_for(type)), int64_t(g.channels_last)};
 }
 
 std::mutex g_cache_mutex;
@@ -226,10 +230,11 @@ struct Scale {
   const void* ptr(DType type) const { return type == DType::f64 ? static_cast<const void*>(&d) : &f; }
 };
 
+// y[i] += bias[channel of i]; NHWC memory (nhwc) has the channel innermost.
 template <typename T>
-__global__ void add_channel_bias(T* y, const T* bias, int64_t total, int64_t channels, int64_t plane) {
+__global__ void add_channel_bias(T* y, const T* bias, int64_t total, int64_t channels, int64_t plane, bool nhwc) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t c = (i / plane) % channels;
+    const int64_t c = nhwc ? i % channels : (i / plane) % channels;
     st(y, i, ld(y, i) + ld(bias, c));
   }
 }
@@ -280,7 +285,7 @@ void conv2d_forward(DType type, const Conv2dGeometry& g, const void* x, const vo
     const int64_t total = g.n * g.oc * g.oh * g.ow;
     RETORT_CUDA_DISPATCH_FLOAT(type, "conv2d bias", [&] {
       add_channel_bias<scalar_t><<<grid_for(total), 256, 0, stream()>>>(
-          static_cast<scalar_t*>(y), static_cast<const scalar_t*>(bias), total, g.oc, g.oh * g.ow);
+          static_cast<scalar_t*>(y), static_cast<const scalar_t*>(bias), total, g.oc, g.oh * g.ow, g.channels_last);
       RETORT_CUDA_LAUNCH_CHECK();
     });
   }
@@ -441,6 +446,7 @@ cudnnStatus_t fused_call(DType type, const Descriptors& d, const BiasActDescript
 void conv2d_bias_act(DType type, const Conv2dGeometry& g, const void* x, const void* weight, const void* bias,
                      const void* residual, bool relu, void* y) {
   RETORT_REQUIRE(bias != nullptr, "conv2d_bias_act: the bias is required");
+  RETORT_REQUIRE(!g.channels_last, "conv2d_bias_act: NCHW only (its op converts channels-last inputs)");
   if (g.n == 0 || g.oc == 0) return;
   const Key key = fused_key(type, g, relu);
   if (known_refused(key)) return unfused_bias_act(type, g, x, weight, bias, residual, relu, y);
