@@ -20,6 +20,8 @@ void add_stage_options(CLI::App* cmd, std::string& recipe, std::vector<std::stri
                 "The recipe's training data through the stage's loader (default: synthetic batches on the device)");
   cmd->add_option("--precision", o.precision, "f32 | tf32 | bf16 (default: the stage's precision)")
       ->check(CLI::IsMember({"f32", "tf32", "bf16"}));
+  cmd->add_flag("--channels-last", o.channels_last,
+                "The batch in channels-last (NHWC) memory, as the stage key memory_format = \"channels_last\"");
   cmd->add_option("--set", sets, "Override a recipe value: key=value; repeatable");
 }
 

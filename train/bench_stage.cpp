@@ -34,6 +34,7 @@ StageSpec chosen_stage(const Recipe& recipe, const BenchStageOptions& options) {
   }
   if (options.batch_size > 0) stage.batch_size = options.batch_size;
   if (!options.precision.empty()) stage.precision = parse_precision(options.precision);
+  if (options.channels_last) stage.memory_format = MemoryFormat::channels_last;
   return stage;
 }
 

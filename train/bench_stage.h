@@ -27,6 +27,7 @@ struct BenchStageOptions {
   bool real_data = false;  // the recipe's training data instead of synthetic batches
   std::string precision;   // "" = the stage's; else "f32" | "tf32" | "bf16" (engine/autocast.h)
   bool cuda_graph = false; // capture the step after its warm-up and replay it (train/step_graph.h)
+  bool channels_last = false;  // the batch in NHWC memory (engine/memory_format.h), whatever the stage says
 };
 
 class BenchStage {

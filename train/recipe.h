@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 #include "engine/autocast.h"
+#include "engine/memory_format.h"
 #include "train/recipe_schema.h"
 
 namespace retort {
@@ -52,6 +53,7 @@ const char* to_string(TeacherCache kind);
 const char* to_string(TeacherInference kind);
 const char* to_string(BatchNormMode kind);
 inline const char* to_string(Precision p) { return precision_name(p); }
+inline const char* to_string(MemoryFormat f) { return memory_format_name(f); }
 
 struct RunSettings {
   std::string name;             // default: the recipe file's stem
@@ -162,6 +164,9 @@ struct StageSpec {
   // The step's arithmetic (engine/autocast.h): f32; TF32 tensor cores for f32 GEMMs and
   // convolutions (CUDA only); or bf16 autocast with f32 master weights and f32 reductions.
   Precision precision = Precision::f32;
+  // The memory layout of the batch the models see (engine/memory_format.h): NCHW, or
+  // channels-last (NHWC memory), which cuDNN's tensor-core convolutions prefer.
+  MemoryFormat memory_format = MemoryFormat::contiguous;
   std::vector<LossTerm> losses;       // default: one "ce" term
   SourcePos pos;
   bool operator==(const StageSpec&) const = default;

@@ -337,6 +337,10 @@ Fields<StageSpec> make_stage_fields() {
                               "the step's arithmetic: f32; tf32 (TF32 tensor cores for f32 matrix products and "
                               "convolutions, CUDA only); bf16 (autocast: matrix products, convolutions and attention "
                               "in bf16, reductions, norms and losses in f32, f32 master weights)"));
+  f.push_back(choice_field<S>("memory_format", &S::memory_format,
+                              {{"contiguous", MemoryFormat::contiguous}, {"channels_last", MemoryFormat::channels_last}},
+                              "the batch's memory layout: NCHW (contiguous) or NHWC (channels_last), which cuDNN's "
+                              "tensor-core convolutions prefer; on the CPU channels_last gives the same values"));
   f.push_back({"losses", "an array of loss tables", "[{ name = \"ce\" }]",
                "the weighted loss terms ([stages.losses] below, and `retort list losses`)",
                [](TableReader& r, S& s) {

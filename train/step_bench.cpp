@@ -32,7 +32,7 @@ double median(std::vector<double> v) {
 
 nlohmann::json StepBenchResult::to_json() const {
   return {{"framework", "retort"},   {"recipe", recipe},
-          {"stage", stage},          {"precision", precision},  {"cuda_graph", cuda_graph},  {"student", student},
+          {"stage", stage},          {"precision", precision},  {"cuda_graph", cuda_graph},  {"memory_format", memory_format},  {"student", student},
           {"teachers", teachers},    {"device", device},
           {"machine", machine},      {"data", data},
           {"batch", batch},
@@ -68,6 +68,7 @@ StepBenchResult bench_stage_steps(const Recipe& recipe, const StepBenchOptions& 
   r.stage = stage.name;
   r.precision = precision_name(stage.precision);
   r.cuda_graph = bench.graph_status();
+  r.memory_format = memory_format_name(stage.memory_format);
   r.student = recipe.models.at(stage.train).arch;
   for (const auto& t : stage.teachers) r.teachers.push_back(recipe.models.at(t).arch);
   r.device = device.str();

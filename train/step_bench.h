@@ -22,6 +22,7 @@ struct StepBenchOptions {
 struct StepBenchResult {
   std::string recipe, stage, precision, student, device, machine, data;
   std::string cuda_graph = "off";  // BenchStage::graph_status()
+  std::string memory_format = "contiguous";
   std::vector<std::string> teachers;
   int64_t batch = 0, warmup = 0, steps = 0, rounds = 0, student_parameters = 0;
   double warmup_s = 0, ms_per_step = 0, images_per_s = 0, final_loss = 0;

@@ -3,6 +3,7 @@
 #include <cmath>
 #include "engine/autocast.h"
 #include "engine/autograd.h"
+#include "engine/memory_format.h"
 #include "engine/error.h"
 #include "engine/nn/layers.h"
 #include "engine/ops.h"
@@ -120,15 +121,16 @@ StepForward forward_losses(const StepParts& parts, const Tensor& x, const Tensor
                            const std::vector<int64_t>* positions, const transfer::StepClock& clock) {
   AutocastScope precision(parts.stage->precision);
   DeferLabelCheck labels_checked_on_load;
+  const Tensor xm = to_memory_format(x, parts.stage->memory_format);  // what the models see
   std::map<std::string, models::Taps> teachers;
   {
     Range phase("teacher forward", Kind::phase);
-    teachers = teacher_taps(parts, x, positions);
+    teachers = teacher_taps(parts, xm, positions);
   }
   models::Taps staps;
   {
     Range phase("student forward", Kind::phase);
-    staps["logits"] = parts.student->forward(x, parts.losses->student_taps.size() > 1 ? &staps : nullptr);
+    staps["logits"] = parts.student->forward(xm, parts.losses->student_taps.size() > 1 ? &staps : nullptr);
   }
   Range phase("losses", Kind::phase);
   StepForward f;

@@ -101,10 +101,10 @@ TORCH_MODES = ("eager_f32", "eager_tf32", "bf16_cl", "compile")
 
 
 def e2e_table(retort_runs, torch_runs):
-    """One row per (config, batch, retort precision): retort's images/s beside PyTorch's per mode,
+    """One row per (config, batch, retort variant): retort's images/s beside PyTorch's per mode,
     and the ratio retort / PyTorch for each mode (eager f32 is like-for-like with retort's f32,
     which uses no TF32; bf16_cl with retort's bf16)."""
-    rows = ["| config | batch | retort precision | retort img/s | " +
+    rows = ["| config | batch | retort variant | retort img/s | " +
             " | ".join(f"torch {m} img/s" for m in TORCH_MODES) + " | " +
             " | ".join(f"retort / {m}" for m in TORCH_MODES) + " |",
             "|---|---|---|---|" + "---|" * (2 * len(TORCH_MODES))]

@@ -20,10 +20,13 @@ BENCH_CONFIGS = [  # (config, recipe, batch): what the issue asks to compare
     ("kd_resnet32x4_resnet8x4", "bench/gpu/step_kd_resnet32x4_resnet8x4.toml", 256),
     ("vit_small_p4", "bench/gpu/step_vit_small_p4.toml", 256),
 ]
-# retort's step variants: (label, precision, CUDA graph). f32 is like-for-like with PyTorch's
-# eager_f32, bf16 (autocast, f32 master weights) with its bf16_cl; "+graph" replays the step as
-# a CUDA graph (docs/gpu_step.md), which SGD stages allow (the ViT's AdamW does not).
-RETORT_VARIANTS = (("f32", "f32", False), ("bf16", "bf16", False), ("bf16+graph", "bf16", True))
+# retort's step variants: (label, flags, CUDA graph). f32 is like-for-like with PyTorch's
+# eager_f32, bf16 + channels-last (autocast, f32 master weights, NHWC batch) with its bf16_cl;
+# "+graph" replays the step as a CUDA graph (docs/gpu_step.md), which SGD stages allow (the
+# ViT's AdamW does not).
+RETORT_VARIANTS = (("f32", ["--precision", "f32"], False), ("bf16", ["--precision", "bf16"], False),
+                   ("bf16+cl", ["--precision", "bf16", "--channels-last"], False),
+                   ("bf16+cl+graph", ["--precision", "bf16", "--channels-last", "--cuda-graph"], True))
 CUDA_SONAMES = ("libcudart.so.13", "libcublas.so.13", "libcublasLt.so.13", "libcudnn.so.9")
 RECIPE = "recipes/fmnist_kd.toml"
 RECIPE_STAGES = ("teacher", "student_alone", "student_kd")
@@ -283,15 +286,14 @@ def stage_e2e(ctx, box):
     steps = ["--warmup", "1", "--steps", "1", "--rounds", "1"] if ctx.smoke else \
         ["--warmup", "3", "--steps", "10", "--rounds", "3"]
     ours = []
-    for label, precision, graph in RETORT_VARIANTS:
+    for label, flags, graph in RETORT_VARIANTS:
         for config, recipe, batch in BENCH_CONFIGS:
             if not variant_applies(config, graph) or (graph and ctx.smoke):  # no graphs on the CPU
                 continue
             batch = max(2, batch // 32) if ctx.smoke else batch
             out_json = os.path.join(ctx.work, f"bench_{config}_{batch}_{label}.json")
             rc, out, timed_out = ctx.run([ctx.tool("retort"), "bench", recipe, "--device", ctx.device, "--batch-size",
-                                          str(batch), "--precision", precision, "--json", out_json] +
-                                         (["--cuda-graph"] if graph else []) + steps,
+                                          str(batch), "--json", out_json] + flags + steps,
                                          min(60, t_end - time.monotonic()), "bench.log")
             if rc == 0 and os.path.exists(out_json):
                 with open(out_json) as f:
