@@ -21,14 +21,14 @@
 #include "engine/memory_format.h"
 #include "engine/ops.h"
 #include "engine/ops/broadcast.h"
+#include "engine/ops/conv_geometry.h"
 #include "kernels/conv.h"
 #include "kernels/cuda/cuda_api.h"
 #include "engine/kernel_call.h"
 
 namespace retort {
-namespace {
 
-Conv2dGeometry geometry(const Shape& xs, const Shape& ws, const Conv2dOptions& opt) {
+Conv2dGeometry conv2d_geometry(const Shape& xs, const Shape& ws, const Conv2dOptions& opt) {
   Conv2dGeometry g;
   g.n = xs[0], g.c = xs[1], g.h = xs[2], g.w = xs[3];
   g.oc = ws[0], g.kh = ws[2], g.kw = ws[3];
@@ -40,6 +40,9 @@ Conv2dGeometry geometry(const Shape& xs, const Shape& ws, const Conv2dOptions& o
   g.ow = (g.w + 2 * g.pad_w - g.dil_w * (g.kw - 1) - 1) / g.stride_w + 1;
   return g;
 }
+
+namespace {
+
 
 Conv2dGeometry check_conv(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dOptions& opt) {
   RETORT_CHECK(x.defined() && w.defined(), "conv2d: undefined operand");
@@ -67,7 +70,7 @@ Conv2dGeometry check_conv(const Tensor& x, const Tensor& w, const Tensor& bias, 
     RETORT_CHECK(bias.dim() == 1 && bias.size(0) == oc, "conv2d: bias must be [{}] for weight {}, got shape {}", oc,
                  shape_str(w.shape()), shape_str(bias.shape()));
   }
-  Conv2dGeometry g = geometry(x.shape(), w.shape(), opt);
+  Conv2dGeometry g = conv2d_geometry(x.shape(), w.shape(), opt);
   RETORT_CHECK(g.oh >= 1 && g.ow >= 1,
                "conv2d: input (x) {} is too small for kernel {}x{} with padding [{}, {}] and dilation [{}, {}]",
                shape_str(x.shape()), g.kh, g.kw, g.pad_h, g.pad_w, g.dil_h, g.dil_w);

@@ -11,25 +11,13 @@
 #include "engine/error.h"
 #include "engine/kernel_call.h"
 #include "engine/ops.h"
+#include "engine/ops/conv_geometry.h"
 #include "engine/ops/broadcast.h"
 #include "engine/profiler.h"
 #include "kernels/conv.h"
 
 namespace retort {
 namespace {
-
-Conv2dGeometry fused_geometry(const Tensor& x, const Tensor& w, const Conv2dOptions& opt) {
-  Conv2dGeometry g;
-  g.n = x.size(0), g.c = x.size(1), g.h = x.size(2), g.w = x.size(3);
-  g.oc = w.size(0), g.kh = w.size(2), g.kw = w.size(3);
-  g.stride_h = opt.stride[0], g.stride_w = opt.stride[1];
-  g.pad_h = opt.padding[0], g.pad_w = opt.padding[1];
-  g.dil_h = opt.dilation[0], g.dil_w = opt.dilation[1];
-  g.groups = opt.groups;
-  g.oh = (g.h + 2 * g.pad_h - g.dil_h * (g.kh - 1) - 1) / g.stride_h + 1;
-  g.ow = (g.w + 2 * g.pad_w - g.dil_w * (g.kw - 1) - 1) / g.stride_w + 1;
-  return g;
-}
 
 void check_options(const Conv2dOptions& opt) {
   RETORT_CHECK(opt.groups >= 1, "conv2d_bias_act: groups must be >= 1, got {}", opt.groups);
@@ -57,7 +45,7 @@ Conv2dGeometry check_fused(const Tensor& x, const Tensor& w, const Tensor& bias,
                shape_str(w.shape()), opt.groups);
   RETORT_CHECK(bias.dim() == 1 && bias.size(0) == oc, "conv2d_bias_act: bias must be [{}] for weight {}, got {}", oc,
                shape_str(w.shape()), shape_str(bias.shape()));
-  const Conv2dGeometry g = fused_geometry(x, w, opt);
+  const Conv2dGeometry g = conv2d_geometry(x.shape(), w.shape(), opt);
   RETORT_CHECK(g.oh >= 1 && g.ow >= 1, "conv2d_bias_act: x {} is too small for kernel {}x{} with padding [{}, {}]",
                shape_str(x.shape()), g.kh, g.kw, g.pad_h, g.pad_w);
   if (residual.defined()) {
