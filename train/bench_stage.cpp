@@ -149,8 +149,7 @@ double BenchStage::read_loss() {
   const int64_t first = steps_ - health_->pending();
   const StepHealth::Reading r = health_->read();
   if (r.first_bad >= 0)
-    fail_nonfinite_loss(parts_, r.terms_at_first_bad, NAN,
-                        fmt::format("bench step {} (stage '{}')", first + r.first_bad, stage_.name));
+    fail_nonfinite_step(parts_, r, fmt::format("bench step {} (stage '{}')", first + r.first_bad, stage_.name));
   return r.last_loss;
 }
 

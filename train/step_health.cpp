@@ -28,12 +28,13 @@ StepHealth::StepHealth(Device device, int64_t num_terms) : device_(device), num_
 void StepHealth::reset() {
   steps_ = 0;
   if (!loss_sum_.defined()) {  // the buffers stay where they are: a captured step (CUDA graph) writes them
-    for (Tensor* t : {&loss_sum_, &last_loss_, &hits_, &any_bad_, &first_bad_index_, &step_index_})
+    for (Tensor* t : {&loss_sum_, &last_loss_, &hits_, &any_bad_, &first_bad_index_, &step_index_, &gradient_bad_})
       *t = Tensor::zeros({1}, DType::f32, device_);
     terms_at_first_bad_ = Tensor::zeros({std::max<int64_t>(num_terms_, 1)}, DType::f32, device_);
     return;
   }
-  for (Tensor* t : {&loss_sum_, &last_loss_, &hits_, &any_bad_, &first_bad_index_, &step_index_, &terms_at_first_bad_})
+  for (Tensor* t : {&loss_sum_, &last_loss_, &hits_, &any_bad_, &first_bad_index_, &step_index_, &terms_at_first_bad_,
+                    &gradient_bad_})
     t->zero_();
 }
 
@@ -58,19 +59,30 @@ void StepHealth::record(const Tensor& total, const std::vector<Tensor>& terms, c
   ++steps_;
 }
 
+void StepHealth::record_gradient_norm(const Tensor& norm) {
+  NoGradGuard no_grad;
+  const Tensor bad_now = rsub(1.0, finite_f32(scalar_f32(norm)));
+  const Tensor first_now = mul(bad_now, rsub(1.0, any_bad_));  // this step (recorded last) is the first bad one
+  first_bad_index_.copy_(add(first_bad_index_, mul(first_now, add(step_index_, -1.0))));
+  gradient_bad_.copy_(maximum(gradient_bad_, first_now));
+  any_bad_.copy_(maximum(any_bad_, bad_now));
+}
+
 StepHealth::Reading StepHealth::read() {
   Reading r;
   r.steps = steps_;
   if (steps_ == 0) return r;
   // The interval's one host read: every accumulator in one tensor.
   const std::vector<double> v =
-      concat({loss_sum_, last_loss_, hits_, any_bad_, first_bad_index_, terms_at_first_bad_}, 0).to_vector();
+      concat({loss_sum_, last_loss_, hits_, any_bad_, first_bad_index_, gradient_bad_, terms_at_first_bad_}, 0)
+          .to_vector();
   r.loss_sum = v[0];
   r.last_loss = v[1];
   r.hits = int64_t(v[2]);
   if (v[3] != 0) {
     r.first_bad = int64_t(v[4]);
-    r.terms_at_first_bad.assign(v.begin() + 5, v.begin() + 5 + num_terms_);
+    r.gradient_at_first_bad = v[5] != 0;
+    r.terms_at_first_bad.assign(v.begin() + 6, v.begin() + 6 + num_terms_);
   }
   reset();
   return r;

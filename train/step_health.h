@@ -25,8 +25,11 @@ class StepHealth {
   // One step: the weighted total and the unweighted terms (one-element tensors), the student's
   // logits [B, C] and labels y [B] (undefined on unlabelled data: no hits counted).
   void record(const Tensor& total, const std::vector<Tensor>& terms, const Tensor& logits, const Tensor& y);
+  // After the step's backward, when gradients are clipped: the global gradient norm (a
+  // one-element tensor). A non-finite norm under a finite loss counts as a bad step too.
+  void record_gradient_norm(const Tensor& norm);
   // A one-element f32 tensor on the device: 1 once a step of this interval had a non-finite
-  // loss, else 0 (Optimizer::step's skip flag).
+  // loss (or gradient norm), else 0 (Optimizer::step's skip flag).
   const Tensor& skip_flag() const { return any_bad_; }
   int64_t pending() const { return steps_; }
   // Steps a replayed CUDA graph recorded (the host did not see them: train/step_graph.h).
@@ -39,6 +42,7 @@ class StepHealth {
     int64_t hits = 0;           // top-1 hits over their labelled rows
     int64_t first_bad = -1;     // index (0-based, in this interval) of the first non-finite total, or -1
     std::vector<double> terms_at_first_bad;  // each term's value at that step
+    bool gradient_at_first_bad = false;      // that step's loss was finite, its gradient norm was not
   };
   // Everything recorded since the previous read, in one host read; then starts a new interval.
   Reading read();
@@ -50,7 +54,7 @@ class StepHealth {
   int64_t num_terms_;
   int64_t steps_ = 0;
   // Device buffers, updated in place (a captured step keeps writing the same ones).
-  Tensor loss_sum_, last_loss_, hits_, any_bad_, first_bad_index_, step_index_, terms_at_first_bad_;
+  Tensor loss_sum_, last_loss_, hits_, any_bad_, first_bad_index_, step_index_, terms_at_first_bad_, gradient_bad_;
 };
 
 }  // namespace retort

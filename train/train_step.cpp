@@ -170,14 +170,21 @@ void backward_losses(const StepParts& parts, const StepForward& f) {
   f.total.backward();
 }
 
-void update_parameters(const StepParts& parts, const Tensor& skip_if_nonzero) {
+void update_parameters(const StepParts& parts, StepHealth* health) {
   Range phase("optimizer", Kind::phase);
   if (parts.stage->clip_grad_norm > 0) {
     std::vector<Tensor> ps;
     for (auto& [n, t] : *parts.trained) ps.push_back(t);
-    clip_grad_norm_on_device(ps, parts.stage->clip_grad_norm);
+    const Tensor norm = clip_grad_norm_on_device(ps, parts.stage->clip_grad_norm);
+    if (health) health->record_gradient_norm(norm);
   }
-  parts.optimizer->step(skip_if_nonzero);
+  parts.optimizer->step(health ? health->skip_flag() : Tensor());
+}
+
+void fail_nonfinite_step(const StepParts& parts, const StepHealth::Reading& r, const std::string& where) {
+  if (r.gradient_at_first_bad)
+    fail("{}: the gradient norm is not finite while every loss term is; stopping", where);
+  fail_nonfinite_loss(parts, r.terms_at_first_bad, NAN, where);
 }
 
 StepOutput train_step(const StepParts& parts, const Tensor& x, const Tensor& y, const std::vector<int64_t>* positions,
@@ -185,7 +192,7 @@ StepOutput train_step(const StepParts& parts, const Tensor& x, const Tensor& y, 
   StepForward f = forward_losses(parts, x, y, positions, clock);
   health.record(f.total, f.terms, f.student_logits, y);
   backward_losses(parts, f);
-  update_parameters(parts, health.skip_flag());
+  update_parameters(parts, &health);
   StepOutput out;
   out.student_logits = f.student_logits;
   out.seen = x.size(0);

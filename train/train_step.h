@@ -78,9 +78,13 @@ StepForward forward_losses(const StepParts& parts, const Tensor& x, const Tensor
 std::vector<double> term_values(const StepForward& f);
 // zero_grad, then backward from the total.
 void backward_losses(const StepParts& parts, const StepForward& f);
-// Gradient clipping on the device (when the stage asks) and the optimizer's step, skipped on
-// the device when `skip_if_nonzero` (a one-element tensor, or undefined) holds a nonzero value.
-void update_parameters(const StepParts& parts, const Tensor& skip_if_nonzero = Tensor());
+// Gradient clipping on the device (when the stage asks; its norm goes to `health`) and the
+// optimizer's step, skipped on the device once `health` saw a non-finite loss or gradient norm
+// in its interval (no health: never skipped; the data-parallel path decides on the host).
+void update_parameters(const StepParts& parts, StepHealth* health = nullptr);
+// The error for a bad step found by a StepHealth read: a non-finite loss (naming the term) or a
+// non-finite gradient norm under a finite loss.
+[[noreturn]] void fail_nonfinite_step(const StepParts& parts, const StepHealth::Reading& r, const std::string& where);
 
 // One step on batch x (labels y, undefined on unlabelled data); `positions` index the feature
 // caches (may be null without caches); `clock` says where the step stands (loss warm-ups).

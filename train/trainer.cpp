@@ -198,7 +198,7 @@ double read_window(StageRun& run, EpochTotals& t, Window& w, int64_t epoch) {
   const StepHealth::Reading r = run.health->read();
   if (r.first_bad >= 0) {
     const std::string where = step_where(run, w.first_step + r.first_bad, epoch, w.first_batch + r.first_bad);
-    fail_nonfinite_loss(run.parts, r.terms_at_first_bad, NAN,
+    fail_nonfinite_step(run.parts, r,
                         r.first_bad + 1 < r.steps
                             ? fmt::format("{} (found at step {}; the updates from it on were skipped)", where,
                                           w.first_step + r.steps - 1)

@@ -79,6 +79,27 @@ TEST_CASE("step syncs: a non-finite loss raises the skip flag and is read with i
   CHECK(h.skip_flag().item() == 0.0);  // a new interval
 }
 
+TEST_CASE("step syncs: a non-finite gradient norm under a finite loss is a bad step too") {
+  StepHealth h(Device::cpu(), 1);
+  h.record(Tensor::scalar(1.0), {Tensor::scalar(1.0)}, Tensor(), Tensor());
+  h.record_gradient_norm(Tensor::scalar(2.0));
+  CHECK(h.skip_flag().item() == 0.0);
+  h.record(Tensor::scalar(1.5), {Tensor::scalar(1.5)}, Tensor(), Tensor());
+  h.record_gradient_norm(Tensor::scalar(NAN));
+  CHECK(h.skip_flag().item() == 1.0);
+  h.record(Tensor::scalar(NAN), {Tensor::scalar(NAN)}, Tensor(), Tensor());  // later: not the first
+  StepHealth::Reading r = h.read();
+  CHECK(r.first_bad == 1);
+  CHECK(r.gradient_at_first_bad);
+  CHECK(std::isfinite(r.terms_at_first_bad[0]));
+  // A non-finite loss first: the gradient flag stays off.
+  h.record(Tensor::scalar(NAN), {Tensor::scalar(NAN)}, Tensor(), Tensor());
+  h.record_gradient_norm(Tensor::scalar(NAN));
+  r = h.read();
+  CHECK(r.first_bad == 0);
+  CHECK_FALSE(r.gradient_at_first_bad);
+}
+
 TEST_CASE("step syncs: the skip flag leaves the weights and the momentum untouched") {
   Tensor w = test::random_tensor({4, 3}, 5, -1, 1, DType::f32);
   w.requires_grad_(true);
