@@ -31,6 +31,21 @@ void count_topk(const Tensor& logits, const Tensor& labels, TopkCounts& counts) 
   }
 }
 
+namespace {
+// 1 for a row of logits [B, C] whose values are all finite, else 0, as f32 [B] (x - x is 0 only
+// for finite x, so a row's sum of it is 0 only when the whole row is finite).
+Tensor finite_rows(const Tensor& l) {
+  return eq(sum(sub(l, l), {1}), Tensor::zeros({l.size(0)}, l.dtype(), l.device())).to(DType::f32);
+}
+}  // namespace
+
+Tensor top1_hits_on_device(const Tensor& logits, const Tensor& labels) {
+  NoGradGuard no_grad;
+  const Tensor l = logits.detach().to(DType::f32);
+  const Tensor hit = eq(argmax(l, 1), labels.detach().to(DType::i64)).to(DType::f32);  // ties: the lowest class
+  return sum(mul(hit, finite_rows(l))).reshape({1});
+}
+
 Tensor topk_counts_on_device(const Tensor& logits, const Tensor& labels) {
   NoGradGuard no_grad;
   const Tensor l = logits.detach().to(DType::f32);
@@ -42,8 +57,7 @@ Tensor topk_counts_on_device(const Tensor& logits, const Tensor& labels) {
   const Tensor lower_index = gt(sub(y.to(DType::f32), Tensor::arange(c, DType::f32, l.device()).reshape({1, c})), 0.5);
   const Tensor tied_before = mul(eq(l, target).to(DType::f32), lower_index.to(DType::f32));
   const Tensor ahead = sum(add(larger, tied_before), {1});  // [B]
-  // 1 for a row whose logits are all finite (x - x is 0 only for finite x).
-  const Tensor finite = eq(sum(sub(l, l), {1}), Tensor::zeros({b}, DType::f32, l.device())).to(DType::f32);
+  const Tensor finite = finite_rows(l);
   const Tensor top1 = sum(mul(gt(rsub(0.5, ahead), 0.0).to(DType::f32), finite));  // ahead < 1
   const Tensor top5 = sum(mul(gt(rsub(4.5, ahead), 0.0).to(DType::f32), finite));  // ahead < 5
   const Tensor nonfinite = rsub(double(b), sum(finite));
@@ -57,8 +71,9 @@ EvalResult evaluate(models::Model& model, data::DataLoader& loader, Device devic
   const bool was_training = model.is_training();
   model.eval();
   auto start = Clock::now();
-  // loss sum, top-1, top-5, non-finite rows, images: summed on the device, read once at the end
-  Tensor sums = Tensor::zeros({5}, DType::f64, device);
+  // loss sum, top-1, top-5, non-finite rows: summed on the device, read once at the end
+  Tensor sums = Tensor::zeros({4}, DType::f64, device);
+  int64_t images = 0;
   int64_t batches = 0;
   loader.start_epoch(0);
   data::Batch batch;
@@ -68,11 +83,12 @@ EvalResult evaluate(models::Model& model, data::DataLoader& loader, Device devic
     Tensor x = batch.images_tensor(device), y = batch.labels_tensor(device);
     Tensor logits = model.forward(x, nullptr);
     const Tensor loss = cross_entropy(logits, y, 0.0, Reduction::sum).to(DType::f64).reshape({1});
-    const Tensor images = Tensor::full({1}, double(x.size(0)), DType::f64, device);
-    sums = add(sums, concat({loss, topk_counts_on_device(logits, y), images}, 0));
+    sums = add(sums, concat({loss, topk_counts_on_device(logits, y)}, 0));
+    images += x.size(0);
   }
   model.train(was_training);
-  Tensor host = sums.to(Device::cpu());  // the evaluation's one host read
+  // The evaluation's one host read, with the image count appended (reduced over ranks with it).
+  Tensor host = concat({sums.to(Device::cpu()), Tensor::full({1}, double(images), DType::f64)}, 0);
   if (group && group->size() > 1) group->allreduce_sum(host);
   const auto v = host.to_vector();
   EvalResult r;

@@ -34,5 +34,7 @@ void count_topk(const Tensor& logits, const Tensor& labels, TopkCounts& counts);
 // The same counts on the logits' device without a host read: f64 [3] = top-1 hits, top-5 hits,
 // non-finite rows.
 Tensor topk_counts_on_device(const Tensor& logits, const Tensor& labels);
+// Top-1 hits alone, cheaper (argmax): a one-element f32 tensor (the training step's count).
+Tensor top1_hits_on_device(const Tensor& logits, const Tensor& labels);
 
 }  // namespace retort

@@ -3,36 +3,23 @@
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/ops.h"
+#include "engine/optim/clip.h"
+#include "train/evaluate.h"
 
 namespace retort {
 namespace {
-
 Tensor scalar_f32(const Tensor& t) { return t.detach().to(DType::f32).reshape({1}); }
-
-// 1 where x is finite, 0 where it is NaN or infinite (x - x is 0 only for finite x), as f32.
-Tensor finite_f32(const Tensor& x) { return eq(sub(x, x), Tensor::zeros(x.shape(), x.dtype(), x.device())).to(DType::f32); }
-
-// Top-1 hits of one batch as a one-element f32 tensor: argmax == label on rows whose logits
-// are all finite.
-Tensor top1_hits(const Tensor& logits, const Tensor& y) {
-  const Tensor l = logits.detach();
-  const Tensor hit = eq(argmax(l, 1), y.detach().to(DType::i64)).to(DType::f32);
-  const Tensor row_sum = sum(sub(l, l).to(DType::f32), {1});  // 0 for a finite row, NaN otherwise
-  return sum(mul(hit, finite_f32(row_sum))).reshape({1});
-}
-
 }  // namespace
 
-StepHealth::StepHealth(Device device, int64_t num_terms) : device_(device), num_terms_(num_terms) { reset(); }
+// The buffers are made once and only zeroed after: a captured step (CUDA graph) writes them.
+StepHealth::StepHealth(Device device, int64_t num_terms) : device_(device), num_terms_(num_terms) {
+  for (Tensor* t : {&loss_sum_, &last_loss_, &hits_, &any_bad_, &first_bad_index_, &step_index_, &gradient_bad_})
+    *t = Tensor::zeros({1}, DType::f32, device_);
+  terms_at_first_bad_ = Tensor::zeros({std::max<int64_t>(num_terms_, 1)}, DType::f32, device_);
+}
 
 void StepHealth::reset() {
   steps_ = 0;
-  if (!loss_sum_.defined()) {  // the buffers stay where they are: a captured step (CUDA graph) writes them
-    for (Tensor* t : {&loss_sum_, &last_loss_, &hits_, &any_bad_, &first_bad_index_, &step_index_, &gradient_bad_})
-      *t = Tensor::zeros({1}, DType::f32, device_);
-    terms_at_first_bad_ = Tensor::zeros({std::max<int64_t>(num_terms_, 1)}, DType::f32, device_);
-    return;
-  }
   for (Tensor* t : {&loss_sum_, &last_loss_, &hits_, &any_bad_, &first_bad_index_, &step_index_, &terms_at_first_bad_,
                     &gradient_bad_})
     t->zero_();
@@ -43,7 +30,7 @@ void StepHealth::record(const Tensor& total, const std::vector<Tensor>& terms, c
                num_terms_);
   NoGradGuard no_grad;
   const Tensor t = scalar_f32(total);
-  const Tensor bad_now = rsub(1.0, finite_f32(t));
+  const Tensor bad_now = nonfinite_flag(t);
   const Tensor first_now = mul(bad_now, rsub(1.0, any_bad_));  // 1 only at the interval's first bad step
   first_bad_index_.copy_(add(first_bad_index_, mul(first_now, step_index_)));
   if (num_terms_ > 0) {
@@ -54,14 +41,14 @@ void StepHealth::record(const Tensor& total, const std::vector<Tensor>& terms, c
   any_bad_.copy_(maximum(any_bad_, bad_now));
   loss_sum_.copy_(add(loss_sum_, t));
   last_loss_.copy_(t);
-  if (logits.defined() && y.defined()) hits_.copy_(add(hits_, top1_hits(logits, y)));
+  if (logits.defined() && y.defined()) hits_.copy_(add(hits_, top1_hits_on_device(logits, y)));
   step_index_.copy_(add(step_index_, 1.0));
   ++steps_;
 }
 
 void StepHealth::record_gradient_norm(const Tensor& norm) {
   NoGradGuard no_grad;
-  const Tensor bad_now = rsub(1.0, finite_f32(scalar_f32(norm)));
+  const Tensor bad_now = nonfinite_flag(norm);
   const Tensor first_now = mul(bad_now, rsub(1.0, any_bad_));  // this step (recorded last) is the first bad one
   first_bad_index_.copy_(add(first_bad_index_, mul(first_now, add(step_index_, -1.0))));
   gradient_bad_.copy_(maximum(gradient_bad_, first_now));

@@ -9,8 +9,8 @@
 // stay those from before that step; at the next read, the trainer stops naming that step, its
 // epoch and batch, and the first non-finite loss term with its value.
 //
-// Top-1 hits follow train/evaluate.cpp's count_topk: a row with a NaN or infinite logit is never
-// a hit, and a tie goes to the lowest class (argmax's first maximum).
+// Top-1 hits are train/evaluate.h's top1_hits_on_device: a row with a NaN or infinite logit is
+// never a hit, and a tie goes to the lowest class (argmax's first maximum).
 #pragma once
 #include <cstdint>
 #include <vector>

@@ -244,17 +244,18 @@ EpochTotals train_epoch(StageRun& run, int64_t epoch) {
                  : train_step(run.parts, x, y, &batch.positions, clock, *run.health);
     ++run.progress.step;
     ++run.progress.batch_in_epoch;
-    window.images += out.seen;
     if (parallel) {
       if (run.options.verify_replicas) verify_replicas(run.plan, run.checkpoint_tensors, run.progress.step);
       rank_fault_for_test(run.plan, run.progress.step);
       add_host_step(t, out);
       report_step(run, t, epoch, epoch_start, out.seen, out.loss);
-      window = Window{run.progress.step, run.progress.batch_in_epoch, 0};
-    } else if (read_due(run)) {
-      const int64_t images = window.images;
-      const double last_loss = read_window(run, t, window, epoch);
-      report_step(run, t, epoch, epoch_start, images, last_loss);
+    } else {
+      window.images += out.seen;
+      if (read_due(run)) {
+        const int64_t images = window.images;
+        const double last_loss = read_window(run, t, window, epoch);
+        report_step(run, t, epoch, epoch_start, images, last_loss);
+      }
     }
     if (run.options.checkpoint_every_steps > 0 && run.progress.step % run.options.checkpoint_every_steps == 0)
       save_checkpoint(run);
@@ -262,7 +263,7 @@ EpochTotals train_epoch(StageRun& run, int64_t epoch) {
       std::raise(run.options.raise_signal);
     // SIGINT/SIGTERM: a checkpoint, then stop (every rank alike: the largest signal over the ranks)
     if (const int sig = parallel ? out.signal : interrupt_requested()) {
-      if (!parallel) read_window(run, t, window, epoch);  // nothing unread is checkpointed
+      if (!parallel && run.health->pending() > 0) read_window(run, t, window, epoch);  // nothing unread is saved
       save_checkpoint(run);
       throw Interrupted(sig, fmt::format("{} during stage '{}' after step {} (checkpoint written)", signal_name(sig),
                                          run.stage.name, run.progress.step));
