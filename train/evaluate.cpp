@@ -64,8 +64,22 @@ Tensor topk_counts_on_device(const Tensor& logits, const Tensor& labels) {
   return stack({top1, top5, nonfinite}, 0).to(DType::f64);
 }
 
+namespace {
+// The batch's confusion counts, f64 [C * C] (row = label, column = argmax), finite rows only:
+// one_hot(labels)^T @ one_hot(predictions), so it stays on the device.
+Tensor confusion_on_device(const Tensor& logits, const Tensor& labels) {
+  const Tensor l = logits.detach().to(DType::f32);
+  const int64_t b = l.size(0), c = l.size(1);
+  const Tensor classes = Tensor::arange(c, DType::i64, l.device()).reshape({1, c});
+  const Tensor truth = mul(eq(labels.detach().to(DType::i64).reshape({b, 1}), classes).to(DType::f32),
+                           finite_rows(l).reshape({b, 1}));
+  const Tensor predicted = eq(argmax(l, 1).reshape({b, 1}), classes).to(DType::f32);
+  return matmul(truth.transpose(0, 1), predicted).to(DType::f64).reshape({c * c});
+}
+}  // namespace
+
 EvalResult evaluate(models::Model& model, data::DataLoader& loader, Device device, int64_t max_batches,
-                    dist::Communicator* group) {
+                    dist::Communicator* group, bool with_confusion) {
   NoGradGuard no_grad;
   DeferLabelCheck labels_checked_on_load;  // a bad label makes the loss NaN instead of a read per batch
   const bool was_training = model.is_training();
@@ -73,6 +87,7 @@ EvalResult evaluate(models::Model& model, data::DataLoader& loader, Device devic
   auto start = Clock::now();
   // loss sum, top-1, top-5, non-finite rows: summed on the device, read once at the end
   Tensor sums = Tensor::zeros({4}, DType::f64, device);
+  Tensor confusion;  // f64 [C * C] once the first batch says C
   int64_t images = 0;
   int64_t batches = 0;
   loader.start_epoch(0);
@@ -84,11 +99,18 @@ EvalResult evaluate(models::Model& model, data::DataLoader& loader, Device devic
     Tensor logits = model.forward(x, nullptr);
     const Tensor loss = cross_entropy(logits, y, 0.0, Reduction::sum).to(DType::f64).reshape({1});
     sums = add(sums, concat({loss, topk_counts_on_device(logits, y)}, 0));
+    if (with_confusion) {
+      const Tensor counts = confusion_on_device(logits, y);
+      confusion = confusion.defined() ? add(confusion, counts) : counts;
+    }
     images += x.size(0);
   }
   model.train(was_training);
-  // The evaluation's one host read, with the image count appended (reduced over ranks with it).
-  Tensor host = concat({sums.to(Device::cpu()), Tensor::full({1}, double(images), DType::f64)}, 0);
+  // The evaluation's one host read, with the image count and the confusion counts appended
+  // (reduced over ranks with it).
+  std::vector<Tensor> parts{sums.to(Device::cpu()), Tensor::full({1}, double(images), DType::f64)};
+  if (confusion.defined()) parts.push_back(confusion.to(Device::cpu()));
+  Tensor host = concat(parts, 0);
   if (group && group->size() > 1) group->allreduce_sum(host);
   const auto v = host.to_vector();
   EvalResult r;
@@ -101,6 +123,10 @@ EvalResult evaluate(models::Model& model, data::DataLoader& loader, Device devic
     r.top5 = 100.0 * v[2] / double(n);
   }
   r.images_per_s = double(n) / std::max(seconds_since(start), 1e-9);
+  if (v.size() > 5) {
+    r.classes = int64_t(std::llround(std::sqrt(double(v.size() - 5))));
+    for (size_t i = 5; i < v.size(); ++i) r.confusion.push_back(int64_t(std::llround(v[i])));
+  }
   return r;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <vector>
 #include "engine/data/loader.h"
 #include "engine/device.h"
 #include "engine/dist/communicator.h"
@@ -15,6 +16,10 @@ struct EvalResult {
   double images_per_s = 0;
   int64_t images = 0;
   int64_t nonfinite_rows = 0;  // images whose logits held a NaN or an infinity (never counted as hits)
+  // With with_confusion: classes x classes counts, row = true class, column = predicted (argmax,
+  // ties to the lowest class), over the images with finite logits; else empty.
+  std::vector<int64_t> confusion;
+  int64_t classes = 0;
   bool finite() const { return nonfinite_rows == 0 && std::isfinite(loss); }
 };
 
@@ -22,8 +27,9 @@ struct EvalResult {
 // max_batches batches when positive). The sums stay on the device and are read once at the end
 // (one host synchronisation per evaluation, not three per batch). With `group`, each rank's loader holds its slice of the
 // test batches and the sums are reduced over the ranks, so every rank gets the whole set's result.
+// with_confusion adds the confusion matrix, counted on the device and read with the sums.
 EvalResult evaluate(models::Model& model, data::DataLoader& loader, Device device, int64_t max_batches = 0,
-                    dist::Communicator* group = nullptr);
+                    dist::Communicator* group = nullptr, bool with_confusion = false);
 
 // Top-1 and top-5 hits of logits [B, C] against labels [B], counted on the host. A row with a
 // NaN or an infinite logit is never a hit: it is counted in nonfinite_rows instead.

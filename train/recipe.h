@@ -60,6 +60,7 @@ struct RunSettings {
   int64_t seed = 0;
   std::string device = "auto";  // auto | cpu | cuda | cuda:N
   std::string out_dir = "runs";
+  int64_t log_every_steps = 10;  // steps.jsonl: every N-th step's terms, lr, gradient norm, statistics (0: off)
   bool operator==(const RunSettings&) const = default;
 };
 

@@ -127,6 +127,9 @@ Fields<RunSettings> make_run_fields() {
                },
                [](const S& s) { return toml_string(s.device); }});
   f.push_back(string_field<S>("out_dir", &S::out_dir, "runs go to <out_dir>/<name>-<UTC time> unless --out is given"));
+  f.push_back(integer_field<S>("log_every_steps", &S::log_every_steps, 0,
+                               "every N-th step writes a steps.jsonl row: each loss term, the total, lr, gradient "
+                               "norm, images/s and the terms' own statistics (0: none); --log-steps overrides it"));
   return f;
 }
 

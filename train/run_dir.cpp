@@ -150,9 +150,10 @@ RunDir RunDir::open(const Recipe& recipe, const std::string& dir, bool allow_rec
   run.check_recipe(recipe, allow_recipe_change);
   if (const int n = remove_stale_temp_files(run.path_); n > 0 && say)
     say(fmt::format("removed {} temporary file(s) that a killed write left in {}", n, dir));
-  if (const size_t cut = cut_partial_last_line(run.file("metrics.jsonl")); cut > 0 && say)
-    say(fmt::format("cut a partial last line of {} bytes off {} (the run was killed while writing it)", cut,
-                    run.file("metrics.jsonl").string()));
+  for (const char* name : {"metrics.jsonl", "steps.jsonl"})
+    if (const size_t cut = cut_partial_last_line(run.file(name)); cut > 0 && say)
+      say(fmt::format("cut a partial last line of {} bytes off {} (the run was killed while writing it)", cut,
+                      run.file(name).string()));
   write_file_atomic(run.file("resolved.toml"), to_toml(recipe));
   {
     std::lock_guard lock(run.mutex_);

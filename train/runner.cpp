@@ -5,6 +5,7 @@
 #include "train/runner.h"
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
@@ -164,6 +165,11 @@ std::unique_ptr<Run> open_run(const Recipe& recipe, const RunOptions& options) {
   return run;
 }
 
+// steps.jsonl's interval: --log-steps, else the recipe's run.log_every_steps.
+int64_t effective_log_every(const Run& run) {
+  return run.options.log_every_steps >= 0 ? run.options.log_every_steps : run.recipe.run.log_every_steps;
+}
+
 // The terminal side of a stage: its progress bar and its evaluation lines; every evaluation
 // also goes to metrics.jsonl and is kept for the stage cache.
 class StageReporter {
@@ -180,9 +186,12 @@ class StageReporter {
 
  private:
   void progress(const StepReport& r) {
-    if (const int64_t every = run_.options.log_every_steps; every > 0 && r.step % every == 0)
+    if (r.logged) {
+      run_.dir->append_step(step_row(r));
+    } else if (const int64_t every = log_every(); every > 0 && r.step % every == 0) {  // data parallelism
       run_.dir->append_step({{"stage", r.stage}, {"epoch", r.epoch + 1}, {"step", r.step}, {"loss", r.step_loss},
                              {"lr", r.lr}, {"images", r.batch_images}});
+    }
     if (run_.options.quiet || !dist::world().is_root()) return;
     if (!bar_) bar_ = std::make_unique<Progress>(r.stage + "/" + r.model, r.epochs, r.batches);
     if (r.epoch != bar_epoch_) {
@@ -201,6 +210,24 @@ class StageReporter {
     bar_->end_epoch();
     bar_epoch_ = -1;
     bar_->message(line);
+  }
+
+  int64_t log_every() const { return effective_log_every(run_); }
+
+  // A logged step's steps.jsonl row (docs/report.md lists its fields); NaN is written as null.
+  static nlohmann::json step_row(const StepReport& r) {
+    const LoggedStep& l = *r.logged;
+    const auto number = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
+    const auto object = [&](const std::vector<std::pair<std::string, double>>& values) {
+      nlohmann::json o = nlohmann::json::object();
+      for (const auto& [k, v] : values) o[k] = number(v);
+      return o;
+    };
+    return {{"stage", r.stage},        {"epoch", r.epoch + 1},         {"step", r.step},
+            {"loss", number(r.step_loss)}, {"lr", r.lr},               {"images", l.images},
+            {"images_per_s", number(l.images_per_s)}, {"train_top1", number(l.train_top1)},
+            {"grad_norm", number(l.grad_norm)}, {"terms", object(l.terms)}, {"weights", object(l.weights)},
+            {"stats", object(l.stats)}};
   }
 
   Run& run_;
@@ -263,7 +290,8 @@ StageResult train_one(Run& run, const StageSpec& stage, const StageHooks& hooks)
   so.max_batches_per_epoch = run.options.max_batches_per_epoch;
   so.verify_replicas = run.options.verify_replicas;
   so.read_every_steps = run.options.read_every_steps;
-  so.log_every_steps = run.options.log_every_steps;
+  so.log_every_steps = effective_log_every(run);
+  so.pictures_dir = (run.dir->path() / "pictures").string();
   so.feature_cache_dir = run.options.feature_cache_dir.empty()
                              ? (fs::path(run.recipe.run.out_dir) / "feature_cache").string()
                              : run.options.feature_cache_dir;

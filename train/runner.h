@@ -23,7 +23,7 @@ struct RunOptions {
   std::string stage_cache_dir;    // "" = off; see train/stage_cache.h
   std::string feature_cache_dir;  // teacher_cache = "file" (default <run.out_dir>/feature_cache)
   bool verify_replicas = false;   // data parallelism: compare every rank's weights after every step
-  int64_t log_every_steps = 0;    // > 0: steps.jsonl gets every N-th step's loss and learning rate
+  int64_t log_every_steps = -1;   // steps.jsonl every N-th step (0: none; < 0: the recipe's run.log_every_steps)
   int64_t read_every_steps = 0;   // host reads of the steps' loss (0: auto; see StageOptions)
 };
 

@@ -115,10 +115,22 @@ StageOptimizer make_stage_optimizer(const StageSpec& stage, const models::Model&
 namespace {
 using profiler::Kind;
 using profiler::Range;
+
+// A logged step's terms and the terms' own statistics, under no grad, on the step's inputs.
+void probe_losses(const StepParts& parts, const transfer::StepInputs& in, const StepForward& f, StepProbe& probe) {
+  NoGradGuard no_grad;
+  const std::vector<std::string> labels = term_labels(*parts.stage);
+  for (size_t i = 0; i < f.terms.size(); ++i) {
+    probe.terms.push_back(f.terms[i].detach());
+    for (const auto& [name, value] : parts.losses->losses[i]->step_stats(in))
+      probe.stats.emplace_back(labels[i] + "." + name, value.detach());
+  }
+}
 }  // namespace
 
 StepForward forward_losses(const StepParts& parts, const Tensor& x, const Tensor& y,
-                           const std::vector<int64_t>* positions, const transfer::StepClock& clock) {
+                           const std::vector<int64_t>* positions, const transfer::StepClock& clock,
+                           StepProbe* probe) {
   AutocastScope precision(parts.stage->precision);
   DeferLabelCheck labels_checked_on_load;
   const Tensor xm = to_memory_format(x, parts.stage->memory_format);  // what the models see
@@ -142,6 +154,7 @@ StepForward forward_losses(const StepParts& parts, const Tensor& x, const Tensor
     f.total = f.total.defined() ? add(f.total, weighted) : weighted;
   }
   f.student_logits = staps["logits"].detach();
+  if (probe) probe_losses(parts, in, f, *probe);
   return f;
 }
 
@@ -170,13 +183,17 @@ void backward_losses(const StepParts& parts, const StepForward& f) {
   f.total.backward();
 }
 
-void update_parameters(const StepParts& parts, StepHealth* health) {
+void update_parameters(const StepParts& parts, StepHealth* health, StepProbe* probe) {
   Range phase("optimizer", Kind::phase);
-  if (parts.stage->clip_grad_norm > 0) {
-    std::vector<Tensor> ps;
+  std::vector<Tensor> ps;
+  if (parts.stage->clip_grad_norm > 0 || probe)
     for (auto& [n, t] : *parts.trained) ps.push_back(t);
+  if (parts.stage->clip_grad_norm > 0) {
     const Tensor norm = clip_grad_norm_on_device(ps, parts.stage->clip_grad_norm);
     if (health) health->record_gradient_norm(norm);
+    if (probe) probe->grad_norm = norm;
+  } else if (probe) {
+    probe->grad_norm = gradient_norm_on_device(ps);
   }
   parts.optimizer->step(health ? health->skip_flag() : Tensor());
 }
@@ -188,11 +205,11 @@ void fail_nonfinite_step(const StepParts& parts, const StepHealth::Reading& r, c
 }
 
 StepOutput train_step(const StepParts& parts, const Tensor& x, const Tensor& y, const std::vector<int64_t>* positions,
-                      const transfer::StepClock& clock, StepHealth& health) {
-  StepForward f = forward_losses(parts, x, y, positions, clock);
+                      const transfer::StepClock& clock, StepHealth& health, StepProbe* probe) {
+  StepForward f = forward_losses(parts, x, y, positions, clock, probe);
   health.record(f.total, f.terms, f.student_logits, y);
   backward_losses(parts, f);
-  update_parameters(parts, &health);
+  update_parameters(parts, &health, probe);
   StepOutput out;
   out.student_logits = f.student_logits;
   out.seen = x.size(0);

@@ -15,6 +15,7 @@
 #include "models/model.h"
 #include "train/recipe.h"
 #include "train/step_health.h"
+#include "train/step_log.h"
 #include "train/trainer.h"
 #include "transfer/feature_cache.h"
 
@@ -68,9 +69,11 @@ struct StepForward {
   std::vector<Tensor> terms;   // each term, unweighted
   Tensor student_logits;
 };
-// Teachers forward (or their cache), student forward with taps, the weighted loss terms.
+// Teachers forward (or their cache), student forward with taps, the weighted loss terms; with a
+// probe (a logged step), also each term's value and step statistics (Loss::step_stats).
 StepForward forward_losses(const StepParts& parts, const Tensor& x, const Tensor& y,
-                           const std::vector<int64_t>* positions, const transfer::StepClock& clock);
+                           const std::vector<int64_t>* positions, const transfer::StepClock& clock,
+                           StepProbe* probe = nullptr);
 // The error for a non-finite total, naming the first non-finite term (`terms`: each term's value).
 [[noreturn]] void fail_nonfinite_loss(const StepParts& parts, const std::vector<double>& terms, double total,
                                       const std::string& where);
@@ -80,8 +83,9 @@ std::vector<double> term_values(const StepForward& f);
 void backward_losses(const StepParts& parts, const StepForward& f);
 // Gradient clipping on the device (when the stage asks; its norm goes to `health`) and the
 // optimizer's step, skipped on the device once `health` saw a non-finite loss or gradient norm
-// in its interval (no health: never skipped; the data-parallel path decides on the host).
-void update_parameters(const StepParts& parts, StepHealth* health = nullptr);
+// in its interval (no health: never skipped; the data-parallel path decides on the host). With a
+// probe, the gradient norm before clipping goes to it.
+void update_parameters(const StepParts& parts, StepHealth* health = nullptr, StepProbe* probe = nullptr);
 // The error for a bad step found by a StepHealth read: a non-finite loss (naming the term) or a
 // non-finite gradient norm under a finite loss.
 [[noreturn]] void fail_nonfinite_step(const StepParts& parts, const StepHealth::Reading& r, const std::string& where);
@@ -89,8 +93,9 @@ void update_parameters(const StepParts& parts, StepHealth* health = nullptr);
 // One step on batch x (labels y, undefined on unlabelled data); `positions` index the feature
 // caches (may be null without caches); `clock` says where the step stands (loss warm-ups).
 // No host read: the loss, hits and finiteness go to `health`, whose reader stops the run on a
-// non-finite loss (the optimizer skipped that step's update on the device).
+// non-finite loss (the optimizer skipped that step's update on the device). A probe (a logged
+// step) receives the step's terms, gradient norm and step statistics, still on the device.
 StepOutput train_step(const StepParts& parts, const Tensor& x, const Tensor& y, const std::vector<int64_t>* positions,
-                      const transfer::StepClock& clock, StepHealth& health);
+                      const transfer::StepClock& clock, StepHealth& health, StepProbe* probe = nullptr);
 
 }  // namespace retort

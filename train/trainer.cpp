@@ -8,12 +8,14 @@
 #include <csignal>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 #include "engine/error.h"
 #include "engine/io/checkpoint.h"
 #include "engine/nn/module_rng.h"
 #include "engine/optim/schedule.h"
 #include "train/data_parallel.h"
 #include "train/interrupt.h"
+#include "train/stage_pictures.h"
 #include "train/step_health.h"
 #include "train/teacher_caches.h"
 #include "train/train_step.h"
@@ -92,6 +94,11 @@ struct StageRun {
   nn::NamedTensors checkpoint_tensors;
   std::unique_ptr<StepHealth> health;  // the steps' device-side bookkeeping (one process)
   int64_t read_every = 1;
+  // Since the previous steps.jsonl row: when it was written, the images and top-1 hits read.
+  struct LogWindow {
+    Clock::time_point start = Clock::now();
+    int64_t images = 0, hits = 0;
+  } log_window;
 
   void log(const std::string& s) const {
     if (hooks.log) hooks.log(s);
@@ -163,14 +170,39 @@ void save_checkpoint(StageRun& run) {
 }
 
 void report_step(StageRun& run, const EpochTotals& t, int64_t epoch, Clock::time_point epoch_start, int64_t batch,
-                 double step_loss) {
+                 double step_loss, const LoggedStep* logged = nullptr) {
   if (!run.hooks.progress) return;
   StepReport r{run.stage.name, run.stage.train, epoch, run.stage.epochs, run.progress.batch_in_epoch,
                run.steps_per_epoch, run.progress.step, t.loss / double(run.progress.batch_in_epoch),
                t.seen ? 100.0 * double(t.hits) / double(t.seen) : 0.0,
                double(t.seen) / std::max(seconds_since(epoch_start), 1e-9), run.optimizer.optimizer->lr(0), step_loss,
-               batch};
+               batch, logged};
   run.hooks.progress(r);
+}
+
+// Whether the step about to run writes a steps.jsonl row (with its terms and statistics).
+bool log_due(const StageRun& run) {
+  const int64_t every = run.options.log_every_steps;
+  return every > 0 && !run.plan.active() && (run.progress.step + 1) % every == 0;
+}
+
+// A logged step's row: the probe's values (one host read) and the window since the last row.
+LoggedStep logged_step(StageRun& run, const StepProbe& probe) {
+  const StepProbe::Values v = probe.read();
+  const std::vector<std::string> labels = term_labels(run.stage);
+  LoggedStep out;
+  for (size_t i = 0; i < v.terms.size(); ++i) {
+    out.terms.emplace_back(labels[i], v.terms[i]);
+    out.weights.emplace_back(labels[i], run.losses.weights[i]);
+  }
+  out.stats = v.stats;
+  out.grad_norm = v.grad_norm;
+  auto& w = run.log_window;
+  out.images = w.images;
+  out.images_per_s = double(w.images) / std::max(seconds_since(w.start), 1e-9);
+  if (run.data.labelled && w.images > 0) out.train_top1 = 100.0 * double(w.hits) / double(w.images);
+  w = StageRun::LogWindow{};
+  return out;
 }
 
 // Where step `step` stood, for messages.
@@ -229,6 +261,7 @@ EpochTotals train_epoch(StageRun& run, int64_t epoch) {
   run.train_loader.start_epoch(epoch, run.progress.batch_in_epoch);
   run.progress.epoch = epoch;
   const auto epoch_start = Clock::now();
+  run.log_window = StageRun::LogWindow{};  // a row's window never spans an evaluation
   EpochTotals t;
   Window window{run.progress.step, run.progress.batch_in_epoch, 0};
   data::Batch batch;
@@ -239,9 +272,11 @@ EpochTotals train_epoch(StageRun& run, int64_t epoch) {
     const transfer::StepClock clock{epoch, run.progress.batch_in_epoch, run.steps_per_epoch};
     const auto where = [&] { return step_where(run, run.progress.step, epoch, run.progress.batch_in_epoch); };
     const bool parallel = run.plan.active();
+    std::optional<StepProbe> probe;
+    if (log_due(run)) probe.emplace();
     const StepOutput out =
         parallel ? parallel_step(run.parts, run.plan, x, y, &batch.positions, clock, interrupt_requested(), where)
-                 : train_step(run.parts, x, y, &batch.positions, clock, *run.health);
+                 : train_step(run.parts, x, y, &batch.positions, clock, *run.health, probe ? &*probe : nullptr);
     ++run.progress.step;
     ++run.progress.batch_in_epoch;
     if (parallel) {
@@ -252,9 +287,12 @@ EpochTotals train_epoch(StageRun& run, int64_t epoch) {
     } else {
       window.images += out.seen;
       if (read_due(run)) {
-        const int64_t images = window.images;
+        const int64_t images = window.images, hits_before = t.hits;
         const double last_loss = read_window(run, t, window, epoch);
-        report_step(run, t, epoch, epoch_start, images, last_loss);
+        run.log_window.images += images;
+        run.log_window.hits += t.hits - hits_before;
+        const std::optional<LoggedStep> logged = probe ? std::optional(logged_step(run, *probe)) : std::nullopt;
+        report_step(run, t, epoch, epoch_start, images, last_loss, logged ? &*logged : nullptr);
       }
     }
     if (run.options.checkpoint_every_steps > 0 && run.progress.step % run.options.checkpoint_every_steps == 0)
@@ -282,13 +320,9 @@ EpochTotals train_epoch(StageRun& run, int64_t epoch) {
 // also logged, so a learned part can be seen moving.
 std::map<std::string, double> loss_epoch_stats(const StageRun& run) {
   std::map<std::string, double> out;
-  const auto& terms = run.stage.losses;
-  for (size_t i = 0; i < run.losses.losses.size(); ++i) {
-    const std::string& name = terms.at(i).name;
-    const auto same_kind = std::count_if(terms.begin(), terms.end(), [&](const LossTerm& t) { return t.name == name; });
-    const std::string prefix = same_kind > 1 ? fmt::format("{}#{}", name, i) : name;  // "aft", or "aft#2" when repeated
-    for (const auto& [k, v] : run.losses.losses[i]->epoch_stats()) out[prefix + "." + k] = v;
-  }
+  const std::vector<std::string> labels = term_labels(run.stage);  // "aft", or "aft#2" when repeated
+  for (size_t i = 0; i < run.losses.losses.size(); ++i)
+    for (const auto& [k, v] : run.losses.losses[i]->epoch_stats()) out[labels[i] + "." + k] = v;
   if (!out.empty()) {
     std::string line;
     for (const auto& [k, v] : out) line += fmt::format("{}{} {:.4g}", line.empty() ? "" : ", ", k, v);
@@ -305,7 +339,9 @@ void finish_epoch(StageRun& run, int64_t epoch, const EpochTotals& t, StageResul
   const std::map<std::string, double> stats = loss_epoch_stats(run);
   const bool due = (epoch + 1) % std::max<int64_t>(run.stage.eval_every, 1) == 0 || epoch + 1 == run.stage.epochs;
   if (!due) return;
-  result.test = evaluate(*run.student, run.test_loader, run.device, run.options.max_batches_per_epoch, run.plan.world);
+  const bool last = epoch + 1 == run.stage.epochs;
+  result.test = evaluate(*run.student, run.test_loader, run.device, run.options.max_batches_per_epoch, run.plan.world,
+                         last && !run.options.pictures_dir.empty());
   if (!result.test.finite())
     run.log(fmt::format("warning: stage '{}' epoch {}: {} of {} test images gave non-finite logits (counted as "
                         "misses); test loss {}",
@@ -363,8 +399,13 @@ StageResult train_stage(const Recipe& recipe, const StageSpec& stage, std::share
     }
     finish_epoch(*run, epoch, totals, result);
   }
+  const bool pictures = !options.pictures_dir.empty();
   if (result.test.images == 0)
-    result.test = evaluate(*student, run->test_loader, device, options.max_batches_per_epoch, run->plan.world);
+    result.test =
+        evaluate(*student, run->test_loader, device, options.max_batches_per_epoch, run->plan.world, pictures);
+  if (pictures && run->plan.world->is_root())
+    write_stage_pictures(std::filesystem::path(options.pictures_dir) / (stage.name + ".safetensors"), stage, *student,
+                         teachers, run->losses, data, device, result.test, [&](const std::string& s) { run->log(s); });
   result.steps = run->progress.step;
   result.wall_s = seconds_since(run->started);
   result.loss_state = loss_state(run->losses.losses);

@@ -12,6 +12,7 @@
 #include "train/metrics.h"
 #include "train/recipe.h"
 #include "train/stage_losses.h"
+#include "train/step_log.h"
 
 namespace retort {
 
@@ -22,6 +23,9 @@ struct StepReport {
   double loss = 0, train_top1 = 0, images_per_s = 0, lr = 0;  // loss: the epoch's running mean
   double step_loss = 0;      // this step's loss (over the whole global batch)
   int64_t batch_images = 0;  // this step's images (the global batch)
+  // A logged step (every log_every_steps-th, one-process path): its terms, gradient norm and
+  // statistics; null otherwise.
+  const LoggedStep* logged = nullptr;
 };
 
 struct StageHooks {
@@ -47,7 +51,10 @@ struct StageOptions {
   // steps (0: every step on the CPU, where a read costs nothing; every 25 on CUDA), and at
   // every log_every_steps-th step, checkpoint, interrupt, stop and epoch end.
   int64_t read_every_steps = 0;
+  // Every this many steps the progress hook gets a LoggedStep (steps.jsonl); 0: never.
   int64_t log_every_steps = 0;
+  // Where the stage's pictures go (<dir>/<stage>.safetensors: train/stage_pictures.h); "": none.
+  std::string pictures_dir;
 };
 
 struct StageResult {

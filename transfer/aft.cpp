@@ -3,6 +3,8 @@
 #include "transfer/aft.h"
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/ops.h"
 
@@ -137,14 +139,39 @@ std::vector<LossParamGroup> AftLoss::param_groups() const {
                          options_.rho_adam ? GroupRule::adamw : GroupRule::optimizer}};
 }
 
-std::map<std::string, double> AftLoss::epoch_stats() const {
+std::map<std::string, Tensor> AftLoss::rho_stats() const {
   if (!s.defined() || !options_.learn_rho) return {};
-  const std::vector<double> r = rho().to(Device::cpu()).to_vector();
-  double sum = 0, sum2 = 0, lo = r.at(0), hi = r.at(0);
-  for (double v : r) sum += v, sum2 += v * v, lo = std::min(lo, v), hi = std::max(hi, v);
-  const double mean = sum / double(r.size());
-  return {{"rho_mean", mean}, {"rho_min", lo}, {"rho_max", hi},
-          {"rho_std", std::sqrt(std::max(sum2 / double(r.size()) - mean * mean, 0.0))}};
+  NoGradGuard no_grad;
+  const Tensor r = rho().detach().to(s.dtype() == DType::f64 ? DType::f64 : DType::f32);
+  const Tensor m = mean(r);
+  const Tensor spread = clamp(sub(mean(mul(r, r)), mul(m, m)), 0.0, std::numeric_limits<double>::infinity());
+  return {{"rho_mean", m}, {"rho_min", neg(max(neg(r)))}, {"rho_max", max(r)}, {"rho_std", sqrt(spread)}};
+}
+
+std::map<std::string, double> AftLoss::epoch_stats() const {
+  const std::map<std::string, Tensor> stats = rho_stats();
+  if (stats.empty()) return {};
+  std::vector<Tensor> values;
+  for (const auto& [name, v] : stats) values.push_back(v.reshape({1}));
+  const std::vector<double> host = concat(values, 0).to_vector();  // one host read
+  std::map<std::string, double> out;
+  size_t i = 0;
+  for (const auto& [name, v] : stats) out[name] = host[i++];
+  return out;
+}
+
+std::map<std::string, Tensor> AftLoss::step_stats(const StepInputs& in) const {
+  (void)in;
+  std::map<std::string, Tensor> stats = rho_stats();
+  stats.erase("rho_std");
+  return stats;
+}
+
+std::map<std::string, Tensor> AftLoss::pictures(const StepInputs& in) const {
+  (void)in;
+  if (!s.defined() || !options_.learn_rho) return {};
+  NoGradGuard no_grad;
+  return {{"rho", rho().detach()}};
 }
 
 void register_aft_loss() {

@@ -20,7 +20,9 @@
 // lr schedule scales it like every group). Under the stage's SGD instead (rho_optimizer =
 // "stage"), the gradient on s (~1e-3 per element) moves rho by ~1e-4 per step at lr 1e-2:
 // rho stays within +-0.02 of 0.5 over an epoch, so "learned" rho would not be learned. rho's
-// mean, min, max and spread are logged after every epoch (epoch_stats, metrics.jsonl).
+// mean, min, max and spread are logged after every epoch (epoch_stats, metrics.jsonl); its mean,
+// min and max also on logged steps (step_stats "rho_mean", "rho_min", "rho_max", steps.jsonl), and
+// the whole vector rho [d_t] is drawn in the run report (pictures "rho"), all when rho is learned.
 // Not here: the cached, augmentation-free teacher features of the paper (the trainer runs the
 // teachers on every batch).
 #pragma once
@@ -70,6 +72,10 @@ class AftLoss : public Loss {
   std::vector<LossParamGroup> param_groups() const override;
   // rho's mean, min, max and standard deviation (learned kernel / rbf forms): it should move.
   std::map<std::string, double> epoch_stats() const override;
+  // rho_mean, rho_min, rho_max as one-element device tensors (learned kernel / rbf forms).
+  std::map<std::string, Tensor> step_stats(const StepInputs& in) const override;
+  // "rho": the learned rho = sigmoid(s), [d_t] (the teachers' features in `teachers` order).
+  std::map<std::string, Tensor> pictures(const StepInputs& in) const override;
   std::vector<std::string> teachers() const override { return teacher_names_; }
   std::vector<std::string> student_taps() const override { return {"pooled"}; }
   std::vector<std::string> teacher_taps() const override { return {"pooled"}; }
@@ -82,6 +88,10 @@ class AftLoss : public Loss {
   std::shared_ptr<nn::Linear> map;  // d_t -> d_s, linear variant
 
  private:
+  // rho's mean, min, max and std as one-element device tensors (f64 for an f64 s, else f32); none
+  // unless rho is learned. What epoch_stats reads and step_stats returns.
+  std::map<std::string, Tensor> rho_stats() const;
+
   std::vector<std::string> teacher_names_;
   int64_t student_dim_, teacher_dim_;
   AftOptions options_;

@@ -46,9 +46,14 @@ Tensor uniformity_loss(const Tensor& z, double t) {
   return log(mul(sum(masked), 1.0 / pairs));
 }
 
-Tensor align_uniform_value(const Tensor& z_s, const Tensor& z_t, double t) {
+AlignUniformTerms align_uniform_terms(const Tensor& z_s, const Tensor& z_t, double t) {
   Tensor unif = mul(add(uniformity_loss(z_s, t), uniformity_loss(z_t, t)), 0.5);
-  return add(alignment_loss(z_s, z_t), unif);
+  return {alignment_loss(z_s, z_t), unif};
+}
+
+Tensor align_uniform_value(const Tensor& z_s, const Tensor& z_t, double t) {
+  AlignUniformTerms terms = align_uniform_terms(z_s, z_t, t);
+  return add(terms.alignment, terms.uniformity);
 }
 
 ProjectionHead::ProjectionHead(int64_t in_features, int64_t out_features, Generator& gen) {
@@ -73,18 +78,28 @@ AlignUniformLoss::AlignUniformLoss(std::string teacher, int64_t student_dim, int
   }
 }
 
-Tensor AlignUniformLoss::value(const Tensor& student_features, const Tensor& teacher_features) {
+AlignUniformTerms AlignUniformLoss::terms(const Tensor& student_features, const Tensor& teacher_features) const {
   RETORT_CHECK(student_features.dim() == 2 && teacher_features.dim() == 2 &&
                    student_features.size(0) == teacher_features.size(0),
                "align_uniform: student features {} and teacher features {} must be [B, d_s] and [B, d_t]",
                student_features.str(), teacher_features.str());
   Tensor z_s = student_head->forward(student_features);
   Tensor z_t = teacher_head->forward(teacher_features.detach());
-  return align_uniform_value(z_s, z_t, t_);
+  return align_uniform_terms(z_s, z_t, t_);
+}
+
+Tensor AlignUniformLoss::value(const Tensor& student_features, const Tensor& teacher_features) {
+  AlignUniformTerms t = terms(student_features, teacher_features);
+  return add(t.alignment, t.uniformity);
 }
 
 Tensor AlignUniformLoss::compute(const StepInputs& in) {
   return value(in.student_tap("pooled"), in.teacher_tap(teacher_, "pooled"));
+}
+
+std::map<std::string, Tensor> AlignUniformLoss::step_stats(const StepInputs& in) const {
+  AlignUniformTerms t = terms(in.student_tap("pooled"), in.teacher_tap(teacher_, "pooled"));
+  return {{"alignment", t.alignment.detach()}, {"uniformity", t.uniformity.detach()}};
 }
 
 nn::NamedTensors AlignUniformLoss::parameters() const {

@@ -11,6 +11,8 @@
 // frozen: its features are detached here, so only the teacher's head receives gradients.
 // The authors' loss: CE + L_AU + KD(T = 4), each weight 1; AdamW lr 1e-3, wd 1e-2, batch 64,
 // no schedule (recipes/fmnist_align_uniform.toml).
+// Step stats: "alignment" (align) and "uniformity" ((unif(z_s) + unif(z_t)) / 2), the loss's two
+// terms unweighted: L_AU = alignment + uniformity.
 #pragma once
 #include <memory>
 #include <string>
@@ -27,7 +29,12 @@ constexpr double kAlignUniformDefaultT = 2.0;
 Tensor alignment_loss(const Tensor& z_s, const Tensor& z_t);
 // unif(z) = log mean_{i<j} exp(-t ||z_i - z_j||^2); needs B >= 2.
 Tensor uniformity_loss(const Tensor& z, double t = kAlignUniformDefaultT);
-// L_AU on already projected, normalised embeddings (the heads bypassed).
+// The two terms of L_AU: alignment = align(z_s, z_t), uniformity = (unif(z_s) + unif(z_t)) / 2.
+struct AlignUniformTerms {
+  Tensor alignment, uniformity;
+};
+AlignUniformTerms align_uniform_terms(const Tensor& z_s, const Tensor& z_t, double t = kAlignUniformDefaultT);
+// L_AU = alignment + uniformity on already projected, normalised embeddings (the heads bypassed).
 Tensor align_uniform_value(const Tensor& z_s, const Tensor& z_t, double t = kAlignUniformDefaultT);
 
 // Linear(in, in) -> ReLU -> Linear(in, out) -> L2-normalise each row.
@@ -47,6 +54,8 @@ class AlignUniformLoss : public Loss {
   std::string couples_examples() const override { return "its uniformity term compares every pair of examples in the batch"; }
   // The loss on pooled features: phi_s [B, d_s], phi_t [B, d_t] (phi_t detached here).
   Tensor value(const Tensor& student_features, const Tensor& teacher_features);
+  // "alignment", "uniformity": the two terms of the step's loss (they sum to compute()'s value).
+  std::map<std::string, Tensor> step_stats(const StepInputs& in) const override;
 
   nn::NamedTensors parameters() const override;  // "student_head.*", "teacher_head.*"
   void train(bool on) override;
@@ -57,6 +66,9 @@ class AlignUniformLoss : public Loss {
   std::shared_ptr<ProjectionHead> student_head, teacher_head;
 
  private:
+  // The terms for pooled features: both heads applied (phi_t detached first).
+  AlignUniformTerms terms(const Tensor& student_features, const Tensor& teacher_features) const;
+
   std::string teacher_;
   double t_;
 };

@@ -17,26 +17,36 @@ Tensor attention_map(const Tensor& f, double p) {
   return l2_normalize(a.reshape({f.size(0), f.size(2) * f.size(3)}), 1);  // [B, H*W]
 }
 
-Tensor at_stage_loss(const Tensor& f_s, const Tensor& f_t, double p) {
+AtStageMaps at_stage_maps(const Tensor& f_s, const Tensor& f_t, double p) {
   RETORT_CHECK(f_s.dim() == 4 && f_t.dim() == 4 && f_s.size(0) == f_t.size(0),
                "at: student map {} and teacher map {} must be [B, C, H, W] with the same B", f_s.str(), f_t.str());
-  const int64_t h = std::min(f_s.size(2), f_t.size(2)), w = std::min(f_s.size(3), f_t.size(3));
-  Tensor a_t;
+  AtStageMaps m;
+  m.h = std::min(f_s.size(2), f_t.size(2));
+  m.w = std::min(f_s.size(3), f_t.size(3));
   {
     NoGradGuard no_grad;
-    a_t = attention_map(pool_to(f_t.detach(), h, w, PoolMode::average), p);
+    m.teacher = attention_map(pool_to(f_t.detach(), m.h, m.w, PoolMode::average), p);
   }
-  Tensor d = sub(attention_map(pool_to(f_s, h, w, PoolMode::average), p), a_t);
+  m.student = attention_map(pool_to(f_s, m.h, m.w, PoolMode::average), p);
+  return m;
+}
+
+Tensor at_stage_loss(const Tensor& f_s, const Tensor& f_t, double p) {
+  AtStageMaps m = at_stage_maps(f_s, f_t, p);
+  Tensor d = sub(m.student, m.teacher);
   return mean(mul(d, d));
 }
 
-Tensor at_loss(const std::vector<Tensor>& s, const std::vector<Tensor>& t, double p) {
+std::vector<Tensor> at_stage_losses(const std::vector<Tensor>& s, const std::vector<Tensor>& t, double p) {
   RETORT_CHECK(!s.empty() && s.size() == t.size(), "at: {} student maps but {} teacher maps", s.size(), t.size());
+  std::vector<Tensor> terms;
+  for (size_t k = 0; k < s.size(); ++k) terms.push_back(at_stage_loss(s[k], t[k], p));
+  return terms;
+}
+
+Tensor at_loss(const std::vector<Tensor>& s, const std::vector<Tensor>& t, double p) {
   Tensor total;
-  for (size_t k = 0; k < s.size(); ++k) {
-    Tensor term = at_stage_loss(s[k], t[k], p);
-    total = total.defined() ? add(total, term) : term;
-  }
+  for (const Tensor& term : at_stage_losses(s, t, p)) total = total.defined() ? add(total, term) : term;
   return total;
 }
 
@@ -65,6 +75,28 @@ Tensor AtLoss::compute(const std::vector<Tensor>& s, const std::vector<Tensor>& 
 Tensor AtLoss::compute(const StepInputs& in) {
   auto x = taps_.gather(in);
   return compute(x.student, x.teacher);
+}
+
+std::map<std::string, Tensor> AtLoss::step_stats(const StepInputs& in) const {
+  auto x = taps_.gather(in);
+  auto m = taps_.maps(x.student, x.teacher);
+  std::vector<Tensor> terms = at_stage_losses(m.student, m.teacher, p_);
+  std::map<std::string, Tensor> out;
+  for (size_t k = 0; k < terms.size(); ++k) out["pair" + std::to_string(k)] = terms[k].detach();
+  return out;
+}
+
+std::map<std::string, Tensor> AtLoss::pictures(const StepInputs& in) const {
+  auto x = taps_.gather(in);
+  auto m = taps_.maps(x.student, x.teacher);
+  std::map<std::string, Tensor> out;
+  for (size_t k = 0; k < m.student.size(); ++k) {
+    AtStageMaps a = at_stage_maps(m.student[k], m.teacher[k], p_);
+    const Shape grid{a.student.size(0), a.h, a.w};
+    out["student.pair" + std::to_string(k)] = a.student.detach().reshape(grid);
+    out["teacher.pair" + std::to_string(k)] = a.teacher.detach().reshape(grid);
+  }
+  return out;
 }
 
 std::vector<std::string> at_default_taps() { return {"stage1", "stage2", "stage3"}; }

@@ -36,6 +36,9 @@
 // Defaults: student_taps = teacher_taps = ["stage1", "stage2", "stage3"], p = 2, weight 1000.
 // A ViT has no stage taps: name its token taps, e.g. teacher_taps = ["tokens.1", "tokens.2",
 // "tokens.3"].
+// Step stats: "pair0", "pair1", ...: each L_k (unweighted; they sum to L_AT). Pictures:
+// "student.pair<k>" and "teacher.pair<k>", the normalised attention maps a(f) the loss compares
+// (after pooling to the common h x w), [N, h, w] for the N images.
 #pragma once
 #include <memory>
 #include <string>
@@ -50,9 +53,19 @@ constexpr double kAtDefaultP = 2.0;
 
 // a(f) for a map f [B, C, H, W]: [B, H*W], each row the L2-normalised channel mean of |f|^p.
 Tensor attention_map(const Tensor& f, double p = kAtDefaultP);
+// One stage's attention maps as the loss compares them: both maps pooled to the smaller size
+// h x w, then a(f) [B, h*w]; the teacher's a constant (computed without autograd).
+struct AtStageMaps {
+  Tensor student, teacher;  // [B, h*w]
+  int64_t h = 0, w = 0;
+};
+AtStageMaps at_stage_maps(const Tensor& f_s, const Tensor& f_t, double p = kAtDefaultP);
 // One stage: maps pooled to the smaller size, mean over B*h*w of (a(f_s) - a(f_t))^2. The teacher
 // map is treated as a constant.
 Tensor at_stage_loss(const Tensor& f_s, const Tensor& f_t, double p = kAtDefaultP);
+// at_stage_loss of each stage pair (student_maps[k], teacher_maps[k]), in pair order.
+std::vector<Tensor> at_stage_losses(const std::vector<Tensor>& student_maps, const std::vector<Tensor>& teacher_maps,
+                                    double p = kAtDefaultP);
 // Sum of at_stage_loss over the stage pairs (student_maps[k], teacher_maps[k]).
 Tensor at_loss(const std::vector<Tensor>& student_maps, const std::vector<Tensor>& teacher_maps,
                double p = kAtDefaultP);
@@ -65,6 +78,10 @@ class AtLoss : public Loss {
   Tensor compute(const StepInputs& in) override;
   // The loss for raw tap tensors (maps or tokens), in tap order.
   Tensor compute(const std::vector<Tensor>& student_taps, const std::vector<Tensor>& teacher_taps);
+  // "pair<k>": stage k's L_k (they sum to compute()'s value).
+  std::map<std::string, Tensor> step_stats(const StepInputs& in) const override;
+  // "student.pair<k>", "teacher.pair<k>": the compared attention maps, [N, h, w].
+  std::map<std::string, Tensor> pictures(const StepInputs& in) const override;
   std::vector<std::string> teachers() const override { return {taps_.teacher()}; }
   std::vector<std::string> student_taps() const override { return taps_.student_names(); }
   std::vector<std::string> teacher_taps() const override { return taps_.teacher_names(); }

@@ -42,19 +42,6 @@ class CrossEntropyLoss : public Loss {
   double smoothing_;
 };
 
-class KdLoss : public Loss {
- public:
-  KdLoss(std::string teacher, double temperature) : teacher_(std::move(teacher)), temperature_(temperature) {}
-  Tensor compute(const StepInputs& in) override {
-    return kd_loss(in.student_tap("logits"), in.teacher_tap(teacher_, "logits"), temperature_);
-  }
-  std::vector<std::string> teachers() const override { return {teacher_}; }
-
- private:
-  std::string teacher_;
-  double temperature_;
-};
-
 }  // namespace
 
 void register_builtin_losses() {
@@ -65,14 +52,7 @@ void register_builtin_losses() {
                   [](const BuildContext& c) {
                     return std::make_unique<CrossEntropyLoss>(c.args->number("label_smoothing"));
                   });
-    register_loss("kd",
-                  {ParamSpec("teacher", ValueKind::model, kRequired, "the teacher model whose logits are matched"),
-                   ParamSpec("T", ValueKind::number, kKdDefaultTemperature, "softmax temperature").positive()},
-                  "Hinton KD: T^2 * KL(softmax(z_t/T) || softmax(z_s/T)), batch mean",
-                  [](const BuildContext& c) {
-                    return std::make_unique<KdLoss>(c.args->string("teacher"), c.args->number("T"));
-                  },
-                  kKdDefaultKdWeight);
+    register_kd_loss();
     register_fitnet_loss();
     register_vid_loss();
     register_ab_loss();

@@ -3,6 +3,7 @@
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/ops.h"
+#include "transfer/logit_agreement.h"
 
 namespace retort::transfer {
 namespace {
@@ -65,6 +66,10 @@ Tensor DkdLoss::compute(const StepInputs& in) {
   RETORT_CHECK(in.labels.defined(), "loss 'dkd' needs labels, but this stage's data is unlabelled");
   Tensor loss = dkd_loss(in.student_tap("logits"), in.teacher_tap(teacher_, "logits"), in.labels, options_);
   return mul(loss, warmup_.factor(in.clock));
+}
+
+std::map<std::string, Tensor> DkdLoss::step_stats(const StepInputs& in) const {
+  return logit_agreement(in.student_tap("logits"), in.teacher_tap(teacher_, "logits"), options_.temperature);
 }
 
 void register_dkd_loss() {

@@ -21,6 +21,8 @@
 // fixture tests/fixtures/losses/dkd.safetensors is mdistiller's dkd_loss.
 // Deviations: none in the value. The warm-up is the term's (the recipe's `weight` multiplies it);
 // warmup_granularity = "step" is retort's addition for stages shorter than the warm-up.
+// Step stats: KD's (transfer/logit_agreement.h, at the term's T): top1_agreement, soft_agreement,
+// teacher_confidence; labels are not needed for them.
 #pragma once
 #include <memory>
 #include <string>
@@ -56,6 +58,7 @@ class DkdLoss : public Loss {
   DkdLoss(std::string teacher, const DkdOptions& options, const LossWarmup& warmup)
       : teacher_(std::move(teacher)), options_(options), warmup_(warmup) {}
   Tensor compute(const StepInputs& in) override;
+  std::map<std::string, Tensor> step_stats(const StepInputs& in) const override;
   bool needs_labels() const override { return true; }
   std::vector<std::string> teachers() const override { return {teacher_}; }
   const DkdOptions& options() const { return options_; }

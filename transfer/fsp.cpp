@@ -4,6 +4,7 @@
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/ops.h"
+#include "transfer/fitnet.h"  // KeepAdapterState
 
 namespace retort::transfer {
 namespace {
@@ -59,18 +60,24 @@ FspReduction parse_fsp_reduction(const std::string& s) {
   fail("fsp: reduction must be \"sum\" (paper) or \"mean\" (RepDistiller), got \"{}\"", s);
 }
 
-Tensor fsp_loss(const std::vector<Tensor>& s, const std::vector<Tensor>& t, FspReduction reduction) {
+std::vector<Tensor> fsp_pair_losses(const std::vector<Tensor>& s, const std::vector<Tensor>& t,
+                                    FspReduction reduction) {
   RETORT_CHECK(!s.empty() && s.size() == t.size(), "fsp: {} student matrices but {} teacher matrices", s.size(),
                t.size());
-  Tensor total;
+  std::vector<Tensor> terms;
   for (size_t k = 0; k < s.size(); ++k) {
     RETORT_CHECK(s[k].shape() == t[k].shape(), "fsp: pair {}: student matrix {} and teacher matrix {} differ", k,
                  s[k].str(), t[k].str());
     Tensor d = sub(t[k].detach(), s[k]);
     const double n = reduction == FspReduction::sum ? double(s[k].size(0)) : double(s[k].numel());
-    Tensor term = mul(sum(mul(d, d)), 1.0 / n);
-    total = total.defined() ? add(total, term) : term;
+    terms.push_back(mul(sum(mul(d, d)), 1.0 / n));
   }
+  return terms;
+}
+
+Tensor fsp_loss(const std::vector<Tensor>& s, const std::vector<Tensor>& t, FspReduction reduction) {
+  Tensor total;
+  for (const Tensor& term : fsp_pair_losses(s, t, reduction)) total = total.defined() ? add(total, term) : term;
   return total;
 }
 
@@ -109,35 +116,59 @@ FspLoss::FspLoss(std::string teacher, const std::vector<models::TapInfo>& s, con
   }
 }
 
-std::vector<Tensor> FspLoss::teacher_matrices(const std::vector<Tensor>& teacher_maps) {
+std::vector<Tensor> FspLoss::teacher_matrices(const std::vector<Tensor>& teacher_maps) const {
   RETORT_CHECK(teacher_maps.size() == taps_.size(), "fsp: {} teacher maps for {} taps", teacher_maps.size(),
                taps_.size());
   NoGradGuard no_grad;
-  const PoolMode pool = options_.pairing == FspPairing::paper ? PoolMode::max : PoolMode::average;
   std::vector<Tensor> maps;
   for (size_t k = 0; k < taps_.size(); ++k) maps.push_back(taps_.teacher_map(k, teacher_maps[k]));
-  std::vector<Tensor> g = fsp_matrices(maps, pool);
+  std::vector<Tensor> g = fsp_matrices(maps, pool());
   if (options_.shuffle)
     for (size_t k = 0; k < g.size(); ++k) g[k] = index_select(index_select(g[k], 1, row_perm_[k]), 2, col_perm_[k]);
   return g;
 }
 
-Tensor FspLoss::compute(const std::vector<Tensor>& student_maps, const std::vector<Tensor>& teacher_maps) {
+std::vector<Tensor> FspLoss::student_matrices(const std::vector<Tensor>& student_maps) const {
   RETORT_CHECK(student_maps.size() == taps_.size(), "fsp: {} student maps for {} taps", student_maps.size(),
                taps_.size());
-  const PoolMode pool = options_.pairing == FspPairing::paper ? PoolMode::max : PoolMode::average;
   std::vector<Tensor> maps;
   for (size_t k = 0; k < taps_.size(); ++k) {
     Tensor m = taps_.student_map(k, student_maps[k]);
     if (projection_of_[k]) m = projection_of_[k]->forward(m);
     maps.push_back(m);
   }
-  return fsp_loss(fsp_matrices(maps, pool), teacher_matrices(teacher_maps), options_.reduction);
+  return fsp_matrices(maps, pool());
+}
+
+Tensor FspLoss::compute(const std::vector<Tensor>& student_maps, const std::vector<Tensor>& teacher_maps) {
+  return fsp_loss(student_matrices(student_maps), teacher_matrices(teacher_maps), options_.reduction);
 }
 
 Tensor FspLoss::compute(const StepInputs& in) {
   auto x = taps_.gather(in);
   return compute(x.student, x.teacher);
+}
+
+std::map<std::string, Tensor> FspLoss::step_stats(const StepInputs& in) const {
+  auto x = taps_.gather(in);
+  KeepAdapterState keep(projections_->named_buffers());
+  std::vector<Tensor> terms =
+      fsp_pair_losses(student_matrices(x.student), teacher_matrices(x.teacher), options_.reduction);
+  std::map<std::string, Tensor> out;
+  for (size_t k = 0; k < terms.size(); ++k) out["pair" + std::to_string(k)] = terms[k].detach();
+  return out;
+}
+
+std::map<std::string, Tensor> FspLoss::pictures(const StepInputs& in) const {
+  auto x = taps_.gather(in);
+  KeepAdapterState keep(projections_->named_buffers());
+  std::vector<Tensor> s = student_matrices(x.student), t = teacher_matrices(x.teacher);
+  std::map<std::string, Tensor> out;
+  for (size_t k = 0; k < s.size(); ++k) {
+    out["teacher.pair" + std::to_string(k)] = mean(t[k].detach(), {0});
+    out["student.pair" + std::to_string(k)] = mean(s[k].detach(), {0});
+  }
+  return out;
 }
 
 std::vector<std::string> fsp_default_taps(const models::Model& model, const Shape& input) {

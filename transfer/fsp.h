@@ -39,6 +39,10 @@
 // paper's recipe for decorrelated students in an ensemble.
 // Training (paper, RepDistiller): a stage on L_FSP alone to initialise the student, then ordinary
 // CE training (recipes/fmnist_fsp.toml).
+// Step stats: "pair0", "pair1", ...: each pair's term of L_FSP (unweighted, in the chosen reduction;
+// they sum to the loss). Pictures: "teacher.pair<k>" and "student.pair<k>", the matrices the loss
+// compares (the teacher's shuffled when shuffling, the student's after its projections) averaged
+// over the batch, [C1, C2] each.
 #pragma once
 #include <memory>
 #include <string>
@@ -64,6 +68,9 @@ FspReduction parse_fsp_reduction(const std::string& s);
 // teacher matrices are treated as constants.
 Tensor fsp_loss(const std::vector<Tensor>& student_fsp, const std::vector<Tensor>& teacher_fsp,
                 FspReduction reduction = FspReduction::sum);
+// The terms fsp_loss sums, pair by pair: (1/B) ||G_T - G_S||_F^2 (sum) or mean_{b,i,j} (mean).
+std::vector<Tensor> fsp_pair_losses(const std::vector<Tensor>& student_fsp, const std::vector<Tensor>& teacher_fsp,
+                                    FspReduction reduction = FspReduction::sum);
 
 struct FspOptions {
   FspPairing pairing = FspPairing::repdistiller;
@@ -83,7 +90,13 @@ class FspLoss : public Loss {
   // The loss for raw tap tensors, in tap order.
   Tensor compute(const std::vector<Tensor>& student_maps, const std::vector<Tensor>& teacher_maps);
   // The (possibly shuffled) teacher matrices for raw teacher taps.
-  std::vector<Tensor> teacher_matrices(const std::vector<Tensor>& teacher_maps);
+  std::vector<Tensor> teacher_matrices(const std::vector<Tensor>& teacher_maps) const;
+  // The student's matrices for raw student taps (after the projections, with autograd).
+  std::vector<Tensor> student_matrices(const std::vector<Tensor>& student_maps) const;
+  // "pair<k>": pair k's term of the loss (they sum to compute()'s value).
+  std::map<std::string, Tensor> step_stats(const StepInputs& in) const override;
+  // "teacher.pair<k>", "student.pair<k>": the compared matrices averaged over the batch, [C1, C2].
+  std::map<std::string, Tensor> pictures(const StepInputs& in) const override;
   nn::NamedTensors parameters() const override { return projections_->named_parameters(); }
   nn::NamedTensors buffers() const override { return projections_->named_buffers(); }
   void train(bool on) override { projections_->train(on); }
@@ -99,6 +112,8 @@ class FspLoss : public Loss {
   std::vector<std::shared_ptr<nn::Module>> projection_of_;
   std::shared_ptr<nn::Module> projections_;          // owns the projections (parameter names)
   std::vector<Tensor> row_perm_, col_perm_;         // per pair, i64, when shuffling
+
+  PoolMode pool() const { return options_.pairing == FspPairing::paper ? PoolMode::max : PoolMode::average; }
 };
 
 // The default tap list of a model: "stem", "stage1", ..., "stageN" (those it has).

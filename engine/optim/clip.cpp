@@ -131,6 +131,16 @@ Tensor clip_grad_norm_on_device(const std::vector<Tensor>& params, double max_no
   return norm;
 }
 
+Tensor gradient_norm_on_device(const std::vector<Tensor>& params) {
+  NoGradGuard no_grad;
+  const std::vector<ParamGrad> grads = defined_grads(params);
+  if (grads.empty()) {
+    const Device device = !params.empty() && params.front().defined() ? params.front().device() : Device::cpu();
+    return Tensor::zeros({}, DType::f64, device);
+  }
+  return total_norm(grads);
+}
+
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
   return clip_grad_norm_on_device(params, max_norm).item();
 }

@@ -18,6 +18,9 @@ namespace retort {
 // device than the first one's are handled, at the cost of copies. Without gradients: 0.
 Tensor clip_grad_norm_on_device(const std::vector<Tensor>& params, double max_norm);
 
+// The same norm without clipping (a logged step's gradient norm: train/step_log.h).
+Tensor gradient_norm_on_device(const std::vector<Tensor>& params);
+
 // The same, with the norm returned to the host (one item(), so one synchronisation on a GPU).
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm);
 

@@ -50,7 +50,7 @@ optimizer = { type = "sgd", lerning_rate = 0.1 }
   // Nothing close: the valid keys are listed instead of a guess.
   text = "[run]\nzzzzzzzz = 1\n" + kModels + "\n[[stages]]\ntrain = \"student\"\nepochs = 1\n";
   CHECK(load_error(dir, text) ==
-        path + ":2: unknown key 'zzzzzzzz' in [run]; valid keys: name, seed, device, out_dir");
+        path + ":2: unknown key 'zzzzzzzz' in [run]; valid keys: name, seed, device, out_dir, log_every_steps");
 }
 
 TEST_CASE("recipe errors: wrong types name the key, the line and the expected type") {

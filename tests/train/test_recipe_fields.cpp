@@ -11,7 +11,7 @@ using namespace retort;
 
 TEST_CASE("recipe fields: the key sets are the field tables' keys, in order") {
   CHECK(recipe_keys::stage() == field_keys(stage_fields()));
-  CHECK(recipe_keys::run() == std::vector<std::string>{"name", "seed", "device", "out_dir"});
+  CHECK(recipe_keys::run() == std::vector<std::string>{"name", "seed", "device", "out_dir", "log_every_steps"});
   CHECK(recipe_keys::data().front() == "dataset");
   CHECK(recipe_keys::augment() == std::vector<std::string>{"random_crop_padding", "hflip"});
   CHECK(recipe_keys::optimizer().size() == 8);
