@@ -3,6 +3,7 @@
 // built in, describe what computes here.
 // Every error exits non-zero with a one-line reason.
 #include <CLI/CLI.hpp>
+#include "apps/report_command.h"
 #include "apps/timing_commands.h"
 #include <cstdio>
 #include <filesystem>
@@ -223,7 +224,9 @@ int main(int argc, char** argv) {
   run->add_option("--max-batches", ro.max_batches_per_epoch,
                   "A quick look: at most N batches per epoch and per evaluation (0: all)")
       ->check(CLI::NonNegativeNumber);
-  run->add_option("--log-steps", ro.log_every_steps, "Append every N-th step's loss and lr to steps.jsonl (0: off)")
+  run->add_option("--log-steps", ro.log_every_steps,
+                  "Write every N-th step's loss terms, lr, gradient norm and statistics to steps.jsonl (0: off; "
+                  "default: the recipe's run.log_every_steps)")
       ->check(CLI::NonNegativeNumber);
   run->add_option("--read-every", ro.read_every_steps,
                   "Read the steps' loss and accuracy on the host every N steps (0: every step on the CPU, every 25 "
@@ -240,6 +243,8 @@ int main(int argc, char** argv) {
   auto* bench = cli::add_bench_command(app, ba);
   cli::ProfileArgs pa;
   auto* profile = cli::add_profile_command(app, pa);
+  cli::ReportArgs rpa;
+  auto* report = cli::add_report_command(app, rpa);
 
   auto* eval = app.add_subcommand("eval", "Evaluate a model's weights on a test split");
   std::string arch, weights, dataset = "fashion-mnist", root, device = "auto";
@@ -291,6 +296,7 @@ int main(int argc, char** argv) {
     }
     if (*bench) return cli::cmd_bench(ba);
     if (*profile) return cli::cmd_profile(pa);
+    if (*report) return cli::cmd_report(rpa);
     if (*eval) return cmd_eval(arch, weights, dataset, root, device, batch, image_size, channels);
     if (*imp) return cmd_import(ia);
     if (*list) return cmd_list(what);

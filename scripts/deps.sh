@@ -4,7 +4,7 @@
 set -euo pipefail
 RETORT_PACKAGES=(build-essential cmake pkg-config zlib1g-dev libopenblas-dev doctest-dev
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libfmt-dev libstb-dev libdnnl-dev dataset-fashion-mnist python3
-  openmpi-bin libopenmpi-dev)
+  openmpi-bin libopenmpi-dev chromium)
 missing=()
 for p in "${RETORT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,0 +1,17 @@
+// `retort report RUN_DIR [RUN_DIR...] [-o FILE]`: one self-contained HTML page of one or several
+// run directories (train/report_html.h), written atomically (default <first RUN_DIR>/report.html).
+#pragma once
+#include <string>
+#include <vector>
+#include <CLI/CLI.hpp>
+
+namespace retort::cli {
+
+struct ReportArgs {
+  std::vector<std::string> run_dirs;
+  std::string out;
+};
+CLI::App* add_report_command(CLI::App& app, ReportArgs& args);
+int cmd_report(const ReportArgs& args);
+
+}  // namespace retort::cli
