@@ -2,6 +2,7 @@
 #include "apps/report_command.h"
 #include <cstdio>
 #include <filesystem>
+#include "train/report_export.h"
 #include "train/report_html.h"
 #include "train/run_dir.h"
 
@@ -13,6 +14,7 @@ CLI::App* add_report_command(CLI::App& app, ReportArgs& a) {
                                  "run directories; several runs are also compared (mean ± std across seeds)");
   cmd->add_option("run_dirs", a.run_dirs, "Run directories (as `retort run --out` wrote them)")->required();
   cmd->add_option("-o,--out", a.out, "The HTML file to write (default: <first RUN_DIR>/report.html)");
+  cmd->add_option("--charts", a.charts_dir, "Also write every chart as a standalone SVG file into this directory");
   return cmd;
 }
 
@@ -21,8 +23,11 @@ int cmd_report(const ReportArgs& a) {
   for (const auto& dir : a.run_dirs) runs.push_back(report::read_run_dir(dir));
   const std::filesystem::path out =
       a.out.empty() ? std::filesystem::path(a.run_dirs[0]) / "report.html" : std::filesystem::path(a.out);
-  write_file_atomic(out, report::report_html(runs));
+  const std::string html = report::report_html(runs);
+  write_file_atomic(out, html);
   std::printf("report: %s (%zu run%s)\n", out.string().c_str(), runs.size(), runs.size() == 1 ? "" : "s");
+  if (!a.charts_dir.empty())
+    std::printf("charts: %zu SVG files in %s\n", report::write_charts(html, a.charts_dir).size(), a.charts_dir.c_str());
   return 0;
 }
 

@@ -6,6 +6,7 @@
 #include "engine/io/safetensors.h"
 #include "recipe_test_util.h"
 #include "train/report_data.h"
+#include "train/report_export.h"
 #include "train/report_html.h"
 #include "train/report_svg.h"
 
@@ -377,4 +378,26 @@ TEST_CASE("report: several runs are compared stage by stage") {
   CHECK(attribute(loss, "<polyline data-series=\"s1\"", "data-n") == "4");
   CHECK(attribute(loss, "<polyline data-series=\"s2\"", "data-n") == "2");  // per epoch, no steps.jsonl
   for (int i = 0; i < 3; ++i) CHECK(html.find(fmt::format("data-chart=\"r{}.kd.loss\"", i)) != std::string::npos);
+}
+
+TEST_CASE("report: --charts writes each chart of the page as a standalone SVG file") {
+  TempDir tmp;
+  const std::string html = report_html({read_run_dir(make_run(tmp, "run", 91.5, 88.25))});
+  const auto charts = standalone_charts(html);
+  size_t in_page = 0;
+  for (size_t at = html.find("<svg class=\"chart\""); at != std::string::npos; at = html.find("<svg class=\"chart\"", at + 1))
+    ++in_page;
+  REQUIRE(charts.size() == in_page);
+  for (const auto& [id, text] : charts) {
+    INFO(id);
+    CHECK(text.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\""));
+    CHECK(text.find("<style>") != std::string::npos);
+    CHECK(text.ends_with("</svg>\n"));
+    const std::string page_chart = chart_of(html, id);
+    CHECK(text.find(page_chart.substr(page_chart.find('>') + 1)) != std::string::npos);  // the same content
+  }
+  const auto files = write_charts(html, tmp.path / "charts");
+  REQUIRE(files.size() == charts.size());
+  CHECK(retort::test::read_text(tmp.path / "charts" / "r0.kd.loss.svg") ==
+        std::find_if(charts.begin(), charts.end(), [](const auto& c) { return c.first == "r0.kd.loss"; })->second);
 }
