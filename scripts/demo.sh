@@ -11,4 +11,5 @@ OUT="${RETORT_DEMO_OUT:-runs/demo}"
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 source scripts/blas_kernels.sh  # the kernels the README's digits were computed with
 "$BUILD_DIR/retort" run recipes/fmnist_kd.toml --out "$OUT" "$@"
-echo "[demo] results: $OUT/summary.json, per-epoch metrics: $OUT/metrics.jsonl"
+"$BUILD_DIR/retort" report "$OUT"
+echo "[demo] results: $OUT/summary.json, the report: $OUT/report.html (docs/report.md)"
