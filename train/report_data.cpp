@@ -264,7 +264,24 @@ void read_resolved(const std::string& text, const std::string& label, RunData& r
 }
 
 std::vector<StepRow> read_steps(const std::string& text, const std::string& label, std::vector<std::string>& notes) {
-  return json_lines<StepRow>(text, label, notes, step_row);
+  // A resumed run trains again from its checkpoint, so rows of the steps after it repeat: a row
+  // whose step is not past its stage's previous row replaces the rows from that step on.
+  std::vector<StepRow> out;
+  std::map<std::string, int64_t> last_step;  // per stage
+  size_t replaced = 0;
+  for (StepRow& row : json_lines<StepRow>(text, label, notes, step_row)) {
+    if (auto it = last_step.find(row.stage); it != last_step.end() && row.step <= it->second) {
+      const auto before = out.size();
+      std::erase_if(out, [&](const StepRow& r) { return r.stage == row.stage && r.step >= row.step; });
+      replaced += before - out.size();
+    }
+    last_step[row.stage] = row.step;
+    out.push_back(std::move(row));
+  }
+  if (replaced > 0)
+    notes.push_back(fmt::format("{}: {} rows of steps trained again after a resume were replaced by the later ones",
+                                label, replaced));
+  return out;
 }
 
 std::vector<EvalRow> read_evals(const std::string& text, const std::string& label, std::vector<std::string>& notes) {

@@ -401,3 +401,19 @@ TEST_CASE("report: --charts writes each chart of the page as a standalone SVG fi
   CHECK(retort::test::read_text(tmp.path / "charts" / "r0.kd.loss.svg") ==
         std::find_if(charts.begin(), charts.end(), [](const auto& c) { return c.first == "r0.kd.loss"; })->second);
 }
+
+TEST_CASE("report: steps trained again after a resume replace the rows they repeat") {
+  std::vector<std::string> notes;
+  const std::string text =
+      "{\"stage\":\"a\",\"step\":10,\"loss\":1}\n{\"stage\":\"a\",\"step\":20,\"loss\":2}\n"
+      "{\"stage\":\"a\",\"step\":30,\"loss\":3}\n{\"stage\":\"a\",\"step\":20,\"loss\":2.5}\n"
+      "{\"stage\":\"a\",\"step\":30,\"loss\":3.5}\n{\"stage\":\"b\",\"step\":10,\"loss\":9}\n";
+  const std::vector<StepRow> rows = read_steps(text, "steps.jsonl", notes);
+  REQUIRE(rows.size() == 4);
+  CHECK(rows[0].step == 10);
+  CHECK(rows[1].loss == 2.5);
+  CHECK(rows[2].loss == 3.5);
+  CHECK(rows[3].stage == "b");
+  REQUIRE(notes.size() == 1);
+  CHECK(notes[0].find("2 rows") != std::string::npos);
+}
