@@ -47,6 +47,8 @@ run fitnet recipes/fmnist_fitnet.toml
 run fsp recipes/fmnist_fsp.toml
 report fitnet.html fitnet
 report fsp.html fsp
+# Exercise 3.3's control: the student alone for two epochs, as many as FitNets' and FSP's students
+run alone_2ep recipes/fmnist_kd.toml --set run.name=fmnist_alone_2ep --set stages.student_alone.epochs=2
 # Step 4: transferring only the useful features (AFT)
 run aft recipes/fmnist_aft.toml
 report aft.html aft
@@ -57,5 +59,5 @@ report align_uniform.html align_uniform
 run task_oriented recipes/fmnist_task_oriented.toml
 report task_oriented.html task_oriented
 # Everything side by side
-report all.html kd kd_T1 kd_T10 fitnet fsp aft align_uniform task_oriented
+report all.html kd kd_T1 kd_T10 alone_2ep fitnet fsp aft align_uniform task_oriented
 echo "[tutorial] done in $(((SECONDS - started) / 60)) min $(((SECONDS - started) % 60)) s; reports: $OUT/*.html"
