@@ -28,40 +28,15 @@ FitNetLoss::FitNetLoss(std::string teacher, const models::TapInfo& s, const mode
   adapter_.student->to(device);
 }
 
-namespace {
-
-// The current shard, counted as a repeat and without SyncBN (KeepAdapterState).
-dist::Shard repeated_local_shard() {
-  dist::Shard s = dist::current_shard();
-  s.sync_bn = nullptr;
-  s.repeat = true;
-  return s;
-}
-
-}  // namespace
-
-KeepAdapterState::KeepAdapterState(nn::NamedTensors buffers)
-    : buffers_(std::move(buffers)), scope_(repeated_local_shard()) {
-  NoGradGuard no_grad;
-  for (const auto& [name, b] : buffers_) saved_.push_back(b.detach().clone());
-}
-
-KeepAdapterState::~KeepAdapterState() {
-  NoGradGuard no_grad;
-  for (size_t i = 0; i < buffers_.size(); ++i) buffers_[i].second.detach().copy_(saved_[i]);
-}
-
-Tensor FitNetLoss::hint(const Tensor& student_features, const Tensor& teacher_features) const {
+Tensor FitNetLoss::compute(const Tensor& student_features, const Tensor& teacher_features) {
   Tensor target;
   {
     NoGradGuard no_grad;
     target = adapter_.teacher->forward(teacher_features.detach());
   }
-  return fitnet_loss(adapter_.student->forward(student_features), target);
-}
-
-Tensor FitNetLoss::compute(const Tensor& student_features, const Tensor& teacher_features) {
-  return hint(student_features, teacher_features);
+  Tensor hint = fitnet_loss(adapter_.student->forward(student_features), target);
+  last_hint_ = hint.detach();
+  return hint;
 }
 
 Tensor FitNetLoss::compute(const StepInputs& in) {
@@ -69,8 +44,9 @@ Tensor FitNetLoss::compute(const StepInputs& in) {
 }
 
 std::map<std::string, Tensor> FitNetLoss::step_stats(const StepInputs& in) const {
-  KeepAdapterState keep(adapter_.student->named_buffers());
-  return {{"hint", hint(in.student_tap(student_tap_), in.teacher_tap(teacher_, teacher_tap_)).detach()}};
+  (void)in;  // the step's inputs are those of the last compute()
+  if (!last_hint_.defined()) return {};
+  return {{"hint", last_hint_}};
 }
 
 nn::NamedTensors FitNetLoss::parameters() const {

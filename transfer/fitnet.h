@@ -19,13 +19,10 @@
 // Defaults (RepDistiller / CRD CIFAR table): hint at the middle stage, student "stage2" ->
 // teacher "stage2", recipe weight beta = 100 (usually next to CE, optionally KD); the paper's
 // two-step training (hint stage first, then KD) is recipes/fmnist_fitnet.toml.
-// Step stats: "hint", the unweighted L_hint of the step (the regressor rerun under
-// KeepAdapterState, so its BatchNorm statistics are not updated twice).
+// Step stats: "hint", the unweighted L_hint of the step (kept from compute(), not recomputed).
 #pragma once
 #include <memory>
 #include <string>
-#include <vector>
-#include "engine/dist/shard.h"
 #include "transfer/adapters.h"
 #include "transfer/loss_term.h"
 
@@ -37,25 +34,6 @@ inline constexpr const char* kFitNetDefaultTap = "stage2";
 // The hint loss of already-regressed student features: mse(regressed, teacher) (mean).
 Tensor fitnet_loss(const Tensor& regressed_student, const Tensor& teacher_features);
 
-// While alive, a loss's learned adapters (FitNet's regressor, FSP's projections) may run again on
-// a step's taps (Loss::step_stats, Loss::pictures) without changing what training keeps: their
-// buffers (BatchNorm running statistics) are restored when it ends, a training BatchNorm does not
-// count the batch again (num_batches_tracked; dist::Shard::repeat), and SyncBN is off (a
-// statistic is no collective: it normalises with its own slice's batch statistics). Only device
-// copies, no host read. (Shared by FitNet and FSP; adapters.h would be its natural home.)
-class KeepAdapterState {
- public:
-  explicit KeepAdapterState(nn::NamedTensors buffers);
-  ~KeepAdapterState();
-  KeepAdapterState(const KeepAdapterState&) = delete;
-  KeepAdapterState& operator=(const KeepAdapterState&) = delete;
-
- private:
-  nn::NamedTensors buffers_;
-  std::vector<Tensor> saved_;
-  dist::ShardScope scope_;
-};
-
 class FitNetLoss : public Loss {
  public:
   // Builds the regressor for the two taps' shapes (throws when they cannot be paired).
@@ -64,7 +42,7 @@ class FitNetLoss : public Loss {
   Tensor compute(const StepInputs& in) override;
   // The regressor alone on raw tap tensors: the loss for given student/teacher features.
   Tensor compute(const Tensor& student_features, const Tensor& teacher_features);
-  // "hint": the unweighted hint loss of the step (what compute() returns).
+  // "hint": the unweighted hint loss of the last compute() (kept, not recomputed).
   std::map<std::string, Tensor> step_stats(const StepInputs& in) const override;
   nn::NamedTensors parameters() const override;
   nn::NamedTensors buffers() const override;
@@ -76,11 +54,9 @@ class FitNetLoss : public Loss {
   const TapAdapter& adapter() const { return adapter_; }
 
  private:
-  // The hint loss for raw tap tensors: what compute() returns and step_stats() reports.
-  Tensor hint(const Tensor& student_features, const Tensor& teacher_features) const;
-
   std::string teacher_, student_tap_, teacher_tap_;
   TapAdapter adapter_;
+  Tensor last_hint_;  // the last compute()'s value, detached
 };
 
 // Builds a FitNetLoss from the models (taps looked up with tap_info for `input`).

@@ -4,7 +4,6 @@
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/ops.h"
-#include "transfer/fitnet.h"  // KeepAdapterState
 
 namespace retort::transfer {
 namespace {
@@ -75,10 +74,16 @@ std::vector<Tensor> fsp_pair_losses(const std::vector<Tensor>& s, const std::vec
   return terms;
 }
 
-Tensor fsp_loss(const std::vector<Tensor>& s, const std::vector<Tensor>& t, FspReduction reduction) {
+namespace {
+Tensor sum_of(const std::vector<Tensor>& terms) {
   Tensor total;
-  for (const Tensor& term : fsp_pair_losses(s, t, reduction)) total = total.defined() ? add(total, term) : term;
+  for (const Tensor& term : terms) total = total.defined() ? add(total, term) : term;
   return total;
+}
+}  // namespace
+
+Tensor fsp_loss(const std::vector<Tensor>& s, const std::vector<Tensor>& t, FspReduction reduction) {
+  return sum_of(fsp_pair_losses(s, t, reduction));
 }
 
 FspLoss::FspLoss(std::string teacher, const std::vector<models::TapInfo>& s, const std::vector<models::TapInfo>& t,
@@ -141,7 +146,11 @@ std::vector<Tensor> FspLoss::student_matrices(const std::vector<Tensor>& student
 }
 
 Tensor FspLoss::compute(const std::vector<Tensor>& student_maps, const std::vector<Tensor>& teacher_maps) {
-  return fsp_loss(student_matrices(student_maps), teacher_matrices(teacher_maps), options_.reduction);
+  const std::vector<Tensor> terms =
+      fsp_pair_losses(student_matrices(student_maps), teacher_matrices(teacher_maps), options_.reduction);
+  last_pairs_.clear();
+  for (const Tensor& term : terms) last_pairs_.push_back(term.detach());
+  return sum_of(terms);
 }
 
 Tensor FspLoss::compute(const StepInputs& in) {
@@ -150,18 +159,14 @@ Tensor FspLoss::compute(const StepInputs& in) {
 }
 
 std::map<std::string, Tensor> FspLoss::step_stats(const StepInputs& in) const {
-  auto x = taps_.gather(in);
-  KeepAdapterState keep(projections_->named_buffers());
-  std::vector<Tensor> terms =
-      fsp_pair_losses(student_matrices(x.student), teacher_matrices(x.teacher), options_.reduction);
+  (void)in;  // the step's inputs are those of the last compute()
   std::map<std::string, Tensor> out;
-  for (size_t k = 0; k < terms.size(); ++k) out["pair" + std::to_string(k)] = terms[k].detach();
+  for (size_t k = 0; k < last_pairs_.size(); ++k) out["pair" + std::to_string(k)] = last_pairs_[k];
   return out;
 }
 
 std::map<std::string, Tensor> FspLoss::pictures(const StepInputs& in) const {
   auto x = taps_.gather(in);
-  KeepAdapterState keep(projections_->named_buffers());
   std::vector<Tensor> s = student_matrices(x.student), t = teacher_matrices(x.teacher);
   std::map<std::string, Tensor> out;
   for (size_t k = 0; k < s.size(); ++k) {

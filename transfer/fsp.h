@@ -93,9 +93,10 @@ class FspLoss : public Loss {
   std::vector<Tensor> teacher_matrices(const std::vector<Tensor>& teacher_maps) const;
   // The student's matrices for raw student taps (after the projections, with autograd).
   std::vector<Tensor> student_matrices(const std::vector<Tensor>& student_maps) const;
-  // "pair<k>": pair k's term of the loss (they sum to compute()'s value).
+  // "pair<k>": pair k's term of the last compute() (they sum to its value); nothing is recomputed.
   std::map<std::string, Tensor> step_stats(const StepInputs& in) const override;
-  // "teacher.pair<k>", "student.pair<k>": the compared matrices averaged over the batch, [C1, C2].
+  // "teacher.pair<k>", "student.pair<k>": the compared matrices averaged over the batch, [C1, C2]
+  // (called in eval mode, so the projections' BatchNorm statistics do not move).
   std::map<std::string, Tensor> pictures(const StepInputs& in) const override;
   nn::NamedTensors parameters() const override { return projections_->named_parameters(); }
   nn::NamedTensors buffers() const override { return projections_->named_buffers(); }
@@ -112,6 +113,7 @@ class FspLoss : public Loss {
   std::vector<std::shared_ptr<nn::Module>> projection_of_;
   std::shared_ptr<nn::Module> projections_;          // owns the projections (parameter names)
   std::vector<Tensor> row_perm_, col_perm_;         // per pair, i64, when shuffling
+  std::vector<Tensor> last_pairs_;                  // the last compute()'s pair terms, detached
 
   PoolMode pool() const { return options_.pairing == FspPairing::paper ? PoolMode::max : PoolMode::average; }
 };

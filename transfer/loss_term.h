@@ -103,18 +103,19 @@ class Loss {
   virtual std::map<std::string, double> epoch_stats() const { return {}; }
   // Quantities of one step worth a curve (KD: how often student and teacher agree; FSP: each
   // pair's distance; AFT: rho), for steps.jsonl: called only on logged steps, right after
-  // compute() on the same inputs, under no grad. One-element tensors on the step's device, read
-  // by the trainer with the step's other logged values in one host read. Names without the
-  // term's prefix.
+  // compute() on the same inputs, under no grad, so a term may return parts of what compute()
+  // just found (FSP's pair terms) instead of computing them again. One-element tensors on the
+  // step's device, read by the trainer with the step's other logged values in one host read.
+  // Names without the term's prefix.
   virtual std::map<std::string, Tensor> step_stats(const StepInputs& in) const {
     (void)in;
     return {};
   }
   // What the method transfers, drawn in the run report (`retort report`): called once at the end
-  // of the stage, under no grad, with the taps of the student and the teachers (eval mode) on the
-  // first test images. Tensors of any shape on any device (e.g. FSP: "teacher.pair0" and
-  // "student.pair0", each [C1, C2]; AT: each pair's attention maps [N, H, W]); names without the
-  // term's prefix.
+  // of the stage, under no grad and in eval mode (train(false): an adapter's statistics do not
+  // move), with the taps of the student and the teachers (eval mode) on the first test images.
+  // Tensors of any shape on any device (e.g. FSP: "teacher.pair0" and "student.pair0", each
+  // [C1, C2]; AT: each pair's attention maps [N, H, W]); names without the term's prefix.
   virtual std::map<std::string, Tensor> pictures(const StepInputs& in) const {
     (void)in;
     return {};
