@@ -90,6 +90,7 @@ AlignUniformTerms AlignUniformLoss::terms(const Tensor& student_features, const 
 
 Tensor AlignUniformLoss::value(const Tensor& student_features, const Tensor& teacher_features) {
   AlignUniformTerms t = terms(student_features, teacher_features);
+  last_ = {t.alignment.detach(), t.uniformity.detach()};
   return add(t.alignment, t.uniformity);
 }
 
@@ -98,8 +99,9 @@ Tensor AlignUniformLoss::compute(const StepInputs& in) {
 }
 
 std::map<std::string, Tensor> AlignUniformLoss::step_stats(const StepInputs& in) const {
-  AlignUniformTerms t = terms(in.student_tap("pooled"), in.teacher_tap(teacher_, "pooled"));
-  return {{"alignment", t.alignment.detach()}, {"uniformity", t.uniformity.detach()}};
+  (void)in;  // the step's inputs are those of the last compute()
+  if (!last_.alignment.defined()) return {};
+  return {{"alignment", last_.alignment}, {"uniformity", last_.uniformity}};
 }
 
 nn::NamedTensors AlignUniformLoss::parameters() const {

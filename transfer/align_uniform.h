@@ -71,6 +71,7 @@ class AlignUniformLoss : public Loss {
 
   std::string teacher_;
   double t_;
+  AlignUniformTerms last_;  // the last value()'s terms, detached
 };
 
 // Registers the "align_uniform" loss term (keys: teacher, dim, t).

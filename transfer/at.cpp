@@ -69,7 +69,14 @@ AtLoss::AtLoss(std::string teacher, const std::vector<models::TapInfo>& s, const
 
 Tensor AtLoss::compute(const std::vector<Tensor>& s, const std::vector<Tensor>& t) {
   auto m = taps_.maps(s, t);
-  return at_loss(m.student, m.teacher, p_);
+  const std::vector<Tensor> terms = at_stage_losses(m.student, m.teacher, p_);
+  last_pairs_.clear();
+  Tensor total;
+  for (const Tensor& term : terms) {
+    last_pairs_.push_back(term.detach());
+    total = total.defined() ? add(total, term) : term;
+  }
+  return total;
 }
 
 Tensor AtLoss::compute(const StepInputs& in) {
@@ -78,11 +85,9 @@ Tensor AtLoss::compute(const StepInputs& in) {
 }
 
 std::map<std::string, Tensor> AtLoss::step_stats(const StepInputs& in) const {
-  auto x = taps_.gather(in);
-  auto m = taps_.maps(x.student, x.teacher);
-  std::vector<Tensor> terms = at_stage_losses(m.student, m.teacher, p_);
+  (void)in;  // the step's inputs are those of the last compute()
   std::map<std::string, Tensor> out;
-  for (size_t k = 0; k < terms.size(); ++k) out["pair" + std::to_string(k)] = terms[k].detach();
+  for (size_t k = 0; k < last_pairs_.size(); ++k) out["pair" + std::to_string(k)] = last_pairs_[k];
   return out;
 }
 

@@ -90,6 +90,7 @@ class AtLoss : public Loss {
  private:
   TapPairs taps_;
   double p_;
+  std::vector<Tensor> last_pairs_;  // the last compute()'s stage terms, detached
 };
 
 // The default taps on either side: stage1..stage3 (RepDistiller's feat[1:-1]).
