@@ -24,10 +24,16 @@ Tensor unary_raw(UnaryOp op, const Tensor& a, UnaryParams prm) {
   RETORT_KERNEL(a.device(), unary, op, prm, a.dtype(), a.raw_data(), l, out.raw_data(), out.numel());
   return out;
 }
-// The input gradient takes the saved value's memory format; g may arrive in any layout.
-Tensor unary_grad(UnaryOp op, const Tensor& g, const Tensor& saved, UnaryParams prm) {
+// The input gradient takes the saved value's memory format; g may arrive in any layout. A g in
+// another layout is first made dense in the saved value's, so the one dense kernel computes every
+// element (the strided loop's scalar maths need not round as the vectorised one does: gelu's erf
+// differed in its last bit on AVX2, and a channels-last step must equal the NCHW one bit for bit).
+Tensor unary_grad(UnaryOp op, const Tensor& g_any, const Tensor& saved, UnaryParams prm) {
   const MemoryFormat f = suggest_memory_format(saved);
   Tensor gi = empty_in_format(saved.shape(), f, saved.dtype(), saved.device());
+  const bool saved_dense = layout_in_format(make_layout(saved.shape(), saved.strides()), f).is_dense();
+  const bool g_dense = layout_in_format(make_layout(g_any.shape(), g_any.strides()), f).is_dense();
+  const Tensor g = saved_dense && !g_dense ? to_memory_format(g_any.detach(), f) : g_any;
   Layout lg = layout_in_format(make_layout(g.shape(), g.strides()), f);
   Layout ls = layout_in_format(make_layout(saved.shape(), saved.strides()), f);
   RETORT_KERNEL(saved.device(), unary_backward, op, prm, saved.dtype(), g.raw_data(), lg, saved.raw_data(), ls,

@@ -140,7 +140,8 @@ TEST_CASE("channels_last: unary and scalar ops keep the format, values and gradi
   for (DType dt : kFloatTypes)
     for (const auto& [name, op] : ops)
       for (bool g_cl : {false, true}) {
-        INFO(name << " " << dtype_name(dt) << (g_cl ? " channels-last gradient" : " NCHW gradient"));
+        const std::string what = std::string(name) + " " + dtype_name(dt) + (g_cl ? " channels-last gradient" : " NCHW gradient");
+        INFO(what);
         check_same_as_nchw(op, {2, 5, 3, 4}, dt, true, g_cl);
       }
 }
