@@ -107,8 +107,11 @@ std::string feature_cache_key(const models::Model& teacher, const std::string& d
   h.text(data_key);
   h.text(view.dataset().name);
   h.bytes(view.indices().data(), view.indices().size() * sizeof(int64_t));
-  for (int64_t i = 0; i < view.size(); ++i)  // the pixels themselves (an edited image folder is new data)
-    h.bytes(view.image(i), size_t(view.dataset().image_numel()));
+  std::vector<uint8_t> pixels(size_t(view.dataset().image_numel()));
+  for (int64_t i = 0; i < view.size(); ++i) {  // the pixels themselves (an edited image folder is new data)
+    view.copy_image(i, pixels.data());
+    h.bytes(pixels.data(), pixels.size());
+  }
   h.text(tap);
   return h.hex();
 }

@@ -46,12 +46,13 @@ Batch make_batch(const DatasetView& view, const std::vector<int64_t>& positions)
   b.labels.resize(size_t(b.batch));
   b.positions = positions;
   constexpr float kScale = 1.0f / 255.0f;
+  std::vector<uint8_t> pixels(static_cast<size_t>(n));
   for (int64_t i = 0; i < b.batch; ++i) {
     const int64_t p = positions[size_t(i)];
     RETORT_CHECK(p >= 0 && p < view.size(), "make_batch: position {} out of range [0, {})", p, view.size());
-    const uint8_t* src = view.image(p);
+    view.copy_image(p, pixels.data());
     float* dst = b.image(i);
-    for (int64_t k = 0; k < n; ++k) dst[k] = float(src[k]) * kScale;
+    for (int64_t k = 0; k < n; ++k) dst[k] = float(pixels[size_t(k)]) * kScale;
     b.labels[size_t(i)] = view.label(p);
   }
   return b;

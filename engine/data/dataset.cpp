@@ -1,16 +1,40 @@
 // Dataset validation and DatasetView construction.
 #include "engine/data/dataset.h"
+#include <cstring>
 #include <numeric>
+#include "engine/data/image_source.h"
 #include "engine/error.h"
 
 namespace retort::data {
 
+const uint8_t* Dataset::image(int64_t i) const {
+  RETORT_CHECK(in_memory(), "dataset '{}': its images are streamed from disk, not held in memory; read image {} with "
+               "copy_image", name, i);
+  return images.data() + i * image_numel();
+}
+
+void Dataset::copy_image(int64_t i, uint8_t* out) const {
+  RETORT_CHECK(i >= 0 && i < size(), "dataset '{}': image {} out of range [0, {})", name, i, size());
+  if (source) return source->read(i, out);
+  std::memcpy(out, images.data() + i * image_numel(), size_t(image_numel()));
+}
+
 void Dataset::validate() const {
   RETORT_CHECK(channels > 0 && height > 0 && width > 0, "dataset '{}': bad image shape [{}, {}, {}]", name, channels,
                height, width);
-  RETORT_CHECK(images.size() == labels.size() * size_t(image_numel()),
-               "dataset '{}': {} image bytes for {} labels of {}x{}x{} images (expected {})", name, images.size(),
-               labels.size(), channels, height, width, labels.size() * size_t(image_numel()));
+  if (source) {
+    RETORT_CHECK(images.empty(), "dataset '{}': streamed from a source but also holding {} image bytes", name,
+                 images.size());
+    RETORT_CHECK(source->size() == size(), "dataset '{}': the image source has {} images for {} labels", name,
+                 source->size(), size());
+    RETORT_CHECK(source->image_bytes() == image_numel(),
+                 "dataset '{}': the image source yields {}-byte images, not {}x{}x{} = {}", name, source->image_bytes(),
+                 channels, height, width, image_numel());
+  } else {
+    RETORT_CHECK(images.size() == labels.size() * size_t(image_numel()),
+                 "dataset '{}': {} image bytes for {} labels of {}x{}x{} images (expected {})", name, images.size(),
+                 labels.size(), channels, height, width, labels.size() * size_t(image_numel()));
+  }
   RETORT_CHECK(num_classes > 0, "dataset '{}': num_classes must be positive, got {}", name, num_classes);
   RETORT_CHECK(class_names.empty() || int64_t(class_names.size()) == num_classes,
                "dataset '{}': {} class names for {} classes", name, class_names.size(), num_classes);

@@ -1,5 +1,5 @@
-// The one stb_image implementation unit of retort (STB_IMAGE_STATIC keeps its symbols local),
-// plus HWC -> CHW conversion and bilinear resizing of decoded images.
+// The one stb_image implementation unit of retort (STB_IMAGE_STATIC keeps its symbols local):
+// header reads through a stream, whole-file decoding, HWC -> CHW, then the Preprocess resize.
 #include "engine/data/image_decode.h"
 #include <algorithm>
 #include <cerrno>
@@ -7,7 +7,6 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
-#include "engine/data/transforms.h"
 #include "engine/error.h"
 
 #define STB_IMAGE_IMPLEMENTATION
@@ -63,39 +62,85 @@ void drop_empty_png_data_chunks(std::vector<uint8_t>& bytes) {
   kept.insert(kept.end(), bytes.begin() + long(at), bytes.end());
   bytes.swap(kept);
 }
-}  // namespace
 
-void decode_image_file(const std::string& path, int64_t channels, int64_t height, int64_t width, uint8_t* out) {
-  RETORT_CHECK(channels == 1 || channels == 3, "{}: images can be decoded to 1 or 3 channels, not {}", path, channels);
-  RETORT_CHECK(height > 0 && width > 0, "{}: requested image size {}x{} must be positive", path, height, width);
+void check_declared_size(const std::string& path, int64_t w, int64_t h) {
+  // stb_image accepts a BMP that declares zero rows and returns an empty, non-null buffer.
+  RETORT_CHECK(w > 0 && h > 0, "{}: the image declares {}x{} pixels; an image needs at least one row and column",
+               path, w, h);
+  RETORT_CHECK(w * h <= kMaxPixels, "{}: the image claims {}x{} pixels, more than the {} Mpixel retort decodes", path,
+               w, h, kMaxPixels >> 20);
+}
+
+// stb_image callbacks on an open file: a header read takes only the bytes it needs.
+int stream_read(void* user, char* data, int size) {
+  auto& in = *static_cast<std::ifstream*>(user);
+  in.read(data, size);
+  return int(in.gcount());
+}
+void stream_skip(void* user, int n) { static_cast<std::ifstream*>(user)->seekg(n, std::ios::cur); }
+int stream_eof(void* user) { return static_cast<std::ifstream*>(user)->eof() ? 1 : 0; }
+
+using StbPixels = std::unique_ptr<stbi_uc, void (*)(void*)>;
+
+// The whole file decoded to `channels` interleaved (HWC) by stb_image; h, w receive its size.
+StbPixels decode_pixels(const std::string& path, int64_t channels, int64_t& h, int64_t& w) {
   std::vector<uint8_t> bytes = read_whole_file(path);
   drop_empty_png_data_chunks(bytes);
-  int w = 0, h = 0, file_channels = 0;
-  if (stbi_info_from_memory(bytes.data(), int(bytes.size()), &w, &h, &file_channels))
-    RETORT_CHECK(int64_t(w) * h <= kMaxPixels, "{}: the image claims {}x{} pixels, more than the {} Mpixel retort decodes",
-                 path, w, h, kMaxPixels >> 20);
-  std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
-      stbi_load_from_memory(bytes.data(), int(bytes.size()), &w, &h, &file_channels, int(channels)), stbi_image_free);
+  int iw = 0, ih = 0, file_channels = 0;
+  if (stbi_info_from_memory(bytes.data(), int(bytes.size()), &iw, &ih, &file_channels))
+    check_declared_size(path, iw, ih);
+  StbPixels pixels(stbi_load_from_memory(bytes.data(), int(bytes.size()), &iw, &ih, &file_channels, int(channels)),
+                   stbi_image_free);
   if (!pixels) {
     const char* why = stbi_failure_reason();
     fail("{}: cannot decode image ({}); expected a PNG, JPEG or BMP file", path, why ? why : "unknown reason");
   }
-  // stb_image accepts a BMP that declares zero rows and returns an empty, non-null buffer.
-  RETORT_CHECK(w > 0 && h > 0, "{}: the image declares {}x{} pixels; an image needs at least one row and column",
-               path, w, h);
-  const int64_t C = channels, H = h, W = w;
-  if (H == height && W == width) {
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t k = 0; k < H * W; ++k) out[c * H * W + k] = pixels.get()[k * C + c];
-    return;
+  check_declared_size(path, iw, ih);
+  h = ih, w = iw;
+  return pixels;
+}
+
+void interleaved_to_planes(const uint8_t* hwc, int64_t channels, int64_t plane, uint8_t* chw) {
+  for (int64_t c = 0; c < channels; ++c)
+    for (int64_t k = 0; k < plane; ++k) chw[c * plane + k] = hwc[k * channels + c];
+}
+}  // namespace
+
+void decode_image_file(const std::string& path, const Preprocess& p, uint8_t* out) {
+  RETORT_CHECK(p.channels == 1 || p.channels == 3, "{}: images can be decoded to 1 or 3 channels, not {}", path,
+               p.channels);
+  RETORT_CHECK(p.height > 0 && p.width > 0, "{}: requested image size {}x{} must be positive", path, p.height, p.width);
+  int64_t h = 0, w = 0;
+  const StbPixels pixels = decode_pixels(path, p.channels, h, w);
+  const ResizeWindow window = preprocess_window(h, w, p, path);
+  if (window.resized_h == h && window.resized_w == w && window.out_h == h && window.out_w == w)
+    return interleaved_to_planes(pixels.get(), p.channels, h * w, out);
+  std::vector<uint8_t> planes(size_t(p.channels * h * w));
+  interleaved_to_planes(pixels.get(), p.channels, h * w, planes.data());
+  for (int64_t c = 0; c < p.channels; ++c)
+    resample_plane(planes.data() + c * h * w, h, w, window, p.interpolation, out + c * p.height * p.width);
+}
+
+void decode_image_file(const std::string& path, int64_t channels, int64_t height, int64_t width, uint8_t* out) {
+  decode_image_file(path, Preprocess{channels, height, width, 0, Interpolation::bilinear}, out);
+}
+
+ImageSize read_image_size(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  RETORT_CHECK(in, "{}: cannot open the image: {}", path, std::strerror(errno));
+  const std::streamoff size = in.tellg();
+  RETORT_CHECK(size >= 0 && size_t(size) <= kMaxFileBytes, "{}: the image file is {} bytes, more than the {} MB retort "
+               "reads", path, int64_t(size), kMaxFileBytes >> 20);
+  in.seekg(0);
+  const stbi_io_callbacks callbacks{stream_read, stream_skip, stream_eof};
+  int w = 0, h = 0, file_channels = 0;
+  if (!stbi_info_from_callbacks(&callbacks, &in, &w, &h, &file_channels)) {
+    const char* why = stbi_failure_reason();
+    fail("{}: not a readable image ({}); expected a PNG, JPEG or BMP file", path, why ? why : "unknown reason");
   }
-  std::vector<float> plane(size_t(H * W)), resized(size_t(height * width));
-  for (int64_t c = 0; c < C; ++c) {
-    for (int64_t k = 0; k < H * W; ++k) plane[size_t(k)] = float(pixels.get()[k * C + c]);
-    resize_bilinear_plane(plane.data(), H, W, resized.data(), height, width);
-    for (int64_t k = 0; k < height * width; ++k)
-      out[c * height * width + k] = uint8_t(std::clamp(std::lround(resized[size_t(k)]), 0L, 255L));
-  }
+  check_declared_size(path, w, h);
+  return {h, w};
 }
 
 }  // namespace retort::data
+

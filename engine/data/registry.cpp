@@ -16,7 +16,7 @@ const std::vector<DatasetInfo>& dataset_registry() {
        {0.4914f, 0.4822f, 0.4465f}, {0.2470f, 0.2435f, 0.2616f}, ""},
       {"cifar100", "CIFAR-100: 50000 train / 10000 test 32x32 RGB images of 100 fine classes (binary version)", 100, 3,
        32, 32, {0.5071f, 0.4865f, 0.4409f}, {0.2673f, 0.2564f, 0.2762f}, ""},
-      {"folder", "Image folder: root/<class>/*.png|jpg|jpeg|bmp (train/ and test/ or val/ subfolders), resized to HxW", 0,
+      {"folder", "Image folder: root/<class>/*.png|jpg|jpeg|bmp (train/ and test/ or val/ subfolders), resized (and centre-cropped) to HxW, streamed from disk", 0,
        0, 0, 0, {}, {}, ""},
   };
   return entries;
@@ -48,7 +48,7 @@ Dataset load_dataset(const DatasetRequest& request) {
     else if (fs::is_directory(fs::path(dir) / "val")) root = (fs::path(dir) / "val").string();
     else fail("image folder {}: no test/ or val/ subfolder for the test split", dir);
   }
-  Dataset ds = load_image_folder(root, request.channels, request.height, request.width,
+  Dataset ds = load_image_folder(root, request.preprocess(), request.cache_bytes,
                                  fmt::format("folder:{}/{}", fs::path(dir).filename().string(), request.train ? "train" : "test"));
   // Labels are class positions in sorted order: the test split must have the same classes.
   const fs::path train_dir = fs::path(dir) / "train";

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 #include "engine/data/dataset.h"
+#include "engine/data/preprocess.h"
 
 namespace retort::data {
 
@@ -24,7 +25,13 @@ struct DatasetRequest {
   std::string name;
   std::string dir;     // empty: the registry's default_dir
   bool train = true;   // false: the test split (folder: dir/test or dir/val)
-  int64_t channels = 3, height = 32, width = 32;  // folder only
+  // folder only: what the model sees, and how images get there (see engine/data/preprocess.h)
+  int64_t channels = 3, height = 32, width = 32;
+  int64_t resize_shorter = 0;  // > 0: shorter side resized to this, then a centre crop of height x width
+  Interpolation interpolation = Interpolation::bilinear;
+  int64_t cache_bytes = int64_t(1) << 30;  // decoded-image cache of each split (images are streamed from disk)
+
+  Preprocess preprocess() const { return {channels, height, width, resize_shorter, interpolation}; }
 };
 Dataset load_dataset(const DatasetRequest& request);
 
