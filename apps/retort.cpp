@@ -1,8 +1,9 @@
 // The `retort` command line: run a recipe, time or profile a stage's training step
-// (apps/timing_commands.h), evaluate weights, import torchvision/timm weights, list what is
-// built in, describe what computes here.
+// (apps/timing_commands.h), evaluate, import or export a model (apps/model_commands.h), report
+// on runs, list what is built in, describe what computes here.
 // Every error exits non-zero with a one-line reason.
 #include <CLI/CLI.hpp>
+#include "apps/model_commands.h"
 #include "apps/report_command.h"
 #include "apps/timing_commands.h"
 #include <cstdio>
@@ -74,77 +75,6 @@ int cmd_run(const std::string& recipe_path, const std::vector<std::string>& sets
   RunResult r = run_recipe(recipe, opts);
   if (retort::dist::world().is_root()) std::printf("%s\n", (std::filesystem::path(r.run_dir) / "summary.json").c_str());
   return r.completed ? 0 : 3;
-}
-
-int cmd_eval(const std::string& arch, const std::string& weights, const std::string& dataset, const std::string& root,
-             const std::string& device_name, int64_t batch_size, int64_t image_size, int64_t channels) {
-  Device device = resolve_device(device_name);
-  const auto& info = data::dataset_info(dataset);
-  data::DatasetRequest req;
-  req.name = dataset;
-  req.dir = root;
-  req.train = false;
-  req.channels = channels > 0 ? channels : (info.channels > 0 ? info.channels : 3);
-  req.height = req.width = image_size > 0 ? image_size : (info.height > 0 ? info.height : 32);
-  auto test = std::make_shared<const data::Dataset>(data::load_dataset(req));
-  models::ModelConfig cfg;
-  cfg.in_channels = test->channels;
-  cfg.num_classes = test->num_classes;
-  cfg.image_size = req.height;
-  auto model = models::create_model(arch, cfg);
-  models::load_weights_file(*model, weights, {}, [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); });
-  model->to(device);
-  data::LoaderOptions lo;
-  lo.batch_size = batch_size;
-  lo.shuffle = false;
-  if (test->height != req.height) lo.transforms.push_back(data::resize_transform(req.height, req.width));
-  if (!info.mean.empty()) lo.transforms.push_back(data::normalize_transform(info.mean, info.std));
-  data::DataLoader loader(data::DatasetView(test), lo);
-  EvalResult r = evaluate(*model, loader, device);
-  std::printf("%s on %s test (%lld images): top1 %.2f%%  top5 %.2f%%  loss %.4f  (%.0f images/s on %s)\n", arch.c_str(),
-              dataset.c_str(), (long long)r.images, r.top1, r.top5, r.loss, r.images_per_s, device.str().c_str());
-  if (r.finite()) return 0;
-  std::fprintf(stderr,
-               "retort: warning: %lld of %lld images gave non-finite logits (NaN or infinity; counted as misses) and "
-               "the loss is %g: the weights in %s hold non-finite values or overflow\n",
-               (long long)r.nonfinite_rows, (long long)r.images, r.loss, weights.c_str());
-  return 4;
-}
-
-struct ImportArgs {
-  std::string arch, weights, out;
-  int64_t image_size = 0, num_classes = 0;
-  bool non_strict = false;
-};
-
-// Loads torchvision/timm weights into a retort model (strict unless asked), reports what was
-// loaded, converted and resampled, and writes the model's own state dict to --out.
-int cmd_import(const ImportArgs& a) {
-  models::StoredState state = models::read_model_state(a.weights);
-  models::ImportTarget target = models::import_target(a.arch, state, a.image_size, a.num_classes);
-  const auto& c = target.config;
-  std::fprintf(stderr, "import: %s (%s, %lld channels, %lld classes, image %lld%s)\n", a.arch.c_str(),
-               target.arch.c_str(), (long long)c.in_channels, (long long)c.num_classes, (long long)c.image_size,
-               c.patch_size > 0 ? fmt::format(", patch {}, depth {}", c.patch_size, c.depth).c_str() : "");
-  auto model = models::create_model(target.arch, c);
-  models::ImportOptions opts;
-  opts.strict = !a.non_strict;
-  models::ImportReport report = models::load_weights(*model, state, a.weights, opts);
-  for (const auto& line : report.lines()) std::fprintf(stderr, "%s\n", line.c_str());
-  if (a.out.empty()) {
-    std::fprintf(stderr, "import: the weights fit; pass --out FILE to write retort's model file\n");
-    return 0;
-  }
-  write_safetensors(a.out, model->state_dict(),
-                    {{"arch", target.arch},
-                     {"in_channels", std::to_string(c.in_channels)},
-                     {"num_classes", std::to_string(c.num_classes)},
-                     {"image_size", std::to_string(c.image_size)},
-                     {"patch_size", std::to_string(c.patch_size)},
-                     {"depth", std::to_string(c.depth)},
-                     {"imported_from", a.weights}});
-  std::printf("%s\n", a.out.c_str());
-  return 0;
 }
 
 int cmd_list(const std::string& what) {
@@ -246,31 +176,12 @@ int main(int argc, char** argv) {
   cli::ReportArgs rpa;
   auto* report = cli::add_report_command(app, rpa);
 
-  auto* eval = app.add_subcommand("eval", "Evaluate a model's weights on a test split");
-  std::string arch, weights, dataset = "fashion-mnist", root, device = "auto";
-  int64_t batch = 256, image_size = 0, channels = 0;
-  eval->add_option("--model", arch, "Architecture, e.g. resnet20 (see `retort list models`)")->required();
-  eval->add_option("--weights", weights, "safetensors file: a model state dict or a retort checkpoint")->required();
-  eval->add_option("--data", dataset, "Dataset name (see `retort list datasets`)");
-  eval->add_option("--root", root, "Dataset directory (default: the dataset's own)");
-  eval->add_option("--device", device, "auto | cpu | cuda | cuda:N");
-  eval->add_option("--batch-size", batch, "Evaluation batch size")->check(CLI::PositiveNumber);
-  eval->add_option("--image-size", image_size, "Resize images to this size (default: the dataset's)")
-      ->check(CLI::NonNegativeNumber);
-  eval->add_option("--channels", channels, "Image channels for folder data (default: the dataset's)")
-      ->check(CLI::NonNegativeNumber);
-
-  auto* imp = app.add_subcommand("import", "Load torchvision ResNet / timm ViT safetensors weights into a retort model");
-  ImportArgs ia;
-  imp->add_option("--model", ia.arch, "Architecture: resnet18/34/50, vit_tiny/small/base or vit_<size>_patch<P>_<S>")
-      ->required();
-  imp->add_option("--weights", ia.weights, "safetensors file with torchvision/timm names")->required();
-  imp->add_option("--out", ia.out, "Write the loaded model here (retort/PyTorch names, f32)");
-  imp->add_option("--image-size", ia.image_size, "Input size of the model (ViT: pos_embed is resampled to it)")
-      ->check(CLI::NonNegativeNumber);
-  imp->add_option("--num-classes", ia.num_classes, "Classes (default: the file's classifier)")
-      ->check(CLI::NonNegativeNumber);
-  imp->add_flag("--non-strict", ia.non_strict, "Warn about missing/unexpected names instead of failing");
+  cli::EvalArgs eva;
+  auto* eval = cli::add_eval_command(app, eva);
+  cli::ImportArgs ia;
+  auto* imp = cli::add_import_command(app, ia);
+  cli::ExportArgs exa;
+  auto* exp = cli::add_export_command(app, exa);
 
   auto* list = app.add_subcommand("list", "List built-in models, datasets, losses, recipes, or every recipe key");
   std::string what;
@@ -297,8 +208,9 @@ int main(int argc, char** argv) {
     if (*bench) return cli::cmd_bench(ba);
     if (*profile) return cli::cmd_profile(pa);
     if (*report) return cli::cmd_report(rpa);
-    if (*eval) return cmd_eval(arch, weights, dataset, root, device, batch, image_size, channels);
-    if (*imp) return cmd_import(ia);
+    if (*eval) return cli::cmd_eval(eva);
+    if (*imp) return cli::cmd_import(ia);
+    if (*exp) return cli::cmd_export(exa);
     if (*list) return cmd_list(what);
     if (*machine) return cmd_machine(machine_device);
   } catch (const Interrupted& e) {

@@ -120,7 +120,7 @@ ViTSpec vit_spec_of(const VisionTransformer& v) {
 ModelConfig vit_config_of(const VisionTransformer& v) {
   ModelConfig c;
   c.in_channels = v.patch_embed->proj->in_channels;
-  c.num_classes = v.head->out_features;
+  c.num_classes = v.head ? v.head->out_features : 0;  // 0: no classifier
   c.patch_size = v.patch_embed->proj->spec.kernel;
   c.image_size = int64_t(std::llround(std::sqrt(double(v.num_patches())))) * c.patch_size;
   c.depth = int64_t(v.blocks.size());
@@ -149,6 +149,7 @@ DType floating_dtype(const Model& m) {
 // A deep copy (own storage) on m's device, in m's dtype, in eval mode, with no gradients.
 std::shared_ptr<Model> frozen_copy(const Model& m) {
   std::shared_ptr<Model> copy = same_architecture(m);
+  copy->set_input_adapter(m.input_adapter());  // fed as the original is
   copy->to(floating_dtype(m));
   copy->to(m.device());
   {

@@ -78,7 +78,19 @@ std::vector<std::string> ImportReport::lines() const {
     out.push_back(fmt::format("  warning: {} missing (kept as initialised): {}", missing.size(), fmt::join(missing, ", ")));
   if (!unexpected.empty())
     out.push_back(fmt::format("  warning: {} unexpected (ignored): {}", unexpected.size(), fmt::join(unexpected, ", ")));
+  if (!head_note.empty()) out.push_back("  " + head_note);
   return out;
+}
+
+const char* to_string(HeadPolicy policy) {
+  return policy == HeadPolicy::keep ? "keep" : policy == HeadPolicy::reset ? "reset" : "drop";
+}
+
+HeadPolicy parse_head_policy(const std::string& name) {
+  for (HeadPolicy p : {HeadPolicy::keep, HeadPolicy::reset, HeadPolicy::drop})
+    if (name == to_string(p)) return p;
+  fail("head '{}' is not known: keep (load the file's classifier), reset (a fresh head for this task) or drop (no "
+       "classifier)", name);
 }
 
 StoredState read_model_state(const std::string& path) {
@@ -87,6 +99,7 @@ StoredState read_model_state(const std::string& path) {
   auto format = file.metadata.find("retort.format");  // engine/io/checkpoint.cpp writes it
   state.from_checkpoint = format != file.metadata.end() && format->second.rfind("retort-checkpoint", 0) == 0;
   if (auto arch = file.metadata.find("arch"); arch != file.metadata.end()) state.arch = arch->second;
+  state.metadata = file.metadata;
   for (auto& [name, t] : file.tensors) {
     std::string key = name;
     if (state.from_checkpoint) {
@@ -135,14 +148,55 @@ Tensor resample_pos_embed(const Tensor& pos, int64_t old_h, int64_t old_w, int64
   return Tensor::from_vector(out, {1, prefix + new_h * new_w, D}, pos.dtype(), pos.device());
 }
 
-ImportReport load_weights(Model& model, const StoredState& state, const std::string& source, const ImportOptions& options) {
+namespace {
+// The classifier's tensors: the model's head ("fc." / "head.") and DeiT's distillation head.
+bool is_classifier_tensor(const Model& model, const std::string& name) {
+  return name.rfind(model.head_name() + ".", 0) == 0 || name.rfind("head_dist.", 0) == 0;
+}
+
+// head = reset | drop: the file's classifier tensors taken out of `state` (listed in the report
+// with their shapes), and what the model has instead.
+StoredState without_file_head(const Model& model, const StoredState& state, HeadPolicy policy, ImportReport& report) {
+  StoredState kept = state;
+  for (const auto& [name, t] : state.tensors)
+    if (is_classifier_tensor(model, name)) {
+      report.head_left.push_back(name + " " + shape_str(t.shape()));
+      kept.tensors.erase(name);
+    }
+  int64_t own_head = 0, classes = 0;
+  for (const auto& [name, t] : model.state_dict())
+    if (is_classifier_tensor(model, name)) {
+      ++own_head;
+      if (t.dim() == 2) classes = t.size(0);
+    }
+  const std::string left = report.head_left.empty()
+                               ? std::string("the file holds no classifier")
+                               : fmt::format("the file's classifier ({}) is not loaded", fmt::join(report.head_left, ", "));
+  if (policy == HeadPolicy::reset)
+    report.head_note = fmt::format("head reset: {}; the model's own {}-class head keeps its seeded initialisation", left,
+                                   classes);
+  else {
+    RETORT_CHECK(own_head == 0, "{}: head = \"drop\" needs a model built without a classifier (num_classes = 0); "
+                 "this one has {} classifier tensors", report.source, own_head);
+    report.head_note = fmt::format("head dropped: {}; the model has no classifier (its output is its pooled feature)",
+                                   left);
+  }
+  return kept;
+}
+}  // namespace
+
+ImportReport load_weights(Model& model, const StoredState& stored, const std::string& source,
+                          const ImportOptions& options) {
   ImportReport report;
   report.source = source;
+  const bool leave_head = options.head != HeadPolicy::keep;
+  const StoredState state = leave_head ? without_file_head(model, stored, options.head, report) : stored;
   std::vector<std::string> missing, unexpected, mismatched, hints;
   std::map<std::string, Tensor> to_load;
   std::set<std::string> own;
   for (const auto& [name, live] : model.state_dict()) {
     own.insert(name);
+    if (leave_head && is_classifier_tensor(model, name)) continue;  // the model's own head stays
     auto it = state.tensors.find(name);
     if (it == state.tensors.end()) {
       if (ends_with(name, "num_batches_tracked")) report.defaulted.push_back(name);
@@ -174,10 +228,10 @@ ImportReport load_weights(Model& model, const StoredState& state, const std::str
                                        shape_str(live.shape())));
       if ((name == "fc.weight" || name == "head.weight") && src.dim() == 2 && live.dim() == 2 &&
           src.size(0) != live.size(0) && src.size(1) == live.size(1))
-        hints.push_back(fmt::format("the classifier '{}' has {} outputs in the file and {} in the model: build the model "
-                                    "with {} classes (retort import --num-classes), or remove the classifier from the "
-                                    "file and load non-strict to train a new one", name, src.size(0), live.size(0),
-                                    src.size(0)));
+        hints.push_back(fmt::format("the classifier '{}' has {} outputs in the file and {} in the model: for a new "
+                                    "task, leave the file's head out (recipe: head = \"reset\" in the model's table; "
+                                    "retort import: --head reset), or build the model with {} classes (num_classes)",
+                                    name, src.size(0), live.size(0), src.size(0)));
       continue;
     }
     auto stored = state.stored_dtypes.find(name);

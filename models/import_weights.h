@@ -23,9 +23,17 @@
 
 namespace retort::models {
 
+// What loading does with a file's classifier (fc / head, and DeiT's head_dist): load it (it must
+// fit the model's), or leave it out: reset keeps the model's own freshly initialised head (a new
+// task's), drop goes with a model built without one (num_classes = 0: a feature extractor).
+enum class HeadPolicy { keep, reset, drop };
+const char* to_string(HeadPolicy policy);
+HeadPolicy parse_head_policy(const std::string& name);  // "keep" | "reset" | "drop"; else an error
+
 struct ImportOptions {
   bool strict = true;
   bool resample_pos_embed = true;  // ViT: resample a pos_embed with another grid
+  HeadPolicy head = HeadPolicy::keep;
 };
 
 struct ImportReport {
@@ -36,6 +44,8 @@ struct ImportReport {
   std::vector<std::string> defaulted;   // missing num_batches_tracked buffers (kept at 0)
   std::map<std::string, int64_t> converted;  // "BF16 -> f32" -> how many tensors
   std::string pos_embed_resampled;      // what was resampled, "" when nothing was
+  std::vector<std::string> head_left;   // the file's classifier tensors not loaded (head reset / drop), with shapes
+  std::string head_note;                // what happened to the head instead, "" when it was loaded
   std::vector<std::string> lines() const;  // human-readable summary, one fact per line
 };
 
@@ -47,6 +57,7 @@ struct StoredState {
   std::map<std::string, std::string> stored_dtypes;
   bool from_checkpoint = false;
   std::string arch;  // the architecture the file says it holds (retort's model files), or ""
+  std::map<std::string, std::string> metadata;  // the file's metadata, as stored
 };
 StoredState read_model_state(const std::string& path);
 

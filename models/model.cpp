@@ -1,6 +1,7 @@
 // Model helpers shared by the families: tap names, input checks.
 #include "models/model.h"
 #include "engine/error.h"
+#include "models/input_adapter.h"
 
 namespace retort::models {
 
@@ -9,6 +10,9 @@ std::vector<std::string> Model::tap_names(const Shape& input) const {
   for (auto& t : tap_info(input)) names.push_back(t.name);
   return names;
 }
+
+Tensor Model::adapted(const Tensor& input) const { return input_adapter_ ? input_adapter_->adapt(input) : input; }
+Shape Model::adapted(const Shape& input) const { return input_adapter_ ? input_adapter_->adapt(input) : input; }
 
 void check_image_shape(const std::string& model, const Shape& s, int64_t in_channels, int64_t min_hw) {
   RETORT_CHECK(s.size() == 4 && s[1] == in_channels && s[2] >= min_hw && s[3] >= min_hw,

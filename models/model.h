@@ -28,13 +28,15 @@ struct TapInfo {
 // What create_model needs. Zero means "the family's default" where noted.
 struct ModelConfig {
   int64_t in_channels = 3;
-  int64_t num_classes = 10;
+  int64_t num_classes = 10;  // 0: no classifier (a feature extractor: forward returns "pooled")
   int64_t image_size = 32;  // square inputs; ViT needs it (pos_embed), others accept any size
   uint64_t seed = 0;        // initialisation seed
   double dropout = 0.0;     // WRN block dropout, ViT MLP/attention-output dropout
   int64_t patch_size = 0;   // ViT: 0 = 16 for images >= 128 px, else 4
   int64_t depth = 0;        // ViT: 0 = 12 blocks
 };
+
+class InputAdapter;
 
 class Model : public nn::Module {
  public:
@@ -45,9 +47,14 @@ class Model : public nn::Module {
   virtual std::vector<TapInfo> tap_info(const Shape& input) const = 0;
   std::vector<std::string> tap_names(const Shape& input) const;
   virtual std::string family() const = 0;
+  // What the model was built with (ViT: patch size and depth resolved from the family defaults).
+  virtual const ModelConfig& config() const = 0;
   // The child module that maps the pooled feature to logits: "fc" (ResNet, WRN), "head" (ViT).
   // Linear probes train only it; a new task head re-initialises it.
   virtual std::string head_name() const { return "fc"; }
+  // False for a model built with num_classes = 0 (its classifier dropped): its forward returns
+  // the pooled feature and it has no "logits" tap, so it cannot be evaluated or trained on labels.
+  bool has_classifier() const { return child(head_name()) != nullptr; }
   // The BatchNorm2d whose output (alone or plus a residual) feeds the ReLU that follows the
   // pre-activation tap `tap` ("stage<i>.preact"), or null when the tap has none: what OFD's
   // margin is computed from (mdistiller's get_bn_before_relu). A ViT has none.
@@ -55,6 +62,17 @@ class Model : public nn::Module {
     (void)tap;
     return nullptr;
   }
+  // Fed images of another size or channel count than the model's own (models/input_adapter.h):
+  // forward and tap_info then take the data's shape and adapt it first. Null: none.
+  void set_input_adapter(std::shared_ptr<const InputAdapter> adapter) { input_adapter_ = std::move(adapter); }
+  const std::shared_ptr<const InputAdapter>& input_adapter() const { return input_adapter_; }
+
+ protected:
+  Tensor adapted(const Tensor& input) const;  // the input, adapted when an adapter is set
+  Shape adapted(const Shape& input) const;
+
+ private:
+  std::shared_ptr<const InputAdapter> input_adapter_;
 };
 
 // Stores t under name when taps were requested.

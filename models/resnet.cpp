@@ -99,8 +99,8 @@ ResNetSpec imagenet_resnet_spec(const std::string& name) {
 ResNet::ResNet(const ResNetSpec& spec, const ModelConfig& cfg) : spec_(spec), cfg_(cfg) {
   RETORT_CHECK(spec.widths.size() == spec.blocks.size() && !spec.widths.empty(), "{}: widths and blocks disagree",
                spec.name);
-  RETORT_CHECK(cfg.in_channels > 0 && cfg.num_classes > 0, "{}: in_channels and num_classes must be positive",
-               spec.name);
+  RETORT_CHECK(cfg.in_channels > 0 && cfg.num_classes >= 0,
+               "{}: in_channels must be positive and num_classes at least 0 (0: no classifier)", spec.name);
   Generator gen(cfg.seed);
   // Layers are built without their default init: the model initialises every tensor below.
   std::optional<nn::SkipInitGuard> building(std::in_place);
@@ -124,17 +124,18 @@ ResNet::ResNet(const ResNetSpec& spec, const ModelConfig& cfg) : spec_(spec), cf
     }
     layers.push_back(register_module("layer" + std::to_string(s + 1), layer));
   }
-  fc = register_module("fc", std::make_shared<nn::Linear>(in_planes, cfg.num_classes, gen));
+  if (cfg.num_classes > 0) fc = register_module("fc", std::make_shared<nn::Linear>(in_planes, cfg.num_classes, gen));
 
   // torchvision and RepDistiller: convs kaiming_normal(fan_out, relu); BN weight 1, bias 0
   // (set by BatchNorm2d); fc the Linear default.
   building.reset();
   for (auto& [name, m] : named_modules())
     if (auto* c = dynamic_cast<nn::Conv2d*>(m)) nn::kaiming_normal_(c->weight, gen, 0.0, nn::FanMode::fan_out);
-  fc->reset_parameters(gen);
+  if (fc) fc->reset_parameters(gen);
 }
 
-Tensor ResNet::forward(const Tensor& x, Taps* taps) {
+Tensor ResNet::forward(const Tensor& input, Taps* taps) {
+  const Tensor x = adapted(input);  // the data's images resized / converted when the model wants others
   check_image_input(spec_.name, x, cfg_.in_channels);
   Tensor h = stem_bn_folded ? folded_conv(*conv1, x, Tensor(), true) : relu(bn1->forward(conv1->forward(x)));
   if (spec_.imagenet_stem) h = max_pool2d(h, {3, 3}, {2, 2}, {1, 1});
@@ -155,12 +156,14 @@ Tensor ResNet::forward(const Tensor& x, Taps* taps) {
   }
   Tensor pooled = mean(h, {2, 3});
   put_tap(taps, "pooled", pooled);
+  if (!fc) return pooled;  // no classifier: a feature extractor
   Tensor logits = fc->forward(pooled);
   put_tap(taps, "logits", logits);
   return logits;
 }
 
-std::vector<TapInfo> ResNet::tap_info(const Shape& in) const {
+std::vector<TapInfo> ResNet::tap_info(const Shape& input) const {
+  const Shape in = adapted(input);
   check_image_shape(spec_.name, in, cfg_.in_channels);
   int64_t B = in[0], H = in[2], W = in[3];
   if (spec_.imagenet_stem) {
@@ -180,7 +183,7 @@ std::vector<TapInfo> ResNet::tap_info(const Shape& in) const {
     out.push_back({stage + ".preact", shape});
   }
   out.push_back({"pooled", {B, spec_.widths.back() * expansion}});
-  out.push_back({"logits", {B, cfg_.num_classes}});
+  if (cfg_.num_classes > 0) out.push_back({"logits", {B, cfg_.num_classes}});
   return out;
 }
 

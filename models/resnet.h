@@ -82,7 +82,7 @@ class ResNet : public Model {
   // the shortcut is the tap (mdistiller's and the OFD authors' get_bn_before_relu); else null.
   std::shared_ptr<nn::BatchNorm2d> bn_before_relu(const std::string& tap) const override;
   const ResNetSpec& spec() const { return spec_; }
-  const ModelConfig& config() const { return cfg_; }
+  const ModelConfig& config() const override { return cfg_; }
 
   std::shared_ptr<nn::Conv2d> conv1;
   std::shared_ptr<nn::BatchNorm2d> bn1;

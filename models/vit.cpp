@@ -42,13 +42,15 @@ Tensor ViTBlock::forward(const Tensor& x) {
 }
 
 VisionTransformer::VisionTransformer(const ViTSpec& spec, const ModelConfig& cfg) : spec_(spec), cfg_(cfg) {
-  RETORT_CHECK(cfg.in_channels > 0 && cfg.num_classes > 0, "{}: in_channels and num_classes must be positive",
-               spec.name);
+  RETORT_CHECK(cfg.in_channels > 0 && cfg.num_classes >= 0,
+               "{}: in_channels must be positive and num_classes at least 0 (0: no classifier)", spec.name);
   RETORT_CHECK(spec.patch > 0 && cfg.image_size % spec.patch == 0,
                "{}: image_size {} is not a multiple of patch_size {} (set patch_size in the model config)", spec.name,
                cfg.image_size, spec.patch);
   RETORT_CHECK(spec.depth > 0, "{}: depth must be positive", spec.name);
   grid_ = cfg.image_size / spec.patch;
+  cfg_.patch_size = spec.patch;  // the family defaults resolved: config() says what was built
+  cfg_.depth = spec.depth;
   Generator gen(cfg.seed);
   // Layers are built without their default init: the model initialises every tensor below.
   std::optional<nn::SkipInitGuard> building(std::in_place);
@@ -67,8 +69,8 @@ VisionTransformer::VisionTransformer(const ViTSpec& spec, const ModelConfig& cfg
     blocks.push_back(block_list->push_back(
         std::make_shared<ViTBlock>(D, spec.heads, int64_t(double(D) * spec.mlp_ratio), cfg.dropout, gen)));
   norm = register_module("norm", std::make_shared<nn::LayerNorm>(D, 1e-6));
-  head = register_module("head", std::make_shared<nn::Linear>(D, cfg.num_classes, gen));
-  if (spec.distilled) head_dist = register_module("head_dist", std::make_shared<nn::Linear>(D, cfg.num_classes, gen));
+  if (cfg.num_classes > 0) head = register_module("head", std::make_shared<nn::Linear>(D, cfg.num_classes, gen));
+  if (spec.distilled && cfg.num_classes > 0) head_dist = register_module("head_dist", std::make_shared<nn::Linear>(D, cfg.num_classes, gen));
 
   // timm init_weights(''): pos_embed trunc_normal(.02), cls_token normal(1e-6), every Linear
   // trunc_normal(.02) with zero bias; convs and LayerNorms keep their defaults. The distillation
@@ -85,7 +87,8 @@ VisionTransformer::VisionTransformer(const ViTSpec& spec, const ModelConfig& cfg
     }
 }
 
-Tensor VisionTransformer::forward(const Tensor& x, Taps* taps) {
+Tensor VisionTransformer::forward(const Tensor& input, Taps* taps) {
+  const Tensor x = adapted(input);  // the data's images resized / converted when the model wants others
   check_image_input(spec_.name, x, cfg_.in_channels);
   RETORT_CHECK(x.size(2) == cfg_.image_size && x.size(3) == cfg_.image_size,
                "{}: input {} does not match image_size {} (pos_embed is sized for it)", spec_.name, x.str(),
@@ -104,6 +107,10 @@ Tensor VisionTransformer::forward(const Tensor& x, Taps* taps) {
   Tensor cls_out = normed.select(1, 0);                                    // [B, D]
   put_tap(taps, "cls", cls_out);
   put_tap(taps, "pooled", cls_out);
+  if (!head) {  // no classifier: a feature extractor
+    if (spec_.distilled && taps) put_tap(taps, "dist", normed.select(1, 1));
+    return cls_out;
+  }
   Tensor logits = head->forward(cls_out);
   if (spec_.distilled) {
     Tensor dist_out = normed.select(1, 1);
@@ -116,7 +123,8 @@ Tensor VisionTransformer::forward(const Tensor& x, Taps* taps) {
   return logits;
 }
 
-std::vector<TapInfo> VisionTransformer::tap_info(const Shape& in) const {
+std::vector<TapInfo> VisionTransformer::tap_info(const Shape& input) const {
+  const Shape in = adapted(input);
   check_image_shape(spec_.name, in, cfg_.in_channels);
   RETORT_CHECK(in[2] == cfg_.image_size && in[3] == cfg_.image_size, "{}: input {} does not match image_size {}",
                spec_.name, shape_str(in), cfg_.image_size);
@@ -126,10 +134,9 @@ std::vector<TapInfo> VisionTransformer::tap_info(const Shape& in) const {
     out.push_back({"tokens." + std::to_string(i), {B, num_patches() + prefix_tokens(), spec_.dim}, prefix_tokens()});
   out.push_back({"cls", {B, spec_.dim}});
   out.push_back({"pooled", {B, spec_.dim}});
-  if (spec_.distilled) {
-    out.push_back({"dist", {B, spec_.dim}});
-    out.push_back({"dist_logits", {B, cfg_.num_classes}});
-  }
+  if (spec_.distilled) out.push_back({"dist", {B, spec_.dim}});
+  if (cfg_.num_classes == 0) return out;  // no classifier
+  if (spec_.distilled) out.push_back({"dist_logits", {B, cfg_.num_classes}});
   out.push_back({"logits", {B, cfg_.num_classes}});
   return out;
 }

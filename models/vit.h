@@ -55,6 +55,7 @@ class ViTBlock : public nn::Module {
 class VisionTransformer : public Model {
  public:
   VisionTransformer(const ViTSpec& spec, const ModelConfig& cfg);
+  const ModelConfig& config() const override { return cfg_; }
   std::string type_name() const override { return "VisionTransformer"; }
   std::string family() const override { return "vit"; }
   std::string head_name() const override { return "head"; }

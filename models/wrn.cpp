@@ -50,7 +50,8 @@ WideResNet::WideResNet(const std::string& name, int64_t depth, int64_t k, const 
   RETORT_CHECK(depth >= 10 && (depth - 4) % 6 == 0, "{}: WRN depth {} must be 6n+4 (10, 16, 22, 28, 40, ...)", name,
                depth);
   RETORT_CHECK(k >= 1, "{}: widen factor {} must be >= 1", name, k);
-  RETORT_CHECK(cfg.in_channels > 0 && cfg.num_classes > 0, "{}: in_channels and num_classes must be positive", name);
+  RETORT_CHECK(cfg.in_channels > 0 && cfg.num_classes >= 0,
+               "{}: in_channels must be positive and num_classes at least 0 (0: no classifier)", name);
   Generator gen(cfg.seed);
   // Layers are built without their default init: the model initialises every tensor below.
   std::optional<nn::SkipInitGuard> building(std::in_place);
@@ -62,16 +63,19 @@ WideResNet::WideResNet(const std::string& name, int64_t depth, int64_t k, const 
                                      std::make_shared<NetworkBlock>(n, widths_[s], widths_[s + 1], s == 0 ? 1 : 2,
                                                                     cfg.dropout, gen)));
   bn1 = register_module("bn1", std::make_shared<nn::BatchNorm2d>(widths_[3]));
-  fc = register_module("fc", std::make_shared<nn::Linear>(widths_[3], cfg.num_classes, gen));
+  if (cfg.num_classes > 0) fc = register_module("fc", std::make_shared<nn::Linear>(widths_[3], cfg.num_classes, gen));
   // wrn.py: conv weights N(0, sqrt(2 / (k*k*out))) = kaiming_normal(fan_out); BN 1/0; fc bias 0.
   building.reset();
   for (auto& [mname, m] : named_modules())
     if (auto* c = dynamic_cast<nn::Conv2d*>(m)) nn::kaiming_normal_(c->weight, gen, 0.0, nn::FanMode::fan_out);
-  fc->reset_parameters(gen);
-  nn::constant_(fc->bias, 0.0);
+  if (fc) {
+    fc->reset_parameters(gen);
+    nn::constant_(fc->bias, 0.0);
+  }
 }
 
-Tensor WideResNet::forward(const Tensor& x, Taps* taps) {
+Tensor WideResNet::forward(const Tensor& input, Taps* taps) {
+  const Tensor x = adapted(input);  // the data's images resized / converted when the model wants others
   check_image_input(name_, x, cfg_.in_channels);
   Tensor h = conv1->forward(x);
   put_tap(taps, "stem", h);
@@ -90,12 +94,14 @@ Tensor WideResNet::forward(const Tensor& x, Taps* taps) {
   Tensor act = relu(normed);
   Tensor pooled = mean(act, {2, 3});
   put_tap(taps, "pooled", pooled);
+  if (!fc) return pooled;  // no classifier: a feature extractor
   Tensor logits = fc->forward(pooled);
   put_tap(taps, "logits", logits);
   return logits;
 }
 
-std::vector<TapInfo> WideResNet::tap_info(const Shape& in) const {
+std::vector<TapInfo> WideResNet::tap_info(const Shape& input) const {
+  const Shape in = adapted(input);
   check_image_shape(name_, in, cfg_.in_channels);
   int64_t B = in[0], H = in[2], W = in[3];
   std::vector<TapInfo> out{{"stem", {B, widths_[0], H, W}}};
@@ -109,7 +115,7 @@ std::vector<TapInfo> WideResNet::tap_info(const Shape& in) const {
     out.push_back({stage + ".preact", {B, widths_[s + 1], H, W}});
   }
   out.push_back({"pooled", {B, widths_[3]}});
-  out.push_back({"logits", {B, cfg_.num_classes}});
+  if (cfg_.num_classes > 0) out.push_back({"logits", {B, cfg_.num_classes}});
   return out;
 }
 

@@ -57,7 +57,7 @@ class WideResNet : public Model {
   const std::string& name() const { return name_; }
   int64_t depth() const { return 6 * int64_t(blocks.front()->layer->size()) + 4; }
   int64_t widen_factor() const { return widths_[1] / 16; }
-  const ModelConfig& config() const { return cfg_; }
+  const ModelConfig& config() const override { return cfg_; }
 
   std::shared_ptr<nn::Conv2d> conv1;
   std::vector<std::shared_ptr<NetworkBlock>> blocks;  // block1..block3

@@ -4,7 +4,8 @@
 set -euo pipefail
 RETORT_PACKAGES=(build-essential cmake pkg-config zlib1g-dev libopenblas-dev doctest-dev
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libfmt-dev libstb-dev libdnnl-dev dataset-fashion-mnist python3
-  openmpi-bin libopenmpi-dev chromium)
+  openmpi-bin libopenmpi-dev chromium
+  libonnx-dev libprotobuf-dev)  # ONNX export (models/onnx_export.h); onnx's headers include protobuf's
 missing=()
 for p in "${RETORT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include "engine/autograd.h"
+#include "engine/error.h"
 #include "engine/ops.h"
 
 namespace retort {
@@ -80,6 +81,8 @@ Tensor confusion_on_device(const Tensor& logits, const Tensor& labels) {
 
 EvalResult evaluate(models::Model& model, data::DataLoader& loader, Device device, int64_t max_batches,
                     dist::Communicator* group, bool with_confusion) {
+  RETORT_CHECK(model.has_classifier(), "{} '{}' has no classifier (its head was dropped): it cannot be evaluated on "
+               "labels", model.type_name(), model.family());
   NoGradGuard no_grad;
   DeferLabelCheck labels_checked_on_load;  // a bad label makes the loss NaN instead of a read per batch
   const bool was_training = model.is_training();

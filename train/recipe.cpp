@@ -69,6 +69,7 @@ const char* to_string(TeacherCache kind) {
 }
 
 const char* to_string(BatchNormMode kind) { return kind == BatchNormMode::sync ? "sync" : "per_rank"; }
+const char* to_string(KeepModel kind) { return kind == KeepModel::best ? "best" : "last"; }
 
 // ---- LossTerm -> LossArgs ------------------------------------------------------------
 

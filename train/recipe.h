@@ -11,6 +11,7 @@
 #include <vector>
 #include "engine/autocast.h"
 #include "engine/memory_format.h"
+#include "models/import_weights.h"
 #include "train/recipe_schema.h"
 
 namespace retort {
@@ -43,6 +44,8 @@ enum class TeacherInference { auto_, folded, as_is };
 // BatchNorm under data parallelism: statistics of the whole global batch (SyncBN), or of each
 // rank's (or micro-batch's) slice, the running statistics then averaged over the slices.
 enum class BatchNormMode { sync, per_rank };
+// Which of a stage's models it hands on: the epoch best on validation, or the last epoch's.
+enum class KeepModel { best, last };
 
 const char* to_string(DatasetKind kind);
 const char* to_string(OptimizerKind kind);
@@ -52,6 +55,8 @@ const char* to_string(Trainable kind);
 const char* to_string(TeacherCache kind);
 const char* to_string(TeacherInference kind);
 const char* to_string(BatchNormMode kind);
+const char* to_string(KeepModel kind);
+using models::to_string;
 inline const char* to_string(Precision p) { return precision_name(p); }
 inline const char* to_string(MemoryFormat f) { return memory_format_name(f); }
 
@@ -83,6 +88,12 @@ struct DataSettings {
   int64_t train_subset = 0;        // >0: keep only this many training images (seeded, class-balanced)
   int64_t workers = 2;
   std::string extra_unlabelled_folder;  // images added to the unlabelled transfer set
+  // Preprocessing of image-folder data as pretrained teachers expect it (torchvision's Resize +
+  // CenterCrop): the shorter side resized to `resize`, then an image_size x image_size centre crop
+  // (0: resized straight to image_size), with this interpolation.
+  int64_t resize = 0;
+  std::string interpolation = "bilinear";  // nearest | bilinear | bicubic
+  int64_t cache_mb = 1024;  // image folders: decoded images kept in memory (an LRU cache) up to this size
   bool operator==(const DataSettings&) const = default;
 };
 
@@ -95,6 +106,14 @@ struct ModelSpec {
   // from its name): "student alone" and "student with KD" then differ only in the method.
   std::string init_from;
   bool frozen = false;     // never trained by any stage
+  int64_t num_classes = 0;  // the classifier's outputs (0: the data's classes)
+  // The model's own input (0: the data's): a pretrained teacher's image size and channels, the
+  // data's images resized and converted to them (models/input_adapter.h).
+  int64_t in_channels = 0, image_size = 0;
+  // A `weights` file whose classifier is for another task: keep it (it must fit), reset it (a
+  // fresh, seeded head of num_classes outputs), or drop it (no classifier: the model's output is
+  // its pooled feature, for teachers read through feature taps).
+  models::HeadPolicy head = models::HeadPolicy::keep;
   std::map<std::string, double> options;  // width / depth / patch ... overrides
   SourcePos pos;
   bool operator==(const ModelSpec&) const = default;
@@ -168,6 +187,9 @@ struct StageSpec {
   // The memory layout of the batch the models see (engine/memory_format.h): NCHW, or
   // channels-last (NHWC memory), which cuDNN's tensor-core convolutions prefer.
   MemoryFormat memory_format = MemoryFormat::contiguous;
+  // The model the stage hands on (to later stages and models/<model>.safetensors): the epoch
+  // best on validation (data.val_size > 0; else the last), or the last.
+  KeepModel keep = KeepModel::best;
   std::vector<LossTerm> losses;       // default: one "ce" term
   SourcePos pos;
   bool operator==(const StageSpec&) const = default;

@@ -208,6 +208,17 @@ Fields<DataSettings> make_data_fields() {
   f.push_back(integer_field<S>("workers", &S::workers, 0, "data loader threads (0: on the training thread)"));
   f.push_back(string_field<S>("extra_unlabelled_folder", &S::extra_unlabelled_folder,
                               "images added to the unlabelled stages' data (e.g. a retrieval pool)"));
+  f.push_back(integer_field<S>("resize", &S::resize, 0,
+                               "resize the shorter side to this, then centre-crop image_size (0: resize straight to "
+                               "image_size); timm's crop_pct: resize = floor(image_size / crop_pct)"));
+  f.push_back({"interpolation", "\"nearest\" | \"bilinear\" | \"bicubic\"", "\"bilinear\"",
+               "how images are resized (PIL's antialiased filters, as torchvision on PIL images)",
+               [](TableReader& r, S& s) {
+                 if (auto c = r.choice("interpolation", {"nearest", "bilinear", "bicubic"})) s.interpolation = *c;
+               },
+               [](const S& s) { return toml_string(s.interpolation); }});
+  f.push_back(integer_field<S>("cache_mb", &S::cache_mb, 0,
+                               "image folders: decoded images kept in memory up to this many MiB (0: decode every time)"));
   return f;
 }
 
@@ -254,6 +265,18 @@ Fields<ModelSpec> make_model_fields() {
                               "start from the same initial weights as this model (same arch and options): "
                               "comparisons that differ only in the method"));
   f.push_back(bool_field<S>("frozen", &S::frozen, "never trained by any stage"));
+  f.push_back(integer_field<S>("num_classes", &S::num_classes, 0, "the classifier's outputs (0: the data's classes)"));
+  f.push_back(integer_field<S>("in_channels", &S::in_channels, 0,
+                               "the model's input channels (0: the data's); grey data is repeated to RGB, RGB mixed "
+                               "to grey"));
+  f.push_back(integer_field<S>("image_size", &S::image_size, 0,
+                               "the model's input size (0: the data's); the data's images are resized to it with "
+                               "data.interpolation"));
+  f.push_back(choice_field<S>("head", &S::head,
+                              {{"keep", models::HeadPolicy::keep}, {"reset", models::HeadPolicy::reset},
+                               {"drop", models::HeadPolicy::drop}},
+                              "the weights file's classifier: load it (keep), leave it out for a fresh head of "
+                              "num_classes outputs (reset), or build the model without one (drop: a feature extractor)"));
   f.push_back({"options", "a table of numbers", "{}", "architecture options: dropout, patch_size, depth",
                [](TableReader& r, S& m) {
                  const toml::table* opts = r.subtable("options");
@@ -315,6 +338,9 @@ Fields<StageSpec> make_stage_fields() {
                               "all of the model, only its classifier head (a linear probe), or none of it (only the "
                               "losses' own parts train, e.g. FT's paraphraser)"));
   f.push_back(bool_field<S>("reset_head", &S::reset_head, "re-initialise the classifier head first"));
+  f.push_back(choice_field<S>("keep", &S::keep, {{"best", KeepModel::best}, {"last", KeepModel::last}},
+                              "the model handed on: the epoch best on validation (data.val_size > 0; else the last), "
+                              "or the last"));
   f.push_back(integer_field<S>("retrieve_k", &S::retrieve_k, 0,
                                "keep the k nearest neighbours of each labelled image as the transfer set (0: off)"));
   f.push_back(string_field<S>("retrieve_with", &S::retrieve_with, "the model whose taps retrieve (default: the first teacher)"));

@@ -13,6 +13,10 @@
 
 namespace retort {
 
+// What [models.<name>] builds: the data's channels and image size, num_classes (the model's own, else
+// the data's data_classes; 0 when its head is dropped), the options, the seed.
+models::ModelConfig recipe_model_config(const Recipe& recipe, const std::string& name, int64_t data_classes);
+
 std::shared_ptr<models::Model> build_recipe_model(const Recipe& recipe, const std::string& name, int64_t num_classes,
                                                   Device device, const std::function<void(const std::string&)>& say);
 

@@ -43,6 +43,27 @@ bool contains(const std::vector<std::string>& v, const std::string& s) {
 
 }  // namespace
 
+// head = "reset" | "drop" acts on a weights file's classifier; a model without one (drop) has
+// num_classes 0 and is never trained (it has no logits for a label loss or an evaluation).
+void validate_heads(const Recipe& recipe, const toml::table& root, ParseContext& ctx) {
+  for (const auto& [name, m] : recipe.models) {
+    if (m.head == models::HeadPolicy::keep) continue;
+    const toml::node* node = locate(root, {"models", name, "head"});
+    if (m.weights.empty())
+      ctx.error(node, fmt::format("[models.{}] head = \"{}\" acts on a weights file's classifier, but the model has "
+                                  "no 'weights'", name, to_string(m.head)));
+    if (m.head == models::HeadPolicy::drop && m.num_classes > 0)
+      ctx.error(node, fmt::format("[models.{}] head = \"drop\" builds the model without a classifier, but num_classes "
+                                  "= {} asks for one: use head = \"reset\" for a new {}-class head",
+                                  name, m.num_classes, m.num_classes));
+    for (size_t i = 0; i < recipe.stages.size(); ++i)
+      if (m.head == models::HeadPolicy::drop && recipe.stages[i].train == name)
+        ctx.error(locate(root, {"stages", i, "train"}),
+                  fmt::format("stage '{}' trains model '{}', which has no classifier (head = \"drop\"): use head = "
+                              "\"reset\" to train it on this task", recipe.stages[i].name, name));
+  }
+}
+
 void validate_references(const Recipe& recipe, const toml::table& root, ParseContext& ctx) {
   std::vector<std::string> model_names, stage_names;
   for (const auto& [name, m] : recipe.models) model_names.push_back(name);
@@ -134,7 +155,9 @@ void validate_references(const Recipe& recipe, const toml::table& root, ParseCon
     if (source == recipe.models.end() || m.init_from == name) {
       ctx.error(node, fmt::format("key 'init_from' in [models.{}] must name another model of the recipe, got '{}'{}",
                                   name, m.init_from, suggestion_suffix(m.init_from, model_names, "models")));
-    } else if (source->second.arch != m.arch || source->second.options != m.options) {
+    } else if (source->second.arch != m.arch || source->second.options != m.options ||
+               source->second.num_classes != m.num_classes || source->second.in_channels != m.in_channels ||
+               source->second.image_size != m.image_size) {
       ctx.error(node, fmt::format("[models.{}] starts from the initial weights of '{}' (init_from), so it needs the "
                                   "same arch and options: '{}' is {}, '{}' is {}",
                                   name, m.init_from, m.init_from, source->second.arch, name, m.arch));
@@ -143,6 +166,7 @@ void validate_references(const Recipe& recipe, const toml::table& root, ParseCon
                                   "both the same 'weights' instead", name, m.init_from));
     }
   }
+  validate_heads(recipe, root, ctx);
   for (const auto& [name, m] : recipe.models) {
     if (m.from_stage.empty()) continue;
     const toml::node* node = locate(root, {"models", name, "from_stage"});

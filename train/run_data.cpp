@@ -2,6 +2,7 @@
 #include "train/run_data.h"
 #include <unistd.h>
 #include "engine/data/image_folder.h"
+#include "engine/data/preprocess.h"
 #include "engine/data/registry.h"
 #include "engine/data/subsets.h"
 #include "engine/data/transforms.h"
@@ -13,27 +14,39 @@ namespace {
 std::string dataset_name(DatasetKind k) { return to_string(k); }
 }  // namespace
 
-LoadedData load_data(const Recipe& r) {
-  const auto& d = r.data;
+data::DatasetRequest dataset_request(const DataSettings& d, bool train) {
   data::DatasetRequest req;
   req.name = dataset_name(d.dataset);
   req.dir = d.root;
   req.channels = d.channels;
   req.height = req.width = d.image_size;
-  req.train = true;
+  req.resize_shorter = d.resize;
+  req.interpolation = data::parse_interpolation(d.interpolation);
+  req.cache_bytes = d.cache_mb << 20;
+  req.train = train;
+  return req;
+}
+
+LoadedData load_data(const Recipe& r) {
+  const auto& d = r.data;
+  data::DatasetRequest req = dataset_request(d, true);
   data::Dataset train_set = data::load_dataset(req);
   // Extra unlabelled images join the training dataset after its own images (label 0 as a
   // placeholder: they only ever appear in views of stages without labels).
-  std::vector<int64_t> extra_indices;
+  const int64_t own_images = train_set.size();
   if (!d.extra_unlabelled_folder.empty()) {
-    int64_t count = 0;
-    std::vector<uint8_t> pixels =
-        data::load_unlabelled_images(d.extra_unlabelled_folder, train_set.channels, train_set.height, train_set.width, count);
-    for (int64_t i = 0; i < count; ++i) extra_indices.push_back(train_set.size() + i);
-    train_set.images.insert(train_set.images.end(), pixels.begin(), pixels.end());
-    train_set.labels.resize(train_set.labels.size() + size_t(count), 0);
+    data::Preprocess p;
+    p.channels = train_set.channels;
+    p.height = train_set.height;
+    p.width = train_set.width;
+    if (d.dataset == DatasetKind::folder) {  // the extra images are decoded as the folder's own are
+      p.resize_shorter = d.resize;
+      p.interpolation = req.interpolation;
+    }
+    data::append_unlabelled_folder(train_set, d.extra_unlabelled_folder, p, req.cache_bytes);
   }
-  const int64_t own_images = train_set.size() - int64_t(extra_indices.size());
+  std::vector<int64_t> extra_indices;
+  for (int64_t i = own_images; i < train_set.size(); ++i) extra_indices.push_back(i);
   auto train = std::make_shared<const data::Dataset>(std::move(train_set));
   req.train = false;
   auto test = std::make_shared<const data::Dataset>(data::load_dataset(req));
@@ -45,7 +58,11 @@ LoadedData load_data(const Recipe& r) {
   data::DatasetView all(train, std::move(own));
   out.extra = data::DatasetView(train, extra_indices);
   const uint64_t seed = uint64_t(r.run.seed);
-  if (d.val_size > 0) all = data::split_validation(all, d.val_size, seed ^ 0x7a1ull).train;
+  if (d.val_size > 0) {
+    auto split = data::split_validation(all, d.val_size, seed ^ 0x7a1ull);
+    all = split.train;
+    out.validation = split.validation;
+  }
   if (d.train_subset > 0) {
     RETORT_CHECK(d.train_subset <= all.size(), "data.train_subset = {} but the training set has {} images",
                  d.train_subset, all.size());
@@ -60,18 +77,14 @@ LoadedData load_data(const Recipe& r) {
     out.labelled = all;
   }
   out.test = data::DatasetView(test);
+  out.input = recipe_model_input(r, train->class_names);
 
-  std::vector<float> mean(d.mean.begin(), d.mean.end()), stdv(d.std.begin(), d.std.end());
+  // Augmentation, then what every image goes through on its way to the model (train/model_file.h).
   if (d.augment.random_crop_padding > 0) out.train_transforms.push_back(data::random_crop_transform(d.augment.random_crop_padding));
   if (d.augment.hflip) out.train_transforms.push_back(data::random_hflip_transform());
-  if (train->height != d.image_size || train->width != d.image_size) {
-    out.train_transforms.push_back(data::resize_transform(d.image_size, d.image_size));
-    out.eval_transforms.push_back(data::resize_transform(d.image_size, d.image_size));
-  }
-  if (!mean.empty()) {
-    out.train_transforms.push_back(data::normalize_transform(mean, stdv));
-    out.eval_transforms.push_back(data::normalize_transform(mean, stdv));
-  }
+  const bool decoded_preprocessed = d.dataset == DatasetKind::folder;
+  out.eval_transforms = input_transforms(out.input, train->height, train->width, decoded_preprocessed);
+  out.train_transforms.insert(out.train_transforms.end(), out.eval_transforms.begin(), out.eval_transforms.end());
   return out;
 }
 
@@ -80,6 +93,7 @@ StageDatasets stage_datasets(const Recipe& recipe, const StageSpec& stage, const
                              const std::function<void(const std::string&)>& say) {
   StageDatasets sd;
   sd.test = data.test;
+  sd.validation = data.validation;
   sd.train_transforms = data.train_transforms;
   sd.eval_transforms = data.eval_transforms;
   sd.workers = int(recipe.data.workers);

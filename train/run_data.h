@@ -10,7 +10,9 @@
 #include <vector>
 #include "engine/data/dataset.h"
 #include "engine/data/loader.h"
+#include "engine/data/registry.h"
 #include "models/model.h"
+#include "train/model_file.h"
 #include "train/recipe.h"
 #include "train/trainer.h"
 
@@ -18,9 +20,15 @@ namespace retort {
 
 struct LoadedData {
   data::DatasetView train_all, labelled, unlabelled, test;
+  data::DatasetView validation;  // data.val_size images held out of the training set (empty: none)
   data::DatasetView extra;  // data.extra_unlabelled_folder's images (no labels), empty when not set
   std::vector<data::BatchTransform> train_transforms, eval_transforms;
+  ModelInput input;  // what the models see (written into their files)
 };
+
+// The dataset request for the recipe's data: its training (or test) split, folder images
+// decoded through the recipe's preprocessing and cache.
+data::DatasetRequest dataset_request(const DataSettings& data, bool train);
 
 // Loads the recipe's data and splits it as the recipe says.
 LoadedData load_data(const Recipe& recipe);

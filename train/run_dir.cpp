@@ -194,6 +194,17 @@ void RunDir::read_summary() {
     m.test_top5 = r["test_top5"].is_number() ? r["test_top5"].get<double>() : NAN;
     m.wall_s = r["wall_s"].is_number() ? r["wall_s"].get<double>() : NAN;
     m.parameters = r.value("parameters", int64_t(0));
+    if (r.contains("selection") && r["selection"].is_object()) {  // a resumed run keeps its finished stages' rows
+      const auto& s = r["selection"];
+      const auto num = [&](const char* k) { return s.contains(k) && s[k].is_number() ? s[k].get<double>() : NAN; };
+      m.kept = s.value("kept", "");
+      m.best_epoch = s.value("best_epoch", int64_t(0));
+      m.last_epoch = s.value("last_epoch", int64_t(0));
+      m.best_val_top1 = num("best_val_top1");
+      m.last_val_top1 = num("last_val_top1");
+      m.best_test_top1 = num("best_test_top1");
+      m.last_test_top1 = num("last_test_top1");
+    }
     results_.push_back(m);
   }
 }
@@ -279,13 +290,22 @@ void RunDir::set_status(const std::string& status) {
 void RunDir::write_summary() {
   if (!writes_) return;
   nlohmann::json results = nlohmann::json::array();
-  for (const auto& r : results_)
+  for (const auto& r : results_) {
     results.push_back({{"stage", r.stage},
                        {"model", r.model},
                        {"test_top1", number_or_null(r.test_top1)},
                        {"test_top5", number_or_null(r.test_top5)},
                        {"wall_s", number_or_null(r.wall_s)},
                        {"parameters", r.parameters}});
+    if (!r.kept.empty())
+      results.back()["selection"] = {{"kept", r.kept},
+                                     {"best_epoch", r.best_epoch},
+                                     {"best_val_top1", number_or_null(r.best_val_top1)},
+                                     {"best_test_top1", number_or_null(r.best_test_top1)},
+                                     {"last_epoch", r.last_epoch},
+                                     {"last_val_top1", number_or_null(r.last_val_top1)},
+                                     {"last_test_top1", number_or_null(r.last_test_top1)}};
+  }
   nlohmann::json j = {{"recipe", recipe_name_}, {"source", recipe_source_}, {"run_dir", path_.string()},
                       {"started_utc", started_utc_}, {"updated_utc", utc_stamp(true)}, {"status", status_},
                       {"results", results}};

@@ -27,6 +27,11 @@ struct ModelResult {
   double test_top5 = NAN;  // percent
   double wall_s = NAN;     // the stage's wall time
   int64_t parameters = 0;
+  // With a validation split (train/model_selection.h): which model was kept ("best" or "last"; ""
+  // without validation), the best epoch, and both models' validation and test top-1.
+  std::string kept = std::string();
+  int64_t best_epoch = 0, last_epoch = 0;
+  double best_val_top1 = NAN, last_val_top1 = NAN, best_test_top1 = NAN, last_test_top1 = NAN;
 };
 
 // Writes `text` to `path` through a temporary file in the same directory and a rename,

@@ -59,6 +59,25 @@ Models build_models(const Recipe& recipe, int64_t num_classes, Device device) {
   return out;
 }
 
+// Every stage's model is evaluated on the data's labels (and labelled stages train on them): its
+// classifier must have one output per class of the data.
+void check_model_classes(const Recipe& recipe, const Models& models, const data::Dataset& data) {
+  for (const auto& stage : recipe.stages) {
+    const models::Model& m = *models.at(stage.train);
+    const int64_t classes = m.config().num_classes;
+    RETORT_CHECK(classes == data.num_classes,
+                 "{}: stage '{}' trains model '{}', whose classifier has {} outputs, but the data ({}) has {} classes: "
+                 "set num_classes = {} in [models.{}]{}", recipe.where(stage.pos), stage.name, stage.train, classes,
+                 data.name, data.num_classes, data.num_classes, stage.train,
+                 recipe.models.at(stage.train).weights.empty() ? "" : " and head = \"reset\" for a new head");
+  }
+}
+
+// What the stage's model files say about themselves (train/model_file.h).
+StringMap model_metadata(const Run& run, const std::string& model) {
+  return model_file_metadata(run.recipe.models.at(model).arch, run.models.at(model)->config(), run.data.input);
+}
+
 Models teachers_of(const Run& run, const StageSpec& stage) {
   Models teachers;
   for (const auto& t : stage.teachers) teachers[t] = run.models.at(t);
@@ -143,6 +162,7 @@ std::unique_ptr<Run> open_run(const Recipe& recipe, const RunOptions& options) {
                                                 recipe.data.extra_unlabelled_folder)));
   check_stage_data(recipe, d);
   run->models = build_models(recipe, d.train_all.dataset().num_classes, device);
+  check_model_classes(recipe, run->models, d.train_all.dataset());
   run->losses = build_all_losses(*run);
   dist::Communicator& world = dist::world();
   for (size_t i = 0; i < recipe.stages.size(); ++i)
@@ -204,10 +224,11 @@ class StageReporter {
   void evaluation(const EvalRecord& r) {
     metrics_.push_back(r);
     run_.dir->append_metrics(r);
-    const std::string line = fmt::format("{} / {} epoch {}: test top1 {:.2f}%  top5 {:.2f}%  loss {:.4f}  ({:.0f} img/s "
-                                         "train)", r.stage, r.model, r.epoch, r.top1, r.top5, r.loss, r.images_per_s);
+    const std::string line = fmt::format("{} / {} epoch {}: {} top1 {:.2f}%  top5 {:.2f}%  loss {:.4f}  ({:.0f} img/s "
+                                         "train)", r.stage, r.model, r.epoch, r.split == "val" ? "validation" : r.split,
+                                         r.top1, r.top5, r.loss, r.images_per_s);
     if (!bar_) return say(line);
-    bar_->end_epoch();
+    if (bar_epoch_ != -1) bar_->end_epoch();  // once per epoch (validation, then test)
     bar_epoch_ = -1;
     bar_->message(line);
   }
@@ -292,6 +313,8 @@ StageResult train_one(Run& run, const StageSpec& stage, const StageHooks& hooks)
   so.read_every_steps = run.options.read_every_steps;
   so.log_every_steps = effective_log_every(run);
   so.pictures_dir = (run.dir->path() / "pictures").string();
+  so.selection_dir = run.models_dir.string();
+  so.model_file_metadata = model_metadata(run, stage.train);
   so.feature_cache_dir = run.options.feature_cache_dir.empty()
                              ? (fs::path(run.recipe.run.out_dir) / "feature_cache").string()
                              : run.options.feature_cache_dir;
@@ -312,14 +335,36 @@ StageResult train_one(Run& run, const StageSpec& stage, const StageHooks& hooks)
   }
 }
 
+// summary.json's row of a stage: the kept model's test accuracy, and what selection found.
+ModelResult model_result(const StageSpec& stage, const StageResult& sr) {
+  ModelResult row;
+  row.stage = stage.name;
+  row.model = stage.train;
+  row.test_top1 = sr.test.top1;
+  row.test_top5 = sr.test.top5;
+  row.wall_s = sr.wall_s;
+  row.parameters = sr.parameters;
+  const SelectionResult& s = sr.selection;
+  if (!s.active) return row;
+  row.kept = to_string(s.kept);
+  row.best_epoch = s.best_epoch;
+  row.last_epoch = s.last_epoch;
+  row.best_val_top1 = s.best_val_top1;
+  row.last_val_top1 = s.last_val_top1;
+  row.best_test_top1 = s.best_test.top1;
+  row.last_test_top1 = s.last_test.top1;
+  return row;
+}
+
 // summary.json's row, the model file (with its Dropout generators' states, which a resume that
 // skips this finished stage restores) and the stage cache's entry.
 void record_stage(Run& run, const StageSpec& stage, const StageResult& sr, const std::string& key, bool trained,
                   const std::vector<EvalRecord>& metrics) {
   auto& student = *run.models.at(stage.train);
   if (run.cache.enabled()) run.model_keys[stage.train] = key;
-  if (!dist::world().is_root()) return run.dir->record_result({stage.name, stage.train, sr.test.top1, sr.test.top5,
-                                                               sr.wall_s, sr.parameters});  // kept, not written
+  const ModelResult row = model_result(stage, sr);
+  if (!sr.selection.line().empty()) say(fmt::format("stage '{}': {}", stage.name, sr.selection.line()));
+  if (!dist::world().is_root()) return run.dir->record_result(row);  // kept, not written
   const nn::NamedTensors& losses = sr.loss_state;
   if (trained && !losses.empty()) write_safetensors(loss_state_file(run, stage.name).string(), losses, {});
   if (run.cache.enabled() && trained)
@@ -328,8 +373,9 @@ void record_stage(Run& run, const StageSpec& stage, const StageResult& sr, const
                                    {"parameters", sr.parameters}, {"run_dir", run.dir->path().string()}},
                     metrics, losses);
   if (run.cache.enabled()) run.model_keys[stage.train] = key;
-  run.dir->record_result({stage.name, stage.train, sr.test.top1, sr.test.top5, sr.wall_s, sr.parameters});
-  StringMap file_metadata = {{"arch", run.recipe.models.at(stage.train).arch}, {"stage", stage.name}};
+  run.dir->record_result(row);
+  StringMap file_metadata = model_metadata(run, stage.train);
+  file_metadata["stage"] = stage.name;
   nn::capture_module_rngs(student, nn::kModelFileRngPrefix, file_metadata);
   write_safetensors((run.models_dir / (stage.train + ".safetensors")).string(), student.state_dict(), file_metadata);
 }

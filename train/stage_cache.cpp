@@ -87,6 +87,10 @@ std::string StageCache::initial_model_key(const Recipe& recipe, const std::strin
   for (const auto& [k, v] : m.options) text += fmt::format("option {} = {}\n", k, v);
   if (!m.weights.empty()) text += "weights " + file_digest(m.weights) + "\n";
   if (!m.init_from.empty()) text += "init_from " + m.init_from + "\n";
+  if (m.num_classes > 0) text += fmt::format("num_classes {}\n", m.num_classes);
+  if (m.in_channels > 0) text += fmt::format("in_channels {}\n", m.in_channels);
+  if (m.image_size > 0) text += fmt::format("image_size {}\n", m.image_size);
+  if (m.head != models::HeadPolicy::keep) text += fmt::format("head {}\n", to_string(m.head));
   return hash_hex(text);
 }
 
@@ -98,6 +102,7 @@ std::string StageCache::stage_key(const Recipe& recipe, const StageSpec& stage,
   part.run.seed = recipe.run.seed;
   part.data = recipe.data;
   part.data.workers = 0;
+  part.data.cache_mb = DataSettings{}.cache_mb;  // nor does the decoded-image cache
   part.stages = {stage};
   // The machine's numerics too (thread count and OpenBLAS kernel set, or the GPU): an entry
   // trained under other kernels holds other digits than this run would compute.

@@ -43,8 +43,9 @@ nn::NamedTensors checkpoint_tensors(const models::Model& student,
   return out;
 }
 
-// The test batches; under data parallelism each rank evaluates its slice of every batch.
-data::DataLoader test_loader_for(const StageSpec& stage, const StageDatasets& data, const ParallelPlan& plan) {
+// How the test (and validation) batches are loaded; under data parallelism each rank evaluates
+// its slice of every batch.
+data::LoaderOptions eval_loader_options(const StageSpec& stage, const StageDatasets& data, const ParallelPlan& plan) {
   data::LoaderOptions eo;
   eo.shard_index = plan.rank;
   eo.shard_count = plan.ranks;
@@ -52,7 +53,7 @@ data::DataLoader test_loader_for(const StageSpec& stage, const StageDatasets& da
   eo.batch_size = std::max<int64_t>(stage.batch_size, 256);
   eo.num_workers = data.workers;
   eo.transforms = data.eval_transforms;
-  return data::DataLoader(data.test, eo);
+  return eo;
 }
 
 // This rank's slice of every global batch (RETORT_DIST_FAULT=same_slice: every rank reads rank
@@ -69,7 +70,11 @@ struct StageRun {
            const StageOptions& o, const StageHooks& h, StageLosses l, uint64_t seed)
       : recipe(r), stage(st), student(std::move(s)), data(d), device(dev), options(o), hooks(h), losses(std::move(l)),
         plan(plan_stage(st, dev)), train_loader(d.train, sharded(train_loader_options(st, d, seed), plan)),
-        test_loader(test_loader_for(st, d, plan)), gen(seed ^ 0x5eedull) {}
+        test_loader(d.test, eval_loader_options(st, d, plan)), gen(seed ^ 0x5eedull),
+        best(o.selection_dir.empty() ? "" : (std::filesystem::path(o.selection_dir) / (st.name + ".best.safetensors")).string(),
+             st.name, plan.world->is_root(), o.model_file_metadata) {
+    if (!d.validation.empty()) val_loader.emplace(d.validation, eval_loader_options(st, d, plan));
+  }
 
   const Recipe& recipe;
   const StageSpec& stage;
@@ -83,6 +88,7 @@ struct StageRun {
   ParallelPlan plan;
   StageOptimizer optimizer;
   data::DataLoader train_loader, test_loader;
+  std::optional<data::DataLoader> val_loader;  // with a validation split
   int64_t steps_per_epoch = 0;
   LrSchedule schedule = LrSchedule::constant(0);
   Generator gen;
@@ -93,6 +99,7 @@ struct StageRun {
   std::string checkpoint;
   nn::NamedTensors checkpoint_tensors;
   std::unique_ptr<StepHealth> health;  // the steps' device-side bookkeeping (one process)
+  BestOnValidation best;
   int64_t read_every = 1;
   // Since the previous steps.jsonl row: when it was written, the images and top-1 hits read.
   struct LogWindow {
@@ -157,6 +164,7 @@ void resume(StageRun& run) {
   run.student->state_loaded_externally();
   run.progress.restore_rng(run.gen);
   nn::restore_module_rngs(*run.student, "rng.student.", run.progress.extra);
+  if (run.val_loader) run.best.resume(*run.student);
   run.log(fmt::format("resumed stage '{}' from {} at epoch {}, batch {} (step {})", run.stage.name, run.checkpoint,
                       run.progress.epoch, run.progress.batch_in_epoch, run.progress.step));
 }
@@ -331,6 +339,38 @@ std::map<std::string, double> loss_epoch_stats(const StageRun& run) {
   return out;
 }
 
+// The student on one split (warned about when logits are not finite).
+EvalResult evaluate_split(StageRun& run, data::DataLoader& loader, const char* split, int64_t epoch, bool confusion) {
+  EvalResult r = evaluate(*run.student, loader, run.device, run.options.max_batches_per_epoch, run.plan.world, confusion);
+  if (!r.finite())
+    run.log(fmt::format("warning: stage '{}' epoch {}: {} of {} {} images gave non-finite logits (counted as misses); "
+                        "{} loss {}", run.stage.name, epoch + 1, r.nonfinite_rows, r.images, split, split, r.loss));
+  return r;
+}
+
+// One evaluation to the metrics hook (metrics.jsonl, the terminal).
+void report_evaluation(StageRun& run, const char* split, int64_t epoch, const EvalResult& e, const EpochTotals& t,
+                       const std::map<std::string, double>& stats) {
+  if (!run.hooks.metrics) return;
+  EvalRecord r;
+  r.stage = run.stage.name;
+  r.model = run.stage.train;
+  r.epoch = epoch + 1;
+  r.step = run.progress.step;
+  r.split = split;
+  r.loss = e.loss;
+  r.top1 = e.top1;
+  r.top5 = e.top5;
+  r.images_per_s = t.images_per_s;
+  r.eval_images_per_s = e.images_per_s;
+  r.nonfinite_logits = e.nonfinite_rows;
+  r.train_loss = t.loss / double(std::max<int64_t>(run.steps_per_epoch, 1));
+  r.train_top1 = t.seen ? 100.0 * double(t.hits) / double(t.seen) : 0.0;
+  r.wall_s = seconds_since(run.started);
+  r.loss_stats = stats;
+  run.hooks.metrics(r);
+}
+
 // After an epoch: the checkpoint, then the evaluation when one is due.
 void finish_epoch(StageRun& run, int64_t epoch, const EpochTotals& t, StageResult& result) {
   run.progress.batch_in_epoch = 0;
@@ -340,30 +380,57 @@ void finish_epoch(StageRun& run, int64_t epoch, const EpochTotals& t, StageResul
   const bool due = (epoch + 1) % std::max<int64_t>(run.stage.eval_every, 1) == 0 || epoch + 1 == run.stage.epochs;
   if (!due) return;
   const bool last = epoch + 1 == run.stage.epochs;
-  result.test = evaluate(*run.student, run.test_loader, run.device, run.options.max_batches_per_epoch, run.plan.world,
-                         last && !run.options.pictures_dir.empty());
-  if (!result.test.finite())
-    run.log(fmt::format("warning: stage '{}' epoch {}: {} of {} test images gave non-finite logits (counted as "
-                        "misses); test loss {}",
-                        run.stage.name, epoch + 1, result.test.nonfinite_rows, result.test.images, result.test.loss));
-  if (!run.hooks.metrics) return;
-  EvalRecord r;
-  r.stage = run.stage.name;
-  r.model = run.stage.train;
-  r.epoch = epoch + 1;
-  r.step = run.progress.step;
-  r.split = "test";
-  r.loss = result.test.loss;
-  r.top1 = result.test.top1;
-  r.top5 = result.test.top5;
-  r.images_per_s = t.images_per_s;
-  r.eval_images_per_s = result.test.images_per_s;
-  r.nonfinite_logits = result.test.nonfinite_rows;
-  r.train_loss = t.loss / double(std::max<int64_t>(run.steps_per_epoch, 1));
-  r.train_top1 = t.seen ? 100.0 * double(t.hits) / double(t.seen) : 0.0;
-  r.wall_s = seconds_since(run.started);
-  r.loss_stats = stats;
-  run.hooks.metrics(r);
+  if (run.val_loader) {
+    const EvalResult val = evaluate_split(run, *run.val_loader, "validation", epoch, false);
+    if (run.best.offer(*run.student, epoch + 1, val))
+      run.log(fmt::format("stage '{}' epoch {}: best on validation so far (top-1 {:.2f}%)", run.stage.name, epoch + 1,
+                          val.top1));
+    result.selection.last_val_top1 = val.top1;
+    report_evaluation(run, "val", epoch, val, t, stats);
+  }
+  result.test = evaluate_split(run, run.test_loader, "test", epoch, last && !run.options.pictures_dir.empty());
+  report_evaluation(run, "test", epoch, result.test, t, stats);
+}
+
+// With a validation split: the best and the last model both evaluated on test; the one the stage
+// keeps stays in the student, and both are written (<stage>.best / <stage>.last.safetensors).
+void select_model(StageRun& run, StageResult& result, bool confusion) {
+  SelectionResult& s = result.selection;
+  s.active = true;
+  s.kept = run.stage.keep;
+  s.last_epoch = run.stage.epochs;
+  s.last_test = result.test;
+  if (std::isnan(s.last_val_top1)) {  // a resume after the last epoch: nothing evaluated yet
+    const EvalResult val = evaluate_split(run, *run.val_loader, "validation", s.last_epoch - 1, false);
+    run.best.offer(*run.student, s.last_epoch, val);
+    s.last_val_top1 = val.top1;
+  }
+  if (run.plan.world->is_root() && !run.options.selection_dir.empty()) {
+    StringMap metadata = run.options.model_file_metadata;
+    metadata["stage"] = run.stage.name;
+    metadata["epoch"] = std::to_string(s.last_epoch);
+    metadata["val_top1"] = fmt::format("{:.17g}", s.last_val_top1);
+    write_safetensors((std::filesystem::path(run.options.selection_dir) / (run.stage.name + ".last.safetensors")).string(),
+                      run.student->state_dict(), metadata);
+  }
+  if (!run.best.any()) {  // every validation gave non-finite logits: the last model stays
+    s.kept = KeepModel::last;
+    s.best_epoch = s.last_epoch;
+    s.best_test = s.last_test;
+    return;
+  }
+  s.best_epoch = run.best.best_epoch();
+  s.best_val_top1 = run.best.best_top1();
+  if (s.best_epoch == s.last_epoch) {
+    s.best_test = s.last_test;
+    return;
+  }
+  nn::NamedTensors last;
+  for (const auto& [name, t] : run.student->state_dict()) last.push_back({name, t.clone()});
+  run.best.load_best_into(*run.student);
+  s.best_test = evaluate_split(run, run.test_loader, "test", s.best_epoch - 1, confusion);
+  if (s.kept == KeepModel::best) result.test = s.best_test;
+  else run.student->load_state_dict(last, /*strict=*/true);
 }
 
 }  // namespace
@@ -403,6 +470,7 @@ StageResult train_stage(const Recipe& recipe, const StageSpec& stage, std::share
   if (result.test.images == 0)
     result.test =
         evaluate(*student, run->test_loader, device, options.max_batches_per_epoch, run->plan.world, pictures);
+  if (run->val_loader) select_model(*run, result, pictures);
   if (pictures && run->plan.world->is_root())
     write_stage_pictures(std::filesystem::path(options.pictures_dir) / (stage.name + ".safetensors"), stage, *student,
                          teachers, run->losses, data, device, result.test, [&](const std::string& s) { run->log(s); });

@@ -10,6 +10,7 @@
 #include "models/model.h"
 #include "train/evaluate.h"
 #include "train/metrics.h"
+#include "train/model_selection.h"
 #include "train/recipe.h"
 #include "train/stage_losses.h"
 #include "train/step_log.h"
@@ -55,10 +56,15 @@ struct StageOptions {
   int64_t log_every_steps = 0;
   // Where the stage's pictures go (<dir>/<stage>.safetensors: train/stage_pictures.h); "": none.
   std::string pictures_dir;
+  // With a validation split: where <stage>.best.safetensors (the best epoch's weights, kept for a
+  // resume) and <stage>.last.safetensors go, written with this metadata (the model file's).
+  std::string selection_dir;
+  StringMap model_file_metadata;
 };
 
 struct StageResult {
-  EvalResult test;
+  EvalResult test;  // the kept model's (train/model_selection.h), else the last epoch's
+  SelectionResult selection;
   double wall_s = 0;
   int64_t steps = 0;
   int64_t parameters = 0;
@@ -69,6 +75,7 @@ struct StageResult {
 struct StageDatasets {
   data::DatasetView train;  // what the stage trains on
   data::DatasetView test;   // what it evaluates on
+  data::DatasetView validation;  // held out of the training images (data.val_size); empty: none
   std::vector<data::BatchTransform> train_transforms, eval_transforms;
   bool labelled = true;     // false: batches carry no labels for the losses
   bool augmented = false;   // train_transforms draw random numbers (crop, flip)

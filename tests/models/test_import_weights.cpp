@@ -147,7 +147,7 @@ TEST_CASE("import: strict loading lists every missing, unexpected and mismatched
   INFO(msg);
   for (const char* part : {"w.safetensors", "2 missing", "conv1.weight", "layer1.0.bn1.running_var", "1 unexpected",
                            "layer9.extra.weight", "2 with another shape", "'fc.weight': shape [1000, 64] in the file but [10, 64]",
-                           "'fc.bias'", "--num-classes", "strict loading"})
+                           "'fc.bias'", "head = \"reset\"", "--head reset", "strict loading"})
     CHECK(msg.find(part) != std::string::npos);
   CHECK(model->state_dict()[0].second.to_vector() == before);  // nothing modified
 
@@ -173,7 +173,7 @@ TEST_CASE("import: weights of another architecture say so, not that the classifi
   std::string msg = error_of([&] { load_weights(*wide, s, "r20.safetensors"); });
   INFO(msg);
   CHECK(msg.find("hint: these weights are of another architecture (the file says 'resnet20')") != std::string::npos);
-  CHECK(msg.find("--num-classes") == std::string::npos);  // the classifier's outputs agree; its inputs do not
+  CHECK(msg.find("--head reset") == std::string::npos);  // the classifier's outputs agree; its inputs do not
 }
 
 TEST_CASE("import: dtypes are converted, num_batches_tracked may be absent, checkpoints give their model tensors") {
