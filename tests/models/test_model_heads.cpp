@@ -6,6 +6,7 @@
 #include "helpers.h"
 #include "models/import_weights.h"
 #include "models/registry.h"
+#include "tests/train/recipe_test_util.h"
 
 using namespace retort;
 using namespace retort::models;
@@ -27,16 +28,6 @@ ModelConfig config(int64_t classes, uint64_t seed, int64_t image = 32, int64_t c
   c.patch_size = 8;  // ViT: a 4x4 grid
   c.depth = 2;
   return c;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const retort::Error& e) {
-    return e.what();
-  }
-  FAIL("expected a retort::Error");
-  return {};
 }
 
 std::map<std::string, std::vector<double>> values(const Model& m) {
@@ -81,7 +72,7 @@ TEST_CASE("heads: reset loads the body and keeps the model's own seeded head; th
   const auto fresh_values = values(*fresh);
   auto model = create_model("resnet8", config(10, 22));
 
-  const std::string refused = error_of([&] { load_weights(*model, file, "pre.safetensors"); });
+  const std::string refused = test::error_of([&] { load_weights(*model, file, "pre.safetensors"); });
   CHECK(refused.find("'fc.weight': shape [5, 64] in the file but [10, 64]") != std::string::npos);
   CHECK(refused.find("head = \"reset\"") != std::string::npos);
   CHECK(values(*model) == fresh_values);  // a refused load changes nothing
@@ -117,7 +108,7 @@ TEST_CASE("heads: drop loads the body into a model without a classifier, and nee
   const auto pre = values(*pretrained);
   for (const auto& [name, v] : values(*headless)) CHECK(v == pre.at(name));
   auto with_head = create_model("vit_tiny", config(10, 4));
-  CHECK(error_of([&] { load_weights(*with_head, file, "vit.safetensors", drop); })
+  CHECK(test::error_of([&] { load_weights(*with_head, file, "vit.safetensors", drop); })
             .find("head = \"drop\" needs a model built without a classifier") != std::string::npos);
   // A distilled ViT's second head is a classifier too.
   auto deit = create_model("deit_tiny_distilled", config(5, 5));
@@ -126,5 +117,5 @@ TEST_CASE("heads: drop loads the body into a model without a classifier, and nee
   reset.head = HeadPolicy::reset;
   CHECK(load_weights(*deit_new, state_of(*deit), "deit.safetensors", reset).head_left.size() == 4);
   CHECK(parse_head_policy("reset") == HeadPolicy::reset);
-  CHECK(error_of([] { parse_head_policy("replace"); }).find("keep") != std::string::npos);
+  CHECK(test::error_of([] { parse_head_policy("replace"); }).find("keep") != std::string::npos);
 }
