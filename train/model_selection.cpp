@@ -7,6 +7,12 @@
 
 namespace retort {
 
+nn::NamedTensors cloned_state(const models::Model& model) {
+  nn::NamedTensors out;
+  for (const auto& [name, t] : model.state_dict()) out.push_back({name, t.clone()});
+  return out;
+}
+
 std::string SelectionResult::line() const {
   if (!active) return "";
   const auto one = [](const char* what, int64_t epoch, double val, const EvalResult& test) {
@@ -46,8 +52,7 @@ bool BestOnValidation::offer(const models::Model& model, int64_t epoch, const Ev
   if (!validation.finite() || !(validation.top1 > best_top1_)) return false;
   best_top1_ = validation.top1;
   best_epoch_ = epoch;
-  best_.clear();
-  for (const auto& [name, t] : model.state_dict()) best_.push_back({name, t.clone()});
+  best_ = cloned_state(model);
   if (writes_ && !file_.empty()) {
     StringMap metadata = metadata_;
     metadata["stage"] = stage_;

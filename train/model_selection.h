@@ -28,6 +28,9 @@ struct SelectionResult {
   std::string line() const;
 };
 
+// A copy of every tensor of the model's state dict (own storage, same device and dtype).
+nn::NamedTensors cloned_state(const models::Model& model);
+
 class BestOnValidation {
  public:
   // `file`: where the best weights are written (rank 0 only: `writes`); "" keeps them in

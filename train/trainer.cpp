@@ -425,8 +425,7 @@ void select_model(StageRun& run, StageResult& result, bool confusion) {
     s.best_test = s.last_test;
     return;
   }
-  nn::NamedTensors last;
-  for (const auto& [name, t] : run.student->state_dict()) last.push_back({name, t.clone()});
+  const nn::NamedTensors last = cloned_state(*run.student);
   run.best.load_best_into(*run.student);
   s.best_test = evaluate_split(run, run.test_loader, "test", s.best_epoch - 1, confusion);
   if (s.kept == KeepModel::best) result.test = s.best_test;

@@ -50,9 +50,10 @@ Batch make_batch(const DatasetView& view, const std::vector<int64_t>& positions)
   for (int64_t i = 0; i < b.batch; ++i) {
     const int64_t p = positions[size_t(i)];
     RETORT_CHECK(p >= 0 && p < view.size(), "make_batch: position {} out of range [0, {})", p, view.size());
-    view.copy_image(p, pixels.data());
+    // in memory: read in place; streamed: copied out of the source (which may decode it)
+    const uint8_t* src = ds.in_memory() ? view.image(p) : (view.copy_image(p, pixels.data()), pixels.data());
     float* dst = b.image(i);
-    for (int64_t k = 0; k < n; ++k) dst[k] = float(pixels[size_t(k)]) * kScale;
+    for (int64_t k = 0; k < n; ++k) dst[k] = float(src[k]) * kScale;
     b.labels[size_t(i)] = view.label(p);
   }
   return b;
