@@ -8,8 +8,10 @@
 //  * lower to bf16 (f32 inputs cast down): matmul, linear, conv2d, conv_transpose2d,
 //    conv2d_bias_act, scaled_dot_product_attention.
 //  * f32 (bf16 inputs cast up): softmax, log_softmax, cross_entropy, kl_div, mse_loss,
-//    smooth_l1_loss, batch_norm2d, layer_norm, sum, mean, var, exp, log, sqrt, pow,
-//    l2_normalize, pairwise_sq_dist, svd_right.
+//    smooth_l1_loss, layer_norm, sum, mean, var, exp, log, sqrt, pow, l2_normalize,
+//    pairwise_sq_dist, svd_right.
+//  * batch_norm2d runs in its input's dtype with f32 statistics and parameters (bf16 in, bf16
+//    out, as PyTorch's cuDNN batch norm), so a convolution's bf16 output stays bf16 to the next.
 //  * promote (bf16 with f32 -> both f32): add, sub, mul, div, maximum, where, concat, stack.
 //  * everything else runs in the dtype it is given (relu, gelu, dropout, pooling, shapes, ...).
 // Backward runs with autocast off: every recorded op already has inputs of one dtype.

@@ -7,6 +7,10 @@
 //     any division (one division at the start of the walk).
 //   ElementPlan / ChannelWalk: the grid-stride elementwise passes (normalise, dx) over the whole
 //     [N, C, S] tensor, tracking each unit's channel without a division per element.
+//   RowPlan: the channels-last (NHWC) reduction: M = N*S rows of C channels; a block takes
+//     kRowChannels consecutive channels (a warp reads them in one coalesced row segment) by
+//     kRowLanes rows at a time, over one tile of rows; the elementwise passes use ElementPlan
+//     with S = 1 (each row of C values is C planes of one element).
 //   shifted_moments: mean and biased variance from the per-channel shifted sums.
 #pragma once
 #include <cstdint>
@@ -127,6 +131,42 @@ struct ChannelWalk {
     if (c >= p.C) c -= p.C;  // c <= (C - 1) + (C - 1) + 1 here, so once is enough
   }
 };
+
+// ---- channels-last (NHWC): rows of C channels
+
+constexpr int kRowChannels = 32;                     // channels per block: threadIdx.x % 32
+constexpr int kRowLanes = kThreads / kRowChannels;   // rows at a time: threadIdx.x / 32
+constexpr int64_t kMinTileRows = 8 * kRowLanes;      // at least 8 rows per lane in a tile
+
+// chunks (of kRowChannels channels) x tiles (of rows_per_tile rows) blocks; block b is chunk
+// b / tiles, tile b % tiles. Lane l of a block visits rows tile_begin + l, + kRowLanes, ...
+struct RowPlan {
+  int64_t M = 0, C = 0;
+  int64_t chunks = 0, rows_per_tile = 0, tiles = 0;
+
+  RETORT_HD int64_t tile_begin(int64_t t) const { return t * rows_per_tile; }
+  RETORT_HD int64_t tile_end(int64_t t) const {
+    const int64_t e = (t + 1) * rows_per_tile;
+    return e < M ? e : M;
+  }
+};
+
+// The row tiles that fill `target_blocks` blocks, within [1, kMaxTiles] tiles and tiles of at
+// least kMinTileRows rows (unless M is smaller), none empty.
+inline RowPlan make_row_plan(int64_t M, int64_t C, int64_t target_blocks) {
+  RowPlan p;
+  p.M = M;
+  p.C = C;
+  p.chunks = (C + kRowChannels - 1) / kRowChannels;
+  const int64_t most_tiles = M / kMinTileRows;  // whole tiles of kMinTileRows rows
+  int64_t tiles = target_blocks / p.chunks;
+  if (tiles > most_tiles) tiles = most_tiles;
+  if (tiles > kMaxTiles) tiles = kMaxTiles;
+  if (tiles < 1) tiles = 1;
+  p.rows_per_tile = (M + tiles - 1) / tiles;
+  p.tiles = (M + p.rows_per_tile - 1) / p.rows_per_tile;
+  return p;
+}
 
 // A channel's mean and biased variance from its M values' shifted sums s1 = sum(x - K) and
 // s2 = sum((x - K)^2), K being one of the channel's values (so |mean - K| is of the order of

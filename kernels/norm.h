@@ -1,23 +1,27 @@
 // Kernel family "norm": batch norm (per channel) and layer norm (per row). All tensors are
-// contiguous. Statistics (mean, var, invstd/rstd) and weight/bias gradients are in the
-// accumulation dtype: f64 for f64 inputs, f32 otherwise. weight/bias (the input dtype) may be
-// nullptr (no affine transform); any gradient pointer may be nullptr (not wanted).
+// dense. Statistics (mean, var, invstd/rstd) and weight/bias gradients are in the accumulation
+// dtype: f64 for f64 inputs, f32 otherwise. Layer norm's weight/bias are in the input dtype;
+// batch norm's are in the accumulation dtype (a bf16 activation is normalised with f32
+// parameters and written in bf16, as autocast wants it). weight/bias may be nullptr (no affine
+// transform); any gradient pointer may be nullptr (not wanted).
 #pragma once
 #include <cstdint>
 #include "core/dtype.h"
 #include "kernels/family.h"
 
 namespace retort::kernels {
-// x, y: [N, C, S]. use_batch_stats: mean and var (biased) are computed from x and written;
-// otherwise mean and var are read (the running statistics). invstd = 1/sqrt(var + eps) is written.
+// x, y: [N, C, S] in memory, or [N, S, C] when channels_last (NHWC, S = H*W). use_batch_stats:
+// mean and var (biased) are computed from x and written; otherwise mean and var are read (the
+// running statistics). invstd = 1/sqrt(var + eps) is written.
 using BatchNormForward = void(DType type, const void* x, const void* weight, const void* bias, int64_t N, int64_t C,
-                              int64_t S, bool use_batch_stats, double eps, void* mean, void* var, void* invstd,
-                              void* y);
+                              int64_t S, bool channels_last, bool use_batch_stats, double eps, void* mean, void* var,
+                              void* invstd, void* y);
 // Closed-form backward; with use_batch_stats the statistics' dependence on x is included
 // (dx = w*invstd/M * (M*g - sum(g) - xhat*sum(g*xhat)), M = N*S), otherwise dx = g*w*invstd.
+// grad_y and grad_x are in x's memory order.
 using BatchNormBackward = void(DType type, const void* grad_y, const void* x, const void* weight, const void* mean,
-                               const void* invstd, int64_t N, int64_t C, int64_t S, bool use_batch_stats,
-                               void* grad_x, void* grad_weight, void* grad_bias);
+                               const void* invstd, int64_t N, int64_t C, int64_t S, bool channels_last,
+                               bool use_batch_stats, void* grad_x, void* grad_weight, void* grad_bias);
 // x, y: [rows, cols], normalised over cols; mean and rstd: [rows].
 using LayerNormForward = void(DType type, const void* x, const void* weight, const void* bias, int64_t rows,
                               int64_t cols, double eps, void* y, void* mean, void* rstd);

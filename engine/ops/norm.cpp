@@ -1,11 +1,12 @@
 // batch_norm2d and layer_norm: shape checks, running-statistics update, autograd wiring and
 // dispatch to the fused kernels in kernels/cpu/norm.* and kernels/cuda/norm.*.
-// batch_norm2d accepts [N, C, H, W] (and, like BatchNorm1d, [N, C] or [N, C, L]).
-// A channels-last input (engine/memory_format.h) is normalised through its NCHW copy and the
-// result converted back to channels-last, on the CPU and CUDA alike (no native NHWC kernel):
-// the forward pays two extra passes over the activation (x to NCHW, y to NHWC, each one read and
-// one write) and the backward two more (the gradient in, the input gradient out). Values are
-// bitwise those of the NCHW input.
+// batch_norm2d accepts [N, C, H, W] (and, like BatchNorm1d, [N, C] or [N, C, L]). It runs in its
+// input's dtype with the statistics, the parameters and their gradients in f32 (f64 for f64), so
+// a bf16 activation stays bf16 under autocast (as PyTorch's cuDNN batch norm does) instead of
+// being cast up and written in f32. A channels-last input (engine/memory_format.h) is normalised
+// in place in its NHWC memory by the CUDA kernels (kernels/cuda/bn_nhwc.cu); on the CPU it goes
+// through its NCHW copy and back (two extra passes each way), so CPU values are bitwise those of
+// the NCHW input whatever the layout.
 #include "engine/autocast.h"
 #include "engine/memory_format.h"
 #include "engine/autograd.h"
@@ -42,8 +43,26 @@ void check_channel_tensor(const Tensor& p, const Tensor& x, int64_t C, const cha
     RETORT_CHECK(is_floating(p.dtype()), "{}: {} must be a floating tensor, got {}", op, what, p.str());
 }
 
+// batch_norm2d's weight and bias: the input's dtype, or the statistics dtype (f32 for a bf16
+// input: autocast's f32 master weights).
+void check_parameter_dtype(const Tensor& p, const Tensor& x, const char* what) {
+  if (!p.defined()) return;
+  const DType dt = p.dtype();
+  RETORT_CHECK(dt == x.dtype() || dt == stat_dtype(x.dtype()),
+               "batch_norm2d: {} has dtype {} but the input has {} (parameters take the input's dtype, or f32 for "
+               "a bf16 input)", what, dtype_name(dt), dtype_name(x.dtype()));
+}
+
 const void* ptr_or_null(const Tensor& t) { return t.defined() ? t.raw_data() : nullptr; }
 void* mut_ptr_or_null(const Tensor& t) { return t.defined() ? t.raw_data() : nullptr; }
+
+// x dense in `format`'s exact strides (a copy only when it is not already).
+Tensor dense_in(const Tensor& x, MemoryFormat format) {
+  return format == MemoryFormat::contiguous ? x.contiguous() : to_memory_format(x, format);
+}
+
+// A batch-norm parameter as the kernels read it: dense, in the statistics dtype.
+Tensor in_stat_dtype(const Tensor& p, DType sd) { return p.defined() ? p.detach().to(sd).contiguous() : Tensor(); }
 
 // Brings a kernel's accumulation-dtype parameter gradient to the parameter's dtype.
 Tensor as_param_grad(const Tensor& g, const Tensor& param) {
@@ -61,10 +80,10 @@ void update_batch_norm_running_stats(Tensor running_mean, Tensor running_var, co
   rv.copy_(add(mul(rv, 1.0 - momentum), mul(var.to(rv.dtype()), momentum * count / (count - 1.0))));
 }
 
-Tensor batch_norm2d(const Tensor& x_ac, const Tensor& weight, const Tensor& bias, Tensor running_mean,
+Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
                     Tensor running_var, bool training, double momentum, double eps) {
-  const Tensor x = autocast::to_f32(x_ac);
-  if (suggest_memory_format(x) == MemoryFormat::channels_last)
+  const bool nhwc = x.defined() && suggest_memory_format(x) == MemoryFormat::channels_last;
+  if (nhwc && x.device().is_cpu())
     return through_contiguous(x, [&](const Tensor& xn) {
       return batch_norm2d(xn, weight, bias, running_mean, running_var, training, momentum, eps);
     });
@@ -76,8 +95,10 @@ Tensor batch_norm2d(const Tensor& x_ac, const Tensor& weight, const Tensor& bias
   const int64_t N = x.size(0), C = x.size(1);
   RETORT_CHECK(N > 0 && C > 0, "{}: input {} is empty", op, shape_str(x.shape()));
   const int64_t S = x.numel() / (N * C);
-  check_channel_tensor(weight, x, C, "weight", op, true);
-  check_channel_tensor(bias, x, C, "bias", op, true);
+  check_channel_tensor(weight, x, C, "weight", op, false);
+  check_channel_tensor(bias, x, C, "bias", op, false);
+  check_parameter_dtype(weight, x, "weight");
+  check_parameter_dtype(bias, x, "bias");
   RETORT_CHECK(running_mean.defined() == running_var.defined(),
                "{}: running_mean and running_var must both be given or both be undefined", op);
   check_channel_tensor(running_mean, x, C, "running_mean", op, false);
@@ -87,10 +108,10 @@ Tensor batch_norm2d(const Tensor& x_ac, const Tensor& weight, const Tensor& bias
                op, shape_str(x.shape()));
 
   const DType sd = stat_dtype(x.dtype());
-  Tensor xc = x.detach().contiguous();
-  Tensor wc = weight.defined() ? weight.detach().contiguous() : Tensor();
-  Tensor bc = bias.defined() ? bias.detach().contiguous() : Tensor();
-  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  const MemoryFormat format = nhwc ? MemoryFormat::channels_last : MemoryFormat::contiguous;
+  Tensor xc = dense_in(x.detach(), format);
+  Tensor wc = in_stat_dtype(weight, sd), bc = in_stat_dtype(bias, sd);
+  Tensor y = empty_in_format(x.shape(), format, x.dtype(), x.device());
   Tensor mean = Tensor::empty({C}, sd, x.device()), var = Tensor::empty({C}, sd, x.device());
   Tensor invstd = Tensor::empty({C}, sd, x.device());
   if (!batch_stats) {
@@ -98,7 +119,7 @@ Tensor batch_norm2d(const Tensor& x_ac, const Tensor& weight, const Tensor& bias
     var.copy_(running_var.detach());
   }
   RETORT_KERNEL(x.device(), batch_norm_forward, x.dtype(), xc.raw_data(), ptr_or_null(wc), ptr_or_null(bc), N, C, S,
-                batch_stats, eps, mean.raw_data(), var.raw_data(), invstd.raw_data(), y.raw_data());
+                nhwc, batch_stats, eps, mean.raw_data(), var.raw_data(), invstd.raw_data(), y.raw_data());
 
   if (training && running_mean.defined())
     update_batch_norm_running_stats(running_mean, running_var, mean, var, momentum, double(N * S));
@@ -108,13 +129,13 @@ Tensor batch_norm2d(const Tensor& x_ac, const Tensor& weight, const Tensor& bias
                gb = bias.defined() && bias.requires_grad();
     Tensor wd = weight.defined() ? weight.detach() : Tensor(), bd = bias.defined() ? bias.detach() : Tensor();
     record(y, op, {x, weight, bias}, [=](const Tensor& g) {
-      Tensor gc = g.contiguous();
-      Tensor dx = gx ? Tensor::empty(xc.shape(), xc.dtype(), xc.device()) : Tensor();
+      Tensor gc = dense_in(g, format);
+      Tensor dx = gx ? empty_in_format(xc.shape(), format, xc.dtype(), xc.device()) : Tensor();
       Tensor dw = gw ? Tensor::empty({C}, sd, xc.device()) : Tensor();
       Tensor db = gb ? Tensor::empty({C}, sd, xc.device()) : Tensor();
       RETORT_KERNEL(xc.device(), batch_norm_backward, xc.dtype(), gc.raw_data(), xc.raw_data(), ptr_or_null(wc),
-                    mean.raw_data(), invstd.raw_data(), N, C, S, batch_stats, mut_ptr_or_null(dx), mut_ptr_or_null(dw),
-                    mut_ptr_or_null(db));
+                    mean.raw_data(), invstd.raw_data(), N, C, S, nhwc, batch_stats, mut_ptr_or_null(dx),
+                    mut_ptr_or_null(dw), mut_ptr_or_null(db));
       return std::vector<Tensor>{dx, as_param_grad(dw, wd), as_param_grad(db, bd)};
     });
   }

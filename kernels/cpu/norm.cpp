@@ -1,6 +1,9 @@
 // CPU batch norm and layer norm kernels (the reference for kernels/cuda/norm.cu).
 // Batch norm: one channel per OpenMP iteration, two-pass mean/variance; each image's plane is
-// summed in vector lanes (acc_t), the planes in double. Layer norm: one row per iteration, its
+// summed in vector lanes (acc_t), the planes in double. Its channels-last (NHWC) form is a plain
+// reference for the CUDA NHWC kernels: every sum in double, row after row, one thread (the
+// engine's CPU op normalises channels-last inputs through their NCHW copy, so CPU results do not
+// depend on the layout). Layer norm: one row per iteration, its
 // two-pass statistics in vector lanes; weight/bias gradients sum blocks of rows in lanes, then
 // the blocks in double.
 #include <algorithm>
@@ -69,20 +72,75 @@ void layer_norm_param_grads(const T* g, const T* x, const A* mean, const A* rstd
   }
 }
 
+// Channels-last batch norm, the reference of kernels/cuda/bn_nhwc.cu: x, y are M = N*S rows of
+// C channels. Sums in double, rows in order.
+template <typename T, typename A>
+void nhwc_forward(const T* x, const A* w, const A* b, int64_t M, int64_t C, bool use_batch_stats, double eps, A* mean,
+                  A* var, A* invstd, T* y) {
+  if (use_batch_stats) {
+    std::vector<double> sum(static_cast<size_t>(C), 0.0), sq(static_cast<size_t>(C), 0.0);
+    for (int64_t r = 0; r < M; ++r)
+      for (int64_t c = 0; c < C; ++c) sum[size_t(c)] += double(A(x[r * C + c]));
+    for (int64_t c = 0; c < C; ++c) mean[c] = A(sum[size_t(c)] / double(M));
+    for (int64_t r = 0; r < M; ++r)
+      for (int64_t c = 0; c < C; ++c) {
+        const double d = double(A(x[r * C + c])) - double(mean[c]);
+        sq[size_t(c)] += d * d;
+      }
+    for (int64_t c = 0; c < C; ++c) var[c] = A(sq[size_t(c)] / double(M));
+  }
+  std::vector<A> scale(static_cast<size_t>(C)), shift(static_cast<size_t>(C));
+  for (int64_t c = 0; c < C; ++c) {
+    const A is = A(1) / std::sqrt(var[c] + A(eps));
+    invstd[c] = is;
+    scale[size_t(c)] = w ? w[c] * is : is;
+    shift[size_t(c)] = (b ? b[c] : A(0)) - mean[c] * scale[size_t(c)];
+  }
+  for (int64_t r = 0; r < M; ++r)
+    for (int64_t c = 0; c < C; ++c) y[r * C + c] = T(A(x[r * C + c]) * scale[size_t(c)] + shift[size_t(c)]);
+}
+
+template <typename T, typename A>
+void nhwc_backward(const T* g, const T* x, const A* w, const A* mean, const A* invstd, int64_t M, int64_t C,
+                   bool use_batch_stats, T* gx, A* gw, A* gb) {
+  std::vector<double> sum_g(static_cast<size_t>(C), 0.0), sum_gx(static_cast<size_t>(C), 0.0);  // sum(g), sum(g * xhat)
+  for (int64_t r = 0; r < M; ++r)
+    for (int64_t c = 0; c < C; ++c) {
+      const double gi = double(A(g[r * C + c]));
+      sum_g[size_t(c)] += gi;
+      sum_gx[size_t(c)] += gi * (double(A(x[r * C + c])) - double(mean[c]));
+    }
+  for (int64_t c = 0; c < C; ++c) {
+    sum_gx[size_t(c)] *= double(invstd[c]);
+    if (gw) gw[c] = A(sum_gx[size_t(c)]);
+    if (gb) gb[c] = A(sum_g[size_t(c)]);
+  }
+  if (!gx) return;
+  for (int64_t r = 0; r < M; ++r)
+    for (int64_t c = 0; c < C; ++c) {
+      const A is = invstd[c], k = (w ? w[c] : A(1)) * is;
+      const A mean_g = use_batch_stats ? A(sum_g[size_t(c)] / double(M)) : A(0);
+      const A mean_gx = use_batch_stats ? A(sum_gx[size_t(c)] / double(M)) : A(0);
+      const A xhat = (A(x[r * C + c]) - mean[c]) * is;
+      gx[r * C + c] = T(k * (A(g[r * C + c]) - mean_g - xhat * mean_gx));
+    }
+}
+
 }  // namespace
 
 void batch_norm_forward(DType type, const void* x_, const void* weight_, const void* bias_, int64_t N, int64_t C,
-                        int64_t S, bool use_batch_stats, double eps, void* mean_, void* var_, void* invstd_,
-                        void* y_) {
+                        int64_t S, bool channels_last, bool use_batch_stats, double eps, void* mean_, void* var_,
+                        void* invstd_, void* y_) {
   RETORT_CPU_DISPATCH_FLOAT(type, "batch_norm2d", [&] {
     const scalar_t* x = static_cast<const scalar_t*>(x_);
-    const scalar_t* w = static_cast<const scalar_t*>(weight_);
-    const scalar_t* b = static_cast<const scalar_t*>(bias_);
+    const acc_t* w = static_cast<const acc_t*>(weight_);
+    const acc_t* b = static_cast<const acc_t*>(bias_);
     acc_t* mean = static_cast<acc_t*>(mean_);
     acc_t* var = static_cast<acc_t*>(var_);
     acc_t* invstd = static_cast<acc_t*>(invstd_);
     scalar_t* y = static_cast<scalar_t*>(y_);
     const int64_t M = N * S;
+    if (channels_last) return nhwc_forward(x, w, b, M, C, use_batch_stats, eps, mean, var, invstd, y);
     _Pragma("omp parallel for if (C > 1 && C * M > 32768)")
     for (int64_t c = 0; c < C; ++c) {
       acc_t mu, v;
@@ -102,8 +160,8 @@ void batch_norm_forward(DType type, const void* x_, const void* weight_, const v
       }
       const acc_t is = acc_t(1) / std::sqrt(v + acc_t(eps));
       invstd[c] = is;
-      const acc_t scale = w ? acc_t(w[c]) * is : is;
-      const acc_t shift = (b ? acc_t(b[c]) : acc_t(0)) - mu * scale;
+      const acc_t scale = w ? w[c] * is : is;
+      const acc_t shift = (b ? b[c] : acc_t(0)) - mu * scale;
       for (int64_t n = 0; n < N; ++n) {
         const scalar_t* p = x + (n * C + c) * S;
         scalar_t* q = y + (n * C + c) * S;
@@ -115,18 +173,19 @@ void batch_norm_forward(DType type, const void* x_, const void* weight_, const v
 }
 
 void batch_norm_backward(DType type, const void* grad_y_, const void* x_, const void* weight_, const void* mean_,
-                         const void* invstd_, int64_t N, int64_t C, int64_t S, bool use_batch_stats, void* grad_x_,
-                         void* grad_weight_, void* grad_bias_) {
+                         const void* invstd_, int64_t N, int64_t C, int64_t S, bool channels_last,
+                         bool use_batch_stats, void* grad_x_, void* grad_weight_, void* grad_bias_) {
   RETORT_CPU_DISPATCH_FLOAT(type, "batch_norm2d backward", [&] {
     const scalar_t* g = static_cast<const scalar_t*>(grad_y_);
     const scalar_t* x = static_cast<const scalar_t*>(x_);
-    const scalar_t* w = static_cast<const scalar_t*>(weight_);
+    const acc_t* w = static_cast<const acc_t*>(weight_);
     const acc_t* mean = static_cast<const acc_t*>(mean_);
     const acc_t* invstd = static_cast<const acc_t*>(invstd_);
     scalar_t* gx = static_cast<scalar_t*>(grad_x_);
     acc_t* gw = static_cast<acc_t*>(grad_weight_);
     acc_t* gb = static_cast<acc_t*>(grad_bias_);
     const int64_t M = N * S;
+    if (channels_last) return nhwc_backward(g, x, w, mean, invstd, M, C, use_batch_stats, gx, gw, gb);
     _Pragma("omp parallel for if (C > 1 && C * M > 32768)")
     for (int64_t c = 0; c < C; ++c) {
       const acc_t mu = mean[c], is = invstd[c];
@@ -146,7 +205,7 @@ void batch_norm_backward(DType type, const void* grad_y_, const void* x_, const 
       if (gw) gw[c] = acc_t(sum_gx);
       if (gb) gb[c] = acc_t(sum_g);
       if (!gx) continue;
-      const acc_t k = (w ? acc_t(w[c]) : acc_t(1)) * is;
+      const acc_t k = (w ? w[c] : acc_t(1)) * is;
       const acc_t mean_g = use_batch_stats ? acc_t(sum_g / double(M)) : acc_t(0);
       const acc_t mean_gx = use_batch_stats ? acc_t(sum_gx / double(M)) : acc_t(0);
       for (int64_t n = 0; n < N; ++n) {

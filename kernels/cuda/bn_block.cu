@@ -38,7 +38,7 @@ __device__ __forceinline__ int64_t bn_index(int64_t j, int64_t c, int64_t C, int
 }
 
 template <typename T>
-__global__ void bn_forward_kernel(const T* x, const T* w, const T* b, int64_t N, int64_t C, int64_t S,
+__global__ void bn_forward_kernel(const T* x, const typename Acc<T>::type* w, const typename Acc<T>::type* b, int64_t N, int64_t C, int64_t S,
                                   bool batch_stats, double eps, typename Acc<T>::type* mean,
                                   typename Acc<T>::type* var, typename Acc<T>::type* invstd, T* y) {
   using A = typename Acc<T>::type;
@@ -65,8 +65,8 @@ __global__ void bn_forward_kernel(const T* x, const T* w, const T* b, int64_t N,
   }
   const A is = A(1) / ::sqrt(v + A(eps));
   if (threadIdx.x == 0) invstd[c] = is;
-  const A scale = w ? ld(w, c) * is : is;
-  const A shift = (b ? ld(b, c) : A(0)) - mu * scale;
+  const A scale = w ? w[c] * is : is;
+  const A shift = (b ? b[c] : A(0)) - mu * scale;
   for (int64_t j = threadIdx.x; j < M; j += blockDim.x) {
     const int64_t i = bn_index(j, c, C, S);
     st(y, i, ld(x, i) * scale + shift);
@@ -74,7 +74,7 @@ __global__ void bn_forward_kernel(const T* x, const T* w, const T* b, int64_t N,
 }
 
 template <typename T>
-__global__ void bn_backward_kernel(const T* g, const T* x, const T* w, const typename Acc<T>::type* mean,
+__global__ void bn_backward_kernel(const T* g, const T* x, const typename Acc<T>::type* w, const typename Acc<T>::type* mean,
                                    const typename Acc<T>::type* invstd, int64_t N, int64_t C, int64_t S,
                                    bool batch_stats, T* gx, typename Acc<T>::type* gw, typename Acc<T>::type* gb) {
   using A = typename Acc<T>::type;
@@ -95,7 +95,7 @@ __global__ void bn_backward_kernel(const T* g, const T* x, const T* w, const typ
     if (gb) gb[c] = A(sum_g);
   }
   if (!gx) return;
-  const A k = (w ? ld(w, c) : A(1)) * is;
+  const A k = (w ? w[c] : A(1)) * is;
   const A mean_g = batch_stats ? A(sum_g / double(M)) : A(0);
   const A mean_gx = batch_stats ? A(sum_gx / double(M)) : A(0);
   for (int64_t j = threadIdx.x; j < M; j += blockDim.x) {
@@ -113,7 +113,7 @@ void batch_norm_forward_block(DType type, const void* x, const void* weight, con
   RETORT_CUDA_DISPATCH_FLOAT(type, "batch_norm2d", [&] {
     using A = typename Acc<scalar_t>::type;
     bn_forward_kernel<scalar_t><<<unsigned(C), kBnThreads, 0, stream()>>>(
-        static_cast<const scalar_t*>(x), static_cast<const scalar_t*>(weight), static_cast<const scalar_t*>(bias), N,
+        static_cast<const scalar_t*>(x), static_cast<const A*>(weight), static_cast<const A*>(bias), N,
         C, S, use_batch_stats, eps, static_cast<A*>(mean), static_cast<A*>(var), static_cast<A*>(invstd),
         static_cast<scalar_t*>(y));
     RETORT_CUDA_LAUNCH_CHECK();
@@ -127,7 +127,7 @@ void batch_norm_backward_block(DType type, const void* grad_y, const void* x, co
   RETORT_CUDA_DISPATCH_FLOAT(type, "batch_norm2d backward", [&] {
     using A = typename Acc<scalar_t>::type;
     bn_backward_kernel<scalar_t><<<unsigned(C), kBnThreads, 0, stream()>>>(
-        static_cast<const scalar_t*>(grad_y), static_cast<const scalar_t*>(x), static_cast<const scalar_t*>(weight),
+        static_cast<const scalar_t*>(grad_y), static_cast<const scalar_t*>(x), static_cast<const A*>(weight),
         static_cast<const A*>(mean), static_cast<const A*>(invstd), N, C, S, use_batch_stats,
         static_cast<scalar_t*>(grad_x), static_cast<A*>(grad_weight), static_cast<A*>(grad_bias));
     RETORT_CUDA_LAUNCH_CHECK();

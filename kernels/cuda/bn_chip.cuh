@@ -1,5 +1,6 @@
-// Shared pieces of the full-chip batch-norm kernels (bn_chip_forward.cu, bn_chip_backward.cu):
-// device side, loads and stores of a unit (1 or 4 elements; 4 as one 16-byte float4, two
+// Shared pieces of the full-chip batch-norm kernels (bn_chip_forward.cu, bn_chip_backward.cu,
+// and the channels-last bn_nhwc.cu): device side, the per-channel affine and gradient
+// coefficients, loads and stores of a unit (1 or 4 elements; 4 as one 16-byte float4, two
 // double2 or one 8-byte pair of bf16x2), a block sum of two doubles in a fixed order, and the
 // last-block-done handshake; host side (bn_chip_host.cu), the chip size, the per-channel arrival
 // counters and scratch memory from the engine's stream-ordered pool.
@@ -48,6 +49,53 @@ __device__ __forceinline__ void store_unit(T* p, int64_t i, const typename Acc<T
     alignas(8) __nv_bfloat162 h[2] = {__floats2bfloat162_rn(v[0], v[1]), __floats2bfloat162_rn(v[2], v[3])};
     *reinterpret_cast<uint2*>(p + i) = *reinterpret_cast<const uint2*>(h);
   }
+}
+
+// A channel's normalisation y = x * scale + shift.
+template <typename A>
+struct ChannelAffine {
+  A scale, shift;
+};
+
+// invstd = 1/sqrt(var + eps) (like the CPU), scale = w * invstd, shift = b - mean * scale; w and
+// b (the accumulation dtype) may be null.
+template <typename A>
+__device__ __forceinline__ void write_affine(int64_t c, A mu, A var, const A* w, const A* b, double eps, A* invstd,
+                                             ChannelAffine<A>* affine) {
+  const A is = A(1) / ::sqrt(var + A(eps));
+  invstd[c] = is;
+  const A scale = w ? w[c] * is : is;
+  affine[c] = {scale, (b ? b[c] : A(0)) - mu * scale};
+}
+
+// A channel's input gradient dx = k * (g - mean_g - (x - mu) * is * mean_gx), as the CPU computes it.
+template <typename A>
+struct GradCoef {
+  A mu, is, k, mean_g, mean_gx;
+};
+
+template <typename A>
+__device__ __forceinline__ GradCoef<A> grad_coef(int64_t c, A mu, A is, const A* w, bool batch_stats, double sum_g,
+                                                 double sum_gx, int64_t M) {
+  const A k = (w ? w[c] : A(1)) * is;
+  if (!batch_stats) return {mu, is, k, A(0), A(0)};
+  return {mu, is, k, A(sum_g / double(M)), A(sum_gx / double(M))};
+}
+
+// Eval mode's affine from the given mean and var, one thread per channel.
+template <typename A>
+__global__ void bn_affine_kernel(const A* w, const A* b, int64_t C, double eps, const A* mean, const A* var, A* invstd,
+                                 ChannelAffine<A>* affine) {
+  const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (c < C) write_affine(c, mean[c], var[c], w, b, eps, invstd, affine);
+}
+
+// Without batch statistics and without parameter gradients dx needs no sums: the coefficients
+// alone, one thread per channel.
+template <typename A>
+__global__ void bn_grad_coef_kernel(const A* w, const A* mean, const A* invstd, int64_t C, GradCoef<A>* coef) {
+  const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (c < C) coef[c] = grad_coef(c, mean[c], invstd[c], w, false, 0.0, 0.0, 1);
 }
 
 // Sums a and b over the block (blockDim.x == kThreads) in a fixed tree: shuffles down within

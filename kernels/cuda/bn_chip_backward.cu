@@ -14,29 +14,17 @@
 namespace retort::cuda {
 namespace {
 
+using bn_chip::grad_coef;
+using bn_chip::GradCoef;
 using bn_chip::kThreads;
 using kernels::bn::ChannelWalk;
 using kernels::bn::ElementPlan;
 using kernels::bn::PlaneWalk;
 using kernels::bn::ReducePlan;
 
-// dx = k * (g - mean_g - (x - mu) * is * mean_gx), as the CPU computes it.
-template <typename A>
-struct GradCoef {
-  A mu, is, k, mean_g, mean_gx;
-};
-
-template <typename T, typename A>
-__device__ __forceinline__ GradCoef<A> grad_coef(int64_t c, A mu, A is, const T* w, bool batch_stats, double sum_g,
-                                                 double sum_gx, int64_t M) {
-  const A k = (w ? ld(w, c) : A(1)) * is;
-  if (!batch_stats) return {mu, is, k, A(0), A(0)};
-  return {mu, is, k, A(sum_g / double(M)), A(sum_gx / double(M))};
-}
-
 template <typename T, int V>
 __global__ void __launch_bounds__(kThreads)
-    bn_grad_sums_kernel(const T* __restrict__ g, const T* __restrict__ x, const T* w,
+    bn_grad_sums_kernel(const T* __restrict__ g, const T* __restrict__ x, const typename Acc<T>::type* w,
                         const typename Acc<T>::type* mean, const typename Acc<T>::type* invstd, ReducePlan p,
                         bool batch_stats, double* partials, unsigned* counters, typename Acc<T>::type* gw,
                         typename Acc<T>::type* gb, GradCoef<typename Acc<T>::type>* coef) {
@@ -70,14 +58,6 @@ __global__ void __launch_bounds__(kThreads)
   if (coef) coef[c] = grad_coef(c, mu, is, w, batch_stats, sum_g, sum_gx, p.N * p.S);
 }
 
-// Without batch statistics and without parameter gradients: dx needs no sums.
-template <typename T>
-__global__ void bn_grad_coef_kernel(const T* w, const typename Acc<T>::type* mean, const typename Acc<T>::type* invstd,
-                                    int64_t C, GradCoef<typename Acc<T>::type>* coef) {
-  const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (c < C) coef[c] = grad_coef(c, mean[c], invstd[c], w, false, 0.0, 0.0, 1);
-}
-
 template <typename T, int V>
 __global__ void __launch_bounds__(kThreads)
     bn_grad_input_kernel(const T* g, const T* x, const GradCoef<typename Acc<T>::type>* __restrict__ coef,
@@ -98,7 +78,7 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 template <typename T, int V>
-void backward(const T* g, const T* x, const T* w, const typename Acc<T>::type* mean,
+void backward(const T* g, const T* x, const typename Acc<T>::type* w, const typename Acc<T>::type* mean,
               const typename Acc<T>::type* invstd, int64_t N, int64_t C, int64_t S, bool batch_stats, T* gx,
               typename Acc<T>::type* gw, typename Acc<T>::type* gb) {
   using A = typename Acc<T>::type;
@@ -118,7 +98,7 @@ void backward(const T* g, const T* x, const T* w, const typename Acc<T>::type* m
         g, x, w, mean, invstd, plan, batch_stats, partials, bn_chip::channel_counters(C), gw, gb, coef);
     RETORT_CUDA_LAUNCH_CHECK();
   } else {
-    bn_grad_coef_kernel<T><<<grid_for(C, kThreads), kThreads, 0, stream()>>>(w, mean, invstd, C, coef);
+    bn_chip::bn_grad_coef_kernel<A><<<grid_for(C, kThreads), kThreads, 0, stream()>>>(w, mean, invstd, C, coef);
     RETORT_CUDA_LAUNCH_CHECK();
   }
   if (!gx) return;
@@ -139,7 +119,7 @@ void batch_norm_backward_chip(DType type, const void* grad_y, const void* x, con
     using A = typename Acc<scalar_t>::type;
     auto run = [&](auto vec) {
       backward<scalar_t, decltype(vec)::value>(
-          static_cast<const scalar_t*>(grad_y), static_cast<const scalar_t*>(x), static_cast<const scalar_t*>(weight),
+          static_cast<const scalar_t*>(grad_y), static_cast<const scalar_t*>(x), static_cast<const A*>(weight),
           static_cast<const A*>(mean), static_cast<const A*>(invstd), N, C, S, use_batch_stats,
           static_cast<scalar_t*>(grad_x), static_cast<A*>(grad_weight), static_cast<A*>(grad_bias));
     };

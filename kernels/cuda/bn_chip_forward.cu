@@ -16,31 +16,17 @@
 namespace retort::cuda {
 namespace {
 
+using bn_chip::ChannelAffine;
 using bn_chip::kThreads;
+using bn_chip::write_affine;
 using kernels::bn::ChannelWalk;
 using kernels::bn::ElementPlan;
 using kernels::bn::PlaneWalk;
 using kernels::bn::ReducePlan;
 
-template <typename A>
-struct ChannelAffine {
-  A scale, shift;
-};
-
-// invstd = 1/sqrt(var + eps) (like the CPU), and y = x * scale + shift with
-// scale = w * invstd, shift = b - mean * scale.
-template <typename T, typename A>
-__device__ __forceinline__ void write_affine(int64_t c, A mu, A var, const T* w, const T* b, double eps, A* invstd,
-                                             ChannelAffine<A>* affine) {
-  const A is = A(1) / ::sqrt(var + A(eps));
-  invstd[c] = is;
-  const A scale = w ? ld(w, c) * is : is;
-  affine[c] = {scale, (b ? ld(b, c) : A(0)) - mu * scale};
-}
-
 template <typename T, int V>
 __global__ void __launch_bounds__(kThreads)
-    bn_stats_kernel(const T* __restrict__ x, const T* w, const T* b, ReducePlan p, double eps, double* partials,
+    bn_stats_kernel(const T* __restrict__ x, const typename Acc<T>::type* w, const typename Acc<T>::type* b, ReducePlan p, double eps, double* partials,
                     unsigned* counters, typename Acc<T>::type* mean, typename Acc<T>::type* var,
                     typename Acc<T>::type* invstd, ChannelAffine<typename Acc<T>::type>* affine) {
   using A = typename Acc<T>::type;
@@ -74,15 +60,6 @@ __global__ void __launch_bounds__(kThreads)
   write_affine(c, mu, va, w, b, eps, invstd, affine);
 }
 
-// Eval mode: the given mean and var, one thread per channel.
-template <typename T>
-__global__ void bn_affine_kernel(const T* w, const T* b, int64_t C, double eps, const typename Acc<T>::type* mean,
-                                 const typename Acc<T>::type* var, typename Acc<T>::type* invstd,
-                                 ChannelAffine<typename Acc<T>::type>* affine) {
-  const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (c < C) write_affine(c, mean[c], var[c], w, b, eps, invstd, affine);
-}
-
 template <typename T, int V>
 __global__ void __launch_bounds__(kThreads)
     bn_normalise_kernel(const T* x, const ChannelAffine<typename Acc<T>::type>* __restrict__ affine, ElementPlan p,
@@ -99,7 +76,7 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 template <typename T, int V>
-void batch_stats(const T* x, const T* w, const T* b, int64_t N, int64_t C, int64_t S, double eps,
+void batch_stats(const T* x, const typename Acc<T>::type* w, const typename Acc<T>::type* b, int64_t N, int64_t C, int64_t S, double eps,
                  typename Acc<T>::type* mean, typename Acc<T>::type* var, typename Acc<T>::type* invstd,
                  ChannelAffine<typename Acc<T>::type>* affine, double* partials, const ReducePlan& plan) {
   const int64_t blocks = C * plan.tiles;
@@ -110,7 +87,7 @@ void batch_stats(const T* x, const T* w, const T* b, int64_t N, int64_t C, int64
 }
 
 template <typename T, int V>
-void forward(const T* x, const T* w, const T* b, int64_t N, int64_t C, int64_t S, bool use_batch_stats, double eps,
+void forward(const T* x, const typename Acc<T>::type* w, const typename Acc<T>::type* b, int64_t N, int64_t C, int64_t S, bool use_batch_stats, double eps,
              typename Acc<T>::type* mean, typename Acc<T>::type* var, typename Acc<T>::type* invstd, T* y) {
   using A = typename Acc<T>::type;
   ReducePlan plan;
@@ -123,7 +100,7 @@ void forward(const T* x, const T* w, const T* b, int64_t N, int64_t C, int64_t S
   if (use_batch_stats) {
     batch_stats<T, V>(x, w, b, N, C, S, eps, mean, var, invstd, affine, partials, plan);
   } else {
-    bn_affine_kernel<T><<<grid_for(C, kThreads), kThreads, 0, stream()>>>(w, b, C, eps, mean, var, invstd, affine);
+    bn_chip::bn_affine_kernel<A><<<grid_for(C, kThreads), kThreads, 0, stream()>>>(w, b, C, eps, mean, var, invstd, affine);
     RETORT_CUDA_LAUNCH_CHECK();
   }
   const ElementPlan ep =
@@ -143,8 +120,8 @@ void batch_norm_forward_chip(DType type, const void* x, const void* weight, cons
     using A = typename Acc<scalar_t>::type;
     auto run = [&](auto vec) {
       forward<scalar_t, decltype(vec)::value>(
-          static_cast<const scalar_t*>(x), static_cast<const scalar_t*>(weight), static_cast<const scalar_t*>(bias), N,
-          C, S, use_batch_stats, eps, static_cast<A*>(mean), static_cast<A*>(var), static_cast<A*>(invstd),
+          static_cast<const scalar_t*>(x), static_cast<const A*>(weight), static_cast<const A*>(bias), N, C, S,
+          use_batch_stats, eps, static_cast<A*>(mean), static_cast<A*>(var), static_cast<A*>(invstd),
           static_cast<scalar_t*>(y));
     };
     if (whole_units)

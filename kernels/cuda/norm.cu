@@ -1,6 +1,7 @@
 // CUDA batch norm and layer norm entry points. Reference: kernels/cpu/norm.cpp.
-// Batch norm: picks the full-chip kernels (bn_chip_*.cu, the default) or the one-block-per-
-// channel ones (bn_block.cu) by RETORT_CUDA_BN, read once (set_batch_norm_kernels switches).
+// Batch norm: channels-last inputs go to bn_nhwc.cu; NCHW ones to the full-chip kernels
+// (bn_chip_*.cu, the default) or the one-block-per-channel ones (bn_block.cu) by RETORT_CUDA_BN,
+// read once (set_batch_norm_kernels switches).
 // Layer norm: one warp per row for the forward and dx; weight/bias gradients reduce over rows in
 // two deterministic passes (per-chunk partial sums, then a sum over chunks).
 #include <algorithm>
@@ -139,22 +140,21 @@ void set_batch_norm_kernels(BatchNormKernels kernels) {
 }
 
 void batch_norm_forward(DType type, const void* x, const void* weight, const void* bias, int64_t N, int64_t C,
-                        int64_t S, bool use_batch_stats, double eps, void* mean, void* var, void* invstd, void* y) {
-  if (batch_norm_kernels() == BatchNormKernels::block_per_channel)
-    batch_norm_forward_block(type, x, weight, bias, N, C, S, use_batch_stats, eps, mean, var, invstd, y);
-  else
-    batch_norm_forward_chip(type, x, weight, bias, N, C, S, use_batch_stats, eps, mean, var, invstd, y);
+                        int64_t S, bool channels_last, bool use_batch_stats, double eps, void* mean, void* var,
+                        void* invstd, void* y) {
+  BatchNormForwardIn* run = channels_last ? batch_norm_forward_nhwc
+                            : batch_norm_kernels() == BatchNormKernels::block_per_channel ? batch_norm_forward_block
+                                                                                         : batch_norm_forward_chip;
+  run(type, x, weight, bias, N, C, S, use_batch_stats, eps, mean, var, invstd, y);
 }
 
 void batch_norm_backward(DType type, const void* grad_y, const void* x, const void* weight, const void* mean,
-                         const void* invstd, int64_t N, int64_t C, int64_t S, bool use_batch_stats, void* grad_x,
-                         void* grad_weight, void* grad_bias) {
-  if (batch_norm_kernels() == BatchNormKernels::block_per_channel)
-    batch_norm_backward_block(type, grad_y, x, weight, mean, invstd, N, C, S, use_batch_stats, grad_x, grad_weight,
-                              grad_bias);
-  else
-    batch_norm_backward_chip(type, grad_y, x, weight, mean, invstd, N, C, S, use_batch_stats, grad_x, grad_weight,
-                             grad_bias);
+                         const void* invstd, int64_t N, int64_t C, int64_t S, bool channels_last,
+                         bool use_batch_stats, void* grad_x, void* grad_weight, void* grad_bias) {
+  BatchNormBackwardIn* run = channels_last ? batch_norm_backward_nhwc
+                             : batch_norm_kernels() == BatchNormKernels::block_per_channel ? batch_norm_backward_block
+                                                                                          : batch_norm_backward_chip;
+  run(type, grad_y, x, weight, mean, invstd, N, C, S, use_batch_stats, grad_x, grad_weight, grad_bias);
 }
 
 void layer_norm_forward(DType type, const void* x, const void* weight, const void* bias, int64_t rows,

@@ -77,10 +77,19 @@ TEST_CASE("autocast: reductions, norms, softmax and losses run in f32 whatever r
   CHECK(mean(logits).dtype() == DType::f32);
   CHECK(exp(logits).dtype() == DType::f32);
   CHECK(layer_norm(logits, Tensor(), Tensor()).dtype() == DType::f32);
-  CHECK(batch_norm2d(img, gamma, beta, rm, rv, true).dtype() == DType::f32);
   CHECK(rm.dtype() == DType::f32);  // the running statistics stay f32
   // The f32 op on a bf16 input equals the op on its exact f32 value (the cast up is exact).
   CHECK(test::same_bits(softmax(logits, 1), softmax(logits.to(DType::f32), 1)));
+}
+
+TEST_CASE("autocast: batch norm keeps a bf16 activation bf16, with f32 parameters and statistics") {
+  const Tensor img = f32_random({2, 3, 4, 4}, 12);
+  Tensor gamma = Tensor::ones({3}), beta = Tensor::zeros({3}), rm = Tensor::zeros({3}), rv = Tensor::ones({3});
+  AutocastScope bf16(Precision::bf16);
+  CHECK(batch_norm2d(img.to(DType::bf16), gamma, beta, rm, rv, true).dtype() == DType::bf16);
+  CHECK(batch_norm2d(img, gamma, beta, rm, rv, true).dtype() == DType::f32);  // as given
+  CHECK(rm.dtype() == DType::f32);
+  CHECK(rv.dtype() == DType::f32);
 }
 
 TEST_CASE("autocast: mixed bf16 and f32 operands promote to f32; other ops keep their dtype") {

@@ -107,10 +107,10 @@ TEST_CASE("batch_norm full-chip split: statistics and parameter-gradient sums re
     const std::vector<double> g = random_tensor(shape, 8, -1, 1).to_vector();
     std::vector<float> xf(x.begin(), x.end()), gf(g.begin(), g.end()), y(x.size());
     std::vector<float> mean(size_t(s.C)), var(size_t(s.C)), invstd(size_t(s.C)), gw(size_t(s.C)), gb(size_t(s.C));
-    cpu::batch_norm_forward(DType::f32, xf.data(), nullptr, nullptr, s.N, s.C, s.S, true, 1e-5, mean.data(),
+    cpu::batch_norm_forward(DType::f32, xf.data(), nullptr, nullptr, s.N, s.C, s.S, false, true, 1e-5, mean.data(),
                             var.data(), invstd.data(), y.data());
     cpu::batch_norm_backward(DType::f32, gf.data(), xf.data(), nullptr, mean.data(), invstd.data(), s.N, s.C, s.S,
-                             true, nullptr, gw.data(), gb.data());
+                             false, true, nullptr, gw.data(), gb.data());
     for (int vec : vecs_for(s.S)) {
       const bn::ReducePlan p = bn::make_reduce_plan(s.N, s.C, s.S, vec, 792);
       // Per (channel, tile) shifted sums as the blocks form them, then merged in tile order.
@@ -177,13 +177,14 @@ void run_forward_kernel(const BnInputs& in, DType dt, Device device, bool traini
   const Shape& shape = in.x.shape();
   const int64_t N = shape[0], C = shape[1], S = in.x.numel() / (N * C);
   const DType sd = dt == DType::f64 ? DType::f64 : DType::f32;
-  Tensor x = in.x.to(dt).to(device), w = in.w.to(dt).to(device), b = in.b.to(dt).to(device);
+  // The parameters as the op hands them to the kernel: their dt values in the statistics dtype.
+  Tensor x = in.x.to(dt).to(device), w = in.w.to(dt).to(sd).to(device), b = in.b.to(dt).to(sd).to(device);
   // Eval mode reads the running statistics, which the op keeps in f32.
   Tensor mean = in.running_mean.to(DType::f32).to(sd).to(device);
   Tensor var = in.running_var.to(DType::f32).to(sd).to(device);
   Tensor invstd = Tensor::empty({C}, sd, device), y = Tensor::empty(shape, dt, device);
-  RETORT_KERNEL(device, batch_norm_forward, dt, x.raw_data(), w.raw_data(), b.raw_data(), N, C, S, training, 1e-5,
-                mean.raw_data(), var.raw_data(), invstd.raw_data(), y.raw_data());
+  RETORT_KERNEL(device, batch_norm_forward, dt, x.raw_data(), w.raw_data(), b.raw_data(), N, C, S, false, training,
+                1e-5, mean.raw_data(), var.raw_data(), invstd.raw_data(), y.raw_data());
   r.mean = on_host(mean);
   r.var = on_host(var);
   r.invstd = on_host(invstd);
