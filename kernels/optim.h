@@ -71,8 +71,12 @@ using AdamwUpdate = void(DType type, void* param, const void* grad, void* exp_av
 // deciding to skip (say, on a non-finite gradient norm) costs no synchronisation.
 using SgdMultiUpdate = void(DType type, const SgdTensor* tensors, int64_t count, const SgdHyper& h,
                             const float* skip);
+// AdamW's `step_count` is null (the step being taken is h.step) or points to one f64 on the
+// tensors' device holding it (an optimizer's DeviceStepCounter, engine/optim/step_counter.h):
+// then the bias corrections are computed where the kernels run, from that value, so a replayed
+// CUDA graph takes each replay's own step. On the CPU both give the same bits.
 using AdamwMultiUpdate = void(DType type, const AdamwTensor* tensors, int64_t count, const AdamWHyper& h,
-                              const float* skip);
+                              const float* skip, const double* step_count);
 }  // namespace retort::kernels
 
 RETORT_DECLARE_KERNEL(sgd_update, SgdUpdate)

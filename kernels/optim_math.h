@@ -2,7 +2,8 @@
 // (kernels/cpu/optim.cpp) and the device (kernels/cuda/optim.cu) from this one source, so a
 // backend's single-tensor and multi-tensor kernels compute the same bits. A is the compute type:
 // float (f32, bf16) or double (f64). The factors are computed once per call on the host, in
-// double, like PyTorch's host-side math, then rounded to A.
+// double, like PyTorch's host-side math, then rounded to A (AdamW's with a step count on the
+// device: once per block on the device, in double).
 #pragma once
 #include <math.h>
 #include <cmath>
@@ -46,12 +47,17 @@ template <typename A> struct AdamWFactors {
   A decay, beta1, beta2, one_minus_beta1, one_minus_beta2, step_size, inv_sqrt_bc2, eps;
 };
 
-template <typename A> inline AdamWFactors<A> adamw_factors(const AdamWHyper& h) {
-  const double bc1 = 1.0 - std::pow(h.beta1, double(h.step));
-  const double bc2 = 1.0 - std::pow(h.beta2, double(h.step));
+// For step `step` (h.step unless the step count lives on the device: then each CUDA block
+// computes them from it, in double like the host).
+template <typename A> RETORT_OPTIM_INLINE RETORT_HD AdamWFactors<A> adamw_factors(const AdamWHyper& h, double step) {
+  const double bc1 = 1.0 - ::pow(h.beta1, step);
+  const double bc2 = 1.0 - ::pow(h.beta2, step);
   return {A(1.0 - h.lr * h.weight_decay), A(h.beta1),       A(h.beta2),
           A(1.0 - h.beta1),               A(1.0 - h.beta2), A(h.lr / bc1),
-          A(1.0 / std::sqrt(bc2)),        A(h.eps)};
+          A(1.0 / ::sqrt(bc2)),           A(h.eps)};
+}
+template <typename A> inline AdamWFactors<A> adamw_factors(const AdamWHyper& h) {
+  return adamw_factors<A>(h, double(h.step));
 }
 
 // One element of AdamW: returns the new parameter and updates the moments m and v in place.

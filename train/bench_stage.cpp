@@ -134,7 +134,12 @@ void BenchStage::step() {
   const auto eager = [&] { train_step(parts_, x, y, positions, clock, *health_); };
   if (!graph_ || steps_ <= kGraphWarmupSteps) return eager();
   // The first step after the warm-up is captured (and run); the next ones replay it.
-  const std::string failure = graph_->capture_and_run(eager);
+  const std::string failure = graph_->capture_and_run([&] {
+    eager();
+    RETORT_CHECK(parts_.optimizer->steps_on_device(),
+                 "a parameter's AdamW step count lags the optimizer's (it missed a gradient), so its bias "
+                 "correction would not advance in a replay");
+  });
   if (failure.empty()) {
     graph_status_ = "on";
     return;

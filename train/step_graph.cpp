@@ -7,8 +7,6 @@ namespace retort {
 
 std::string graph_refusal(const Recipe& recipe, const StageSpec& stage, Device device) {
   if (!device.is_cuda()) return fmt::format("CUDA graphs need a CUDA device, not {}", device.str());
-  if (stage.optimizer.type == OptimizerKind::adamw)
-    return "AdamW's bias correction takes the step count from the host";
   std::vector<std::string> models = stage.teachers;
   models.push_back(stage.train);
   for (const auto& name : models) {
@@ -18,7 +16,6 @@ std::string graph_refusal(const Recipe& recipe, const StageSpec& stage, Device d
   }
   for (const auto& term : stage.losses) {
     if (term.name == "crd") return "CRD samples negatives and keeps its memory bank on the host";
-    if (term.name == "aft") return "AFT's rho trains with Adam, whose bias correction takes the step count from the host";
   }
   return "";
 }

@@ -4,10 +4,11 @@
 //
 // A replay repeats exactly what was captured, so a step can be a graph only where nothing the
 // host decides changes between steps. `graph_refusal` says, before any work, why a stage cannot
-// (empty when it can): AdamW, and AFT's Adam-trained rho (the bias correction takes the step
-// count from the host), dropout
-// (its random stream advances on the host), CRD (negative sampling and its bank's bookkeeping
-// run on the host), a device other than CUDA. The benchmark also holds the batch and the
+// (empty when it can): dropout (its random stream advances on the host), CRD (negative sampling
+// and its bank's bookkeeping run on the host), a device other than CUDA. AdamW (and AFT's
+// Adam-trained rho) can: the kernels read the step count from the device
+// (engine/optim/step_counter.h), which each replay advances; a step in which a parameter's own
+// count lagged the optimizer's (it missed a gradient) cannot, and its capture fails saying so. The benchmark also holds the batch and the
 // learning rate fixed. Whatever the capture meets that cannot be captured (a host copy, a
 // synchronisation) makes it fail with the reason, and the benchmark then runs eagerly and says so.
 // The step's bookkeeping (train/step_health.h) writes fixed device buffers, so replays keep

@@ -42,7 +42,7 @@ AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options)
 
 void AdamW::enqueue(const ParamGroup& group, const Tensor& param, const Tensor& grad, ParamState& state,
                     UpdateBatch& batch) {
-  adamw_enqueue_param(group, options_, param, grad, state, batch);
+  adamw_enqueue_param(group, options_, param, grad, state, step_counter(), batch);
 }
 
 void adamw_update_param(const ParamGroup& group, const AdamWOptions& options, Tensor& param, const Tensor& grad,
@@ -53,9 +53,11 @@ void adamw_update_param(const ParamGroup& group, const AdamWOptions& options, Te
 }
 
 void adamw_enqueue_param(const ParamGroup& group, const AdamWOptions& options, const Tensor& param,
-                         const Tensor& grad, Optimizer::ParamState& state, UpdateBatch& batch) {
+                         const Tensor& grad, Optimizer::ParamState& state, DeviceStepCounter& counter,
+                         UpdateBatch& batch) {
   const AdamWHyper h = prepare_step(group, options, param, state);
-  batch.add_adamw(h, param, grad, state.tensors["exp_avg"], state.tensors["exp_avg_sq"]);
+  batch.add_adamw(h, param, grad, state.tensors["exp_avg"], state.tensors["exp_avg_sq"],
+                  counter.pointer_for(h.step, param.device()));
 }
 
 }  // namespace retort

@@ -19,9 +19,11 @@ void adamw_update_param(const ParamGroup& group, const AdamWOptions& options, Te
 
 // Adds the same update to `batch` (moments created, as zeros, and the step count advanced now):
 // what AdamW's step() does per parameter, and what a group with GroupRule::adamw gets under
-// another optimizer.
+// another optimizer. The kernels read the step from `counter` when the parameter's step is the
+// counter's (engine/optim/step_counter.h).
 void adamw_enqueue_param(const ParamGroup& group, const AdamWOptions& options, const Tensor& param,
-                         const Tensor& grad, Optimizer::ParamState& state, UpdateBatch& batch);
+                         const Tensor& grad, Optimizer::ParamState& state, DeviceStepCounter& counter,
+                         UpdateBatch& batch);
 
 class AdamW : public Optimizer {
  public:

@@ -113,6 +113,7 @@ Tensor Optimizer::dense_grad(size_t g, size_t i) const {
 void Optimizer::step(const Tensor& skip_if_nonzero) {
   NoGradGuard no_grad;
   check_skip_flag(skip_if_nonzero);
+  step_counter_.begin_step();
   UpdateBatch batch;
   for (size_t g = 0; g < groups_.size(); ++g) {
     const ParamGroup& group = groups_[g];
@@ -123,7 +124,9 @@ void Optimizer::step(const Tensor& skip_if_nonzero) {
       switch (group.rule) {
         case GroupRule::optimizer: enqueue(group, param, grad, state_[g][i], batch); break;
         case GroupRule::sgd: sgd_enqueue_param(group, SgdOptions{}, param, grad, state_[g][i], batch); break;
-        case GroupRule::adamw: adamw_enqueue_param(group, AdamWOptions{}, param, grad, state_[g][i], batch); break;
+        case GroupRule::adamw:
+          adamw_enqueue_param(group, AdamWOptions{}, param, grad, state_[g][i], step_counter_, batch);
+          break;
       }
     }
   }
@@ -248,6 +251,7 @@ void Optimizer::import_state(const OptimizerState& state) {
     groups_[g].weight_decay = wds[g];
   }
   state_ = std::move(fresh);
+  step_counter_.reset();  // started again, from the imported step counts, at the next step
 }
 
 }  // namespace retort

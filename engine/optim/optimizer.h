@@ -9,6 +9,7 @@
 #include <string>
 #include <utility>
 #include <vector>
+#include "engine/optim/step_counter.h"
 #include "engine/tensor.h"
 
 namespace retort {
@@ -84,6 +85,11 @@ class Optimizer {
   OptimizerState export_state() const;
   void import_state(const OptimizerState& state);
 
+  // True when the last step's kernels read every step-dependent value from the device (no
+  // AdamW parameter lagged the optimizer's step count): a CUDA graph of the step would then
+  // replay correctly (engine/optim/step_counter.h).
+  bool steps_on_device() const { return step_counter_.in_lockstep(); }
+
  public:
   // Per-parameter state, created lazily on a parameter's first update.
   struct ParamState {
@@ -102,6 +108,7 @@ class Optimizer {
   virtual std::vector<std::string> scalar_state_keys() const = 0;
 
   std::string param_label(size_t group, size_t index) const;
+  DeviceStepCounter& step_counter() { return step_counter_; }
 
  private:
   // The parameter's gradient, checked and converted to the parameter's dtype, dense; undefined
@@ -112,6 +119,7 @@ class Optimizer {
   std::string name_;
   std::vector<ParamGroup> groups_;
   std::vector<std::vector<ParamState>> state_;  // [group][param]
+  DeviceStepCounter step_counter_;
 };
 
 }  // namespace retort

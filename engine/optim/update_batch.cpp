@@ -5,12 +5,15 @@
 
 namespace retort {
 namespace {
-// The bucket of `buckets` for (param's device and dtype, h), appended when there is none yet.
+// The bucket of `buckets` for (param's device and dtype, h, step count), appended when there is
+// none yet.
 template <typename Bucket, typename Hyper>
-Bucket& bucket_for(std::vector<Bucket>& buckets, const Hyper& h, const Tensor& param) {
+Bucket& bucket_for(std::vector<Bucket>& buckets, const Hyper& h, const Tensor& param,
+                   const double* step_count = nullptr) {
   for (Bucket& b : buckets)
-    if (b.device == param.device() && b.dtype == param.dtype() && b.hyper == h) return b;
-  buckets.push_back(Bucket{param.device(), param.dtype(), h, {}, {}});
+    if (b.device == param.device() && b.dtype == param.dtype() && b.hyper == h && b.step_count == step_count)
+      return b;
+  buckets.push_back(Bucket{param.device(), param.dtype(), h, step_count, {}, {}});
   return buckets.back();
 }
 
@@ -43,12 +46,12 @@ void UpdateBatch::add_sgd(const SgdHyper& h, const Tensor& param, const Tensor& 
 }
 
 void UpdateBatch::add_adamw(const AdamWHyper& h, const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
-                            const Tensor& exp_avg_sq) {
+                            const Tensor& exp_avg_sq, const double* step_count) {
   RETORT_CHECK(param.is_contiguous(), "UpdateBatch: the parameter {} is not contiguous", param.str());
   check_dense_like(grad, param, "gradient");
   check_dense_like(exp_avg, param, "exp_avg");
   check_dense_like(exp_avg_sq, param, "exp_avg_sq");
-  AdamwBucket& b = bucket_for(adamw_, h, param);
+  AdamwBucket& b = bucket_for(adamw_, h, param, step_count);
   b.tensors.push_back(
       AdamwTensor{param.raw_data(), grad.raw_data(), exp_avg.raw_data(), exp_avg_sq.raw_data(), param.numel()});
   b.held.insert(b.held.end(), {param, grad, exp_avg, exp_avg_sq});
@@ -67,7 +70,7 @@ void UpdateBatch::launch(const Tensor& skip_if_nonzero) const {
                   skip_pointer(skip_if_nonzero, b.device));
   for (const AdamwBucket& b : adamw_)
     RETORT_KERNEL(b.device, adamw_multi_update, b.dtype, b.tensors.data(), int64_t(b.tensors.size()), b.hyper,
-                  skip_pointer(skip_if_nonzero, b.device));
+                  skip_pointer(skip_if_nonzero, b.device), b.step_count);
 }
 
 }  // namespace retort

@@ -51,11 +51,13 @@ void sgd_multi_update(DType type, const SgdTensor* tensors, int64_t count, const
 }
 
 void adamw_multi_update(DType type, const AdamwTensor* tensors, int64_t count, const AdamWHyper& h,
-                        const float* skip) {
+                        const float* skip, const double* step_count) {
   if (skip_requested(skip)) return;
+  AdamWHyper at = h;
+  if (step_count) at.step = int64_t(*step_count);
   for (int64_t t = 0; t < count; ++t)
     adamw_update(type, tensors[t].param, tensors[t].grad, tensors[t].exp_avg, tensors[t].exp_avg_sq, tensors[t].n,
-                 h);
+                 at);
 }
 
 }  // namespace retort::cpu

@@ -12,7 +12,8 @@
 // launches. resnet8x4 has 32 parameter tensors (11 decay + 21 no-decay): SGD with momentum
 // takes 2 launches (one per group) instead of 32. ViT-S (vit_small) has 152 (52 + 100): AdamW
 // takes 3 launches (1 + 2) instead of 152, or 2 with a single group. The skip flag is read once
-// per block, by thread 0; a block that sees it nonzero writes nothing. Nothing here
+// per block, by thread 0; a block that sees it nonzero writes nothing. So is AdamW's step count
+// when it lives on the device (then thread 0 computes the bias corrections). Nothing here
 // synchronises with the host.
 #include <array>
 #include <climits>
@@ -50,7 +51,7 @@ __global__ void adamw_kernel(T* p, const T* g, T* m, T* v, int64_t n, AdamWFacto
 constexpr int kThreads = 256;
 constexpr int kIlp = 4;                           // elements each thread loads before it computes
 constexpr int64_t kChunk = kThreads * kIlp * 16;  // 16384 elements per block
-constexpr size_t kTableBytes = 3840;              // the rest of 4 KB: the factors and the skip pointer
+constexpr size_t kTableBytes = 3840;              // the rest of 4 KB: the factors, hyper-parameters, pointers
 
 // How many tensors fit a table with Depth pointers per tensor (pointers, size, first chunk).
 constexpr int max_tensors(int depth) {
@@ -68,7 +69,7 @@ template <int Depth> struct TensorTable {
 };
 static_assert(sizeof(TensorTable<2>) <= kTableBytes && sizeof(TensorTable<3>) <= kTableBytes &&
               sizeof(TensorTable<4>) <= kTableBytes);
-static_assert(sizeof(TensorTable<4>) + sizeof(AdamWFactors<double>) + sizeof(float*) <= 4096);
+static_assert(sizeof(TensorTable<4>) + sizeof(AdamWFactors<double>) + 2 * sizeof(void*) + sizeof(AdamWHyper) <= 4096);
 static_assert(TensorTable<2>::kMaxTensors == 136 && TensorTable<3>::kMaxTensors == 106 &&
                   TensorTable<4>::kMaxTensors == 87,
               "the capacities quoted at the top of this file");
@@ -139,10 +140,19 @@ __global__ void __launch_bounds__(kThreads)
   });
 }
 
+// With a step count on the device, thread 0 computes the step's factors from it (in double, as
+// the host would) and the block uses them instead of f.
 template <typename T, typename A>
 __global__ void __launch_bounds__(kThreads)
-    adamw_multi_kernel(const __grid_constant__ TensorTable<4> table, AdamWFactors<A> f, const float* skip) {
+    adamw_multi_kernel(const __grid_constant__ TensorTable<4> table, AdamWFactors<A> f, const float* skip,
+                       const double* step_count, AdamWHyper h) {
   if (block_skips(skip)) return;
+  if (step_count) {
+    __shared__ AdamWFactors<A> at_step;
+    if (threadIdx.x == 0) at_step = optim_math::adamw_factors<A>(h, *step_count);
+    __syncthreads();
+    f = at_step;
+  }
   update_block_chunk<T, A, 4>(table, [&](A(&x)[4]) { x[0] = optim_math::adamw_element(f, x[0], x[1], x[2], x[3]); });
 }
 
@@ -218,7 +228,7 @@ void sgd_multi_update(DType type, const SgdTensor* tensors, int64_t count, const
 }
 
 void adamw_multi_update(DType type, const AdamwTensor* tensors, int64_t count, const AdamWHyper& h,
-                        const float* skip) {
+                        const float* skip, const double* step_count) {
   RETORT_CUDA_DISPATCH_FLOAT(type, "adamw_multi_update", [&] {
     using A = typename Acc<scalar_t>::type;
     const AdamWFactors<A> f = optim_math::adamw_factors<A>(h);
@@ -226,7 +236,7 @@ void adamw_multi_update(DType type, const AdamwTensor* tensors, int64_t count, c
       return std::array<void*, 4>{s.param, const_cast<void*>(s.grad), s.exp_avg, s.exp_avg_sq};
     };
     launch_in_tables<4>(tensors, count, pointers_of, [&](const TensorTable<4>& table, int64_t blocks) {
-      adamw_multi_kernel<scalar_t, A><<<unsigned(blocks), kThreads, 0, stream()>>>(table, f, skip);
+      adamw_multi_kernel<scalar_t, A><<<unsigned(blocks), kThreads, 0, stream()>>>(table, f, skip, step_count, h);
       RETORT_CUDA_LAUNCH_CHECK();
     });
   });
