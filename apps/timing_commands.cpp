@@ -31,7 +31,7 @@ CLI::App* add_bench_command(CLI::App& app, BenchArgs& a) {
   auto* cmd = app.add_subcommand("bench", "Time one stage's training step (images/s)");
   add_stage_options(cmd, a.recipe, a.sets, a.options.stage);
   cmd->add_flag("--cuda-graph", a.options.stage.cuda_graph,
-                "Capture the step after its warm-up as a CUDA graph and replay it (CUDA; SGD stages without dropout)");
+                "Capture the step after its warm-up as a CUDA graph and replay it (CUDA; stages without dropout or CRD)");
   cmd->add_option("--warmup", a.options.warmup, "Untimed steps first (default 5)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--steps", a.options.steps, "Steps per timed round (default 20)")->check(CLI::PositiveNumber);
   cmd->add_option("--rounds", a.options.rounds, "Timed rounds; the median counts (default 3)")

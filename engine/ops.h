@@ -96,6 +96,13 @@ Tensor adaptive_avg_pool2d(const Tensor& x, std::array<int64_t, 2> output_size);
 // (momentum, unbiased var for the running estimate, like PyTorch). Eval: uses running stats.
 Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
                     Tensor running_var, bool training, double momentum = 0.1, double eps = 1e-5);
+// relu?(batch_norm2d(x) + residual?) in one pass over the activation, and one pass back (the
+// ReLU's mask and the residual's gradient inside batch norm's backward): a ResNet block's
+// bn -> relu and bn -> add -> relu. residual (x's shape; may be undefined) under autocast is
+// promoted with x as add would. Bitwise the three ops for f32 and f64; bf16 rounds once.
+Tensor batch_norm2d_act(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
+                        Tensor running_var, bool training, double momentum, double eps, const Tensor& residual,
+                        bool relu);
 // The running-statistics update of a training BatchNorm, in place: r = (1 - momentum) r +
 // momentum * batch value, the variance made unbiased with the `count` values per channel.
 void update_batch_norm_running_stats(Tensor running_mean, Tensor running_var, const Tensor& mean, const Tensor& var,

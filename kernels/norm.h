@@ -10,18 +10,30 @@
 #include "kernels/family.h"
 
 namespace retort::kernels {
+// What batch norm's forward may add after the normalisation, in one pass:
+//   y = relu?(bn(x) + residual?)      (relu as the relu op: x < 0 ? 0 : x, NaN passes)
+// residual (x's dtype and memory order) may be null. Its backward then first takes the ReLU's
+// mask from the output: g' = y > 0 ? g : 0, uses g' as the normalisation's output gradient and
+// writes it as the residual's gradient when asked.
+struct BnEpilogue {
+  const void* residual = nullptr;
+  bool relu = false;
+};
+
 // x, y: [N, C, S] in memory, or [N, S, C] when channels_last (NHWC, S = H*W). use_batch_stats:
 // mean and var (biased) are computed from x and written; otherwise mean and var are read (the
 // running statistics). invstd = 1/sqrt(var + eps) is written.
 using BatchNormForward = void(DType type, const void* x, const void* weight, const void* bias, int64_t N, int64_t C,
-                              int64_t S, bool channels_last, bool use_batch_stats, double eps, void* mean, void* var,
-                              void* invstd, void* y);
+                              int64_t S, bool channels_last, bool use_batch_stats, double eps, const BnEpilogue& epi,
+                              void* mean, void* var, void* invstd, void* y);
 // Closed-form backward; with use_batch_stats the statistics' dependence on x is included
 // (dx = w*invstd/M * (M*g - sum(g) - xhat*sum(g*xhat)), M = N*S), otherwise dx = g*w*invstd.
-// grad_y and grad_x are in x's memory order.
+// grad_y and grad_x are in x's memory order. relu_y: the forward's output when it applied a
+// ReLU (its mask is taken from it), else null; grad_residual (may be null): where g' goes.
 using BatchNormBackward = void(DType type, const void* grad_y, const void* x, const void* weight, const void* mean,
                                const void* invstd, int64_t N, int64_t C, int64_t S, bool channels_last,
-                               bool use_batch_stats, void* grad_x, void* grad_weight, void* grad_bias);
+                               bool use_batch_stats, const void* relu_y, void* grad_x, void* grad_weight,
+                               void* grad_bias, void* grad_residual);
 // x, y: [rows, cols], normalised over cols; mean and rstd: [rows].
 using LayerNormForward = void(DType type, const void* x, const void* weight, const void* bias, int64_t rows,
                               int64_t cols, double eps, void* y, void* mean, void* rstd);

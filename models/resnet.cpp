@@ -39,11 +39,11 @@ BasicBlock::BasicBlock(int64_t in_planes, int64_t planes, int64_t stride, Genera
 
 Tensor BasicBlock::forward(const Tensor& x, Tensor* preact) {
   if (bn_folded) return forward_folded(x, preact);
-  Tensor out = relu(bn1->forward(conv1->forward(x)));
-  out = bn2->forward(conv2->forward(out));
-  Tensor sum = add(out, downsample ? downsample->forward(x) : x);
-  if (preact) *preact = sum;
-  return relu(sum);
+  Tensor out = bn1->forward_act(conv1->forward(x), Tensor(), true);
+  const Tensor shortcut = downsample ? downsample->forward(x) : x;
+  if (!preact) return bn2->forward_act(conv2->forward(out), shortcut, true);
+  *preact = add(bn2->forward(conv2->forward(out)), shortcut);  // the tap wants the sum before the ReLU
+  return relu(*preact);
 }
 
 Tensor BasicBlock::forward_folded(const Tensor& x, Tensor* preact) {
@@ -64,12 +64,12 @@ Bottleneck::Bottleneck(int64_t in_planes, int64_t planes, int64_t stride, Genera
 
 Tensor Bottleneck::forward(const Tensor& x, Tensor* preact) {
   if (bn_folded) return forward_folded(x, preact);
-  Tensor out = relu(bn1->forward(conv1->forward(x)));
-  out = relu(bn2->forward(conv2->forward(out)));
-  out = bn3->forward(conv3->forward(out));
-  Tensor sum = add(out, downsample ? downsample->forward(x) : x);
-  if (preact) *preact = sum;
-  return relu(sum);
+  Tensor out = bn1->forward_act(conv1->forward(x), Tensor(), true);
+  out = bn2->forward_act(conv2->forward(out), Tensor(), true);
+  const Tensor shortcut = downsample ? downsample->forward(x) : x;
+  if (!preact) return bn3->forward_act(conv3->forward(out), shortcut, true);
+  *preact = add(bn3->forward(conv3->forward(out)), shortcut);  // the tap wants the sum before the ReLU
+  return relu(*preact);
 }
 
 Tensor Bottleneck::forward_folded(const Tensor& x, Tensor* preact) {
@@ -137,7 +137,8 @@ ResNet::ResNet(const ResNetSpec& spec, const ModelConfig& cfg) : spec_(spec), cf
 Tensor ResNet::forward(const Tensor& input, Taps* taps) {
   const Tensor x = adapted(input);  // the data's images resized / converted when the model wants others
   check_image_input(spec_.name, x, cfg_.in_channels);
-  Tensor h = stem_bn_folded ? folded_conv(*conv1, x, Tensor(), true) : relu(bn1->forward(conv1->forward(x)));
+  Tensor h = stem_bn_folded ? folded_conv(*conv1, x, Tensor(), true)
+                            : bn1->forward_act(conv1->forward(x), Tensor(), true);
   if (spec_.imagenet_stem) h = max_pool2d(h, {3, 3}, {2, 2}, {1, 1});
   put_tap(taps, "stem", h);
   for (size_t s = 0; s < layers.size(); ++s) {

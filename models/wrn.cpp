@@ -26,11 +26,16 @@ WideBasicBlock::WideBasicBlock(int64_t in_planes, int64_t out_planes, int64_t st
 }
 
 Tensor WideBasicBlock::forward(const Tensor& x, Tensor* normed_in, Tensor* act_in) {
-  Tensor normed = bn1->forward(x);
-  Tensor act = relu(normed);
-  if (normed_in) *normed_in = normed;
+  Tensor act;
+  if (normed_in) {  // the tap wants the BN's output before the ReLU
+    *normed_in = bn1->forward(x);
+    act = relu(*normed_in);
+  } else {
+    act = bn1->forward_act(x, Tensor(), true);
+  }
   if (act_in) *act_in = act;
-  Tensor out = bn2_folded ? folded_conv(*conv1, act, Tensor(), true) : relu(bn2->forward(conv1->forward(act)));
+  Tensor out = bn2_folded ? folded_conv(*conv1, act, Tensor(), true)
+                          : bn2->forward_act(conv1->forward(act), Tensor(), true);
   if (drop) out = drop->forward(out);
   out = conv2->forward(out);
   // RepDistiller: identity adds the raw input; the projection reads the activated input.
@@ -89,9 +94,14 @@ Tensor WideResNet::forward(const Tensor& input, Taps* taps) {
     }
     put_tap(taps, "stage" + std::to_string(s + 1), h);
   }
-  normed = bn1->forward(h);
-  put_tap(taps, "stage3.preact", normed);
-  Tensor act = relu(normed);
+  Tensor act;
+  if (taps) {  // the stage3.preact tap is the BN's output before the ReLU
+    normed = bn1->forward(h);
+    put_tap(taps, "stage3.preact", normed);
+    act = relu(normed);
+  } else {
+    act = bn1->forward_act(h, Tensor(), true);
+  }
   Tensor pooled = mean(act, {2, 3});
   put_tap(taps, "pooled", pooled);
   if (!fc) return pooled;  // no classifier: a feature extractor

@@ -112,13 +112,20 @@ std::string BatchNorm2d::extra_repr() const {
 
 void BatchNorm2d::on_state_loaded() { batches_ = int64_t(num_batches_tracked.item()); }
 
-Tensor BatchNorm2d::forward(const Tensor& x) {
+Tensor BatchNorm2d::forward(const Tensor& x) { return forward_act(x, Tensor(), false); }
+
+Tensor BatchNorm2d::forward_act(const Tensor& x, const Tensor& residual, bool relu) {
   RETORT_CHECK(x.dim() == 4 && x.size(1) == channels, "BatchNorm2d({}): input {} is not [N, {}, H, W]", channels,
                x.str(), channels);
   if (is_training() && !dist::current_shard().repeat) num_batches_tracked.fill_(double(++batches_));
-  if (dist::Communicator* group = dist::current_shard().sync_bn; group && is_training())
-    return dist::sync_batch_norm2d(x, weight, bias, running_mean, running_var, momentum, eps, *group);
-  return batch_norm2d(x, weight, bias, running_mean, running_var, is_training(), momentum, eps);
+  if (dist::Communicator* group = dist::current_shard().sync_bn; group && is_training()) {
+    Tensor y = dist::sync_batch_norm2d(x, weight, bias, running_mean, running_var, momentum, eps, *group);
+    if (residual.defined()) y = add(y, residual);
+    return relu ? retort::relu(y) : y;
+  }
+  if (!residual.defined() && !relu)
+    return batch_norm2d(x, weight, bias, running_mean, running_var, is_training(), momentum, eps);
+  return batch_norm2d_act(x, weight, bias, running_mean, running_var, is_training(), momentum, eps, residual, relu);
 }
 
 // ---------------------------------------------------------------- LayerNorm

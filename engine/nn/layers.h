@@ -56,6 +56,8 @@ class BatchNorm2d : public Module {
   std::string type_name() const override { return "BatchNorm2d"; }
   std::string extra_repr() const override;
   Tensor forward(const Tensor& x) override;
+  // relu?(forward(x) + residual?) as one op (batch_norm2d_act), or composed under SyncBN.
+  Tensor forward_act(const Tensor& x, const Tensor& residual, bool relu);
   void reset_parameters();  // weight 1, bias 0, running stats reset
 
   int64_t channels;

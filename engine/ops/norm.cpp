@@ -6,7 +6,9 @@
 // being cast up and written in f32. A channels-last input (engine/memory_format.h) is normalised
 // in place in its NHWC memory by the CUDA kernels (kernels/cuda/bn_nhwc.cu); on the CPU it goes
 // through its NCHW copy and back (two extra passes each way), so CPU values are bitwise those of
-// the NCHW input whatever the layout.
+// the NCHW input whatever the layout. batch_norm2d_act adds the epilogue of kernels/norm.h
+// (y = relu?(bn(x) + residual?)) in the same pass, and its backward the ReLU's mask and the
+// residual's gradient in the batch-norm backward's passes.
 #include "engine/autocast.h"
 #include "engine/memory_format.h"
 #include "engine/autograd.h"
@@ -80,15 +82,20 @@ void update_batch_norm_running_stats(Tensor running_mean, Tensor running_var, co
   rv.copy_(add(mul(rv, 1.0 - momentum), mul(var.to(rv.dtype()), momentum * count / (count - 1.0))));
 }
 
-Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
-                    Tensor running_var, bool training, double momentum, double eps) {
-  const bool nhwc = x.defined() && suggest_memory_format(x) == MemoryFormat::channels_last;
-  if (nhwc && x.device().is_cpu())
-    return through_contiguous(x, [&](const Tensor& xn) {
-      return batch_norm2d(xn, weight, bias, running_mean, running_var, training, momentum, eps);
-    });
-  RETORT_PROFILE_OP("batch_norm2d", x, weight, bias, running_mean, running_var);
-  const char* op = "batch_norm2d";
+namespace {
+
+// The epilogue's residual as the kernels read it: x's shape, device and dtype, dense in x's format.
+Tensor checked_residual(const Tensor& residual, const Tensor& x, MemoryFormat format, const char* op) {
+  if (!residual.defined()) return residual;
+  RETORT_CHECK(residual.shape() == x.shape() && residual.device() == x.device() && residual.dtype() == x.dtype(),
+               "{}: the residual is {} but the input is {}", op, residual.str(), x.str());
+  return dense_in(residual.detach(), format);
+}
+
+// batch_norm2d with its optional epilogue (kernels/norm.h): y = relu?(bn(x) + residual?).
+Tensor batch_norm_with_epilogue(const char* op, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                Tensor running_mean, Tensor running_var, bool training, double momentum, double eps,
+                                const Tensor& residual, bool relu) {
   check_input(x, op);
   RETORT_CHECK(x.dim() >= 2 && x.dim() <= 4, "{}: input must be [N, C, H, W] (or [N, C], [N, C, L]), got {}", op,
                shape_str(x.shape()));
@@ -107,9 +114,10 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, T
   RETORT_CHECK(!batch_stats || N * S > 1, "{}: batch statistics need more than one value per channel, got input {}",
                op, shape_str(x.shape()));
 
+  const bool nhwc = suggest_memory_format(x) == MemoryFormat::channels_last;
   const DType sd = stat_dtype(x.dtype());
   const MemoryFormat format = nhwc ? MemoryFormat::channels_last : MemoryFormat::contiguous;
-  Tensor xc = dense_in(x.detach(), format);
+  Tensor xc = dense_in(x.detach(), format), rc = checked_residual(residual, x, format, op);
   Tensor wc = in_stat_dtype(weight, sd), bc = in_stat_dtype(bias, sd);
   Tensor y = empty_in_format(x.shape(), format, x.dtype(), x.device());
   Tensor mean = Tensor::empty({C}, sd, x.device()), var = Tensor::empty({C}, sd, x.device());
@@ -118,28 +126,70 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, T
     mean.copy_(running_mean.detach());
     var.copy_(running_var.detach());
   }
+  const kernels::BnEpilogue epi{ptr_or_null(rc), relu};
   RETORT_KERNEL(x.device(), batch_norm_forward, x.dtype(), xc.raw_data(), ptr_or_null(wc), ptr_or_null(bc), N, C, S,
-                nhwc, batch_stats, eps, mean.raw_data(), var.raw_data(), invstd.raw_data(), y.raw_data());
+                nhwc, batch_stats, eps, epi, mean.raw_data(), var.raw_data(), invstd.raw_data(), y.raw_data());
 
   if (training && running_mean.defined())
     update_batch_norm_running_stats(running_mean, running_var, mean, var, momentum, double(N * S));
 
-  if (needs_grad({&x, &weight, &bias})) {
+  if (needs_grad({&x, &weight, &bias, &residual})) {
     const bool gx = x.requires_grad(), gw = weight.defined() && weight.requires_grad(),
-               gb = bias.defined() && bias.requires_grad();
+               gb = bias.defined() && bias.requires_grad(), gr = residual.defined() && residual.requires_grad();
     Tensor wd = weight.defined() ? weight.detach() : Tensor(), bd = bias.defined() ? bias.detach() : Tensor();
-    record(y, op, {x, weight, bias}, [=](const Tensor& g) {
+    const Tensor relu_y = relu ? y.detach() : Tensor();  // the mask's source (detached: no cycle)
+    record(y, op, {x, weight, bias, residual}, [=](const Tensor& g) {
       Tensor gc = dense_in(g, format);
-      Tensor dx = gx ? empty_in_format(xc.shape(), format, xc.dtype(), xc.device()) : Tensor();
+      auto like_x = [&](bool wanted) { return wanted ? empty_in_format(xc.shape(), format, xc.dtype(), xc.device())
+                                                     : Tensor(); };
+      Tensor dx = like_x(gx), dres = like_x(gr);
       Tensor dw = gw ? Tensor::empty({C}, sd, xc.device()) : Tensor();
       Tensor db = gb ? Tensor::empty({C}, sd, xc.device()) : Tensor();
       RETORT_KERNEL(xc.device(), batch_norm_backward, xc.dtype(), gc.raw_data(), xc.raw_data(), ptr_or_null(wc),
-                    mean.raw_data(), invstd.raw_data(), N, C, S, nhwc, batch_stats, mut_ptr_or_null(dx),
-                    mut_ptr_or_null(dw), mut_ptr_or_null(db));
-      return std::vector<Tensor>{dx, as_param_grad(dw, wd), as_param_grad(db, bd)};
+                    mean.raw_data(), invstd.raw_data(), N, C, S, nhwc, batch_stats, ptr_or_null(relu_y),
+                    mut_ptr_or_null(dx), mut_ptr_or_null(dw), mut_ptr_or_null(db), mut_ptr_or_null(dres));
+      return std::vector<Tensor>{dx, as_param_grad(dw, wd), as_param_grad(db, bd), dres};
     });
   }
   return y;
+}
+
+// Channels-last on the CPU: through NCHW copies of x (and the residual), so CPU values do not
+// depend on the layout (the CPU kernel's NHWC form is only the CUDA kernels' reference).
+bool through_nchw_on_cpu(const Tensor& x) {
+  return x.defined() && x.device().is_cpu() && suggest_memory_format(x) == MemoryFormat::channels_last;
+}
+
+}  // namespace
+
+Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
+                    Tensor running_var, bool training, double momentum, double eps) {
+  if (through_nchw_on_cpu(x))
+    return through_contiguous(x, [&](const Tensor& xn) {
+      return batch_norm2d(xn, weight, bias, running_mean, running_var, training, momentum, eps);
+    });
+  RETORT_PROFILE_OP("batch_norm2d", x, weight, bias, running_mean, running_var);
+  return batch_norm_with_epilogue("batch_norm2d", x, weight, bias, running_mean, running_var, training, momentum, eps,
+                                  Tensor(), false);
+}
+
+Tensor batch_norm2d_act(const Tensor& x_ac, const Tensor& weight, const Tensor& bias, Tensor running_mean,
+                        Tensor running_var, bool training, double momentum, double eps, const Tensor& residual_ac,
+                        bool relu) {
+  // Under autocast a bf16 activation meeting an f32 residual goes to f32, as add would take it.
+  const auto [x, residual] = residual_ac.defined() ? autocast::promote(x_ac, residual_ac)
+                                                   : std::pair<Tensor, Tensor>{x_ac, residual_ac};
+  if (through_nchw_on_cpu(x)) {
+    const auto nchw = [](const Tensor& t) {
+      return t.defined() ? to_memory_format(t, MemoryFormat::contiguous) : t;
+    };
+    return to_memory_format(batch_norm2d_act(nchw(x), weight, bias, running_mean, running_var, training, momentum,
+                                             eps, nchw(residual), relu),
+                            MemoryFormat::channels_last);
+  }
+  RETORT_PROFILE_OP("batch_norm2d_act", x, weight, bias, running_mean, running_var, residual);
+  return batch_norm_with_epilogue("batch_norm2d_act", x, weight, bias, running_mean, running_var, training, momentum,
+                                  eps, residual, relu);
 }
 
 Tensor layer_norm(const Tensor& x_ac, const Tensor& weight, const Tensor& bias, double eps) {

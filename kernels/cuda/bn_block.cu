@@ -1,6 +1,7 @@
 // CUDA batch norm, one thread block per channel (selected by RETORT_CUDA_BN=block; the default
 // is the full-chip bn_chip_*.cu). Reference: kernels/cpu/norm.cpp. Block reductions, the
-// statistics summed in double like the CPU, two passes (mean, then squared deviations).
+// statistics summed in double like the CPU, two passes (mean, then squared deviations); the
+// epilogue (residual, ReLU) in the normalising pass, its mask in the backward's.
 #include "kernels/cuda/bn_kernels.h"
 #include "kernels/cuda/common.cuh"
 
@@ -38,8 +39,9 @@ __device__ __forceinline__ int64_t bn_index(int64_t j, int64_t c, int64_t C, int
 }
 
 template <typename T>
-__global__ void bn_forward_kernel(const T* x, const typename Acc<T>::type* w, const typename Acc<T>::type* b, int64_t N, int64_t C, int64_t S,
-                                  bool batch_stats, double eps, typename Acc<T>::type* mean,
+__global__ void bn_forward_kernel(const T* x, const typename Acc<T>::type* w, const typename Acc<T>::type* b,
+                                  int64_t N, int64_t C, int64_t S, bool batch_stats, double eps, const T* residual,
+                                  bool relu, typename Acc<T>::type* mean,
                                   typename Acc<T>::type* var, typename Acc<T>::type* invstd, T* y) {
   using A = typename Acc<T>::type;
   __shared__ double scratch[32];
@@ -69,22 +71,28 @@ __global__ void bn_forward_kernel(const T* x, const typename Acc<T>::type* w, co
   const A shift = (b ? b[c] : A(0)) - mu * scale;
   for (int64_t j = threadIdx.x; j < M; j += blockDim.x) {
     const int64_t i = bn_index(j, c, C, S);
-    st(y, i, ld(x, i) * scale + shift);
+    A v = ld(x, i) * scale + shift;
+    if (residual) v += ld(residual, i);
+    if (relu) v = v < A(0) ? A(0) : v;
+    st(y, i, v);
   }
 }
 
 template <typename T>
-__global__ void bn_backward_kernel(const T* g, const T* x, const typename Acc<T>::type* w, const typename Acc<T>::type* mean,
-                                   const typename Acc<T>::type* invstd, int64_t N, int64_t C, int64_t S,
-                                   bool batch_stats, T* gx, typename Acc<T>::type* gw, typename Acc<T>::type* gb) {
+__global__ void bn_backward_kernel(const T* g, const T* x, const T* relu_y, const typename Acc<T>::type* w,
+                                   const typename Acc<T>::type* mean, const typename Acc<T>::type* invstd, int64_t N,
+                                   int64_t C, int64_t S, bool batch_stats, T* gx, typename Acc<T>::type* gw,
+                                   typename Acc<T>::type* gb, T* g_residual) {
   using A = typename Acc<T>::type;
   __shared__ double scratch[32];
   const int64_t c = blockIdx.x, M = N * S;
   const A mu = mean[c], is = invstd[c];
+  // g' = g through the forward's ReLU mask (kernels/norm.h's epilogue)
+  auto masked = [&](int64_t i) { return relu_y && !(ld(relu_y, i) > A(0)) ? A(0) : ld(g, i); };
   double sum_g = 0, sum_gx = 0;
   for (int64_t j = threadIdx.x; j < M; j += blockDim.x) {
     const int64_t i = bn_index(j, c, C, S);
-    const double gi = double(ld(g, i));
+    const double gi = double(masked(i));
     sum_g += gi;
     sum_gx += gi * double((ld(x, i) - mu) * is);
   }
@@ -94,6 +102,11 @@ __global__ void bn_backward_kernel(const T* g, const T* x, const typename Acc<T>
     if (gw) gw[c] = A(sum_gx);
     if (gb) gb[c] = A(sum_g);
   }
+  if (g_residual)
+    for (int64_t j = threadIdx.x; j < M; j += blockDim.x) {
+      const int64_t i = bn_index(j, c, C, S);
+      st(g_residual, i, masked(i));
+    }
   if (!gx) return;
   const A k = (w ? w[c] : A(1)) * is;
   const A mean_g = batch_stats ? A(sum_g / double(M)) : A(0);
@@ -101,35 +114,38 @@ __global__ void bn_backward_kernel(const T* g, const T* x, const typename Acc<T>
   for (int64_t j = threadIdx.x; j < M; j += blockDim.x) {
     const int64_t i = bn_index(j, c, C, S);
     const A xhat = (ld(x, i) - mu) * is;
-    st(gx, i, k * (ld(g, i) - mean_g - xhat * mean_gx));
+    st(gx, i, k * (masked(i) - mean_g - xhat * mean_gx));
   }
 }
 
 }  // namespace
 
 void batch_norm_forward_block(DType type, const void* x, const void* weight, const void* bias, int64_t N,
-                              int64_t C, int64_t S, bool use_batch_stats, double eps, void* mean, void* var, void* invstd, void* y) {
+                              int64_t C, int64_t S, bool use_batch_stats, double eps, const kernels::BnEpilogue& epi,
+                              void* mean, void* var, void* invstd, void* y) {
   if (N * C * S == 0) return;
   RETORT_CUDA_DISPATCH_FLOAT(type, "batch_norm2d", [&] {
     using A = typename Acc<scalar_t>::type;
     bn_forward_kernel<scalar_t><<<unsigned(C), kBnThreads, 0, stream()>>>(
-        static_cast<const scalar_t*>(x), static_cast<const A*>(weight), static_cast<const A*>(bias), N,
-        C, S, use_batch_stats, eps, static_cast<A*>(mean), static_cast<A*>(var), static_cast<A*>(invstd),
-        static_cast<scalar_t*>(y));
+        static_cast<const scalar_t*>(x), static_cast<const A*>(weight), static_cast<const A*>(bias), N, C, S,
+        use_batch_stats, eps, static_cast<const scalar_t*>(epi.residual), epi.relu, static_cast<A*>(mean),
+        static_cast<A*>(var), static_cast<A*>(invstd), static_cast<scalar_t*>(y));
     RETORT_CUDA_LAUNCH_CHECK();
   });
 }
 
 void batch_norm_backward_block(DType type, const void* grad_y, const void* x, const void* weight,
-                               const void* mean, const void* invstd, int64_t N, int64_t C, int64_t S, bool use_batch_stats, void* grad_x,
-                         void* grad_weight, void* grad_bias) {
+                               const void* mean, const void* invstd, int64_t N, int64_t C, int64_t S,
+                               bool use_batch_stats, const void* relu_y, void* grad_x, void* grad_weight,
+                               void* grad_bias, void* grad_residual) {
   if (N * C * S == 0) return;
   RETORT_CUDA_DISPATCH_FLOAT(type, "batch_norm2d backward", [&] {
     using A = typename Acc<scalar_t>::type;
     bn_backward_kernel<scalar_t><<<unsigned(C), kBnThreads, 0, stream()>>>(
-        static_cast<const scalar_t*>(grad_y), static_cast<const scalar_t*>(x), static_cast<const A*>(weight),
-        static_cast<const A*>(mean), static_cast<const A*>(invstd), N, C, S, use_batch_stats,
-        static_cast<scalar_t*>(grad_x), static_cast<A*>(grad_weight), static_cast<A*>(grad_bias));
+        static_cast<const scalar_t*>(grad_y), static_cast<const scalar_t*>(x), static_cast<const scalar_t*>(relu_y),
+        static_cast<const A*>(weight), static_cast<const A*>(mean), static_cast<const A*>(invstd), N, C, S,
+        use_batch_stats, static_cast<scalar_t*>(grad_x), static_cast<A*>(grad_weight), static_cast<A*>(grad_bias),
+        static_cast<scalar_t*>(grad_residual));
     RETORT_CUDA_LAUNCH_CHECK();
   });
 }

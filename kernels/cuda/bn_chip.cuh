@@ -1,6 +1,7 @@
 // Shared pieces of the full-chip batch-norm kernels (bn_chip_forward.cu, bn_chip_backward.cu,
 // and the channels-last bn_nhwc.cu): device side, the per-channel affine and gradient
-// coefficients, loads and stores of a unit (1 or 4 elements; 4 as one 16-byte float4, two
+// coefficients, the two elementwise passes (normalise, input gradient) for either layout, loads
+// and stores of a unit (1 or 4 elements; 4 as one 16-byte float4, two
 // double2 or one 8-byte pair of bf16x2), a block sum of two doubles in a fixed order, and the
 // last-block-done handshake; host side (bn_chip_host.cu), the chip size, the per-channel arrival
 // counters and scratch memory from the engine's stream-ordered pool.
@@ -51,6 +52,34 @@ __device__ __forceinline__ void store_unit(T* p, int64_t i, const typename Acc<T
   }
 }
 
+// The forward epilogue on a unit at element offset i (kernels/norm.h): the normalised values
+// plus the residual's, through the ReLU (the relu op's expression).
+template <typename T, int V>
+__device__ __forceinline__ void epilogue_unit(typename Acc<T>::type (&v)[V], const T* residual, int64_t i,
+                                              bool relu) {
+  using A = typename Acc<T>::type;
+  if (residual) {
+    A r[V];
+    load_unit<T, V>(residual, i, r);
+#pragma unroll
+    for (int k = 0; k < V; ++k) v[k] += r[k];
+  }
+  if (relu)
+#pragma unroll
+    for (int k = 0; k < V; ++k) v[k] = v[k] < A(0) ? A(0) : v[k];
+}
+
+// The backward's g' on a unit: zero where the forward's ReLU output y is not positive.
+template <typename T, int V>
+__device__ __forceinline__ void mask_unit(typename Acc<T>::type (&g)[V], const T* relu_y, int64_t i) {
+  using A = typename Acc<T>::type;
+  if (!relu_y) return;
+  A y[V];
+  load_unit<T, V>(relu_y, i, y);
+#pragma unroll
+  for (int k = 0; k < V; ++k) g[k] = y[k] > A(0) ? g[k] : A(0);
+}
+
 // A channel's normalisation y = x * scale + shift.
 template <typename A>
 struct ChannelAffine {
@@ -96,6 +125,60 @@ template <typename A>
 __global__ void bn_grad_coef_kernel(const A* w, const A* mean, const A* invstd, int64_t C, GradCoef<A>* coef) {
   const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (c < C) coef[c] = grad_coef(c, mean[c], invstd[c], w, false, 0.0, 0.0, 1);
+}
+
+// The elementwise passes over the whole tensor (grid-stride, kernels/bn_tiling.h's ElementPlan),
+// for NCHW (a unit's V elements share channel at.c) and channels-last (kChannelsLast: element k
+// of a unit is channel at.c + k; V divides C).
+template <bool kChannelsLast>
+__device__ __forceinline__ int64_t unit_channel(int64_t c, int k) {
+  return kChannelsLast ? c + k : c;
+}
+
+// y = epilogue(x * scale + shift) per channel.
+template <typename T, int V, bool kChannelsLast>
+__global__ void __launch_bounds__(kThreads)
+    normalise_kernel(const T* x, const ChannelAffine<typename Acc<T>::type>* __restrict__ affine,
+                     kernels::bn::ElementPlan p, const T* residual, bool relu, T* y) {
+  using A = typename Acc<T>::type;
+  for (kernels::bn::ChannelWalk at(p, int64_t(blockIdx.x) * kThreads + threadIdx.x); at.u < p.total_units;
+       at.advance(p)) {
+    A v[V];
+    load_unit<T, V>(x, at.u * V, v);
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+      const ChannelAffine<A> a = affine[unit_channel<kChannelsLast>(at.c, k)];
+      v[k] = v[k] * a.scale + a.shift;
+    }
+    epilogue_unit<T, V>(v, residual, at.u * V, relu);
+    store_unit<T, V>(y, at.u * V, v);
+  }
+}
+
+// g' = g through the ReLU's mask, written as the residual's gradient when asked; then
+// dx = k * (g' - mean_g - xhat * mean_gx) per channel when gx is asked.
+template <typename T, int V, bool kChannelsLast>
+__global__ void __launch_bounds__(kThreads)
+    grad_input_kernel(const T* g, const T* x, const T* relu_y,
+                      const GradCoef<typename Acc<T>::type>* __restrict__ coef, kernels::bn::ElementPlan p, T* gx,
+                      T* g_residual) {
+  using A = typename Acc<T>::type;
+  for (kernels::bn::ChannelWalk at(p, int64_t(blockIdx.x) * kThreads + threadIdx.x); at.u < p.total_units;
+       at.advance(p)) {
+    A gv[V], xv[V];
+    load_unit<T, V>(g, at.u * V, gv);
+    mask_unit<T, V>(gv, relu_y, at.u * V);
+    if (g_residual) store_unit<T, V>(g_residual, at.u * V, gv);
+    if (!gx) continue;
+    load_unit<T, V>(x, at.u * V, xv);
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+      const GradCoef<A> cf = coef[unit_channel<kChannelsLast>(at.c, k)];
+      const A xhat = (xv[k] - cf.mu) * cf.is;
+      gv[k] = cf.k * (gv[k] - cf.mean_g - xhat * cf.mean_gx);
+    }
+    store_unit<T, V>(gx, at.u * V, gv);
+  }
 }
 
 // Sums a and b over the block (blockDim.x == kThreads) in a fixed tree: shuffles down within

@@ -3,9 +3,11 @@
 // each summing sum(g) and sum(g * (x - mean)) over its tile in double into a partial; the last
 // block of each channel to arrive merges the channel's partials in tile order and writes
 // grad_weight = invstd * sum(g * (x - mean)), grad_bias = sum(g) and the channel's dx
-// coefficients. bn_grad_input_kernel: one grid-stride pass over the tensor,
+// coefficients. bn_chip::grad_input_kernel: one grid-stride pass over the tensor,
 // dx = w*invstd * (g - mean(g) - xhat * mean(g*xhat)) with batch statistics, dx = w*invstd*g
-// without (then no sums are needed unless a parameter gradient is asked for).
+// without (then no sums are needed unless a parameter gradient is asked for). After a fused
+// ReLU, g is first masked by the forward's output (both passes), and the masked g is written as
+// the residual's gradient when asked (kernels/norm.h's epilogue).
 // Deterministic like the forward: no float atomics, fixed tiling and merge orders per device.
 #include <type_traits>
 #include "kernels/cuda/bn_chip.cuh"
@@ -15,6 +17,8 @@ namespace retort::cuda {
 namespace {
 
 using bn_chip::grad_coef;
+template <typename T, int V>
+constexpr auto grad_input = bn_chip::grad_input_kernel<T, V, false>;
 using bn_chip::GradCoef;
 using bn_chip::kThreads;
 using kernels::bn::ChannelWalk;
@@ -24,8 +28,9 @@ using kernels::bn::ReducePlan;
 
 template <typename T, int V>
 __global__ void __launch_bounds__(kThreads)
-    bn_grad_sums_kernel(const T* __restrict__ g, const T* __restrict__ x, const typename Acc<T>::type* w,
-                        const typename Acc<T>::type* mean, const typename Acc<T>::type* invstd, ReducePlan p,
+    bn_grad_sums_kernel(const T* __restrict__ g, const T* __restrict__ x, const T* relu_y,
+                        const typename Acc<T>::type* w, const typename Acc<T>::type* mean,
+                        const typename Acc<T>::type* invstd, ReducePlan p,
                         bool batch_stats, double* partials, unsigned* counters, typename Acc<T>::type* gw,
                         typename Acc<T>::type* gb, GradCoef<typename Acc<T>::type>* coef) {
   using A = typename Acc<T>::type;
@@ -36,6 +41,7 @@ __global__ void __launch_bounds__(kThreads)
   for (PlaneWalk at(p, c, p.tile_begin(t) + threadIdx.x); at.u < end; at.advance(p)) {
     A gv[V], xv[V];
     bn_chip::load_unit<T, V>(g, at.offset, gv);
+    bn_chip::mask_unit<T, V>(gv, relu_y, at.offset);
     bn_chip::load_unit<T, V>(x, at.offset, xv);
 #pragma unroll
     for (int k = 0; k < V; ++k) {
@@ -59,31 +65,12 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 template <typename T, int V>
-__global__ void __launch_bounds__(kThreads)
-    bn_grad_input_kernel(const T* g, const T* x, const GradCoef<typename Acc<T>::type>* __restrict__ coef,
-                         ElementPlan p, T* gx) {
-  using A = typename Acc<T>::type;
-  for (ChannelWalk at(p, int64_t(blockIdx.x) * kThreads + threadIdx.x); at.u < p.total_units; at.advance(p)) {
-    const GradCoef<A> cf = coef[at.c];
-    A gv[V], xv[V];
-    bn_chip::load_unit<T, V>(g, at.u * V, gv);
-    bn_chip::load_unit<T, V>(x, at.u * V, xv);
-#pragma unroll
-    for (int k = 0; k < V; ++k) {
-      const A xhat = (xv[k] - cf.mu) * cf.is;
-      gv[k] = cf.k * (gv[k] - cf.mean_g - xhat * cf.mean_gx);
-    }
-    bn_chip::store_unit<T, V>(gx, at.u * V, gv);
-  }
-}
-
-template <typename T, int V>
-void backward(const T* g, const T* x, const typename Acc<T>::type* w, const typename Acc<T>::type* mean,
-              const typename Acc<T>::type* invstd, int64_t N, int64_t C, int64_t S, bool batch_stats, T* gx,
-              typename Acc<T>::type* gw, typename Acc<T>::type* gb) {
+void backward(const T* g, const T* x, const T* relu_y, const typename Acc<T>::type* w,
+              const typename Acc<T>::type* mean, const typename Acc<T>::type* invstd, int64_t N, int64_t C, int64_t S,
+              bool batch_stats, T* gx, typename Acc<T>::type* gw, typename Acc<T>::type* gb, T* g_residual) {
   using A = typename Acc<T>::type;
   const bool sums = gw || gb || (gx && batch_stats);
-  if (!sums && !gx) return;
+  if (!sums && !gx && !g_residual) return;
   ReducePlan plan;
   if (sums)
     plan = kernels::bn::make_reduce_plan(N, C, S, V, bn_chip::chip_blocks((const void*)bn_grad_sums_kernel<T, V>));
@@ -95,16 +82,16 @@ void backward(const T* g, const T* x, const typename Acc<T>::type* w, const type
     const int64_t blocks = C * plan.tiles;
     RETORT_REQUIRE(blocks < (int64_t(1) << 31), "batch_norm2d backward: ", C, " channels are too many for one CUDA grid");
     bn_grad_sums_kernel<T, V><<<unsigned(blocks), kThreads, 0, stream()>>>(
-        g, x, w, mean, invstd, plan, batch_stats, partials, bn_chip::channel_counters(C), gw, gb, coef);
+        g, x, relu_y, w, mean, invstd, plan, batch_stats, partials, bn_chip::channel_counters(C), gw, gb, coef);
     RETORT_CUDA_LAUNCH_CHECK();
-  } else {
+  } else if (gx) {
     bn_chip::bn_grad_coef_kernel<A><<<grid_for(C, kThreads), kThreads, 0, stream()>>>(w, mean, invstd, C, coef);
     RETORT_CUDA_LAUNCH_CHECK();
   }
-  if (!gx) return;
+  if (!gx && !g_residual) return;
   const ElementPlan ep =
-      kernels::bn::make_element_plan(N, C, S, V, bn_chip::chip_blocks((const void*)bn_grad_input_kernel<T, V>));
-  bn_grad_input_kernel<T, V><<<unsigned(ep.blocks), kThreads, 0, stream()>>>(g, x, coef, ep, gx);
+      kernels::bn::make_element_plan(N, C, S, V, bn_chip::chip_blocks((const void*)grad_input<T, V>));
+  grad_input<T, V><<<unsigned(ep.blocks), kThreads, 0, stream()>>>(g, x, relu_y, coef, ep, gx, g_residual);
   RETORT_CUDA_LAUNCH_CHECK();
 }
 
@@ -112,16 +99,18 @@ void backward(const T* g, const T* x, const typename Acc<T>::type* w, const type
 
 void batch_norm_backward_chip(DType type, const void* grad_y, const void* x, const void* weight, const void* mean,
                               const void* invstd, int64_t N, int64_t C, int64_t S, bool use_batch_stats,
-                              void* grad_x, void* grad_weight, void* grad_bias) {
+                              const void* relu_y, void* grad_x, void* grad_weight, void* grad_bias,
+                              void* grad_residual) {
   if (N * C * S == 0) return;
-  const bool whole_units = S % 4 == 0 && bn_chip::aligned16({grad_y, x, grad_x});
+  const bool whole_units = S % 4 == 0 && bn_chip::aligned16({grad_y, x, grad_x, relu_y, grad_residual});
   RETORT_CUDA_DISPATCH_FLOAT(type, "batch_norm2d backward", [&] {
     using A = typename Acc<scalar_t>::type;
     auto run = [&](auto vec) {
       backward<scalar_t, decltype(vec)::value>(
-          static_cast<const scalar_t*>(grad_y), static_cast<const scalar_t*>(x), static_cast<const A*>(weight),
-          static_cast<const A*>(mean), static_cast<const A*>(invstd), N, C, S, use_batch_stats,
-          static_cast<scalar_t*>(grad_x), static_cast<A*>(grad_weight), static_cast<A*>(grad_bias));
+          static_cast<const scalar_t*>(grad_y), static_cast<const scalar_t*>(x),
+          static_cast<const scalar_t*>(relu_y), static_cast<const A*>(weight), static_cast<const A*>(mean),
+          static_cast<const A*>(invstd), N, C, S, use_batch_stats, static_cast<scalar_t*>(grad_x),
+          static_cast<A*>(grad_weight), static_cast<A*>(grad_bias), static_cast<scalar_t*>(grad_residual));
     };
     if (whole_units)
       run(std::integral_constant<int, 4>{});

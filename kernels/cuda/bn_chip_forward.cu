@@ -4,8 +4,9 @@
 // channel's first value (sum(x - K), sum((x - K)^2), in double) into a partial; the last block of
 // each channel to arrive merges the channel's partials in tile order and writes mean, biased
 // variance, invstd and the channel's scale and shift. Eval: bn_affine_kernel turns the given
-// (running) mean and variance into invstd, scale and shift. Then bn_normalise_kernel, a
-// grid-stride pass over the whole tensor in 4-element units where the layout allows.
+// (running) mean and variance into invstd, scale and shift. Then bn_chip::normalise_kernel, a
+// grid-stride pass over the whole tensor in 4-element units where the layout allows, with the
+// epilogue (residual, ReLU) when asked.
 // Deterministic: no float atomics; a fixed tiling per device and fixed merge orders, so the same
 // input gives the same bits on the same GPU (a GPU with another SM count tiles differently, and
 // a pointer not 16-byte aligned takes 1-element units, tiled differently too).
@@ -17,6 +18,8 @@ namespace retort::cuda {
 namespace {
 
 using bn_chip::ChannelAffine;
+template <typename T, int V>
+constexpr auto normalise = bn_chip::normalise_kernel<T, V, false>;
 using bn_chip::kThreads;
 using bn_chip::write_affine;
 using kernels::bn::ChannelWalk;
@@ -26,7 +29,8 @@ using kernels::bn::ReducePlan;
 
 template <typename T, int V>
 __global__ void __launch_bounds__(kThreads)
-    bn_stats_kernel(const T* __restrict__ x, const typename Acc<T>::type* w, const typename Acc<T>::type* b, ReducePlan p, double eps, double* partials,
+    bn_stats_kernel(const T* __restrict__ x, const typename Acc<T>::type* w, const typename Acc<T>::type* b,
+                    ReducePlan p, double eps, double* partials,
                     unsigned* counters, typename Acc<T>::type* mean, typename Acc<T>::type* var,
                     typename Acc<T>::type* invstd, ChannelAffine<typename Acc<T>::type>* affine) {
   using A = typename Acc<T>::type;
@@ -61,22 +65,8 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 template <typename T, int V>
-__global__ void __launch_bounds__(kThreads)
-    bn_normalise_kernel(const T* x, const ChannelAffine<typename Acc<T>::type>* __restrict__ affine, ElementPlan p,
-                        T* y) {
-  using A = typename Acc<T>::type;
-  for (ChannelWalk at(p, int64_t(blockIdx.x) * kThreads + threadIdx.x); at.u < p.total_units; at.advance(p)) {
-    const ChannelAffine<A> a = affine[at.c];
-    A v[V];
-    bn_chip::load_unit<T, V>(x, at.u * V, v);
-#pragma unroll
-    for (int k = 0; k < V; ++k) v[k] = v[k] * a.scale + a.shift;
-    bn_chip::store_unit<T, V>(y, at.u * V, v);
-  }
-}
-
-template <typename T, int V>
-void batch_stats(const T* x, const typename Acc<T>::type* w, const typename Acc<T>::type* b, int64_t N, int64_t C, int64_t S, double eps,
+void batch_stats(const T* x, const typename Acc<T>::type* w, const typename Acc<T>::type* b, int64_t N, int64_t C,
+                 int64_t S, double eps,
                  typename Acc<T>::type* mean, typename Acc<T>::type* var, typename Acc<T>::type* invstd,
                  ChannelAffine<typename Acc<T>::type>* affine, double* partials, const ReducePlan& plan) {
   const int64_t blocks = C * plan.tiles;
@@ -87,8 +77,9 @@ void batch_stats(const T* x, const typename Acc<T>::type* w, const typename Acc<
 }
 
 template <typename T, int V>
-void forward(const T* x, const typename Acc<T>::type* w, const typename Acc<T>::type* b, int64_t N, int64_t C, int64_t S, bool use_batch_stats, double eps,
-             typename Acc<T>::type* mean, typename Acc<T>::type* var, typename Acc<T>::type* invstd, T* y) {
+void forward(const T* x, const typename Acc<T>::type* w, const typename Acc<T>::type* b, int64_t N, int64_t C,
+             int64_t S, bool use_batch_stats, double eps, const T* residual, bool relu, typename Acc<T>::type* mean,
+             typename Acc<T>::type* var, typename Acc<T>::type* invstd, T* y) {
   using A = typename Acc<T>::type;
   ReducePlan plan;
   if (use_batch_stats)
@@ -100,29 +91,30 @@ void forward(const T* x, const typename Acc<T>::type* w, const typename Acc<T>::
   if (use_batch_stats) {
     batch_stats<T, V>(x, w, b, N, C, S, eps, mean, var, invstd, affine, partials, plan);
   } else {
-    bn_chip::bn_affine_kernel<A><<<grid_for(C, kThreads), kThreads, 0, stream()>>>(w, b, C, eps, mean, var, invstd, affine);
+    bn_chip::bn_affine_kernel<A><<<grid_for(C, kThreads), kThreads, 0, stream()>>>(w, b, C, eps, mean, var, invstd,
+                                                                                 affine);
     RETORT_CUDA_LAUNCH_CHECK();
   }
   const ElementPlan ep =
-      kernels::bn::make_element_plan(N, C, S, V, bn_chip::chip_blocks((const void*)bn_normalise_kernel<T, V>));
-  bn_normalise_kernel<T, V><<<unsigned(ep.blocks), kThreads, 0, stream()>>>(x, affine, ep, y);
+      kernels::bn::make_element_plan(N, C, S, V, bn_chip::chip_blocks((const void*)normalise<T, V>));
+  normalise<T, V><<<unsigned(ep.blocks), kThreads, 0, stream()>>>(x, affine, ep, residual, relu, y);
   RETORT_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace
 
 void batch_norm_forward_chip(DType type, const void* x, const void* weight, const void* bias, int64_t N, int64_t C,
-                             int64_t S, bool use_batch_stats, double eps, void* mean, void* var, void* invstd,
-                             void* y) {
+                             int64_t S, bool use_batch_stats, double eps, const kernels::BnEpilogue& epi,
+                             void* mean, void* var, void* invstd, void* y) {
   if (N * C * S == 0) return;
-  const bool whole_units = S % 4 == 0 && bn_chip::aligned16({x, y});
+  const bool whole_units = S % 4 == 0 && bn_chip::aligned16({x, y, epi.residual});
   RETORT_CUDA_DISPATCH_FLOAT(type, "batch_norm2d", [&] {
     using A = typename Acc<scalar_t>::type;
     auto run = [&](auto vec) {
       forward<scalar_t, decltype(vec)::value>(
           static_cast<const scalar_t*>(x), static_cast<const A*>(weight), static_cast<const A*>(bias), N, C, S,
-          use_batch_stats, eps, static_cast<A*>(mean), static_cast<A*>(var), static_cast<A*>(invstd),
-          static_cast<scalar_t*>(y));
+          use_batch_stats, eps, static_cast<const scalar_t*>(epi.residual), epi.relu, static_cast<A*>(mean),
+          static_cast<A*>(var), static_cast<A*>(invstd), static_cast<scalar_t*>(y));
     };
     if (whole_units)
       run(std::integral_constant<int, 4>{});

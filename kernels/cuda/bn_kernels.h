@@ -6,14 +6,16 @@
 #pragma once
 #include <cstdint>
 #include "core/dtype.h"
+#include "kernels/norm.h"
 
 namespace retort::cuda {
 using BatchNormForwardIn = void(DType type, const void* x, const void* weight, const void* bias, int64_t N, int64_t C,
-                                int64_t S, bool use_batch_stats, double eps, void* mean, void* var, void* invstd,
-                                void* y);
+                                int64_t S, bool use_batch_stats, double eps, const kernels::BnEpilogue& epi,
+                                void* mean, void* var, void* invstd, void* y);
 using BatchNormBackwardIn = void(DType type, const void* grad_y, const void* x, const void* weight, const void* mean,
                                  const void* invstd, int64_t N, int64_t C, int64_t S, bool use_batch_stats,
-                                 void* grad_x, void* grad_weight, void* grad_bias);
+                                 const void* relu_y, void* grad_x, void* grad_weight, void* grad_bias,
+                                 void* grad_residual);
 
 BatchNormForwardIn batch_norm_forward_chip;
 BatchNormBackwardIn batch_norm_backward_chip;

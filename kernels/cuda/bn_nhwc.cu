@@ -5,8 +5,9 @@
 // shifted by the channel's first value, in double, into a partial per (channel, tile); the last
 // block of each chunk to arrive merges the partials in tile order and writes mean, variance,
 // invstd and the channel's scale and shift. Backward: nhwc_grad_sums_kernel the same way for
-// sum(g) and sum(g * (x - mean)). The elementwise passes (normalise, dx) walk the tensor in
-// 4-element units (C % 4 == 0 and 16-byte aligned pointers) with ElementPlan at S = 1.
+// sum(g) and sum(g * (x - mean)). The elementwise passes (bn_chip.cuh's normalise_kernel and
+// grad_input_kernel, shared with NCHW) walk the tensor in 4-channel units (C % 4 == 0 and
+// 16-byte aligned pointers) with ElementPlan at S = 1.
 // Deterministic: no float atomics, fixed tiling and merge orders per device, like the NCHW
 // full-chip kernels (bn_chip_*.cu), whose shared pieces it uses (bn_chip.cuh).
 #include <type_traits>
@@ -24,6 +25,10 @@ using kernels::bn::ElementPlan;
 using kernels::bn::kRowChannels;
 using kernels::bn::kRowLanes;
 using kernels::bn::RowPlan;
+template <typename T, int V>
+constexpr auto normalise = bn_chip::normalise_kernel<T, V, true>;
+template <typename T, int V>
+constexpr auto grad_input = bn_chip::grad_input_kernel<T, V, true>;
 
 // Sums a and b of each channel column over the block's kRowLanes lanes, lane 0 first; valid in
 // lane 0 (threads 0..31). Every thread of the block calls it.
@@ -99,7 +104,8 @@ __global__ void __launch_bounds__(kThreads)
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
-    nhwc_grad_sums_kernel(const T* __restrict__ g, const T* __restrict__ x, const typename Acc<T>::type* w,
+    nhwc_grad_sums_kernel(const T* __restrict__ g, const T* __restrict__ x, const T* relu_y,
+                          const typename Acc<T>::type* w,
                           const typename Acc<T>::type* mean, const typename Acc<T>::type* invstd, RowPlan p,
                           bool batch_stats, double* partials, unsigned* counters, typename Acc<T>::type* gw,
                           typename Acc<T>::type* gb, GradCoef<typename Acc<T>::type>* coef) {
@@ -111,9 +117,10 @@ __global__ void __launch_bounds__(kThreads)
   double sum_g = 0, sum_gxmu = 0;  // sum(g), sum(g * (x - mu))
   if (live)
     for (int64_t r = p.tile_begin(t) + threadIdx.x / kRowChannels; r < p.tile_end(t); r += kRowLanes) {
-      const double gi = double(ld(g, r * p.C + c));
+      const int64_t i = r * p.C + c;
+      const double gi = relu_y && !(ld(relu_y, i) > A(0)) ? 0.0 : double(ld(g, i));
       sum_g += gi;
-      sum_gxmu += gi * (double(ld(x, r * p.C + c)) - mu);
+      sum_gxmu += gi * (double(ld(x, i)) - mu);
     }
   lane_sum2(sum_g, sum_gxmu);
   if (!publish_partial(p, c, t, live, sum_g, sum_gxmu, partials, counters + chunk)) return;
@@ -126,48 +133,12 @@ __global__ void __launch_bounds__(kThreads)
   if (coef) coef[c] = bn_chip::grad_coef(c, A(mu), is, w, batch_stats, sum_g, sum_gx, p.M);
 }
 
-// Unit u holds channels at.c .. at.c + V - 1 of one row (V divides C).
-template <typename T, int V>
-__global__ void __launch_bounds__(kThreads)
-    nhwc_normalise_kernel(const T* x, const ChannelAffine<typename Acc<T>::type>* __restrict__ affine, ElementPlan p,
-                          T* y) {
-  using A = typename Acc<T>::type;
-  for (ChannelWalk at(p, int64_t(blockIdx.x) * kThreads + threadIdx.x); at.u < p.total_units; at.advance(p)) {
-    A v[V];
-    bn_chip::load_unit<T, V>(x, at.u * V, v);
-#pragma unroll
-    for (int k = 0; k < V; ++k) {
-      const ChannelAffine<A> a = affine[at.c + k];
-      v[k] = v[k] * a.scale + a.shift;
-    }
-    bn_chip::store_unit<T, V>(y, at.u * V, v);
-  }
-}
-
-template <typename T, int V>
-__global__ void __launch_bounds__(kThreads)
-    nhwc_grad_input_kernel(const T* g, const T* x, const GradCoef<typename Acc<T>::type>* __restrict__ coef,
-                           ElementPlan p, T* gx) {
-  using A = typename Acc<T>::type;
-  for (ChannelWalk at(p, int64_t(blockIdx.x) * kThreads + threadIdx.x); at.u < p.total_units; at.advance(p)) {
-    A gv[V], xv[V];
-    bn_chip::load_unit<T, V>(g, at.u * V, gv);
-    bn_chip::load_unit<T, V>(x, at.u * V, xv);
-#pragma unroll
-    for (int k = 0; k < V; ++k) {
-      const GradCoef<A> cf = coef[at.c + k];
-      const A xhat = (xv[k] - cf.mu) * cf.is;
-      gv[k] = cf.k * (gv[k] - cf.mean_g - xhat * cf.mean_gx);
-    }
-    bn_chip::store_unit<T, V>(gx, at.u * V, gv);
-  }
-}
-
 // The row tiling for `kernel` on this chip, and its scratch: 2 doubles per (channel, tile).
 template <typename Kernel>
 RowPlan row_plan(Kernel* kernel, int64_t M, int64_t C, const char* op) {
   const RowPlan plan = kernels::bn::make_row_plan(M, C, bn_chip::chip_blocks((const void*)kernel));
-  RETORT_REQUIRE(plan.chunks * plan.tiles < (int64_t(1) << 31), op, ": ", C, " channels are too many for one CUDA grid");
+  RETORT_REQUIRE(plan.chunks * plan.tiles < (int64_t(1) << 31), op, ": ", C,
+                 " channels are too many for one CUDA grid");
   return plan;
 }
 
@@ -178,8 +149,8 @@ ElementPlan element_plan(Kernel* kernel, int64_t M, int64_t C, int V) {
 
 template <typename T, int V>
 void forward(const T* x, const typename Acc<T>::type* w, const typename Acc<T>::type* b, int64_t M, int64_t C,
-             bool use_batch_stats, double eps, typename Acc<T>::type* mean, typename Acc<T>::type* var,
-             typename Acc<T>::type* invstd, T* y) {
+             bool use_batch_stats, double eps, const T* residual, bool relu, typename Acc<T>::type* mean,
+             typename Acc<T>::type* var, typename Acc<T>::type* invstd, T* y) {
   using A = typename Acc<T>::type;
   RowPlan plan;
   if (use_batch_stats) plan = row_plan(nhwc_stats_kernel<T>, M, C, "batch_norm2d");
@@ -195,18 +166,18 @@ void forward(const T* x, const typename Acc<T>::type* w, const typename Acc<T>::
                                                                                  affine);
   }
   RETORT_CUDA_LAUNCH_CHECK();
-  const ElementPlan ep = element_plan(nhwc_normalise_kernel<T, V>, M, C, V);
-  nhwc_normalise_kernel<T, V><<<unsigned(ep.blocks), kThreads, 0, stream()>>>(x, affine, ep, y);
+  const ElementPlan ep = element_plan(normalise<T, V>, M, C, V);
+  normalise<T, V><<<unsigned(ep.blocks), kThreads, 0, stream()>>>(x, affine, ep, residual, relu, y);
   RETORT_CUDA_LAUNCH_CHECK();
 }
 
 template <typename T, int V>
-void backward(const T* g, const T* x, const typename Acc<T>::type* w, const typename Acc<T>::type* mean,
-              const typename Acc<T>::type* invstd, int64_t M, int64_t C, bool batch_stats, T* gx,
-              typename Acc<T>::type* gw, typename Acc<T>::type* gb) {
+void backward(const T* g, const T* x, const T* relu_y, const typename Acc<T>::type* w,
+              const typename Acc<T>::type* mean, const typename Acc<T>::type* invstd, int64_t M, int64_t C,
+              bool batch_stats, T* gx, typename Acc<T>::type* gw, typename Acc<T>::type* gb, T* g_residual) {
   using A = typename Acc<T>::type;
   const bool sums = gw || gb || (gx && batch_stats);
-  if (!sums && !gx) return;
+  if (!sums && !gx && !g_residual) return;
   RowPlan plan;
   if (sums) plan = row_plan(nhwc_grad_sums_kernel<T>, M, C, "batch_norm2d backward");
   const size_t partial_bytes = sums ? size_t(2 * C * plan.tiles) * sizeof(double) : 0;
@@ -215,29 +186,32 @@ void backward(const T* g, const T* x, const typename Acc<T>::type* w, const type
   auto* coef = gx ? reinterpret_cast<GradCoef<A>*>(static_cast<char*>(scratch.data()) + partial_bytes) : nullptr;
   if (sums) {
     nhwc_grad_sums_kernel<T><<<unsigned(plan.chunks * plan.tiles), kThreads, 0, stream()>>>(
-        g, x, w, mean, invstd, plan, batch_stats, partials, bn_chip::channel_counters(plan.chunks), gw, gb, coef);
-  } else {
+        g, x, relu_y, w, mean, invstd, plan, batch_stats, partials, bn_chip::channel_counters(plan.chunks), gw, gb,
+        coef);
+    RETORT_CUDA_LAUNCH_CHECK();
+  } else if (gx) {
     bn_chip::bn_grad_coef_kernel<A><<<grid_for(C, kThreads), kThreads, 0, stream()>>>(w, mean, invstd, C, coef);
+    RETORT_CUDA_LAUNCH_CHECK();
   }
-  RETORT_CUDA_LAUNCH_CHECK();
-  if (!gx) return;
-  const ElementPlan ep = element_plan(nhwc_grad_input_kernel<T, V>, M, C, V);
-  nhwc_grad_input_kernel<T, V><<<unsigned(ep.blocks), kThreads, 0, stream()>>>(g, x, coef, ep, gx);
+  if (!gx && !g_residual) return;
+  const ElementPlan ep = element_plan(grad_input<T, V>, M, C, V);
+  grad_input<T, V><<<unsigned(ep.blocks), kThreads, 0, stream()>>>(g, x, relu_y, coef, ep, gx, g_residual);
   RETORT_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace
 
 void batch_norm_forward_nhwc(DType type, const void* x, const void* weight, const void* bias, int64_t N, int64_t C,
-                             int64_t S, bool use_batch_stats, double eps, void* mean, void* var, void* invstd,
-                             void* y) {
+                             int64_t S, bool use_batch_stats, double eps, const kernels::BnEpilogue& epi,
+                             void* mean, void* var, void* invstd, void* y) {
   if (N * C * S == 0) return;
-  const bool whole_units = C % 4 == 0 && bn_chip::aligned16({x, y});
+  const bool whole_units = C % 4 == 0 && bn_chip::aligned16({x, y, epi.residual});
   RETORT_CUDA_DISPATCH_FLOAT(type, "batch_norm2d", [&] {
     using A = typename Acc<scalar_t>::type;
     auto run = [&](auto vec) {
       forward<scalar_t, decltype(vec)::value>(static_cast<const scalar_t*>(x), static_cast<const A*>(weight),
                                               static_cast<const A*>(bias), N * S, C, use_batch_stats, eps,
+                                              static_cast<const scalar_t*>(epi.residual), epi.relu,
                                               static_cast<A*>(mean), static_cast<A*>(var), static_cast<A*>(invstd),
                                               static_cast<scalar_t*>(y));
     };
@@ -250,16 +224,18 @@ void batch_norm_forward_nhwc(DType type, const void* x, const void* weight, cons
 
 void batch_norm_backward_nhwc(DType type, const void* grad_y, const void* x, const void* weight, const void* mean,
                               const void* invstd, int64_t N, int64_t C, int64_t S, bool use_batch_stats,
-                              void* grad_x, void* grad_weight, void* grad_bias) {
+                              const void* relu_y, void* grad_x, void* grad_weight, void* grad_bias,
+                              void* grad_residual) {
   if (N * C * S == 0) return;
-  const bool whole_units = C % 4 == 0 && bn_chip::aligned16({grad_y, x, grad_x});
+  const bool whole_units = C % 4 == 0 && bn_chip::aligned16({grad_y, x, grad_x, relu_y, grad_residual});
   RETORT_CUDA_DISPATCH_FLOAT(type, "batch_norm2d backward", [&] {
     using A = typename Acc<scalar_t>::type;
     auto run = [&](auto vec) {
       backward<scalar_t, decltype(vec)::value>(
-          static_cast<const scalar_t*>(grad_y), static_cast<const scalar_t*>(x), static_cast<const A*>(weight),
-          static_cast<const A*>(mean), static_cast<const A*>(invstd), N * S, C, use_batch_stats,
-          static_cast<scalar_t*>(grad_x), static_cast<A*>(grad_weight), static_cast<A*>(grad_bias));
+          static_cast<const scalar_t*>(grad_y), static_cast<const scalar_t*>(x),
+          static_cast<const scalar_t*>(relu_y), static_cast<const A*>(weight), static_cast<const A*>(mean),
+          static_cast<const A*>(invstd), N * S, C, use_batch_stats, static_cast<scalar_t*>(grad_x),
+          static_cast<A*>(grad_weight), static_cast<A*>(grad_bias), static_cast<scalar_t*>(grad_residual));
     };
     if (whole_units)
       run(std::integral_constant<int, 4>{});

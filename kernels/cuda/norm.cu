@@ -140,21 +140,23 @@ void set_batch_norm_kernels(BatchNormKernels kernels) {
 }
 
 void batch_norm_forward(DType type, const void* x, const void* weight, const void* bias, int64_t N, int64_t C,
-                        int64_t S, bool channels_last, bool use_batch_stats, double eps, void* mean, void* var,
-                        void* invstd, void* y) {
+                        int64_t S, bool channels_last, bool use_batch_stats, double eps,
+                        const kernels::BnEpilogue& epi, void* mean, void* var, void* invstd, void* y) {
   BatchNormForwardIn* run = channels_last ? batch_norm_forward_nhwc
                             : batch_norm_kernels() == BatchNormKernels::block_per_channel ? batch_norm_forward_block
                                                                                          : batch_norm_forward_chip;
-  run(type, x, weight, bias, N, C, S, use_batch_stats, eps, mean, var, invstd, y);
+  run(type, x, weight, bias, N, C, S, use_batch_stats, eps, epi, mean, var, invstd, y);
 }
 
 void batch_norm_backward(DType type, const void* grad_y, const void* x, const void* weight, const void* mean,
                          const void* invstd, int64_t N, int64_t C, int64_t S, bool channels_last,
-                         bool use_batch_stats, void* grad_x, void* grad_weight, void* grad_bias) {
+                         bool use_batch_stats, const void* relu_y, void* grad_x, void* grad_weight, void* grad_bias,
+                         void* grad_residual) {
   BatchNormBackwardIn* run = channels_last ? batch_norm_backward_nhwc
                              : batch_norm_kernels() == BatchNormKernels::block_per_channel ? batch_norm_backward_block
                                                                                           : batch_norm_backward_chip;
-  run(type, grad_y, x, weight, mean, invstd, N, C, S, use_batch_stats, grad_x, grad_weight, grad_bias);
+  run(type, grad_y, x, weight, mean, invstd, N, C, S, use_batch_stats, relu_y, grad_x, grad_weight, grad_bias,
+      grad_residual);
 }
 
 void layer_norm_forward(DType type, const void* x, const void* weight, const void* bias, int64_t rows,

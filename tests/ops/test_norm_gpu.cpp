@@ -107,10 +107,10 @@ TEST_CASE("batch_norm full-chip split: statistics and parameter-gradient sums re
     const std::vector<double> g = random_tensor(shape, 8, -1, 1).to_vector();
     std::vector<float> xf(x.begin(), x.end()), gf(g.begin(), g.end()), y(x.size());
     std::vector<float> mean(size_t(s.C)), var(size_t(s.C)), invstd(size_t(s.C)), gw(size_t(s.C)), gb(size_t(s.C));
-    cpu::batch_norm_forward(DType::f32, xf.data(), nullptr, nullptr, s.N, s.C, s.S, false, true, 1e-5, mean.data(),
+    cpu::batch_norm_forward(DType::f32, xf.data(), nullptr, nullptr, s.N, s.C, s.S, false, true, 1e-5, {}, mean.data(),
                             var.data(), invstd.data(), y.data());
     cpu::batch_norm_backward(DType::f32, gf.data(), xf.data(), nullptr, mean.data(), invstd.data(), s.N, s.C, s.S,
-                             false, true, nullptr, gw.data(), gb.data());
+                             false, true, nullptr, nullptr, gw.data(), gb.data(), nullptr);
     for (int vec : vecs_for(s.S)) {
       const bn::ReducePlan p = bn::make_reduce_plan(s.N, s.C, s.S, vec, 792);
       // Per (channel, tile) shifted sums as the blocks form them, then merged in tile order.
@@ -184,7 +184,7 @@ void run_forward_kernel(const BnInputs& in, DType dt, Device device, bool traini
   Tensor var = in.running_var.to(DType::f32).to(sd).to(device);
   Tensor invstd = Tensor::empty({C}, sd, device), y = Tensor::empty(shape, dt, device);
   RETORT_KERNEL(device, batch_norm_forward, dt, x.raw_data(), w.raw_data(), b.raw_data(), N, C, S, false, training,
-                1e-5, mean.raw_data(), var.raw_data(), invstd.raw_data(), y.raw_data());
+                1e-5, kernels::BnEpilogue{}, mean.raw_data(), var.raw_data(), invstd.raw_data(), y.raw_data());
   r.mean = on_host(mean);
   r.var = on_host(var);
   r.invstd = on_host(invstd);

@@ -46,10 +46,10 @@ KernelRun run_cpu_kernels(const Tensor& x64, const Tensor& g64, DType dt, Memory
               empty_in_format(x.shape(), format, dt, Device::cpu()),
               Tensor::empty({C}, sd),
               Tensor::empty({C}, sd)};
-  cpu::batch_norm_forward(dt, x.raw_data(), w.raw_data(), b.raw_data(), N, C, S, nhwc, training, 1e-5,
+  cpu::batch_norm_forward(dt, x.raw_data(), w.raw_data(), b.raw_data(), N, C, S, nhwc, training, 1e-5, {},
                           r.mean.raw_data(), r.var.raw_data(), r.invstd.raw_data(), r.y.raw_data());
   cpu::batch_norm_backward(dt, g.raw_data(), x.raw_data(), w.raw_data(), r.mean.raw_data(), r.invstd.raw_data(), N, C,
-                           S, nhwc, training, r.dx.raw_data(), r.dw.raw_data(), r.db.raw_data());
+                           S, nhwc, training, nullptr, r.dx.raw_data(), r.dw.raw_data(), r.db.raw_data(), nullptr);
   return r;
 }
 
@@ -104,7 +104,7 @@ TEST_CASE("batch_norm kernels: a bf16 input with f32 parameters is normalised in
     Tensor mean = h.mean.clone(), var = h.var.clone(), invstd = Tensor::empty({5});
     Tensor y = empty_in_format(shape, format, DType::f32, Device::cpu());
     cpu::batch_norm_forward(DType::f32, x.raw_data(), w.raw_data(), b.raw_data(), 6, 5, 49,
-                            format == MemoryFormat::channels_last, false, 1e-5, mean.raw_data(), var.raw_data(),
+                            format == MemoryFormat::channels_last, false, 1e-5, {}, mean.raw_data(), var.raw_data(),
                             invstd.raw_data(), y.raw_data());
     CHECK(same_bits(invstd, h.invstd));
     CHECK(same_bits(y.to(DType::bf16).contiguous(), h.y.contiguous()));
