@@ -171,7 +171,7 @@ std::pair<int64_t, int64_t> slice_rows(int64_t rows, int m, int M) { return {row
 // starts from the step's start, runs forward and backward, and leaves its flat contribution.
 SliceResults run_slices(const StepParts& parts, const ParallelPlan& plan, const Tensor& x, const Tensor& y,
                         const std::vector<int64_t>* positions, const transfer::StepClock& clock,
-                        const nn::NamedTensors& buffers, const StepStart& start) {
+                        const nn::NamedTensors& buffers, const StepStart& start, int64_t global_rows) {
   const int M = plan.micro_batches;
   SliceResults r;
   for (int m = 0; m < M; ++m) {
@@ -180,7 +180,8 @@ SliceResults run_slices(const StepParts& parts, const ParallelPlan& plan, const 
     std::vector<int64_t> pos;
     if (positions) pos.assign(positions->begin() + a, positions->begin() + b);
     const Tensor xs = M == 1 ? x : x.slice(0, a, b), ys = (M == 1 || !y.defined()) ? y : y.slice(0, a, b);
-    dist::ShardScope scope({plan.rank * M + m, plan.slices(), plan.sync_bn ? plan.grads : nullptr, m > 0});
+    dist::ShardScope scope({plan.rank * M + m, plan.slices(), plan.sync_bn ? plan.grads : nullptr, m > 0,
+                            dist_fault("same_slice") ? 0 : global_rows});
     StepForward f = forward_losses(parts, xs, ys, positions ? &pos : nullptr, clock);
     const double value = f.total.item();  // ranks decide on the host (MPI); see docs/distributed.md
     if (!std::isfinite(value) && !r.mine.nonfinite) {
@@ -263,13 +264,13 @@ void replicate_from_root(const ParallelPlan& plan, const nn::NamedTensors& tenso
 
 StepOutput parallel_step(const StepParts& parts, const ParallelPlan& plan, const Tensor& x, const Tensor& y,
                          const std::vector<int64_t>* positions, const transfer::StepClock& clock, int interrupt,
-                         const std::function<std::string()>& where) {
+                         const std::function<std::string()>& where, int64_t global_rows) {
   // What the step starts from: for the micro-batches after the first, and to see which buffers
   // per-slice BatchNorm changed (SyncBN with one slice per rank needs neither).
   const bool per_slice = plan.micro_batches > 1 || !plan.sync_bn;
   const nn::NamedTensors buffers = per_slice ? float_buffers(parts) : nn::NamedTensors{};
   const StepStart start = per_slice ? capture(parts, buffers) : StepStart{};
-  SliceResults r = run_slices(parts, plan, x, y, positions, clock, buffers, start);
+  SliceResults r = run_slices(parts, plan, x, y, positions, clock, buffers, start, global_rows);
   Tensor total = ordered_sum(r.flats);
   plan.grads->allreduce_sum(total);
   Tensor scalars = Tensor::from_vector({r.loss_sum, double(r.hits), double(x.size(0))}, {3}, DType::f64);

@@ -38,9 +38,10 @@ void replicate_from_root(const ParallelPlan& plan, const nn::NamedTensors& tenso
 
 // One data-parallel step on this rank's slice x of the global batch. `interrupt` is this rank's
 // pending signal (0: none); the step returns the largest over the ranks in StepOutput::signal.
+// global_rows: the rows of the whole global batch (for SyncBN's count without a device read).
 StepOutput parallel_step(const StepParts& parts, const ParallelPlan& plan, const Tensor& x, const Tensor& y,
                          const std::vector<int64_t>* positions, const transfer::StepClock& clock, int interrupt,
-                         const std::function<std::string()>& where);
+                         const std::function<std::string()>& where, int64_t global_rows);
 
 // The equivalence tests' controls, which must make them fail: RETORT_DIST_FAULT names one of
 // "no_scale" (gradients summed, not averaged), "same_slice" (every rank and micro-batch reads

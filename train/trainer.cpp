@@ -283,7 +283,8 @@ EpochTotals train_epoch(StageRun& run, int64_t epoch) {
     std::optional<StepProbe> probe;
     if (log_due(run)) probe.emplace();
     const StepOutput out =
-        parallel ? parallel_step(run.parts, run.plan, x, y, &batch.positions, clock, interrupt_requested(), where)
+        parallel ? parallel_step(run.parts, run.plan, x, y, &batch.positions, clock, interrupt_requested(), where,
+                                 batch.whole_batch)
                  : train_step(run.parts, x, y, &batch.positions, clock, *run.health, probe ? &*probe : nullptr);
     ++run.progress.step;
     ++run.progress.batch_in_epoch;

@@ -22,6 +22,7 @@ Batch Batch::slice(int64_t first, int64_t last) const {
   out.height = height;
   out.width = width;
   out.index = index;
+  out.whole_batch = whole_batch > 0 ? whole_batch : batch;
   const int64_t n = image_numel();
   out.images.assign(images.begin() + first * n, images.begin() + last * n);
   if (!labels.empty()) out.labels.assign(labels.begin() + first, labels.begin() + last);

@@ -16,6 +16,7 @@ struct Batch {
   int64_t batch = 0, channels = 0, height = 0, width = 0;
   int64_t index = -1;  // batch index within its epoch (set by the loader)
   std::vector<int64_t> positions;  // each image's position in the view it came from
+  int64_t whole_batch = 0;  // a slice's: the rows of the batch it was cut from (0: not a slice)
 
   int64_t size() const { return batch; }
   int64_t image_numel() const { return channels * height * width; }

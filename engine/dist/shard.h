@@ -17,6 +17,9 @@ struct Shard {
   // Another micro-batch of a step this process already computed a slice of: BatchNorm does not
   // count the step again (num_batches_tracked moves once per step, as on every rank).
   bool repeat = false;
+  // Rows of the step's global batch (every rank's slices), or 0 when unknown: SyncBN's global
+  // count then needs no device read.
+  int64_t global_rows = 0;
 };
 
 // The shard the calling thread computes now ({0, 1, null} outside any ShardScope).

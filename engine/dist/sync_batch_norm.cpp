@@ -28,7 +28,7 @@ struct GlobalStats {
   double count = 0;
 };
 
-GlobalStats global_stats(const Tensor& x, Communicator& comm) {
+GlobalStats global_stats(const Tensor& x, Communicator& comm, int64_t global_rows) {
   NoGradGuard ng;
   const auto dims = non_channel_dims(x);
   Tensor x64 = x.detach().to(DType::f64);
@@ -38,7 +38,8 @@ GlobalStats global_stats(const Tensor& x, Communicator& comm) {
                        0).contiguous();
   comm.allreduce_sum(sums);
   GlobalStats g;
-  g.count = sums.slice(0, 2 * C, 2 * C + 1).item();
+  g.count = global_rows > 0 ? double(global_rows * (x.numel() / (x.size(0) * C)))  // no read
+                            : sums.slice(0, 2 * C, 2 * C + 1).item();
   g.mean = mul(sums.slice(0, 0, C), 1.0 / g.count);
   g.var = sub(mul(sums.slice(0, C, 2 * C), 1.0 / g.count), mul(g.mean, g.mean));
   return g;
@@ -47,13 +48,14 @@ GlobalStats global_stats(const Tensor& x, Communicator& comm) {
 }  // namespace
 
 Tensor sync_batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
-                         Tensor running_var, double momentum, double eps, Communicator& comm) {
+                         Tensor running_var, double momentum, double eps, Communicator& comm,
+                         int64_t global_rows) {
   RETORT_PROFILE_OP("sync_batch_norm2d", x, weight, bias, running_mean, running_var);
   RETORT_CHECK(x.defined() && x.dim() >= 2 && x.dim() <= 4 && x.numel() > 0,
                "sync_batch_norm2d: input must be a non-empty [N, C, H, W] (or [N, C], [N, C, L]), got {}",
                x.defined() ? shape_str(x.shape()) : std::string("undefined"));
   const DType stat = x.dtype() == DType::f64 ? DType::f64 : DType::f32;
-  const GlobalStats g = global_stats(x, comm);
+  const GlobalStats g = global_stats(x, comm, global_rows);
   RETORT_CHECK(g.count > 1, "sync_batch_norm2d: batch statistics need more than one value per channel, got {} in "
                "the global batch", g.count);
   Tensor mean = g.mean.to(stat), var = g.var.to(stat);

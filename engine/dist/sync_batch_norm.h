@@ -13,7 +13,12 @@
 
 namespace retort::dist {
 
+// global_rows: the rows (images) of the global batch, when the caller knows them (the trainer
+// does: the loader built the whole batch before keeping this rank's slice); the global count is
+// then global_rows * H * W on the host. 0: the count is all-reduced with the sums and read back,
+// one device-to-host synchronisation per call.
 Tensor sync_batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
-                         Tensor running_var, double momentum, double eps, Communicator& comm);
+                         Tensor running_var, double momentum, double eps, Communicator& comm,
+                         int64_t global_rows = 0);
 
 }  // namespace retort::dist

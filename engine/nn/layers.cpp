@@ -119,7 +119,8 @@ Tensor BatchNorm2d::forward_act(const Tensor& x, const Tensor& residual, bool re
                x.str(), channels);
   if (is_training() && !dist::current_shard().repeat) num_batches_tracked.fill_(double(++batches_));
   if (dist::Communicator* group = dist::current_shard().sync_bn; group && is_training()) {
-    Tensor y = dist::sync_batch_norm2d(x, weight, bias, running_mean, running_var, momentum, eps, *group);
+    Tensor y = dist::sync_batch_norm2d(x, weight, bias, running_mean, running_var, momentum, eps, *group,
+                                       dist::current_shard().global_rows);
     if (residual.defined()) y = add(y, residual);
     return relu ? retort::relu(y) : y;
   }

@@ -131,6 +131,33 @@ TEST_CASE("data parallel: SyncBN over 4 ranks equals batch_norm2d on the whole b
   }
 }
 
+TEST_CASE("data parallel: SyncBN given the global batch's rows reads nothing back and gives the same bits") {
+  const int ranks = 2;
+  const Tensor x = random_tensor({6, 3, 4, 4}, 41, -2.0, 3.0, DType::f32);
+  auto run = [&](int64_t global_rows, std::vector<Tensor>& ys, std::vector<Tensor>& rvs) {
+    ys.assign(ranks, Tensor());
+    rvs.assign(ranks, Tensor());
+    const int64_t reads_before = host_read_count();
+    ThreadGroup group(ranks);
+    group.run([&](ThreadGroup::Rank& comm) {
+      const int r = comm.rank();
+      Tensor rm = Tensor::zeros({3}), rv = Tensor::ones({3});
+      ys[size_t(r)] = dist::sync_batch_norm2d(x.slice(0, 3 * r, 3 * r + 3).contiguous(), Tensor(), Tensor(), rm, rv,
+                                              0.1, 1e-5, comm, global_rows);
+      rvs[size_t(r)] = rv;
+    });
+    return host_read_count() - reads_before;
+  };
+  std::vector<Tensor> y_read, rv_read, y_given, rv_given;
+  const int64_t reads_without = run(0, y_read, rv_read);
+  const int64_t reads_with = run(6, y_given, rv_given);
+  CHECK(reads_without - reads_with == ranks);  // one read of the count per rank, gone
+  for (int r = 0; r < ranks; ++r) {
+    CHECK(same_bits(y_given[size_t(r)], y_read[size_t(r)]));
+    CHECK(same_bits(rv_given[size_t(r)], rv_read[size_t(r)]));  // the unbiased variance uses the count
+  }
+}
+
 TEST_CASE("data parallel: SyncBN's backward passes the f64 finite-difference check on one rank") {
   ThreadGroup group(1);
   group.run([&](ThreadGroup::Rank& comm) {
@@ -173,6 +200,9 @@ TEST_CASE("data parallel: a batch's slices are its contiguous rows, labels and p
   CHECK(s.images.back() == 19.0f);
   CHECK(s.labels == std::vector<int64_t>{2, 3, 4});
   CHECK(s.positions == std::vector<int64_t>{12, 13, 14});
+  CHECK(b.whole_batch == 0);  // not a slice
+  CHECK(s.whole_batch == 6);  // the rows SyncBN counts over the ranks
+  CHECK(s.slice(0, 1).whole_batch == 6);
   CHECK_THROWS_WITH_AS(b.slice(4, 7), doctest::Contains("rows [4, 7) of a batch of 6"), Error);
 }
 
