@@ -11,6 +11,7 @@
 #include "kernels/attention.h"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_api.h"
+#include "kernels/cuda/scratch.cuh"
 
 namespace retort::cuda {
 namespace {
@@ -353,9 +354,8 @@ void backward_impl(const T* grad_out, const T* q, const T* k, const T* v, const 
                    const typename Acc<T>::type* lse, int64_t BH, int64_t Lq, int64_t Lk, int D, bool causal,
                    double scale, T* grad_q, T* grad_k, T* grad_v) {
   using A = typename Acc<T>::type;
-  int dev = 0;
-  RETORT_CUDA_CHECK(cudaGetDevice(&dev));
-  A* delta = static_cast<A*>(device_alloc(size_t(BH * Lq) * sizeof(A), dev));
+  const Scratch scratch(size_t(BH * Lq) * sizeof(A));
+  A* delta = scratch.as<A>();
   attention_delta_kernel<T><<<unsigned((BH * Lq + kWarps - 1) / kWarps), kThreads, 0, stream()>>>(grad_out, out,
                                                                                                    BH * Lq, D, delta);
   RETORT_CUDA_LAUNCH_CHECK();
@@ -377,7 +377,6 @@ void backward_impl(const T* grad_out, const T* q, const T* k, const T* v, const 
                                                                    A(scale), k_blocks, grad_k, grad_v);
     RETORT_CUDA_LAUNCH_CHECK();
   }
-  device_free(delta, dev);
 }
 
 // Calls f(std::integral_constant<int, DPL>) with DPL = ceil(D / 32) in 1..4.

@@ -3,6 +3,7 @@
 // statistics summed in double like the CPU, two passes (mean, then squared deviations); the
 // epilogue (residual, ReLU) in the normalising pass, its mask in the backward's.
 #include "kernels/cuda/bn_kernels.h"
+#include "kernels/cuda/bn_pointers.cuh"
 #include "kernels/cuda/common.cuh"
 
 namespace retort::cuda {
@@ -125,11 +126,9 @@ void batch_norm_forward_block(DType type, const void* x, const void* weight, con
                               void* mean, void* var, void* invstd, void* y) {
   if (N * C * S == 0) return;
   RETORT_CUDA_DISPATCH_FLOAT(type, "batch_norm2d", [&] {
-    using A = typename Acc<scalar_t>::type;
+    const auto p = bn::forward_pointers<scalar_t>(x, weight, bias, epi, mean, var, invstd, y);
     bn_forward_kernel<scalar_t><<<unsigned(C), kBnThreads, 0, stream()>>>(
-        static_cast<const scalar_t*>(x), static_cast<const A*>(weight), static_cast<const A*>(bias), N, C, S,
-        use_batch_stats, eps, static_cast<const scalar_t*>(epi.residual), epi.relu, static_cast<A*>(mean),
-        static_cast<A*>(var), static_cast<A*>(invstd), static_cast<scalar_t*>(y));
+        p.x, p.w, p.b, N, C, S, use_batch_stats, eps, p.residual, p.relu, p.mean, p.var, p.invstd, p.y);
     RETORT_CUDA_LAUNCH_CHECK();
   });
 }
@@ -140,12 +139,10 @@ void batch_norm_backward_block(DType type, const void* grad_y, const void* x, co
                                void* grad_bias, void* grad_residual) {
   if (N * C * S == 0) return;
   RETORT_CUDA_DISPATCH_FLOAT(type, "batch_norm2d backward", [&] {
-    using A = typename Acc<scalar_t>::type;
+    const auto p = bn::backward_pointers<scalar_t>(grad_y, x, relu_y, weight, mean, invstd, grad_x, grad_weight,
+                                                   grad_bias, grad_residual);
     bn_backward_kernel<scalar_t><<<unsigned(C), kBnThreads, 0, stream()>>>(
-        static_cast<const scalar_t*>(grad_y), static_cast<const scalar_t*>(x), static_cast<const scalar_t*>(relu_y),
-        static_cast<const A*>(weight), static_cast<const A*>(mean), static_cast<const A*>(invstd), N, C, S,
-        use_batch_stats, static_cast<scalar_t*>(grad_x), static_cast<A*>(grad_weight), static_cast<A*>(grad_bias),
-        static_cast<scalar_t*>(grad_residual));
+        p.g, p.x, p.relu_y, p.w, p.mean, p.invstd, N, C, S, use_batch_stats, p.gx, p.gw, p.gb, p.g_residual);
     RETORT_CUDA_LAUNCH_CHECK();
   });
 }

@@ -10,7 +10,9 @@
 #include <cstdint>
 #include <initializer_list>
 #include "kernels/bn_tiling.h"
+#include "kernels/cuda/bn_pointers.cuh"
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/scratch.cuh"
 
 namespace retort::cuda::bn_chip {
 
@@ -248,19 +250,5 @@ int64_t chip_blocks(const void* kernel);
 unsigned* channel_counters(int64_t channels);
 // True when every non-null pointer is 16-byte aligned (4-element units can be loaded whole).
 bool aligned16(std::initializer_list<const void*> pointers);
-
-// Scratch memory from the engine's pool, returned (stream-ordered) when it goes out of scope.
-class Scratch {
- public:
-  explicit Scratch(size_t bytes);
-  ~Scratch();
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  void* data() const { return ptr_; }
-
- private:
-  int device_ = 0;
-  void* ptr_ = nullptr;
-};
 
 }  // namespace retort::cuda::bn_chip

@@ -65,17 +65,16 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 template <typename T, int V>
-void backward(const T* g, const T* x, const T* relu_y, const typename Acc<T>::type* w,
-              const typename Acc<T>::type* mean, const typename Acc<T>::type* invstd, int64_t N, int64_t C, int64_t S,
-              bool batch_stats, T* gx, typename Acc<T>::type* gw, typename Acc<T>::type* gb, T* g_residual) {
+void backward(const bn::BackwardPointers<T>& p, int64_t N, int64_t C, int64_t S, bool batch_stats) {
   using A = typename Acc<T>::type;
+  const auto& [g, x, relu_y, w, mean, invstd, gx, gw, gb, g_residual] = p;
   const bool sums = gw || gb || (gx && batch_stats);
   if (!sums && !gx && !g_residual) return;
   ReducePlan plan;
   if (sums)
     plan = kernels::bn::make_reduce_plan(N, C, S, V, bn_chip::chip_blocks((const void*)bn_grad_sums_kernel<T, V>));
   const size_t partial_bytes = sums ? size_t(2 * C * plan.tiles) * sizeof(double) : 0;
-  bn_chip::Scratch scratch(partial_bytes + (gx ? size_t(C) * sizeof(GradCoef<A>) : 0));
+  Scratch scratch(partial_bytes + (gx ? size_t(C) * sizeof(GradCoef<A>) : 0));
   auto* partials = static_cast<double*>(scratch.data());
   auto* coef = gx ? reinterpret_cast<GradCoef<A>*>(static_cast<char*>(scratch.data()) + partial_bytes) : nullptr;
   if (sums) {
@@ -104,18 +103,11 @@ void batch_norm_backward_chip(DType type, const void* grad_y, const void* x, con
   if (N * C * S == 0) return;
   const bool whole_units = S % 4 == 0 && bn_chip::aligned16({grad_y, x, grad_x, relu_y, grad_residual});
   RETORT_CUDA_DISPATCH_FLOAT(type, "batch_norm2d backward", [&] {
-    using A = typename Acc<scalar_t>::type;
-    auto run = [&](auto vec) {
-      backward<scalar_t, decltype(vec)::value>(
-          static_cast<const scalar_t*>(grad_y), static_cast<const scalar_t*>(x),
-          static_cast<const scalar_t*>(relu_y), static_cast<const A*>(weight), static_cast<const A*>(mean),
-          static_cast<const A*>(invstd), N, C, S, use_batch_stats, static_cast<scalar_t*>(grad_x),
-          static_cast<A*>(grad_weight), static_cast<A*>(grad_bias), static_cast<scalar_t*>(grad_residual));
-    };
-    if (whole_units)
-      run(std::integral_constant<int, 4>{});
-    else
-      run(std::integral_constant<int, 1>{});
+    const auto p = bn::backward_pointers<scalar_t>(grad_y, x, relu_y, weight, mean, invstd, grad_x, grad_weight,
+                                                   grad_bias, grad_residual);
+    bn::with_unit_width(whole_units, [&](auto vec) {
+      backward<scalar_t, decltype(vec)::value>(p, N, C, S, use_batch_stats);
+    });
   });
 }
 

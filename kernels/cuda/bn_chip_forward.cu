@@ -77,15 +77,14 @@ void batch_stats(const T* x, const typename Acc<T>::type* w, const typename Acc<
 }
 
 template <typename T, int V>
-void forward(const T* x, const typename Acc<T>::type* w, const typename Acc<T>::type* b, int64_t N, int64_t C,
-             int64_t S, bool use_batch_stats, double eps, const T* residual, bool relu, typename Acc<T>::type* mean,
-             typename Acc<T>::type* var, typename Acc<T>::type* invstd, T* y) {
+void forward(const bn::ForwardPointers<T>& p, int64_t N, int64_t C, int64_t S, bool use_batch_stats, double eps) {
   using A = typename Acc<T>::type;
+  const auto& [x, w, b, residual, relu, mean, var, invstd, y] = p;
   ReducePlan plan;
   if (use_batch_stats)
     plan = kernels::bn::make_reduce_plan(N, C, S, V, bn_chip::chip_blocks((const void*)bn_stats_kernel<T, V>));
   const size_t partial_bytes = use_batch_stats ? size_t(2 * C * plan.tiles) * sizeof(double) : 0;
-  bn_chip::Scratch scratch(partial_bytes + size_t(C) * sizeof(ChannelAffine<A>));
+  Scratch scratch(partial_bytes + size_t(C) * sizeof(ChannelAffine<A>));
   auto* partials = static_cast<double*>(scratch.data());
   auto* affine = reinterpret_cast<ChannelAffine<A>*>(static_cast<char*>(scratch.data()) + partial_bytes);
   if (use_batch_stats) {
@@ -109,17 +108,10 @@ void batch_norm_forward_chip(DType type, const void* x, const void* weight, cons
   if (N * C * S == 0) return;
   const bool whole_units = S % 4 == 0 && bn_chip::aligned16({x, y, epi.residual});
   RETORT_CUDA_DISPATCH_FLOAT(type, "batch_norm2d", [&] {
-    using A = typename Acc<scalar_t>::type;
-    auto run = [&](auto vec) {
-      forward<scalar_t, decltype(vec)::value>(
-          static_cast<const scalar_t*>(x), static_cast<const A*>(weight), static_cast<const A*>(bias), N, C, S,
-          use_batch_stats, eps, static_cast<const scalar_t*>(epi.residual), epi.relu, static_cast<A*>(mean),
-          static_cast<A*>(var), static_cast<A*>(invstd), static_cast<scalar_t*>(y));
-    };
-    if (whole_units)
-      run(std::integral_constant<int, 4>{});
-    else
-      run(std::integral_constant<int, 1>{});
+    const auto p = bn::forward_pointers<scalar_t>(x, weight, bias, epi, mean, var, invstd, y);
+    bn::with_unit_width(whole_units, [&](auto vec) {
+      forward<scalar_t, decltype(vec)::value>(p, N, C, S, use_batch_stats, eps);
+    });
   });
 }
 

@@ -1,6 +1,6 @@
 // Host helpers of the full-chip batch-norm kernels (declared in bn_chip.cuh): chip size from the
 // SM count and each kernel's occupancy (queried once, cached), the per-channel arrival counters
-// of the last-block-done merge, and scratch memory from the engine's stream-ordered pool.
+// of the last-block-done merge.
 #include <cstdint>
 #include <mutex>
 #include <unordered_map>
@@ -64,16 +64,6 @@ bool aligned16(std::initializer_list<const void*> pointers) {
   for (const void* p : pointers)
     if (p && reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
   return true;
-}
-
-Scratch::Scratch(size_t bytes) {
-  if (bytes == 0) return;
-  device_ = current_device();
-  ptr_ = device_alloc(bytes, device_);
-}
-
-Scratch::~Scratch() {
-  if (ptr_) device_free(ptr_, device_);
 }
 
 }  // namespace retort::cuda::bn_chip

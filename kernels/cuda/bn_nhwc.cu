@@ -148,14 +148,13 @@ ElementPlan element_plan(Kernel* kernel, int64_t M, int64_t C, int V) {
 }
 
 template <typename T, int V>
-void forward(const T* x, const typename Acc<T>::type* w, const typename Acc<T>::type* b, int64_t M, int64_t C,
-             bool use_batch_stats, double eps, const T* residual, bool relu, typename Acc<T>::type* mean,
-             typename Acc<T>::type* var, typename Acc<T>::type* invstd, T* y) {
+void forward(const bn::ForwardPointers<T>& p, int64_t M, int64_t C, bool use_batch_stats, double eps) {
   using A = typename Acc<T>::type;
+  const auto& [x, w, b, residual, relu, mean, var, invstd, y] = p;
   RowPlan plan;
   if (use_batch_stats) plan = row_plan(nhwc_stats_kernel<T>, M, C, "batch_norm2d");
   const size_t partial_bytes = use_batch_stats ? size_t(2 * C * plan.tiles) * sizeof(double) : 0;
-  bn_chip::Scratch scratch(partial_bytes + size_t(C) * sizeof(ChannelAffine<A>));
+  Scratch scratch(partial_bytes + size_t(C) * sizeof(ChannelAffine<A>));
   auto* partials = static_cast<double*>(scratch.data());
   auto* affine = reinterpret_cast<ChannelAffine<A>*>(static_cast<char*>(scratch.data()) + partial_bytes);
   if (use_batch_stats) {
@@ -172,16 +171,15 @@ void forward(const T* x, const typename Acc<T>::type* w, const typename Acc<T>::
 }
 
 template <typename T, int V>
-void backward(const T* g, const T* x, const T* relu_y, const typename Acc<T>::type* w,
-              const typename Acc<T>::type* mean, const typename Acc<T>::type* invstd, int64_t M, int64_t C,
-              bool batch_stats, T* gx, typename Acc<T>::type* gw, typename Acc<T>::type* gb, T* g_residual) {
+void backward(const bn::BackwardPointers<T>& p, int64_t M, int64_t C, bool batch_stats) {
   using A = typename Acc<T>::type;
+  const auto& [g, x, relu_y, w, mean, invstd, gx, gw, gb, g_residual] = p;
   const bool sums = gw || gb || (gx && batch_stats);
   if (!sums && !gx && !g_residual) return;
   RowPlan plan;
   if (sums) plan = row_plan(nhwc_grad_sums_kernel<T>, M, C, "batch_norm2d backward");
   const size_t partial_bytes = sums ? size_t(2 * C * plan.tiles) * sizeof(double) : 0;
-  bn_chip::Scratch scratch(partial_bytes + (gx ? size_t(C) * sizeof(GradCoef<A>) : 0));
+  Scratch scratch(partial_bytes + (gx ? size_t(C) * sizeof(GradCoef<A>) : 0));
   auto* partials = static_cast<double*>(scratch.data());
   auto* coef = gx ? reinterpret_cast<GradCoef<A>*>(static_cast<char*>(scratch.data()) + partial_bytes) : nullptr;
   if (sums) {
@@ -207,18 +205,10 @@ void batch_norm_forward_nhwc(DType type, const void* x, const void* weight, cons
   if (N * C * S == 0) return;
   const bool whole_units = C % 4 == 0 && bn_chip::aligned16({x, y, epi.residual});
   RETORT_CUDA_DISPATCH_FLOAT(type, "batch_norm2d", [&] {
-    using A = typename Acc<scalar_t>::type;
-    auto run = [&](auto vec) {
-      forward<scalar_t, decltype(vec)::value>(static_cast<const scalar_t*>(x), static_cast<const A*>(weight),
-                                              static_cast<const A*>(bias), N * S, C, use_batch_stats, eps,
-                                              static_cast<const scalar_t*>(epi.residual), epi.relu,
-                                              static_cast<A*>(mean), static_cast<A*>(var), static_cast<A*>(invstd),
-                                              static_cast<scalar_t*>(y));
-    };
-    if (whole_units)
-      run(std::integral_constant<int, 4>{});
-    else
-      run(std::integral_constant<int, 1>{});
+    const auto p = bn::forward_pointers<scalar_t>(x, weight, bias, epi, mean, var, invstd, y);
+    bn::with_unit_width(whole_units, [&](auto vec) {
+      forward<scalar_t, decltype(vec)::value>(p, N * S, C, use_batch_stats, eps);
+    });
   });
 }
 
@@ -229,18 +219,11 @@ void batch_norm_backward_nhwc(DType type, const void* grad_y, const void* x, con
   if (N * C * S == 0) return;
   const bool whole_units = C % 4 == 0 && bn_chip::aligned16({grad_y, x, grad_x, relu_y, grad_residual});
   RETORT_CUDA_DISPATCH_FLOAT(type, "batch_norm2d backward", [&] {
-    using A = typename Acc<scalar_t>::type;
-    auto run = [&](auto vec) {
-      backward<scalar_t, decltype(vec)::value>(
-          static_cast<const scalar_t*>(grad_y), static_cast<const scalar_t*>(x),
-          static_cast<const scalar_t*>(relu_y), static_cast<const A*>(weight), static_cast<const A*>(mean),
-          static_cast<const A*>(invstd), N * S, C, use_batch_stats, static_cast<scalar_t*>(grad_x),
-          static_cast<A*>(grad_weight), static_cast<A*>(grad_bias), static_cast<scalar_t*>(grad_residual));
-    };
-    if (whole_units)
-      run(std::integral_constant<int, 4>{});
-    else
-      run(std::integral_constant<int, 1>{});
+    const auto p = bn::backward_pointers<scalar_t>(grad_y, x, relu_y, weight, mean, invstd, grad_x, grad_weight,
+                                                   grad_bias, grad_residual);
+    bn::with_unit_width(whole_units, [&](auto vec) {
+      backward<scalar_t, decltype(vec)::value>(p, N * S, C, use_batch_stats);
+    });
   });
 }
 

@@ -22,6 +22,7 @@
 #include <vector>
 #include "kernels/cuda/cuda_api.h"
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/scratch.cuh"
 #include "kernels/math_mode.h"
 #include "kernels/conv.h"
 
@@ -134,27 +135,6 @@ bool pick(DType type, const Perf* perf, int count, Choice& out) {
   return false;
 }
 
-// A workspace block from the engine pool, returned (stream-ordered) when it goes out of scope.
-class Workspace {
- public:
-  explicit Workspace(size_t bytes) : bytes_(bytes) {
-    if (bytes_ == 0) return;
-    RETORT_CUDA_CHECK(cudaGetDevice(&device_));
-    ptr_ = device_alloc(bytes_, device_);
-  }
-  ~Workspace() {
-    if (ptr_) device_free(ptr_, device_);
-  }
-  Workspace(const Workspace&) = delete;
-  Workspace& operator=(const Workspace&) = delete;
-  void* data() const { return ptr_; }
-
- private:
-  size_t bytes_ = 0;
-  int device_ = 0;
-  void* ptr_ = nullptr;
-};
-
 // Workspace granted to the algorithm search: a quarter of the free memory, at most 512 MiB.
 size_t search_workspace_bytes() {
   size_t free_b = 0, total_b = 0;
@@ -177,7 +157,7 @@ Choice choose(DType type, const Conv2dGeometry& g, Direction dir, const Descript
   Choice choice;
   bool found = false;
   const size_t ws_bytes = search_workspace_bytes();
-  Workspace ws(ws_bytes);
+  Scratch ws(ws_bytes);
   void* ws_ptr = ws.data();
   if (dir == Direction::forward) {
     cudnnConvolutionFwdAlgoPerf_t perf[kMax];
@@ -276,7 +256,7 @@ void conv2d_forward(DType type, const Conv2dGeometry& g, const void* x, const vo
   Descriptors d(type, g);
   Choice ch = choose(type, g, Direction::forward, d, x, weight, y);
   set_math(type, d, ch);
-  Workspace ws(ch.workspace);
+  Scratch ws(ch.workspace);
   const Scale one(1.0), zero(0.0);
   RETORT_CUDNN_CHECK(cudnnConvolutionForward(handle(), one.ptr(type), d.x, x, d.w, weight, d.conv,
                                              cudnnConvolutionFwdAlgo_t(ch.algo), ws.data(),
@@ -300,7 +280,7 @@ void conv2d_backward_input(DType type, const Conv2dGeometry& g, const void* gy, 
   Descriptors d(type, g);
   Choice ch = choose(type, g, Direction::backward_data, d, weight, gy, gx);
   set_math(type, d, ch);
-  Workspace ws(ch.workspace);
+  Scratch ws(ch.workspace);
   const Scale one(1.0), zero(0.0);
   RETORT_CUDNN_CHECK(cudnnConvolutionBackwardData(handle(), one.ptr(type), d.w, weight, d.y, gy, d.conv,
                                                   cudnnConvolutionBwdDataAlgo_t(ch.algo),
@@ -317,7 +297,7 @@ void conv2d_backward_weight(DType type, const Conv2dGeometry& g, const void* x, 
   Descriptors d(type, g);
   Choice ch = choose(type, g, Direction::backward_filter, d, x, gy, gw);
   set_math(type, d, ch);
-  Workspace ws(ch.workspace);
+  Scratch ws(ch.workspace);
   const Scale one(1.0), zero(0.0);
   RETORT_CUDNN_CHECK(cudnnConvolutionBackwardFilter(handle(), one.ptr(type), d.x, x, d.y, gy, d.conv,
                                                     cudnnConvolutionBwdFilterAlgo_t(ch.algo),
@@ -428,7 +408,7 @@ std::vector<Choice> fused_candidates(DType type, const Conv2dGeometry& g, bool r
 cudnnStatus_t fused_call(DType type, const Descriptors& d, const BiasActDescriptors& ba, const Choice& ch,
                          const void* x, const void* weight, const void* bias, const void* residual, void* y) {
   set_math(type, d, ch);
-  Workspace ws(ch.workspace);
+  Scratch ws(ch.workspace);
   const Scale one(1.0), blend(residual ? 1.0 : 0.0);
   // Without a residual z is y itself, scaled by 0 (and zeroed: a scale of 0 is not documented to
   // leave z unread, and fresh memory may hold NaN).

@@ -11,6 +11,7 @@
 #include "kernels/cuda/bn_kernels.h"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_api.h"
+#include "kernels/cuda/scratch.cuh"
 #include "kernels/norm.h"
 
 namespace retort::cuda {
@@ -189,9 +190,8 @@ void layer_norm_backward(DType type, const void* grad_y, const void* x, const vo
     }
     if (grad_weight || grad_bias) {
       const int64_t chunks = std::min<int64_t>((rows + 31) / 32, 128);
-      int dev = 0;
-      RETORT_CUDA_CHECK(cudaGetDevice(&dev));
-      A* part = static_cast<A*>(device_alloc(size_t(2 * chunks * cols) * sizeof(A), dev));
+      const Scratch scratch(size_t(2 * chunks * cols) * sizeof(A));
+      A* part = scratch.as<A>();
       const dim3 grid(unsigned((cols + 31) / 32), unsigned(chunks)), block(32, 8);
       ln_backward_partial_kernel<scalar_t><<<grid, block, 0, stream()>>>(
           g, xp, static_cast<const A*>(mean), static_cast<const A*>(rstd), rows, cols, part, part + chunks * cols);
@@ -200,7 +200,6 @@ void layer_norm_backward(DType type, const void* grad_y, const void* x, const vo
                                                                     static_cast<A*>(grad_weight),
                                                                     static_cast<A*>(grad_bias));
       RETORT_CUDA_LAUNCH_CHECK();
-      device_free(part, dev);
     }
   });
 }
