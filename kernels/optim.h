@@ -2,7 +2,8 @@
 // place; the arithmetic runs in float for f32/bf16 and in double for f64. The multi-tensor
 // forms update a list of parameters in one call (one CUDA launch per up to ~100 tensors) and
 // can be told, through a flag in device memory, to write nothing. The per-element formulas
-// live in kernels/optim_math.h, shared by both backends and both forms.
+// live in kernels/optim_math.h, shared by both backends and both forms. Also the multi-tensor
+// sum of squares behind the global gradient norm.
 #pragma once
 #include <cstdint>
 #include "core/dtype.h"
@@ -56,6 +57,15 @@ struct AdamwTensor {
   int64_t n = 0;
 };
 
+// One tensor a multi-tensor reduction reads: n dense elements.
+struct DenseInput {
+  const void* data = nullptr;
+  int64_t n = 0;
+};
+
+// The CPU's sum_squares_multi adds each run of this many elements, then the runs in order.
+inline constexpr int64_t kSumSquaresRun = 16384;
+
 }  // namespace retort
 
 namespace retort::kernels {
@@ -77,9 +87,19 @@ using SgdMultiUpdate = void(DType type, const SgdTensor* tensors, int64_t count,
 // CUDA graph takes each replay's own step. On the CPU both give the same bits.
 using AdamwMultiUpdate = void(DType type, const AdamwTensor* tensors, int64_t count, const AdamWHyper& h,
                               const float* skip, const double* step_count);
+// The sum over tensors[0..count) (one dtype, one device) of every element squared, each element
+// converted to double before it is squared and added, written to *out: one f64 on the tensors'
+// device, overwritten (0 without elements). The global gradient norm's square in one pass, for
+// clipping and for the step's finiteness check: a NaN element makes it NaN, an infinite one +inf,
+// and no finite f32 or bf16 can overflow it. Deterministic on each backend, not the same bits:
+// the CPU adds runs of kSumSquaresRun elements (each in vector lanes), then the runs in order,
+// whatever the thread count; CUDA adds each block's chunk by a tree, then the chunks in a fixed
+// order. One launch per up to ~190 tensors plus one, and nothing read back.
+using SumSquaresMulti = void(DType type, const DenseInput* tensors, int64_t count, double* out);
 }  // namespace retort::kernels
 
 RETORT_DECLARE_KERNEL(sgd_update, SgdUpdate)
 RETORT_DECLARE_KERNEL(adamw_update, AdamwUpdate)
 RETORT_DECLARE_KERNEL(sgd_multi_update, SgdMultiUpdate)
 RETORT_DECLARE_KERNEL(adamw_multi_update, AdamwMultiUpdate)
+RETORT_DECLARE_KERNEL(sum_squares_multi, SumSquaresMulti)

@@ -283,7 +283,7 @@ StepOutput parallel_step(const StepParts& parts, const ParallelPlan& plan, const
     NoGradGuard ng;
     unflatten(parts, buffers, r.layout, dist_fault("no_scale") ? total : mul(total, 1.0 / double(plan.slices())));
   }
-  update_parameters(parts);
+  update_parameters_checked(parts, where);
   const auto sums = scalars.to_vector();
   StepOutput out;
   out.loss = sums[0] / double(plan.slices());

@@ -183,24 +183,34 @@ void backward_losses(const StepParts& parts, const StepForward& f) {
   f.total.backward();
 }
 
-void update_parameters(const StepParts& parts, StepHealth* health, StepProbe* probe) {
-  Range phase("optimizer", Kind::phase);
+Tensor clip_and_measure_gradients(const StepParts& parts, StepProbe* probe) {
   std::vector<Tensor> ps;
-  if (parts.stage->clip_grad_norm > 0 || probe)
-    for (auto& [n, t] : *parts.trained) ps.push_back(t);
-  if (parts.stage->clip_grad_norm > 0) {
-    const Tensor norm = clip_grad_norm_on_device(ps, parts.stage->clip_grad_norm);
-    if (health) health->record_gradient_norm(norm);
-    if (probe) probe->grad_norm = norm;
-  } else if (probe) {
-    probe->grad_norm = gradient_norm_on_device(ps);
-  }
-  parts.optimizer->step(health ? health->skip_flag() : Tensor());
+  for (auto& [n, t] : *parts.trained) ps.push_back(t);
+  const double max_norm = parts.stage->clip_grad_norm;
+  const Tensor norm = max_norm > 0 ? clip_grad_norm_on_device(ps, max_norm) : gradient_norm_on_device(ps);
+  if (probe) probe->grad_norm = norm;
+  return norm;
+}
+
+void update_parameters(const StepParts& parts, StepHealth& health, StepProbe* probe) {
+  Range phase("optimizer", Kind::phase);
+  health.record_gradient_norm(clip_and_measure_gradients(parts, probe));
+  parts.optimizer->step(health.skip_flag());
+}
+
+void update_parameters_checked(const StepParts& parts, const std::function<std::string()>& where) {
+  Range phase("optimizer", Kind::phase);
+  const double norm = clip_and_measure_gradients(parts).item();
+  if (!std::isfinite(norm))
+    fail("{}: the gradient norm is {} while every loss term is finite (a gradient is NaN or infinite); stopping",
+         where(), std::isnan(norm) ? "NaN" : "infinite");
+  parts.optimizer->step();
 }
 
 void fail_nonfinite_step(const StepParts& parts, const StepHealth::Reading& r, const std::string& where) {
   if (r.gradient_at_first_bad)
-    fail("{}: the gradient norm is not finite while every loss term is; stopping", where);
+    fail("{}: the gradient norm is not finite while every loss term is (a gradient is NaN or infinite); stopping",
+         where);
   fail_nonfinite_loss(parts, r.terms_at_first_bad, NAN, where);
 }
 
@@ -209,7 +219,7 @@ StepOutput train_step(const StepParts& parts, const Tensor& x, const Tensor& y, 
   StepForward f = forward_losses(parts, x, y, positions, clock, probe);
   health.record(f.total, f.terms, f.student_logits, y);
   backward_losses(parts, f);
-  update_parameters(parts, &health, probe);
+  update_parameters(parts, health, probe);
   StepOutput out;
   out.student_logits = f.student_logits;
   out.seen = x.size(0);

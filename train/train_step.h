@@ -81,11 +81,18 @@ StepForward forward_losses(const StepParts& parts, const Tensor& x, const Tensor
 std::vector<double> term_values(const StepForward& f);
 // zero_grad, then backward from the total.
 void backward_losses(const StepParts& parts, const StepForward& f);
-// Gradient clipping on the device (when the stage asks; its norm goes to `health`) and the
-// optimizer's step, skipped on the device once `health` saw a non-finite loss or gradient norm
-// in its interval (no health: never skipped; the data-parallel path decides on the host). With a
-// probe, the gradient norm before clipping goes to it.
-void update_parameters(const StepParts& parts, StepHealth* health = nullptr, StepProbe* probe = nullptr);
+// The global L2 norm of the trained tensors' gradients, on the device, every step: the stage's
+// clipping by it when asked (clip_grad_norm > 0), and to `probe` on a logged step. It is not
+// finite exactly when a gradient is not, which a finite loss does not rule out (sqrt at 0, an
+// overflow in a bf16 backward), so every step checks it, clipping or not.
+Tensor clip_and_measure_gradients(const StepParts& parts, StepProbe* probe = nullptr);
+// The norm (above) to `health`, then the optimizer's step, skipped on the device once `health`
+// saw a non-finite loss or gradient norm in its interval.
+void update_parameters(const StepParts& parts, StepHealth& health, StepProbe* probe = nullptr);
+// The data-parallel form: the norm read on the host (every rank holds the same reduced
+// gradients, so every rank decides alike) and the run stopped, naming `where()`, before a
+// non-finite gradient reaches the weights.
+void update_parameters_checked(const StepParts& parts, const std::function<std::string()>& where);
 // The error for a bad step found by a StepHealth read: a non-finite loss (naming the term) or a
 // non-finite gradient norm under a finite loss.
 [[noreturn]] void fail_nonfinite_step(const StepParts& parts, const StepHealth::Reading& r, const std::string& where);

@@ -1,14 +1,17 @@
-// clip_grad_norm_on_device: the norm from sum(g * g) per gradient added in f64 on the device,
-// the clip factor by where(), and the scaling by an in-place broadcast multiply; clip_grad_norm
-// reads the norm once; nonfinite_flag for the optimizer's skip.
+// clip_grad_norm_on_device: the norm from one multi-tensor sum of squares per (device, dtype)
+// (kernels/optim.h), the clip factor by where(), and the scaling by an in-place broadcast
+// multiply; clip_grad_norm reads the norm once; nonfinite_flag for the optimizer's skip.
 #include "engine/optim/clip.h"
+#include <algorithm>
 #include <cstddef>
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/kernel_call.h"
 #include "engine/ops.h"
 #include "engine/ops/broadcast.h"
+#include "engine/profiler.h"
 #include "kernels/binary.h"
+#include "kernels/optim.h"
 
 namespace retort {
 namespace {
@@ -25,12 +28,37 @@ std::vector<ParamGrad> defined_grads(const std::vector<Tensor>& params) {
   return out;
 }
 
-// sqrt(sum over the gradients of sum(g * g)), the sums added in f64 on the first one's device.
+// The gradients of one device and dtype, dense, for one sum_squares_multi call.
+struct SquaresGroup {
+  Device device;
+  DType dtype;
+  std::vector<DenseInput> inputs;
+};
+
+// sqrt(the sum over the gradients of every element squared), each (device, dtype) group summed
+// in one multi-tensor pass in f64, the groups' sums added in order on the first gradient's device.
+// A non-contiguous (broadcast) gradient is summed over a dense copy, as sum(g * g) would see it.
 Tensor total_norm(const std::vector<ParamGrad>& grads) {
+  profiler::Range prof("gradient norm", profiler::Kind::op);
+  double bytes = 0;
+  std::vector<Tensor> dense;
+  std::vector<SquaresGroup> groups;
+  for (const auto& pg : grads) {
+    const Tensor& g = dense.emplace_back(pg.grad.is_contiguous() ? pg.grad : pg.grad.contiguous());
+    auto it = std::find_if(groups.begin(), groups.end(),
+                           [&](const SquaresGroup& s) { return s.device == g.device() && s.dtype == g.dtype(); });
+    if (it == groups.end()) it = groups.insert(groups.end(), SquaresGroup{g.device(), g.dtype(), {}});
+    it->inputs.push_back(DenseInput{g.raw_data(), g.numel()});
+    bytes += double(g.nbytes());
+  }
+  if (prof.on()) prof.set_bytes(bytes);
   const Device device = grads.front().grad.device();
   Tensor total;
-  for (const auto& pg : grads) {
-    Tensor part = sum(mul(pg.grad, pg.grad)).to(DType::f64).to(device);
+  for (const SquaresGroup& s : groups) {
+    Tensor part = Tensor::empty({}, DType::f64, s.device);
+    RETORT_KERNEL(s.device, sum_squares_multi, s.dtype, s.inputs.data(), int64_t(s.inputs.size()),
+                  static_cast<double*>(part.raw_data()));
+    part = part.to(device);
     total = total.defined() ? add(total, part) : part;
   }
   return sqrt(total);

@@ -8,8 +8,9 @@
 namespace retort {
 
 // The total L2 norm of all defined gradients (as if concatenated), as a 0-dim f64 tensor on the
-// gradients' device: the sum of sum(g * g) over the gradients, each accumulated in its dtype,
-// added in f64 in parameter order, then sqrt. When the norm is finite and exceeds max_norm,
+// gradients' device: every element squared and added in f64, one multi-tensor pass per (device,
+// dtype) of gradients (kernels/optim.h's sum_squares_multi: two launches on a GPU however many
+// gradients), then sqrt. NaN or +inf exactly when a gradient element is not finite. When the norm is finite and exceeds max_norm,
 // every gradient is scaled by max_norm / (norm + 1e-6) (PyTorch's clip_grad_norm_); otherwise
 // they keep their values (scaled by exactly 1). Tensor ops only: no host read, no
 // synchronisation. Dense gradients are scaled in place; a non-contiguous (broadcast) gradient,

@@ -2,6 +2,7 @@
 #include "engine/optim/update_batch.h"
 #include "engine/error.h"
 #include "engine/kernel_call.h"
+#include "engine/profiler.h"
 
 namespace retort {
 namespace {
@@ -57,6 +58,22 @@ void UpdateBatch::add_adamw(const AdamWHyper& h, const Tensor& param, const Tens
   b.held.insert(b.held.end(), {param, grad, exp_avg, exp_avg_sq});
 }
 
+double UpdateBatch::bytes_moved() const {
+  double bytes = 0;
+  auto add = [&](const auto& buckets) {
+    for (const auto& b : buckets) {
+      const size_t per_param = b.held.size() / b.tensors.size();  // parameter, gradient, state...
+      for (size_t i = 0; i < b.held.size(); ++i) {
+        const bool gradient = i % per_param == 1;  // only read
+        if (b.held[i].defined()) bytes += double(b.held[i].nbytes()) * (gradient ? 1 : 2);
+      }
+    }
+  };
+  add(sgd_);
+  add(adamw_);
+  return bytes;
+}
+
 void check_skip_flag(const Tensor& skip_if_nonzero) {
   if (!skip_if_nonzero.defined()) return;
   RETORT_CHECK(skip_if_nonzero.numel() == 1 && skip_if_nonzero.dtype() == DType::f32,
@@ -65,6 +82,8 @@ void check_skip_flag(const Tensor& skip_if_nonzero) {
 
 void UpdateBatch::launch(const Tensor& skip_if_nonzero) const {
   check_skip_flag(skip_if_nonzero);
+  profiler::Range prof("optimizer update", profiler::Kind::op);
+  if (prof.on()) prof.set_bytes(bytes_moved());
   for (const SgdBucket& b : sgd_)
     RETORT_KERNEL(b.device, sgd_multi_update, b.dtype, b.tensors.data(), int64_t(b.tensors.size()), b.hyper,
                   skip_pointer(skip_if_nonzero, b.device));

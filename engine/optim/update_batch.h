@@ -31,6 +31,10 @@ class UpdateBatch {
   size_t num_buckets() const { return sgd_.size() + adamw_.size(); }
 
  private:
+  // Bytes the launches read and write (the profiler's GB/s): every tensor read, all but the
+  // gradients written.
+  double bytes_moved() const;
+
   template <typename Hyper, typename Entry> struct Bucket {
     Device device;
     DType dtype;

@@ -1,5 +1,8 @@
 // CPU reference kernels for the fused SGD and AdamW updates (kernels/optim.h), single- and
-// multi-tensor; the per-element formulas are kernels/optim_math.h, shared with CUDA.
+// multi-tensor, and the multi-tensor sum of squares; the per-element formulas are
+// kernels/optim_math.h, shared with CUDA.
+#include <algorithm>
+#include <vector>
 #include "kernels/optim.h"
 #include "kernels/cpu/dispatch.h"
 #include "kernels/optim_math.h"
@@ -58,6 +61,46 @@ void adamw_multi_update(DType type, const AdamwTensor* tensors, int64_t count, c
   for (int64_t t = 0; t < count; ++t)
     adamw_update(type, tensors[t].param, tensors[t].grad, tensors[t].exp_avg, tensors[t].exp_avg_sq, tensors[t].n,
                  at);
+}
+
+namespace {
+// A run of at most kSumSquaresRun elements of one tensor.
+struct Run {
+  const void* data;
+  int64_t begin, end;
+};
+
+std::vector<Run> runs_of(const DenseInput* tensors, int64_t count) {
+  std::vector<Run> runs;
+  for (int64_t t = 0; t < count; ++t)
+    for (int64_t b = 0; b < tensors[t].n; b += kSumSquaresRun)
+      runs.push_back({tensors[t].data, b, std::min(tensors[t].n, b + kSumSquaresRun)});
+  return runs;
+}
+}  // namespace
+
+// Each run's sum in its own slot (threads take whole runs), then the slots in order: the bits
+// do not depend on the thread count.
+void sum_squares_multi(DType type, const DenseInput* tensors, int64_t count, double* out) {
+  const std::vector<Run> runs = runs_of(tensors, count);
+  std::vector<double> sums(runs.size());
+  RETORT_CPU_DISPATCH_FLOAT(type, "sum_squares_multi", [&] {
+    const int64_t n_runs = int64_t(runs.size());
+    _Pragma("omp parallel for schedule(static) if (n_runs > 4)")
+    for (int64_t r = 0; r < n_runs; ++r) {
+      const scalar_t* p = static_cast<const scalar_t*>(runs[size_t(r)].data);
+      double s = 0;
+      _Pragma("omp simd reduction(+ : s)")
+      for (int64_t i = runs[size_t(r)].begin; i < runs[size_t(r)].end; ++i) {
+        const double v = double(acc_t(p[i]));
+        s += v * v;
+      }
+      sums[size_t(r)] = s;
+    }
+  });
+  double total = 0;
+  for (const double s : sums) total += s;
+  *out = total;
 }
 
 }  // namespace retort::cpu

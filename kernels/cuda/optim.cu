@@ -1,14 +1,15 @@
 // CUDA fused SGD and AdamW updates, in place: a grid-stride kernel per parameter
 // (sgd_update, adamw_update), and multi-tensor kernels that update a whole list of parameters
-// in one launch (sgd_multi_update, adamw_multi_update). The per-element math is
-// kernels/optim_math.h, shared with the CPU reference (kernels/cpu/optim.cpp).
+// in one launch (sgd_multi_update, adamw_multi_update), or sum the squares of a whole list
+// (sum_squares_multi: a chunk per block, then one block adds the chunks in a fixed order). The
+// per-element math is kernels/optim_math.h, shared with the CPU reference (kernels/cpu/optim.cpp).
 //
 // Multi-tensor launches (the idea of apex's / PyTorch's multi_tensor_apply): the tensors' pointers
 // and sizes travel by value in the kernel's parameters (a __grid_constant__ TensorTable, kept
 // under the 4 KB parameter limit of older toolkits), with each tensor's first chunk; block b
 // works on chunk b, finds its tensor by a binary search over the first chunks, so every block
 // holds one chunk (kChunk elements) of one tensor. A table holds up to 136 tensors (SGD without
-// momentum), 106 (SGD with momentum) or 87 (AdamW); longer lists are split into several
+// momentum), 106 (SGD with momentum), 87 (AdamW) or 191 (sum of squares); longer lists are split into several
 // launches. resnet8x4 has 32 parameter tensors (11 decay + 21 no-decay): SGD with momentum
 // takes 2 launches (one per group) instead of 32. ViT-S (vit_small) has 152 (52 + 100): AdamW
 // takes 3 launches (1 + 2) instead of 152, or 2 with a single group. The skip flag is read once
@@ -18,7 +19,9 @@
 #include <array>
 #include <climits>
 #include <type_traits>
+#include "kernels/cuda/block_reduce.cuh"
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/scratch.cuh"
 #include "kernels/optim.h"
 #include "kernels/optim_math.h"
 
@@ -70,8 +73,8 @@ template <int Depth> struct TensorTable {
 static_assert(sizeof(TensorTable<2>) <= kTableBytes && sizeof(TensorTable<3>) <= kTableBytes &&
               sizeof(TensorTable<4>) <= kTableBytes);
 static_assert(sizeof(TensorTable<4>) + sizeof(AdamWFactors<double>) + 2 * sizeof(void*) + sizeof(AdamWHyper) <= 4096);
-static_assert(TensorTable<2>::kMaxTensors == 136 && TensorTable<3>::kMaxTensors == 106 &&
-                  TensorTable<4>::kMaxTensors == 87,
+static_assert(TensorTable<1>::kMaxTensors == 191 && TensorTable<2>::kMaxTensors == 136 &&
+                  TensorTable<3>::kMaxTensors == 106 && TensorTable<4>::kMaxTensors == 87,
               "the capacities quoted at the top of this file");
 
 // Thread 0 reads the flag, the block follows it.
@@ -154,6 +157,32 @@ __global__ void __launch_bounds__(kThreads)
     f = at_step;
   }
   update_block_chunk<T, A, 4>(table, [&](A(&x)[4]) { x[0] = optim_math::adamw_element(f, x[0], x[1], x[2], x[3]); });
+}
+
+// This block's chunk of one tensor, each element squared in double, summed by a tree into
+// partials[blockIdx.x].
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    sum_squares_chunk_kernel(const __grid_constant__ TensorTable<1> table, double* partials) {
+  const int t = block_tensor(table);
+  const int64_t begin = int64_t(int32_t(blockIdx.x) - table.first_chunk[t]) * kChunk;
+  const int64_t end = begin + kChunk < table.n[t] ? begin + kChunk : table.n[t];
+  const T* p = static_cast<const T*>(table.ptr[0][t]);
+  double s = 0;
+  for (int64_t i = begin + threadIdx.x; i < end; i += kThreads) {
+    const double v = double(ld(p, i));
+    s += v * v;
+  }
+  s = block_sum(s);
+  if (threadIdx.x == 0) partials[blockIdx.x] = s;
+}
+
+// One block adds the n partials: thread k those at k, k + kThreads, ... in order, then a tree.
+__global__ void __launch_bounds__(kThreads) sum_partials_kernel(const double* partials, int64_t n, double* out) {
+  double s = 0;
+  for (int64_t i = threadIdx.x; i < n; i += kThreads) s += partials[i];
+  s = block_sum(s);
+  if (threadIdx.x == 0) *out = s;
 }
 
 // Fills tables from tensors[0..count) (pointers_of(tensor): an array of at least Depth
@@ -240,6 +269,24 @@ void adamw_multi_update(DType type, const AdamwTensor* tensors, int64_t count, c
       RETORT_CUDA_LAUNCH_CHECK();
     });
   });
+}
+
+void sum_squares_multi(DType type, const DenseInput* tensors, int64_t count, double* out) {
+  int64_t chunks = 0;
+  for (int64_t i = 0; i < count; ++i) chunks += (tensors[i].n + kChunk - 1) / kChunk;
+  const Scratch partials(size_t(chunks) * sizeof(double));
+  RETORT_CUDA_DISPATCH_FLOAT(type, "sum_squares_multi", [&] {
+    int64_t offset = 0;
+    auto pointers_of = [](const DenseInput& s) { return std::array<void*, 1>{const_cast<void*>(s.data)}; };
+    launch_in_tables<1>(tensors, count, pointers_of, [&](const TensorTable<1>& table, int64_t blocks) {
+      sum_squares_chunk_kernel<scalar_t>
+          <<<unsigned(blocks), kThreads, 0, stream()>>>(table, partials.as<double>() + offset);
+      RETORT_CUDA_LAUNCH_CHECK();
+      offset += blocks;
+    });
+  });
+  sum_partials_kernel<<<1, kThreads, 0, stream()>>>(partials.as<double>(), chunks, out);  // 0 without elements
+  RETORT_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace retort::cuda

@@ -169,6 +169,10 @@ TEST_CASE("profile: a KD stage's steps, by phase and op, on synthetic batches") 
   CHECK(has_op("conv2d"));
   CHECK(has_op("batch_norm2d"));
   CHECK(has_op("kl_div"));
+  CHECK(has_op("gradient norm"));     // every step's, clipping or not
+  CHECK(has_op("optimizer update"));  // the multi-tensor launches
+  for (const auto& o : r.summary.ops)
+    if (o.name == "gradient norm" || o.name == "optimizer update") CHECK(o.bytes > 0);
   CHECK(r.peak_mem_mb > 0);
   CHECK(r.to_json()["summary"]["steps"] == 2);
   CHECK_FALSE(profiler::active());

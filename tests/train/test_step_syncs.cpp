@@ -2,7 +2,8 @@
 // would synchronise (engine/tensor.h's host_read_count) over whole KD steps of each loss, and
 // exactly one per read interval; the device-side bookkeeping adds up the same loss and hits the
 // host would; a non-finite loss makes the optimizer skip its update on the device and stops the
-// run at the next read, naming the step; cross_entropy's deferred label check makes no read.
+// run at the next read, naming the step, and so does a NaN gradient under a finite loss, with or
+// without clipping; cross_entropy's deferred label check makes no read.
 #include <doctest/doctest.h>
 #include <cmath>
 #include <filesystem>
@@ -16,6 +17,7 @@
 #include "train/recipe.h"
 #include "train/runner.h"
 #include "train/step_health.h"
+#include "train/train_step.h"
 
 using namespace retort;
 namespace fs = std::filesystem;
@@ -126,6 +128,56 @@ TEST_CASE("step syncs: the skip flag leaves the weights and the momentum untouch
   for (size_t i = 0; i < state_after.tensors.size(); ++i)
     CHECK(test::same_bits(state_after.tensors[i].second, state_before.tensors[i].second));
   step(0.0);
+  CHECK_FALSE(test::same_bits(w.detach(), before));
+}
+
+TEST_CASE("step syncs: a NaN gradient under a finite loss skips the update without clipping, in both step forms") {
+  // sqrt(sum((w - w')^2)) at w' = w: the loss is 0, its gradient 0 * inf = NaN.
+  Tensor w = test::random_tensor({4, 3}, 7, -1, 1, DType::f32);
+  w.requires_grad_(true);
+  const nn::NamedTensors trained = {{"w", w}};
+  ParamGroup g;
+  g.params = {w};
+  g.lr = 0.1;
+  SGD sgd({g}, SgdOptions{0.9, false});
+  StageSpec stage;
+  REQUIRE(stage.clip_grad_norm == 0);  // no clipping: the norm is still checked
+  StepParts parts;
+  parts.stage = &stage;
+  parts.optimizer = &sgd;
+  parts.trained = &trained;
+  auto backward = [&] {
+    const Tensor d = sub(w, w.detach());
+    Tensor loss = sqrt(sum(mul(d, d)));
+    sgd.zero_grad();
+    loss.backward();
+    return loss;
+  };
+  const Tensor before = w.detach().clone();
+  StepHealth h(Device::cpu(), 1);
+  int64_t reads = host_read_count();
+  const Tensor loss = backward();
+  h.record(loss, {loss}, Tensor(), Tensor());
+  update_parameters(parts, h);
+  CHECK(host_read_count() == reads);
+  CHECK(std::isnan(w.grad().to_vector()[0]));
+  CHECK(test::same_bits(w.detach(), before));
+  StepHealth::Reading r = h.read();
+  CHECK(r.first_bad == 0);
+  CHECK(r.gradient_at_first_bad);
+  CHECK(r.terms_at_first_bad[0] == 0.0);
+  CHECK_THROWS_WITH_AS(fail_nonfinite_step(parts, r, "step 0"),
+                       doctest::Contains("step 0: the gradient norm is not finite while every loss term is"), Error);
+  // The data-parallel form reads the norm and stops before the weights move.
+  backward();
+  reads = host_read_count();
+  CHECK_THROWS_WITH_AS(update_parameters_checked(parts, [] { return std::string("step 3"); }),
+                       doctest::Contains("step 3: the gradient norm is NaN while every loss term is finite"), Error);
+  CHECK(host_read_count() == reads + 1);
+  CHECK(test::same_bits(w.detach(), before));
+  // A finite gradient: both forms step.
+  w.set_grad(Tensor::full({4, 3}, 0.5, DType::f32));
+  update_parameters_checked(parts, [] { return std::string("step 4"); });
   CHECK_FALSE(test::same_bits(w.detach(), before));
 }
 
