@@ -378,6 +378,15 @@ Tensor& Tensor::fill_(double value) {
   return *this;
 }
 
+Tensor& Tensor::add_(double value) {
+  if (is_contiguous()) {
+    RETORT_KERNEL(device(), add_scalar_in_place, raw_data(), dtype(), numel(), value);
+  } else {
+    copy_(add(*this, value));
+  }
+  return *this;
+}
+
 // ---------------------------------------------------------------- host access
 namespace {
 std::atomic<int64_t> g_host_reads{0};

@@ -80,6 +80,9 @@ class Tensor {
   // ---- in-place (not recorded by autograd; for optimizers and initialisation)
   Tensor& copy_(const Tensor& src);  // src broadcast to this shape, any device/dtype
   Tensor& fill_(double value);
+  // this += value, in place, where the data lives (no host value enters the device's memory but
+  // as the kernel's argument; computed in double, rounded once): a device counter's step.
+  Tensor& add_(double value);
   Tensor& zero_() { return fill_(0.0); }
 
   // ---- host access

@@ -42,7 +42,7 @@ void StepHealth::record(const Tensor& total, const std::vector<Tensor>& terms, c
   loss_sum_.copy_(add(loss_sum_, t));
   last_loss_.copy_(t);
   if (logits.defined() && y.defined()) hits_.copy_(add(hits_, top1_hits_on_device(logits, y)));
-  step_index_.copy_(add(step_index_, 1.0));
+  step_index_.add_(1.0);
   ++steps_;
 }
 

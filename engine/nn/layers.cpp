@@ -103,21 +103,18 @@ void BatchNorm2d::reset_parameters() {
   running_mean.fill_(0.0);
   running_var.fill_(1.0);
   num_batches_tracked.fill_(0.0);
-  batches_ = 0;
 }
 
 std::string BatchNorm2d::extra_repr() const {
   return fmt::format("{}, eps={}, momentum={}", channels, eps, momentum);
 }
 
-void BatchNorm2d::on_state_loaded() { batches_ = int64_t(num_batches_tracked.item()); }
-
 Tensor BatchNorm2d::forward(const Tensor& x) { return forward_act(x, Tensor(), false); }
 
 Tensor BatchNorm2d::forward_act(const Tensor& x, const Tensor& residual, bool relu) {
   RETORT_CHECK(x.dim() == 4 && x.size(1) == channels, "BatchNorm2d({}): input {} is not [N, {}, H, W]", channels,
                x.str(), channels);
-  if (is_training() && !dist::current_shard().repeat) num_batches_tracked.fill_(double(++batches_));
+  if (is_training() && !dist::current_shard().repeat) num_batches_tracked.add_(1.0);
   if (dist::Communicator* group = dist::current_shard().sync_bn; group && is_training()) {
     Tensor y = dist::sync_batch_norm2d(x, weight, bias, running_mean, running_var, momentum, eps, *group,
                                        dist::current_shard().global_rows);

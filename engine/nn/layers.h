@@ -62,13 +62,9 @@ class BatchNorm2d : public Module {
 
   int64_t channels;
   double eps, momentum;
-  Tensor weight, bias, running_mean, running_var, num_batches_tracked;  // the last is i64 []
-
- protected:
-  void on_state_loaded() override;
-
- private:
-  int64_t batches_ = 0;  // host mirror of num_batches_tracked (no device sync in forward)
+  // num_batches_tracked is i64 [], counted where it lives (Tensor::add_: no host read, and a
+  // CUDA graph's replays count too).
+  Tensor weight, bias, running_mean, running_var, num_batches_tracked;
 };
 
 // Normalises over the last dim.

@@ -1,15 +1,12 @@
 // DeviceStepCounter (see engine/optim/step_counter.h).
 #include "engine/optim/step_counter.h"
-#include "engine/autograd.h"
-#include "engine/ops.h"
 
 namespace retort {
 
 void DeviceStepCounter::begin_step() {
   lockstep_ = true;
   if (!count_.defined()) return;
-  NoGradGuard no_grad;
-  count_.copy_(add(count_, 1.0));
+  count_.add_(1.0);
   ++mirror_;
 }
 

@@ -1,4 +1,4 @@
-// CPU strided copy / cast / fill: the reference for kernels/cuda/copy.cu.
+// CPU strided copy / cast / fill / in-place scalar add: the reference for kernels/cuda/copy.cu.
 #include "kernels/copy.h"
 #include <cstring>
 #include "core/check.h"
@@ -78,6 +78,13 @@ void strided_copy(void* dst, DType dt, const Layout& dl, const void* src, DType 
 }
 
 // The value is converted to the dtype once, then its bytes are replicated (OpenMP over large n).
+void add_scalar_in_place(void* data, DType t, int64_t n, double v) {
+  const LoadFn ld = loader(t);
+  const StoreFn st = storer(t);
+  _Pragma("omp parallel for if (n > 262144)")
+  for (int64_t i = 0; i < n; ++i) st(data, i, ld(data, i) + v);
+}
+
 void fill(void* dst, DType t, int64_t n, double v) {
   if (n <= 0) return;
   alignas(8) unsigned char one[8] = {};

@@ -1,4 +1,4 @@
-// CUDA strided copy with dtype conversion, and fill. Reference: kernels/cpu/copy.cpp.
+// CUDA strided copy with dtype conversion, fill and in-place scalar add. Reference: kernels/cpu/copy.cpp.
 // Dense same-dtype copies are one cudaMemcpyAsync; dense floating casts (autocast's f32 <-> bf16)
 // a typed kernel without index arithmetic; everything else the strided walk.
 #include <type_traits>
@@ -75,6 +75,11 @@ __global__ void fill_kernel(void* dst, DType t, int64_t n, double v) {
     store_any(dst, t, i, v);
 }
 
+__global__ void add_scalar_kernel(void* data, DType t, int64_t n, double v) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    store_any(data, t, i, load_any(data, t, i) + v);
+}
+
 }  // namespace
 
 void strided_copy(void* dst, DType dt, const Layout& dl, const void* src, DType st, const Layout& sl) {
@@ -100,6 +105,12 @@ void strided_copy(void* dst, DType dt, const Layout& dl, const void* src, DType 
   } else {
     copy_cast_kernel<<<grid, 256, 0, stream()>>>(dst, dt, dl, src, st, sl, n);
   }
+  RETORT_CUDA_LAUNCH_CHECK();
+}
+
+void add_scalar_in_place(void* data, DType t, int64_t n, double v) {
+  if (n == 0) return;
+  add_scalar_kernel<<<grid_for(n), 256, 0, stream()>>>(data, t, n, v);
   RETORT_CUDA_LAUNCH_CHECK();
 }
 

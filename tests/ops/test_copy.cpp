@@ -1,6 +1,7 @@
-// Kernel family "copy": strided copies and casts (Tensor::to, contiguous on views) and fills,
-// on the CPU between every dtype pair through strided views, and CUDA against the CPU bit for
-// bit (dedicated tests: copies are exact, so they are compared exactly, not by tolerance).
+// Kernel family "copy": strided copies and casts (Tensor::to, contiguous on views), fills and
+// in-place scalar adds (Tensor::add_), on the CPU between every dtype pair through strided views,
+// and CUDA against the CPU bit for bit (dedicated tests: copies are exact, so they are compared
+// exactly, not by tolerance).
 #include "helpers.h"
 #include "ops/op_test_util.h"
 
@@ -25,6 +26,26 @@ TEST_CASE("casts between every dtype pair through strided views (CPU)") {
       if (from != to) CHECK(out.is_contiguous());  // same dtype: to() returns the view itself
       check_close(out, {1, 5, 9, 3, 7, 11}, 0);
     }
+}
+
+TEST_CASE("add_: in place, in double, rounded once to the dtype; counters count exactly") {
+  for (DType dt : kAllTypes) {
+    INFO(dtype_name(dt));
+    Tensor t = Tensor::from_vector({0, 1, 2, 250}, {4}, dt);
+    const void* storage = t.raw_data();
+    t.add_(3.0);
+    CHECK(t.raw_data() == storage);  // in place
+    const std::vector<double> want = {3, 4, 5, dt == DType::u8 ? double(uint8_t(253)) : 253.0};
+    CHECK(t.to_vector() == want);
+  }
+  Tensor counter = Tensor::zeros({}, DType::i64);
+  for (int i = 0; i < 1000; ++i) counter.add_(1.0);
+  CHECK(counter.item() == 1000.0);
+  Tensor x = random_tensor({7, 5}, 3, -1, 1, DType::f32);
+  const std::vector<double> before = x.to_vector();
+  x.transpose(0, 1).add_(0.25);  // a strided view goes through add + copy_
+  const std::vector<double> after = x.to_vector();
+  for (size_t i = 0; i < before.size(); ++i) CHECK(after[i] == double(float(before[i] + 0.25)));
 }
 
 TEST_SUITE("gpu") {
@@ -81,5 +102,22 @@ TEST_CASE("cuda parity: fill") {
   for (double v : {-2.5, 0.1, 1e30})
     for (DType dt : {DType::f32, DType::f64, DType::bf16})
       CHECK(Tensor::full({5, 3}, v, dt, gpu).to(Device::cpu()).to_vector() == Tensor::full({5, 3}, v, dt).to_vector());
+}
+
+TEST_CASE("cuda parity: add_") {
+  RETORT_REQUIRE_GPU();
+  for (DType dt : kAllTypes) {
+    INFO(dtype_name(dt));
+    const Tensor base = Tensor::from_vector({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, {3, 4}, dt);
+    Tensor g = base.to(Device::cuda()), c = base.clone();
+    g.add_(5.0);
+    c.add_(5.0);
+    CHECK(g.to(Device::cpu()).to_vector() == c.to_vector());
+  }
+  const Tensor x = random_tensor({1031}, 9, -1, 1, DType::f32);
+  Tensor g = x.to(Device::cuda()), c = x.clone();
+  g.add_(0.1);
+  c.add_(0.1);
+  CHECK(g.to(Device::cpu()).to_vector() == c.to_vector());
 }
 }
