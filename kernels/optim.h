@@ -79,14 +79,18 @@ using AdamwUpdate = void(DType type, void* param, const void* grad, void* exp_av
 // holds a nonzero value (NaN included) no parameter and no state is written. It is read where
 // the kernels run (on the GPU by the kernel, once per block) and never copied to the host, so
 // deciding to skip (say, on a non-finite gradient norm) costs no synchronisation.
+// `lr` is null (the learning rate is h.lr) or points to one f64 on the tensors' device holding
+// it (an optimizer's DeviceRates, engine/optim/device_rates.h): the factors are then computed
+// from that value where the kernels run (once per block on a GPU, in double like the host), so
+// a replayed CUDA graph takes the learning rate written before each replay. Same bits either way.
 using SgdMultiUpdate = void(DType type, const SgdTensor* tensors, int64_t count, const SgdHyper& h,
-                            const float* skip);
+                            const float* skip, const double* lr);
 // AdamW's `step_count` is null (the step being taken is h.step) or points to one f64 on the
 // tensors' device holding it (an optimizer's DeviceStepCounter, engine/optim/step_counter.h):
 // then the bias corrections are computed where the kernels run, from that value, so a replayed
 // CUDA graph takes each replay's own step. On the CPU both give the same bits.
 using AdamwMultiUpdate = void(DType type, const AdamwTensor* tensors, int64_t count, const AdamWHyper& h,
-                              const float* skip, const double* step_count);
+                              const float* skip, const double* step_count, const double* lr);
 // The sum over tensors[0..count) (one dtype, one device) of every element squared, each element
 // converted to double before it is squared and added, written to *out: one f64 on the tensors'
 // device, overwritten (0 without elements). The global gradient norm's square in one pass, for

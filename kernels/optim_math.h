@@ -2,8 +2,8 @@
 // (kernels/cpu/optim.cpp) and the device (kernels/cuda/optim.cu) from this one source, so a
 // backend's single-tensor and multi-tensor kernels compute the same bits. A is the compute type:
 // float (f32, bf16) or double (f64). The factors are computed once per call on the host, in
-// double, like PyTorch's host-side math, then rounded to A (AdamW's with a step count on the
-// device: once per block on the device, in double).
+// double, like PyTorch's host-side math, then rounded to A (with a step count or a learning
+// rate on the device: once per block on the device, in double).
 #pragma once
 #include <math.h>
 #include <cmath>
@@ -27,7 +27,7 @@ template <typename A> struct SgdFactors {
   bool use_momentum, nesterov;
 };
 
-template <typename A> inline SgdFactors<A> sgd_factors(const SgdHyper& h) {
+template <typename A> RETORT_OPTIM_INLINE RETORT_HD SgdFactors<A> sgd_factors(const SgdHyper& h) {
   return {A(h.lr), A(h.momentum), A(h.weight_decay), h.momentum != 0.0, h.nesterov};
 }
 

@@ -41,8 +41,8 @@ AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options)
 }
 
 void AdamW::enqueue(const ParamGroup& group, const Tensor& param, const Tensor& grad, ParamState& state,
-                    UpdateBatch& batch) {
-  adamw_enqueue_param(group, options_, param, grad, state, step_counter(), batch);
+                    UpdateBatch& batch, const double* lr) {
+  adamw_enqueue_param(group, options_, param, grad, state, step_counter(), batch, lr);
 }
 
 void adamw_update_param(const ParamGroup& group, const AdamWOptions& options, Tensor& param, const Tensor& grad,
@@ -54,10 +54,10 @@ void adamw_update_param(const ParamGroup& group, const AdamWOptions& options, Te
 
 void adamw_enqueue_param(const ParamGroup& group, const AdamWOptions& options, const Tensor& param,
                          const Tensor& grad, Optimizer::ParamState& state, DeviceStepCounter& counter,
-                         UpdateBatch& batch) {
+                         UpdateBatch& batch, const double* lr) {
   const AdamWHyper h = prepare_step(group, options, param, state);
   batch.add_adamw(h, param, grad, state.tensors["exp_avg"], state.tensors["exp_avg_sq"],
-                  counter.pointer_for(h.step, param.device()));
+                  counter.pointer_for(h.step, param.device()), lr);
 }
 
 }  // namespace retort

@@ -20,10 +20,10 @@ void adamw_update_param(const ParamGroup& group, const AdamWOptions& options, Te
 // Adds the same update to `batch` (moments created, as zeros, and the step count advanced now):
 // what AdamW's step() does per parameter, and what a group with GroupRule::adamw gets under
 // another optimizer. The kernels read the step from `counter` when the parameter's step is the
-// counter's (engine/optim/step_counter.h).
+// counter's (engine/optim/step_counter.h), and the learning rate from `lr` (null: group.lr).
 void adamw_enqueue_param(const ParamGroup& group, const AdamWOptions& options, const Tensor& param,
                          const Tensor& grad, Optimizer::ParamState& state, DeviceStepCounter& counter,
-                         UpdateBatch& batch);
+                         UpdateBatch& batch, const double* lr = nullptr);
 
 class AdamW : public Optimizer {
  public:
@@ -32,7 +32,7 @@ class AdamW : public Optimizer {
 
  protected:
   void enqueue(const ParamGroup& group, const Tensor& param, const Tensor& grad, ParamState& state,
-               UpdateBatch& batch) override;
+               UpdateBatch& batch, const double* lr) override;
   std::vector<std::string> tensor_state_keys() const override { return {"exp_avg", "exp_avg_sq"}; }
   std::vector<std::string> scalar_state_keys() const override { return {"step"}; }
 

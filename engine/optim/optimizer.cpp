@@ -113,24 +113,39 @@ Tensor Optimizer::dense_grad(size_t g, size_t i) const {
 void Optimizer::step(const Tensor& skip_if_nonzero) {
   NoGradGuard no_grad;
   check_skip_flag(skip_if_nonzero);
+  write_rates();
   step_counter_.begin_step();
   UpdateBatch batch;
+  last_updated_.clear();
   for (size_t g = 0; g < groups_.size(); ++g) {
     const ParamGroup& group = groups_[g];
     for (size_t i = 0; i < group.params.size(); ++i) {
       const Tensor grad = dense_grad(g, i);
       if (!grad.defined()) continue;
       const Tensor& param = group.params[i];
+      const double* lr = rates_.pointer(g, param.device());
       switch (group.rule) {
-        case GroupRule::optimizer: enqueue(group, param, grad, state_[g][i], batch); break;
-        case GroupRule::sgd: sgd_enqueue_param(group, SgdOptions{}, param, grad, state_[g][i], batch); break;
+        case GroupRule::optimizer: enqueue(group, param, grad, state_[g][i], batch, lr); break;
+        case GroupRule::sgd: sgd_enqueue_param(group, SgdOptions{}, param, grad, state_[g][i], batch, lr); break;
         case GroupRule::adamw:
-          adamw_enqueue_param(group, AdamWOptions{}, param, grad, state_[g][i], step_counter_, batch);
+          adamw_enqueue_param(group, AdamWOptions{}, param, grad, state_[g][i], step_counter_, batch, lr);
           break;
       }
+      last_updated_.emplace_back(g, i);
     }
   }
   batch.launch(skip_if_nonzero);
+}
+
+void Optimizer::write_rates() {
+  for (size_t g = 0; g < groups_.size(); ++g)
+    for (const Tensor& p : groups_[g].params) rates_.write(g, groups_[g].lr, p.device());
+}
+
+void Optimizer::note_replayed_step() {
+  for (const auto& [g, i] : last_updated_)
+    if (auto it = state_[g][i].scalars.find("step"); it != state_[g][i].scalars.end()) it->second += 1;
+  step_counter_.note_replayed_step();
 }
 
 void Optimizer::zero_grad() {

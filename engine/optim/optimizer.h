@@ -9,6 +9,7 @@
 #include <string>
 #include <utility>
 #include <vector>
+#include "engine/optim/device_rates.h"
 #include "engine/optim/step_counter.h"
 #include "engine/tensor.h"
 
@@ -70,6 +71,9 @@ class Optimizer {
   // run stops (the trainer stops at its next check of the same condition on the host), not for
   // skipping a step and carrying on.
   void step(const Tensor& skip_if_nonzero = Tensor());
+  // Writes each group's learning rate to the device where it changed (step() does it first; a
+  // CUDA graph's replay needs it done before: engine/optim/device_rates.h).
+  void write_rates();
   // Drops every parameter's gradient.
   void zero_grad();
 
@@ -89,6 +93,11 @@ class Optimizer {
   // AdamW parameter lagged the optimizer's step count): a CUDA graph of the step would then
   // replay correctly (engine/optim/step_counter.h).
   bool steps_on_device() const { return step_counter_.in_lockstep(); }
+  // After a replay of a captured step (train/step_graph.h): advances the host-side counters the
+  // replay did not run, exactly as the captured step advanced them (each AdamW parameter it
+  // updated takes one more step, and the step counter's mirror), so checkpoints hold what the
+  // device holds. The parameters are those the last step() updated.
+  void note_replayed_step();
 
  public:
   // Per-parameter state, created lazily on a parameter's first update.
@@ -101,14 +110,17 @@ class Optimizer {
   // Adds the update of one parameter (contiguous, f32/f64) by its gradient (same shape, dtype
   // and device, contiguous) under the optimizer's own rule to `batch`, creating missing state
   // and advancing host-side counters; step() then launches the batch.
+  // `lr` is the group's learning rate on the parameter's device, for the kernels to read.
   virtual void enqueue(const ParamGroup& group, const Tensor& param, const Tensor& grad, ParamState& state,
-                       UpdateBatch& batch) = 0;
+                       UpdateBatch& batch, const double* lr) = 0;
   // Names of the per-parameter state this optimizer keeps (for import checks).
   virtual std::vector<std::string> tensor_state_keys() const = 0;
   virtual std::vector<std::string> scalar_state_keys() const = 0;
 
   std::string param_label(size_t group, size_t index) const;
   DeviceStepCounter& step_counter() { return step_counter_; }
+  // The learning rate the kernels read for `group` on `device` (written by write_rates).
+  const double* lr_pointer(size_t group, Device device) const { return rates_.pointer(group, device); }
 
  private:
   // The parameter's gradient, checked and converted to the parameter's dtype, dense; undefined
@@ -120,6 +132,8 @@ class Optimizer {
   std::vector<ParamGroup> groups_;
   std::vector<std::vector<ParamState>> state_;  // [group][param]
   DeviceStepCounter step_counter_;
+  DeviceRates rates_;
+  std::vector<std::pair<size_t, size_t>> last_updated_;  // (group, index) of the last step's updates
 };
 
 }  // namespace retort

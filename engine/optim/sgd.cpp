@@ -43,8 +43,8 @@ std::vector<std::string> SGD::tensor_state_keys() const {
 }
 
 void SGD::enqueue(const ParamGroup& group, const Tensor& param, const Tensor& grad, ParamState& state,
-                  UpdateBatch& batch) {
-  sgd_enqueue_param(group, options_, param, grad, state, batch);
+                  UpdateBatch& batch, const double* lr) {
+  sgd_enqueue_param(group, options_, param, grad, state, batch, lr);
 }
 
 void sgd_update_param(const ParamGroup& group, const SgdOptions& options, Tensor& param, const Tensor& grad,
@@ -56,9 +56,9 @@ void sgd_update_param(const ParamGroup& group, const SgdOptions& options, Tensor
 }
 
 void sgd_enqueue_param(const ParamGroup& group, const SgdOptions& options, const Tensor& param, const Tensor& grad,
-                       Optimizer::ParamState& state, UpdateBatch& batch) {
+                       Optimizer::ParamState& state, UpdateBatch& batch, const double* lr) {
   const SgdHyper h = sgd_hyper(group, options);
-  batch.add_sgd(h, param, grad, momentum_buffer(h, param, state));
+  batch.add_sgd(h, param, grad, momentum_buffer(h, param, state), lr);
 }
 
 }  // namespace retort

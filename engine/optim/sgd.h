@@ -18,8 +18,9 @@ void sgd_update_param(const ParamGroup& group, const SgdOptions& options, Tensor
 
 // Adds the same update to `batch` (the momentum buffer is created, as zeros, now): what SGD's
 // step() does per parameter, and what a group with GroupRule::sgd gets under another optimizer.
+// `lr`: the group's learning rate on the device, which the kernels read (null: group.lr).
 void sgd_enqueue_param(const ParamGroup& group, const SgdOptions& options, const Tensor& param, const Tensor& grad,
-                       Optimizer::ParamState& state, UpdateBatch& batch);
+                       Optimizer::ParamState& state, UpdateBatch& batch, const double* lr = nullptr);
 
 class SGD : public Optimizer {
  public:
@@ -28,7 +29,7 @@ class SGD : public Optimizer {
 
  protected:
   void enqueue(const ParamGroup& group, const Tensor& param, const Tensor& grad, ParamState& state,
-               UpdateBatch& batch) override;
+               UpdateBatch& batch, const double* lr) override;
   std::vector<std::string> tensor_state_keys() const override;
   std::vector<std::string> scalar_state_keys() const override { return {}; }
 

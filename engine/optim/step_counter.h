@@ -24,6 +24,10 @@ class DeviceStepCounter {
   const double* pointer_for(int64_t param_step, Device device);
   // True unless a parameter of the last step had to use its own step count.
   bool in_lockstep() const { return lockstep_; }
+  // A replayed step (a CUDA graph) queued count += 1 on the device: the mirror follows.
+  void note_replayed_step() {
+    if (count_.defined()) ++mirror_;
+  }
   // Forgets the counter (state imported from a checkpoint: the next step starts it again).
   void reset();
   // The queued count (what the device holds once the queued work has run); 0 before any.

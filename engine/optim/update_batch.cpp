@@ -6,15 +6,16 @@
 
 namespace retort {
 namespace {
-// The bucket of `buckets` for (param's device and dtype, h, step count), appended when there is
-// none yet.
+// The bucket of `buckets` for (param's device and dtype, h, step count, lr), appended when there
+// is none yet.
 template <typename Bucket, typename Hyper>
-Bucket& bucket_for(std::vector<Bucket>& buckets, const Hyper& h, const Tensor& param,
-                   const double* step_count = nullptr) {
+Bucket& bucket_for(std::vector<Bucket>& buckets, const Hyper& h, const Tensor& param, const double* step_count,
+                   const double* lr) {
   for (Bucket& b : buckets)
-    if (b.device == param.device() && b.dtype == param.dtype() && b.hyper == h && b.step_count == step_count)
+    if (b.device == param.device() && b.dtype == param.dtype() && b.hyper == h && b.step_count == step_count &&
+        b.lr == lr)
       return b;
-  buckets.push_back(Bucket{param.device(), param.dtype(), h, step_count, {}, {}});
+  buckets.push_back(Bucket{param.device(), param.dtype(), h, step_count, lr, {}, {}});
   return buckets.back();
 }
 
@@ -34,25 +35,26 @@ const float* skip_pointer(const Tensor& skip, Device device) {
 }
 }  // namespace
 
-void UpdateBatch::add_sgd(const SgdHyper& h, const Tensor& param, const Tensor& grad, const Tensor& momentum_buf) {
+void UpdateBatch::add_sgd(const SgdHyper& h, const Tensor& param, const Tensor& grad, const Tensor& momentum_buf,
+                          const double* lr) {
   RETORT_CHECK(param.is_contiguous(), "UpdateBatch: the parameter {} is not contiguous", param.str());
   check_dense_like(grad, param, "gradient");
   RETORT_CHECK(momentum_buf.defined() == (h.momentum != 0.0),
                "UpdateBatch: an SGD momentum buffer is needed exactly when momentum is nonzero");
   if (momentum_buf.defined()) check_dense_like(momentum_buf, param, "momentum buffer");
-  SgdBucket& b = bucket_for(sgd_, h, param);
+  SgdBucket& b = bucket_for(sgd_, h, param, nullptr, lr);
   b.tensors.push_back(SgdTensor{param.raw_data(), grad.raw_data(),
                                 momentum_buf.defined() ? momentum_buf.raw_data() : nullptr, param.numel()});
   b.held.insert(b.held.end(), {param, grad, momentum_buf});
 }
 
 void UpdateBatch::add_adamw(const AdamWHyper& h, const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
-                            const Tensor& exp_avg_sq, const double* step_count) {
+                            const Tensor& exp_avg_sq, const double* step_count, const double* lr) {
   RETORT_CHECK(param.is_contiguous(), "UpdateBatch: the parameter {} is not contiguous", param.str());
   check_dense_like(grad, param, "gradient");
   check_dense_like(exp_avg, param, "exp_avg");
   check_dense_like(exp_avg_sq, param, "exp_avg_sq");
-  AdamwBucket& b = bucket_for(adamw_, h, param, step_count);
+  AdamwBucket& b = bucket_for(adamw_, h, param, step_count, lr);
   b.tensors.push_back(
       AdamwTensor{param.raw_data(), grad.raw_data(), exp_avg.raw_data(), exp_avg_sq.raw_data(), param.numel()});
   b.held.insert(b.held.end(), {param, grad, exp_avg, exp_avg_sq});
@@ -86,10 +88,10 @@ void UpdateBatch::launch(const Tensor& skip_if_nonzero) const {
   if (prof.on()) prof.set_bytes(bytes_moved());
   for (const SgdBucket& b : sgd_)
     RETORT_KERNEL(b.device, sgd_multi_update, b.dtype, b.tensors.data(), int64_t(b.tensors.size()), b.hyper,
-                  skip_pointer(skip_if_nonzero, b.device));
+                  skip_pointer(skip_if_nonzero, b.device), b.lr);
   for (const AdamwBucket& b : adamw_)
     RETORT_KERNEL(b.device, adamw_multi_update, b.dtype, b.tensors.data(), int64_t(b.tensors.size()), b.hyper,
-                  skip_pointer(skip_if_nonzero, b.device), b.step_count);
+                  skip_pointer(skip_if_nonzero, b.device), b.step_count, b.lr);
 }
 
 }  // namespace retort

@@ -17,11 +17,14 @@ class UpdateBatch {
   // Adds one parameter's update. All tensors are dense, of the parameter's shape, dtype and
   // device; momentum_buf is undefined exactly when h.momentum is 0. The batch holds the tensors
   // until it is destroyed, so a gradient converted for this step outlives the launch.
-  void add_sgd(const SgdHyper& h, const Tensor& param, const Tensor& grad, const Tensor& momentum_buf);
+  // lr: null, or the group's learning rate on the parameter's device
+  // (engine/optim/device_rates.h), which the kernels then read instead of h.lr.
+  void add_sgd(const SgdHyper& h, const Tensor& param, const Tensor& grad, const Tensor& momentum_buf,
+               const double* lr = nullptr);
   // step_count: null, or the optimizer's step count on the parameter's device
   // (engine/optim/step_counter.h), which the kernels then read instead of h.step.
   void add_adamw(const AdamWHyper& h, const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
-                 const Tensor& exp_avg_sq, const double* step_count = nullptr);
+                 const Tensor& exp_avg_sq, const double* step_count = nullptr, const double* lr = nullptr);
 
   // Issues every bucket (the SGD ones, then the AdamW ones, each in the order first seen).
   // skip_if_nonzero is undefined or one f32 element on the device of every bucket; the kernels
@@ -40,6 +43,7 @@ class UpdateBatch {
     DType dtype;
     Hyper hyper;
     const double* step_count;    // AdamW's step on the device, or null
+    const double* lr;            // the learning rate on the device, or null
     std::vector<Entry> tensors;  // raw pointers into `held`
     std::vector<Tensor> held;
   };

@@ -47,17 +47,21 @@ void adamw_update(DType type, void* param, const void* grad, void* exp_avg, void
 
 // The multi-tensor forms run the single-tensor loop on each tensor in turn: the same code, so
 // the same bits, and each large tensor still gets every thread.
-void sgd_multi_update(DType type, const SgdTensor* tensors, int64_t count, const SgdHyper& h, const float* skip) {
+void sgd_multi_update(DType type, const SgdTensor* tensors, int64_t count, const SgdHyper& h, const float* skip,
+                      const double* lr) {
   if (skip_requested(skip)) return;
+  SgdHyper at = h;
+  if (lr) at.lr = *lr;
   for (int64_t t = 0; t < count; ++t)
-    sgd_update(type, tensors[t].param, tensors[t].grad, tensors[t].momentum_buf, tensors[t].n, h);
+    sgd_update(type, tensors[t].param, tensors[t].grad, tensors[t].momentum_buf, tensors[t].n, at);
 }
 
 void adamw_multi_update(DType type, const AdamwTensor* tensors, int64_t count, const AdamWHyper& h,
-                        const float* skip, const double* step_count) {
+                        const float* skip, const double* step_count, const double* lr) {
   if (skip_requested(skip)) return;
   AdamWHyper at = h;
   if (step_count) at.step = int64_t(*step_count);
+  if (lr) at.lr = *lr;
   for (int64_t t = 0; t < count; ++t)
     adamw_update(type, tensors[t].param, tensors[t].grad, tensors[t].exp_avg, tensors[t].exp_avg_sq, tensors[t].n,
                  at);

@@ -13,9 +13,9 @@
 // launches. resnet8x4 has 32 parameter tensors (11 decay + 21 no-decay): SGD with momentum
 // takes 2 launches (one per group) instead of 32. ViT-S (vit_small) has 152 (52 + 100): AdamW
 // takes 3 launches (1 + 2) instead of 152, or 2 with a single group. The skip flag is read once
-// per block, by thread 0; a block that sees it nonzero writes nothing. So is AdamW's step count
-// when it lives on the device (then thread 0 computes the bias corrections). Nothing here
-// synchronises with the host.
+// per block, by thread 0; a block that sees it nonzero writes nothing. So are AdamW's step count
+// and the learning rate when they live on the device (then thread 0 computes the factors).
+// Nothing here synchronises with the host.
 #include <array>
 #include <climits>
 #include <type_traits>
@@ -72,7 +72,8 @@ template <int Depth> struct TensorTable {
 };
 static_assert(sizeof(TensorTable<2>) <= kTableBytes && sizeof(TensorTable<3>) <= kTableBytes &&
               sizeof(TensorTable<4>) <= kTableBytes);
-static_assert(sizeof(TensorTable<4>) + sizeof(AdamWFactors<double>) + 2 * sizeof(void*) + sizeof(AdamWHyper) <= 4096);
+static_assert(sizeof(TensorTable<4>) + sizeof(AdamWFactors<double>) + 3 * sizeof(void*) + sizeof(AdamWHyper) <= 4096);
+static_assert(sizeof(TensorTable<3>) + sizeof(SgdFactors<double>) + 2 * sizeof(void*) + sizeof(SgdHyper) <= 4096);
 static_assert(TensorTable<1>::kMaxTensors == 191 && TensorTable<2>::kMaxTensors == 136 &&
                   TensorTable<3>::kMaxTensors == 106 && TensorTable<4>::kMaxTensors == 87,
               "the capacities quoted at the top of this file");
@@ -131,8 +132,18 @@ __device__ __forceinline__ void update_block_chunk(const TensorTable<Depth>& tab
 // Depth 3 with momentum (parameter, gradient, buffer), 2 without.
 template <typename T, typename A, int Depth>
 __global__ void __launch_bounds__(kThreads)
-    sgd_multi_kernel(const __grid_constant__ TensorTable<Depth> table, SgdFactors<A> f, const float* skip) {
+    sgd_multi_kernel(const __grid_constant__ TensorTable<Depth> table, SgdFactors<A> f, const float* skip,
+                     const double* lr, SgdHyper h) {
   if (block_skips(skip)) return;
+  if (lr) {  // uniform over the grid: every thread reaches the barrier
+    __shared__ SgdFactors<A> at_lr;
+    if (threadIdx.x == 0) {
+      h.lr = *lr;
+      at_lr = optim_math::sgd_factors<A>(h);
+    }
+    __syncthreads();
+    f = at_lr;
+  }
   update_block_chunk<T, A, Depth>(table, [&](A(&x)[Depth]) {
     if constexpr (Depth == 3) {
       x[0] = optim_math::sgd_element(f, x[0], x[1], x[2]);
@@ -143,16 +154,19 @@ __global__ void __launch_bounds__(kThreads)
   });
 }
 
-// With a step count on the device, thread 0 computes the step's factors from it (in double, as
-// the host would) and the block uses them instead of f.
+// With a step count or a learning rate on the device, thread 0 computes the step's factors from
+// them (in double, as the host would) and the block uses them instead of f.
 template <typename T, typename A>
 __global__ void __launch_bounds__(kThreads)
     adamw_multi_kernel(const __grid_constant__ TensorTable<4> table, AdamWFactors<A> f, const float* skip,
-                       const double* step_count, AdamWHyper h) {
+                       const double* step_count, const double* lr, AdamWHyper h) {
   if (block_skips(skip)) return;
-  if (step_count) {
+  if (step_count || lr) {  // uniform over the grid: every thread reaches the barrier
     __shared__ AdamWFactors<A> at_step;
-    if (threadIdx.x == 0) at_step = optim_math::adamw_factors<A>(h, *step_count);
+    if (threadIdx.x == 0) {
+      if (lr) h.lr = *lr;
+      at_step = optim_math::adamw_factors<A>(h, step_count ? *step_count : double(h.step));
+    }
     __syncthreads();
     f = at_step;
   }
@@ -237,7 +251,8 @@ void adamw_update(DType type, void* param, const void* grad, void* exp_avg, void
   });
 }
 
-void sgd_multi_update(DType type, const SgdTensor* tensors, int64_t count, const SgdHyper& h, const float* skip) {
+void sgd_multi_update(DType type, const SgdTensor* tensors, int64_t count, const SgdHyper& h, const float* skip,
+                      const double* lr) {
   RETORT_CUDA_DISPATCH_FLOAT(type, "sgd_multi_update", [&] {
     using A = typename Acc<scalar_t>::type;
     const SgdFactors<A> f = optim_math::sgd_factors<A>(h);
@@ -247,7 +262,8 @@ void sgd_multi_update(DType type, const SgdTensor* tensors, int64_t count, const
         return std::array<void*, 3>{s.param, const_cast<void*>(s.grad), s.momentum_buf};
       };
       launch_in_tables<kDepth>(tensors, count, pointers_of, [&](const TensorTable<kDepth>& table, int64_t blocks) {
-        sgd_multi_kernel<scalar_t, A, kDepth><<<unsigned(blocks), kThreads, 0, stream()>>>(table, f, skip);
+        sgd_multi_kernel<scalar_t, A, kDepth>
+            <<<unsigned(blocks), kThreads, 0, stream()>>>(table, f, skip, lr, h);
         RETORT_CUDA_LAUNCH_CHECK();
       });
     };
@@ -257,7 +273,7 @@ void sgd_multi_update(DType type, const SgdTensor* tensors, int64_t count, const
 }
 
 void adamw_multi_update(DType type, const AdamwTensor* tensors, int64_t count, const AdamWHyper& h,
-                        const float* skip, const double* step_count) {
+                        const float* skip, const double* step_count, const double* lr) {
   RETORT_CUDA_DISPATCH_FLOAT(type, "adamw_multi_update", [&] {
     using A = typename Acc<scalar_t>::type;
     const AdamWFactors<A> f = optim_math::adamw_factors<A>(h);
@@ -265,7 +281,8 @@ void adamw_multi_update(DType type, const AdamwTensor* tensors, int64_t count, c
       return std::array<void*, 4>{s.param, const_cast<void*>(s.grad), s.exp_avg, s.exp_avg_sq};
     };
     launch_in_tables<4>(tensors, count, pointers_of, [&](const TensorTable<4>& table, int64_t blocks) {
-      adamw_multi_kernel<scalar_t, A><<<unsigned(blocks), kThreads, 0, stream()>>>(table, f, skip, step_count, h);
+      adamw_multi_kernel<scalar_t, A>
+          <<<unsigned(blocks), kThreads, 0, stream()>>>(table, f, skip, step_count, lr, h);
       RETORT_CUDA_LAUNCH_CHECK();
     });
   });

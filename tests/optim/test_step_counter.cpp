@@ -144,7 +144,7 @@ TEST_CASE("adamw_multi_update: a step count pointer overrides h.step") {
     AdamWHyper h;
     h.step = h_step;
     const AdamwTensor t{p.raw_data(), grad.raw_data(), m.raw_data(), v.raw_data(), 37};
-    cpu::adamw_multi_update(DType::f32, &t, 1, h, nullptr, count);
+    cpu::adamw_multi_update(DType::f32, &t, 1, h, nullptr, count, nullptr);
     return p;
   };
   const double five = 5;
@@ -164,7 +164,7 @@ TEST_CASE("cuda adamw_multi_update: the step count read from device memory, agai
     h.step = 1;  // ignored: the count says 7
     const AdamwTensor t{p.raw_data(), g.raw_data(), m.raw_data(), v.raw_data(), 40000};
     RETORT_KERNEL(device, adamw_multi_update, DType::f32, &t, 1, h, nullptr,
-                  static_cast<const double*>(count.raw_data()));
+                  static_cast<const double*>(count.raw_data()), nullptr);
     return p.to(Device::cpu());
   };
   CHECK(max_rel_error(run(Device::cuda()), run(Device::cpu())) <= 1e-6);
