@@ -136,9 +136,7 @@ void BenchStage::step() {
   // The first step after the warm-up is captured (and run); the next ones replay it.
   const std::string failure = graph_->capture_and_run([&] {
     eager();
-    RETORT_CHECK(parts_.optimizer->steps_on_device(),
-                 "a parameter's AdamW step count lags the optimizer's (it missed a gradient), so its bias "
-                 "correction would not advance in a replay");
+    require_steps_on_device(*parts_.optimizer);
   });
   if (failure.empty()) {
     graph_status_ = "on";

@@ -187,6 +187,8 @@ struct StageSpec {
   // The memory layout of the batch the models see (engine/memory_format.h): NCHW, or
   // channels-last (NHWC memory), which cuDNN's tensor-core convolutions prefer.
   MemoryFormat memory_format = MemoryFormat::contiguous;
+  // Train with each step replayed as one CUDA graph (train/graph_steps.h): CUDA, one process.
+  bool cuda_graph = false;
   // The model the stage hands on (to later stages and models/<model>.safetensors): the epoch
   // best on validation (data.val_size > 0; else the last), or the last.
   KeepModel keep = KeepModel::best;

@@ -370,6 +370,9 @@ Fields<StageSpec> make_stage_fields() {
                               {{"contiguous", MemoryFormat::contiguous}, {"channels_last", MemoryFormat::channels_last}},
                               "the batch's memory layout: NCHW (contiguous) or NHWC (channels_last), which cuDNN's "
                               "tensor-core convolutions prefer; on the CPU channels_last gives the same values"));
+  f.push_back(bool_field<S>("cuda_graph", &S::cuda_graph,
+                            "replay each training step as one CUDA graph after two eager steps (CUDA, one process; "
+                            "not with dropout, CRD or a teacher cache)"));
   f.push_back({"losses", "an array of loss tables", "[{ name = \"ce\" }]",
                "the weighted loss terms ([stages.losses] below, and `retort list losses`)",
                [](TableReader& r, S& s) {

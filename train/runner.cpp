@@ -22,6 +22,7 @@
 #include "train/run_data.h"
 #include "train/run_dir.h"
 #include "train/stage_cache.h"
+#include "train/step_graph.h"
 #include "train/trainer.h"
 
 namespace retort {
@@ -165,8 +166,10 @@ std::unique_ptr<Run> open_run(const Recipe& recipe, const RunOptions& options) {
   check_model_classes(recipe, run->models, d.train_all.dataset());
   run->losses = build_all_losses(*run);
   dist::Communicator& world = dist::world();
-  for (size_t i = 0; i < recipe.stages.size(); ++i)
+  for (size_t i = 0; i < recipe.stages.size(); ++i) {
     check_parallel_stage(recipe, recipe.stages[i], run->losses[i], world.size());
+    check_graph_stage(recipe, recipe.stages[i], device, world.size());
+  }
   run->dir = std::make_unique<RunDir>(open_run_dir(recipe, options));
   say(fmt::format("run '{}' on {} -> {}", recipe.run.name, device.str(), run->dir->path().string()));
   if (world.size() > 1)

@@ -5,8 +5,9 @@
 
 namespace retort {
 
-std::string graph_refusal(const Recipe& recipe, const StageSpec& stage, Device device) {
-  if (!device.is_cuda()) return fmt::format("CUDA graphs need a CUDA device, not {}", device.str());
+namespace {
+// What keeps a stage's step from being the same work every step, whatever the device.
+std::string step_refusal(const Recipe& recipe, const StageSpec& stage) {
   std::vector<std::string> models = stage.teachers;
   models.push_back(stage.train);
   for (const auto& name : models) {
@@ -18,6 +19,30 @@ std::string graph_refusal(const Recipe& recipe, const StageSpec& stage, Device d
     if (term.name == "crd") return "CRD samples negatives and keeps its memory bank on the host";
   }
   return "";
+}
+}  // namespace
+
+std::string graph_refusal(const Recipe& recipe, const StageSpec& stage, Device device) {
+  if (!device.is_cuda()) return fmt::format("CUDA graphs need a CUDA device, not {}", device.str());
+  return step_refusal(recipe, stage);
+}
+
+void check_graph_stage(const Recipe& recipe, const StageSpec& stage, Device device, int ranks) {
+  if (!stage.cuda_graph) return;
+  std::string why = step_refusal(recipe, stage);
+  if (!device.is_cuda()) why = fmt::format("CUDA graphs need a CUDA device and this run is on {}", device.str());
+  else if (ranks > 1 || stage.micro_batches > 1)
+    why = "data parallelism and micro-batches decide on the host between the slices of each step";
+  else if (stage.teacher_cache == TeacherCache::memory || stage.teacher_cache == TeacherCache::file)
+    why = fmt::format("teacher_cache = \"{}\" looks features up by each batch's positions on the host (\"auto\" "
+                      "turns the cache off under cuda_graph)", to_string(stage.teacher_cache));
+  RETORT_CHECK(why.empty(), "{}: stage '{}' asks for cuda_graph = true, which it cannot have: {}; set cuda_graph = "
+               "false", recipe.where(stage.pos), stage.name, why);
+}
+
+void require_steps_on_device(const Optimizer& optimizer) {
+  RETORT_CHECK(optimizer.steps_on_device(), "a parameter's AdamW step count lags the optimizer's (it missed a "
+               "gradient), so its bias correction would not advance in a replay");
 }
 
 StepGraph::~StepGraph() { cuda::destroy_graph(graph_); }

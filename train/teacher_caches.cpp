@@ -20,8 +20,10 @@ std::map<std::string, transfer::TeacherFeatureCache> build_teacher_caches(
     return caches;
   }
   // auto: a one-epoch stage runs each teacher once per image anyway, and smoke runs see a
-  // few batches: caching pays only when images come back.
-  if (mode == TeacherCache::auto_ && (stage.epochs < 2 || options.max_batches_per_epoch > 0)) return caches;
+  // few batches: caching pays only when images come back. A step replayed as a CUDA graph
+  // cannot look features up by the batch's positions (train/step_graph.h).
+  if (mode == TeacherCache::auto_ && (stage.epochs < 2 || options.max_batches_per_epoch > 0 || stage.cuda_graph))
+    return caches;
   std::string data_key = fmt::format("{} image_size {} mean [{}] std [{}] transforms [", to_string(recipe.data.dataset),
                                      recipe.data.image_size, fmt::join(recipe.data.mean, ","),
                                      fmt::join(recipe.data.std, ","));

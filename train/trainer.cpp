@@ -14,6 +14,7 @@
 #include "engine/nn/module_rng.h"
 #include "engine/optim/schedule.h"
 #include "train/data_parallel.h"
+#include "train/graph_steps.h"
 #include "train/interrupt.h"
 #include "train/stage_pictures.h"
 #include "train/step_health.h"
@@ -99,6 +100,7 @@ struct StageRun {
   std::string checkpoint;
   nn::NamedTensors checkpoint_tensors;
   std::unique_ptr<StepHealth> health;  // the steps' device-side bookkeeping (one process)
+  std::unique_ptr<GraphedSteps> graphed;  // stage.cuda_graph: steps as graph replays (one process)
   BestOnValidation best;
   int64_t read_every = 1;
   // Since the previous steps.jsonl row: when it was written, the images and top-1 hits read.
@@ -154,6 +156,10 @@ std::unique_ptr<StageRun> configure(const Recipe& recipe, const StageSpec& stage
   run->parts = StepParts{&stage, student.get(), &run->step_teachers, &run->losses, run->optimizer.optimizer.get(),
                          &run->optimizer.trained, &run->caches, data.train.size()};
   run->health = std::make_unique<StepHealth>(device, int64_t(run->losses.losses.size()));
+  if (stage.cuda_graph)
+    run->graphed = std::make_unique<GraphedSteps>(run->parts, *run->health, [r = run.get()](const std::string& s) {
+      r->log(s);
+    });
   run->read_every = options.read_every_steps > 0 ? options.read_every_steps : (device.is_cuda() ? 25 : 1);
   return run;
 }
@@ -285,7 +291,8 @@ EpochTotals train_epoch(StageRun& run, int64_t epoch) {
     const StepOutput out =
         parallel ? parallel_step(run.parts, run.plan, x, y, &batch.positions, clock, interrupt_requested(), where,
                                  batch.whole_batch)
-                 : train_step(run.parts, x, y, &batch.positions, clock, *run.health, probe ? &*probe : nullptr);
+        : run.graphed ? run.graphed->step(x, y, &batch.positions, clock, probe ? &*probe : nullptr)
+                      : train_step(run.parts, x, y, &batch.positions, clock, *run.health, probe ? &*probe : nullptr);
     ++run.progress.step;
     ++run.progress.batch_in_epoch;
     if (parallel) {

@@ -60,6 +60,7 @@ class DkdLoss : public Loss {
   Tensor compute(const StepInputs& in) override;
   std::map<std::string, Tensor> step_stats(const StepInputs& in) const override;
   bool needs_labels() const override { return true; }
+  bool settled_at(const StepClock& clock) const override { return warmup_.factor(clock) >= 1.0; }
   std::vector<std::string> teachers() const override { return {teacher_}; }
   const DkdOptions& options() const { return options_; }
   const LossWarmup& warmup() const { return warmup_; }

@@ -124,6 +124,13 @@ class Loss {
   // with each other), or "" when it is. Data parallelism refuses such a term: a rank sees only
   // its slice of the batch, so the slices' values would not add up to the whole batch's.
   virtual std::string couples_examples() const { return ""; }
+  // True when the term computes the same operations with the same host-side constants at
+  // `clock` as at every later step, so that a CUDA graph captured now replays it correctly
+  // (train/graph_steps.h); false while a factor the host sets per step (a warm-up) still changes.
+  virtual bool settled_at(const StepClock& clock) const {
+    (void)clock;
+    return true;
+  }
   // True when the term needs labels (skipped steps on unlabelled data are an error).
   virtual bool needs_labels() const { return false; }
   // Teacher model names the term reads (must be among the stage's teachers).

@@ -92,6 +92,7 @@ class ReviewKdLoss : public Loss {
   nn::NamedTensors buffers() const override { return root_->named_buffers(); }
   void train(bool on) override { root_->train(on); }
   std::map<std::string, double> epoch_stats() const override { return {{"warmup", last_warmup_}}; }
+  bool settled_at(const StepClock& clock) const override { return warmup(clock) >= 1.0; }
   std::vector<std::string> teachers() const override { return {teacher_}; }
   std::vector<std::string> student_taps() const override { return student_names_; }
   std::vector<std::string> teacher_taps() const override { return teacher_names_; }
