@@ -48,6 +48,7 @@ void GraphedSteps::capture(const transfer::StepClock& clock) {
   });
   RETORT_CHECK(failure.empty(), "stage '{}': its training step could not be captured as a CUDA graph: {}; set "
                "cuda_graph = false for this stage", parts_.stage->name, failure);
+  captured_updates_ = parts_.optimizer->last_updated();
   ++counts_.captured;
   if (log_)
     log_(fmt::format("stage '{}': the training step is a CUDA graph from here on (captured after {} eager steps); "
@@ -57,7 +58,7 @@ void GraphedSteps::capture(const transfer::StepClock& clock) {
 void GraphedSteps::replay() {
   graph_.replay();
   health_.add_replayed_steps(1);
-  parts_.optimizer->note_replayed_step();
+  parts_.optimizer->note_replayed_step(captured_updates_);
   ++counts_.replayed;
 }
 

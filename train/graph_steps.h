@@ -50,6 +50,7 @@ class GraphedSteps {
   std::function<void(const std::string&)> log_;
   StepGraph graph_;
   Tensor x_, y_;  // the captured step's inputs, refilled before each replay
+  Optimizer::UpdatedParams captured_updates_;  // the parameters the captured step updates
   Counts counts_;
 };
 

@@ -142,8 +142,8 @@ void Optimizer::write_rates() {
     for (const Tensor& p : groups_[g].params) rates_.write(g, groups_[g].lr, p.device());
 }
 
-void Optimizer::note_replayed_step() {
-  for (const auto& [g, i] : last_updated_)
+void Optimizer::note_replayed_step(const UpdatedParams& updated) {
+  for (const auto& [g, i] : updated)
     if (auto it = state_[g][i].scalars.find("step"); it != state_[g][i].scalars.end()) it->second += 1;
   step_counter_.note_replayed_step();
 }

@@ -93,11 +93,14 @@ class Optimizer {
   // AdamW parameter lagged the optimizer's step count): a CUDA graph of the step would then
   // replay correctly (engine/optim/step_counter.h).
   bool steps_on_device() const { return step_counter_.in_lockstep(); }
-  // After a replay of a captured step (train/step_graph.h): advances the host-side counters the
+  // The parameters the last step() updated, as (group, index) pairs.
+  using UpdatedParams = std::vector<std::pair<size_t, size_t>>;
+  const UpdatedParams& last_updated() const { return last_updated_; }
+  // After a replay of a captured step (train/graph_steps.h): advances the host-side counters the
   // replay did not run, exactly as the captured step advanced them (each AdamW parameter it
-  // updated takes one more step, and the step counter's mirror), so checkpoints hold what the
-  // device holds. The parameters are those the last step() updated.
-  void note_replayed_step();
+  // updated, `updated` = its last_updated(), takes one more step, and so does the step
+  // counter's mirror), so checkpoints hold what the device holds.
+  void note_replayed_step(const UpdatedParams& updated);
 
  public:
   // Per-parameter state, created lazily on a parameter's first update.
@@ -133,7 +136,7 @@ class Optimizer {
   std::vector<std::vector<ParamState>> state_;  // [group][param]
   DeviceStepCounter step_counter_;
   DeviceRates rates_;
-  std::vector<std::pair<size_t, size_t>> last_updated_;  // (group, index) of the last step's updates
+  UpdatedParams last_updated_;
 };
 
 }  // namespace retort

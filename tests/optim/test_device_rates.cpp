@@ -115,7 +115,7 @@ TEST_CASE("device rates: after a replayed step the host counters are those of tw
     for (int step = 0; step < 2; ++step) {
       for (size_t i = 0; i < params.size(); ++i)
         params[i].set_grad(random_tensor(params[i].shape(), 200 + 10 * uint64_t(step) + i, -1, 1, DType::f32));
-      if (step == 1 && replayed) opt.note_replayed_step();  // what a replay leaves the host to do
+      if (step == 1 && replayed) opt.note_replayed_step(opt.last_updated());  // what a replay leaves the host
       else opt.step();
     }
     return opt.export_state();
