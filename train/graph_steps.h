@@ -31,7 +31,7 @@ class GraphedSteps {
   // One training step, replayed, captured or eager (see above); what train_step returns.
   StepOutput step(const Tensor& x, const Tensor& y, const std::vector<int64_t>* positions,
                   const transfer::StepClock& clock, StepProbe* probe);
-  // Steps run each way so far (the log line at the stage's end, and tests).
+  // Steps run each way so far (tests).
   struct Counts {
     int64_t eager = 0, captured = 0, replayed = 0;
   };

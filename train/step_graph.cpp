@@ -27,15 +27,22 @@ std::string graph_refusal(const Recipe& recipe, const StageSpec& stage, Device d
   return step_refusal(recipe, stage);
 }
 
+namespace {
+// Why a stage cannot train as replays on `device` with `ranks` processes ("" when it can).
+std::string training_graph_refusal(const Recipe& recipe, const StageSpec& stage, Device device, int ranks) {
+  if (!device.is_cuda()) return fmt::format("CUDA graphs need a CUDA device and this run is on {}", device.str());
+  if (ranks > 1 || stage.micro_batches > 1)
+    return "data parallelism and micro-batches decide on the host between the slices of each step";
+  if (stage.teacher_cache == TeacherCache::memory || stage.teacher_cache == TeacherCache::file)
+    return fmt::format("teacher_cache = \"{}\" looks features up by each batch's positions on the host (\"auto\" "
+                       "turns the cache off under cuda_graph)", to_string(stage.teacher_cache));
+  return step_refusal(recipe, stage);
+}
+}  // namespace
+
 void check_graph_stage(const Recipe& recipe, const StageSpec& stage, Device device, int ranks) {
   if (!stage.cuda_graph) return;
-  std::string why = step_refusal(recipe, stage);
-  if (!device.is_cuda()) why = fmt::format("CUDA graphs need a CUDA device and this run is on {}", device.str());
-  else if (ranks > 1 || stage.micro_batches > 1)
-    why = "data parallelism and micro-batches decide on the host between the slices of each step";
-  else if (stage.teacher_cache == TeacherCache::memory || stage.teacher_cache == TeacherCache::file)
-    why = fmt::format("teacher_cache = \"{}\" looks features up by each batch's positions on the host (\"auto\" "
-                      "turns the cache off under cuda_graph)", to_string(stage.teacher_cache));
+  const std::string why = training_graph_refusal(recipe, stage, device, ranks);
   RETORT_CHECK(why.empty(), "{}: stage '{}' asks for cuda_graph = true, which it cannot have: {}; set cuda_graph = "
                "false", recipe.where(stage.pos), stage.name, why);
 }

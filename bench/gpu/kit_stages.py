@@ -381,15 +381,22 @@ def stage_recipe(ctx, box):
             "markdown": table, "data": {"device": ours, "cpu": reference}}
 
 
+def recipe_variant(ctx, name, stage_setting, left):
+    """The recipe's steps again with `stage_setting` (key=value) set in every stage, into
+    recipe_<device>_<name>; returns (run_dir, rc, output, timed_out)."""
+    run_dir = os.path.join(ctx.work, f"recipe_{ctx.device}_{name}")
+    settings = [a for stage in RECIPE_STAGES for a in ("--set", f"stages.{stage}.{stage_setting}")]
+    rc, out, timed_out = ctx.run([ctx.tool("retort"), "run", RECIPE, "--device", ctx.device, "--out", run_dir] +
+                                 recipe_flags(ctx) + settings, left, "recipe.log")
+    return run_dir, rc, out, timed_out
+
+
 def recipe_in_bf16(ctx, f32_summary, t_end):
     """The recipe's steps again with every stage under bf16 autocast; its table beside f32's."""
-    run_dir = os.path.join(ctx.work, f"recipe_{ctx.device}_bf16")
-    precision = [a for stage in RECIPE_STAGES for a in ("--set", f'stages.{stage}.precision="bf16"')]
     left = t_end - time.monotonic()
     if left < 10:
         return "bf16: no time left in the box", "bf16 run skipped (time box)"
-    rc, out, timed_out = ctx.run([ctx.tool("retort"), "run", RECIPE, "--device", ctx.device, "--out", run_dir] +
-                                 recipe_flags(ctx) + precision, left, "recipe.log")
+    run_dir, rc, out, timed_out = recipe_variant(ctx, "bf16", 'precision="bf16"', left)
     if rc != 0:
         return "bf16: " + ("timed out" if timed_out else f"rc {rc}: {out.strip()[-300:]}"), "bf16 run failed"
     table, worst = kit_parse.recipe_comparison(f32_summary, load_json(os.path.join(run_dir, "summary.json")),
@@ -401,13 +408,10 @@ def recipe_with_graphs(ctx, f32_summary, t_end):
     """The recipe's f32 steps again with every stage's step replayed as a CUDA graph
     (cuda_graph = true: train/graph_steps.h); its table beside the eager run's. Without a GPU
     (smoke) the run must be refused before any work, naming the device. Returns (table, note, ok)."""
-    run_dir = os.path.join(ctx.work, f"recipe_{ctx.device}_graph")
-    graphs = [a for stage in RECIPE_STAGES for a in ("--set", f"stages.{stage}.cuda_graph=true")]
     left = t_end - time.monotonic()
     if left < 10:
         return "graph: no time left in the box", "graph run skipped (time box)", True
-    rc, out, timed_out = ctx.run([ctx.tool("retort"), "run", RECIPE, "--device", ctx.device, "--out", run_dir] +
-                                 recipe_flags(ctx) + graphs, left, "recipe.log")
+    run_dir, rc, out, timed_out = recipe_variant(ctx, "graph", "cuda_graph=true", left)
     if ctx.smoke:
         refused = rc != 0 and "CUDA graphs need a CUDA device" in out and not os.path.exists(run_dir)
         note = "graph run refused on the CPU, as it must be" if refused else f"graph run not refused on the CPU (rc {rc})"

@@ -20,8 +20,6 @@ class DeviceRates {
   void write(size_t group, double lr, Device device);
   // The element the kernels read for `group` on `device` (write() must have made it).
   const double* pointer(size_t group, Device device) const;
-  // Forgets every value (state imported from a checkpoint: the next write makes them again).
-  void reset() { rates_.clear(); }
   // Fills queued since construction (tests: a rate that did not change is not written again).
   int64_t fills() const { return fills_; }
 

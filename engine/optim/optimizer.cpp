@@ -138,8 +138,11 @@ void Optimizer::step(const Tensor& skip_if_nonzero) {
 }
 
 void Optimizer::write_rates() {
-  for (size_t g = 0; g < groups_.size(); ++g)
-    for (const Tensor& p : groups_[g].params) rates_.write(g, groups_[g].lr, p.device());
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    std::optional<Device> last;  // a group's parameters are nearly always on one device
+    for (const Tensor& p : groups_[g].params)
+      if (p.device() != last) rates_.write(g, groups_[g].lr, *(last = p.device()));
+  }
 }
 
 void Optimizer::note_replayed_step(const UpdatedParams& updated) {

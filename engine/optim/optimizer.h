@@ -122,8 +122,6 @@ class Optimizer {
 
   std::string param_label(size_t group, size_t index) const;
   DeviceStepCounter& step_counter() { return step_counter_; }
-  // The learning rate the kernels read for `group` on `device` (written by write_rates).
-  const double* lr_pointer(size_t group, Device device) const { return rates_.pointer(group, device); }
 
  private:
   // The parameter's gradient, checked and converted to the parameter's dtype, dense; undefined
